@@ -1,0 +1,51 @@
+"""The ``leadscore`` command line: one entry point, thin dispatch to the modules that do the work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leadscore", description="Kafka-native lead scoring.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("worker", help="run the stream service (reads LEADSCORE_* settings)")
+
+    plan = sub.add_parser("plan", help="scoring plan tools")
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True)
+    check = plan_sub.add_parser("check", help="validate a plan file and report every mistake")
+    check.add_argument("file", help="path of the plan YAML file")
+
+    score = sub.add_parser("score", help="score a JSON-lines file of events offline")
+    score.add_argument("--plan", required=True, help="path of the plan YAML file")
+    score.add_argument("events", help="JSON-lines file of events and adjustments ('-' for stdin)")
+    score.add_argument("--changes", action="store_true", help="also print every score change")
+    score.add_argument(
+        "--until",
+        default=None,
+        help="advance the clock to this instant at the end of input (ISO-8601 or epoch millis)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "plan":
+        from streams.offline import cmd_plan_check
+
+        return cmd_plan_check(args.file)
+    if args.command == "score":
+        from streams.offline import cmd_score
+
+        return cmd_score(args.plan, args.events, changes=args.changes, until=args.until)
+    if args.command == "worker":
+        from streams.worker import run_worker
+
+        return run_worker()
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees one
+
+
+if __name__ == "__main__":
+    sys.exit(main())
