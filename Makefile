@@ -1,0 +1,85 @@
+# leadscore — thin, documented targets. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA := deploy/kafka/kafka.sh
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
+        broker-status broker-wipe cluster-up cluster-down cluster-status bench-engine clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade "pip>=24"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP) ## create the virtual environment from pyproject.toml + constraints.txt
+
+broker-up: ## start the single-node Kafka broker on 127.0.0.1:9092 (fetches the jars once)
+	@$(KAFKA) up
+
+broker-down: ## stop the single-node broker
+	@$(KAFKA) down
+
+broker-status: ## is the single-node broker up?
+	@$(KAFKA) status
+
+broker-wipe: ## stop the single-node broker and delete its data
+	@$(KAFKA) wipe
+
+cluster-up: ## start the three-node KRaft cluster (127.0.0.1:19092-19094)
+	@$(KAFKA) cluster-up
+
+cluster-down: ## stop the three-node cluster
+	@$(KAFKA) cluster-down
+
+cluster-status: ## status of each cluster node
+	@$(KAFKA) cluster-status
+
+lint: venv ## ruff, formatting, mypy (strict on streams/) and the pure-core import contract
+	$(VENV)/bin/ruff check streams tests bench
+	$(VENV)/bin/ruff format --check streams tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+fmt: venv ## apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix streams tests bench
+	$(VENV)/bin/ruff format streams tests bench
+
+test-unit: venv ## the pure unit tests only (no broker)
+	$(VENV)/bin/pytest tests/unit
+
+# Starts the broker only if it is not already up, and stops only what it started.
+test: venv ## everything: lint, then unit and integration tests against a real broker
+	@started=0; \
+	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
+	rc=0; $(MAKE) --no-print-directory lint && $(VENV)/bin/pytest || rc=$$?; \
+	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
+	exit $$rc
+
+test-integration: venv ## integration tests only (starts the broker if needed, leaves it running)
+	@$(KAFKA) up
+	$(VENV)/bin/pytest tests/integration
+
+test-cluster: venv ## three-node fault test: kill -9 one node, keep producing, bring it back
+	@$(KAFKA) cluster-up
+	LEADSCORE_TEST_CLUSTER=1 $(VENV)/bin/pytest -m cluster tests/integration/test_cluster.py; \
+	rc=$$?; $(KAFKA) cluster-down; exit $$rc
+
+run: venv ## main job: broker, then the worker (Ctrl-C stops the worker; `make broker-down` the broker)
+	@$(KAFKA) up
+	$(VENV)/bin/leadscore worker
+
+bench-engine: venv ## in-process scoring engine benchmark, writes bench/results/engine-<date>.json
+	$(PY) bench/engine.py
+
+clean: ## remove the virtualenv and caches (keeps the Kafka jar cache and broker data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
