@@ -57,5 +57,8 @@ async def create_topics(
     admin: AIOKafkaAdminClient, *names: str, partitions: int = 1, replication: int = 1
 ) -> None:
     await admin.create_topics(
-        [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in names]
+        [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication)
+            for name in names
+        ]
     )
