@@ -1,4 +1,4 @@
-"""The ``leadscore`` command line: one entry point, thin dispatch to the modules that do the work."""
+"""The ``leadscore`` command line: one entry point, thin dispatch to the modules doing the work."""
 
 from __future__ import annotations
 

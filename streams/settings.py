@@ -1,0 +1,84 @@
+"""The one settings object: every ``LEADSCORE_*`` environment variable, validated at start-up.
+
+Nothing else in the service reads ``os.environ``. Build it once with :func:`load_settings` and pass
+it down. Every field is documented in the settings table of ``docs/operations.md``; a test keeps the
+table and this class in agreement.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from streams.errors import SettingsError
+
+InputFormat = Literal["avro", "json"]
+
+
+class Settings(BaseSettings):
+    """Service settings; environment variable = ``LEADSCORE_`` + upper-case field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADSCORE_", frozen=True, extra="forbid", case_sensitive=False
+    )
+
+    # Kafka and identity
+    bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    app_id: str = Field("leadscore", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    plan_path: Path = Path("plans/reference.yaml")
+    data_dir: Path = Path("var/worker")
+
+    # Topics (SPEC §2, §5)
+    topic_page_visits: str = "page-visits"
+    topic_email_events: str = "email-events"
+    topic_purchases: str = "purchases"
+    topic_deal_stage_changes: str = "deal-stage-changes"
+    topic_contact_profiles: str = "contact-profiles"
+    topic_score_adjustments: str = "score-adjustments"
+    topic_score_changed: str = "score-changed"
+    topic_scores: str = "scores"
+    topic_dead_letters: str = "leadscore-dead-letters"
+    json_topics: Annotated[frozenset[str], NoDecode] = frozenset()
+    partitions: int = Field(8, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1, le=16)
+    standby_replicas: int = Field(0, ge=0, le=8)
+
+    # State (RocksDB through rocksdict)
+    rocksdb_block_cache_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
+
+    # Time-driven work and commits
+    tick_interval_ms: int = Field(500, ge=50, le=60_000)
+    commit_interval_s: float = Field(1.0, gt=0, le=60)
+
+    # HTTP and observability
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    api_token: SecretStr | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("json_topics", mode="before")
+    @classmethod
+    def _split_topics(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    def input_format(self, topic: str) -> InputFormat:
+        return "json" if topic in self.json_topics else "avro"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise :class:`SettingsError` naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"]) or "?"
+            lines.append(f"LEADSCORE_{field.upper()}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
