@@ -1,0 +1,89 @@
+"""Manual adjustments (SPEC §4): add/subtract contributions, set/reset epochs.
+
+- ``add``/``subtract``: an uncategorised contribution of rule ``adjustment:add`` or
+  ``adjustment:subtract`` (+/- points) at the command's time, optionally expiring.
+- ``set``/``reset``: a new epoch starting at the command's ``occurred_at``: everything that
+  occurred earlier stops counting (see ``ledger.start_epoch``); ``set`` then adds a base
+  contribution ``adjustment:set`` of ``points``. A set/reset older than the current epoch is
+  superseded: only its ``command_id`` is recorded.
+- Idempotent by ``command_id`` per entity; subject to the plan's lateness like events; never
+  suppressed by quiet hours.
+"""
+
+from __future__ import annotations
+
+from streams.scoring import ledger as ledgers
+from streams.scoring.aggregate import total
+from streams.scoring.compaction import maybe_compact
+from streams.scoring.emit import emit, replay
+from streams.scoring.events import Adjustment, EntityKey
+from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict
+from streams.scoring.plan import Plan
+from streams.scoring.state import EntityState, ScoreState, id_hash
+
+Applied = tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]
+
+
+def apply_adjustment(
+    entity: EntityState,
+    key: EntityKey,
+    command: Adjustment,
+    plan: Plan,
+    now_ms: int,
+    changes: list[ScoreChange],
+) -> Applied:
+    name = command.score
+    trigger = id_hash("c", command.command_id)
+    if trigger in entity.seen:
+        return (ScoreResult(name, Verdict.DUPLICATE),), replay(entity, key, trigger)
+    at_ms = command.occurred_at_ms
+    watermark = entity.watermark_ms
+    if watermark is not None and at_ms < watermark - plan.lateness_ms:
+        return (ScoreResult(name, Verdict.TOO_LATE),), ()
+    entity.seen[trigger] = at_ms
+    if watermark is None or at_ms > watermark:
+        entity.watermark_ms = at_ms
+    verdict = _adjust(entity, key, command, plan, now_ms, changes)
+    maybe_compact(entity, plan)
+    rule = f"adjustment:{command.op}"
+    if verdict is not Verdict.ADJUSTED:
+        return (ScoreResult(name, verdict),), ()
+    signed = -command.points if command.op == "subtract" else command.points
+    return (ScoreResult(name, verdict, ((rule, signed),)),), ()
+
+
+def _adjust(
+    entity: EntityState,
+    key: EntityKey,
+    command: Adjustment,
+    plan: Plan,
+    now_ms: int,
+    changes: list[ScoreChange],
+) -> Verdict:
+    score = plan.by_name.get(command.score)
+    if score is None or score.entity != key.kind:
+        return Verdict.UNKNOWN_SCORE
+    ledger = entity.scores.get(score.name)
+    if ledger is None:
+        ledger = entity.scores[score.name] = ScoreState()
+        ledger.total = total(score, {})
+    at_ms = command.occurred_at_ms
+    rule = f"adjustment:{command.op}"
+    if command.op in ("add", "subtract"):
+        if at_ms < ledger.epoch_ms:
+            return Verdict.BEFORE_RESET
+        ttl = command.expires_after_ms
+        expires = None if ttl is None else at_ms + ttl
+        if expires is not None and expires <= now_ms:
+            return Verdict.EXPIRED
+        points = command.points if command.op == "add" else -command.points
+        ledgers.record(ledger, (rule, points, None, at_ms, expires, command.command_id))
+    else:
+        if at_ms < ledger.epoch_ms:
+            return Verdict.SUPERSEDED
+        ledgers.start_epoch(ledger, at_ms)
+        if command.op == "set" and command.points:
+            contrib = (ledgers.SET_RULE, command.points, None, at_ms, None, command.command_id)
+            ledgers.record(ledger, contrib)
+    emit(changes, ledger, score, key, plan, Cause.ADJUSTMENT, (rule,), command.command_id, at_ms)
+    return Verdict.ADJUSTED

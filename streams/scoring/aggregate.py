@@ -1,0 +1,64 @@
+"""Aggregation (categories clamped, total clamped to limits) and threshold crossings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streams.scoring.plan import Score
+
+
+def clamp(value: int, low: int | None, high: int | None) -> int:
+    if low is not None and value < low:
+        return low
+    if high is not None and value > high:
+        return high
+    return value
+
+
+def category_values(score: Score, sums: Mapping[str | None, int]) -> dict[str, int]:
+    """Each declared category's clamped value (categories without points count 0)."""
+    return {
+        name: clamp(sums.get(name, 0), category.min, category.max)
+        for name, category in score.categories.items()
+    }
+
+
+def unlimited_total(score: Score, sums: Mapping[str | None, int]) -> int:
+    """Sum of clamped categories plus uncategorised points, before the score's limits.
+
+    A declared category without points counts as ``clamp(0, min, max)``. Points of a category
+    that is no longer declared (the plan changed) count as uncategorised.
+    """
+    categories = score.categories
+    total = 0
+    for name, points in sums.items():
+        category = categories.get(name) if name is not None else None
+        if category is not None:
+            points = clamp(points, category.min, category.max)
+        total += points
+    for name, category in categories.items():
+        if name not in sums:
+            total += clamp(0, category.min, category.max)
+    return total
+
+
+def total(score: Score, sums: Mapping[str | None, int]) -> int:
+    """The score's value: ``clamp(sum of clamped categories + uncategorised, limits)``."""
+    return clamp(unlimited_total(score, sums), score.min, score.max)
+
+
+def crossings(score: Score, old: int, new: int) -> tuple[tuple[str, str], ...]:
+    """Thresholds crossed from ``old`` to ``new``: up if old < at <= new, down if new < at <= old.
+
+    Up crossings are listed in ascending ``at``, down crossings in descending ``at``.
+    """
+    if new > old:
+        return tuple((t.name, "up") for t in score.thresholds if old < t.at <= new)
+    if new < old:
+        return tuple((t.name, "down") for t in reversed(score.thresholds) if new < t.at <= old)
+    return ()
+
+
+def reached(score: Score, value: int) -> tuple[str, ...]:
+    """Names of the thresholds at or below ``value``, ascending."""
+    return tuple(t.name for t in score.thresholds if t.at <= value)

@@ -1,0 +1,37 @@
+"""Capping ``{max: N, per: P}``: no half-open window of length P holds more than N awards.
+
+The award times of a rule for one entity are kept sorted. A new award at ``t`` is allowed iff,
+with ``t`` inserted, every run of N+1 consecutive times spans at least P
+(``times[i+N] - times[i] >= P``). Only runs that contain ``t`` can break, so the check looks at
+N+1 runs around the insertion point. Because the condition is checked against *all* recorded
+times, earlier or later, it holds whatever the arrival order.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+
+from streams.scoring.plan import Cap
+
+
+def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:
+    """Whether an award at ``at_ms`` keeps every window of ``cap.per_ms`` within ``cap.max``."""
+    n = cap.max
+    if len(times) < n:
+        return True
+    i = bisect_right(times, at_ms)
+    run = [*times[max(0, i - n) : i], at_ms, *times[i : i + n]]
+    per = cap.per_ms
+    return all(run[k + n] - run[k] >= per for k in range(len(run) - n))
+
+
+def record_award(times: list[int], at_ms: int) -> None:
+    """Remember an award time (keeps the list sorted)."""
+    insort(times, at_ms)
+
+
+def prune(times: list[int], before_ms: int) -> list[int]:
+    """Times at or after ``before_ms`` (older ones can no longer share a window with a new
+    award that is not too late)."""
+    i = bisect_right(times, before_ms - 1)
+    return times[i:] if i else times

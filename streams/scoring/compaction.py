@@ -1,0 +1,68 @@
+"""Bounded state: fold, prune and forget what can no longer matter.
+
+Runs when an entity's watermark has moved ``plan.compaction_interval_ms`` since the last run.
+With ``horizon = watermark - lateness`` (no item older than that is applied any more):
+
+- contributions that never expire and occurred before the horizon are folded into per
+  (rule, category) totals: no later item can expire, cap or re-time them, and a set/reset
+  (which must itself be after the horizon) clears all folded totals at once;
+- cap history older than ``horizon - per`` is dropped: it cannot share a window with a new award;
+- seen ids older than ``watermark - dedup_horizon`` are dropped: a repeat of such an event is
+  too late anyway (``dedup_horizon >= lateness``);
+- attribute tombstones older than the horizon are dropped; repeat-once flags and caps of rules
+  no longer in the plan are dropped;
+- the outbox keeps the last ``OUTBOX_GROUPS`` groups (trimmed on every write).
+"""
+
+from __future__ import annotations
+
+from streams.scoring.capping import prune
+from streams.scoring.plan import Plan
+from streams.scoring.state import C_CATEGORY, C_EXPIRES, C_OCCURRED, C_POINTS, C_RULE, EntityState
+
+
+def maybe_compact(state: EntityState, plan: Plan) -> None:
+    watermark = state.watermark_ms
+    if watermark is None or watermark - state.compacted_ms < plan.compaction_interval_ms:
+        return
+    compact(state, plan)
+
+
+def compact(state: EntityState, plan: Plan) -> None:
+    watermark = state.watermark_ms
+    if watermark is None:
+        return
+    state.compacted_ms = watermark
+    horizon = watermark - plan.lateness_ms
+    forget = watermark - plan.dedup_horizon_ms
+    state.seen = {h: at for h, at in state.seen.items() if at >= forget}
+    state.props = {
+        name: prop
+        for name, prop in state.props.items()
+        if prop[0] is not None or prop[1] >= horizon
+    }
+    for name, ledger in state.scores.items():
+        score = plan.by_name.get(name)
+        rules = score.rule_by_id if score is not None else {}
+        keep = []
+        folded = ledger.folded
+        for contrib in ledger.contribs:
+            if contrib[C_EXPIRES] is None and contrib[C_OCCURRED] < horizon:
+                key = (contrib[C_RULE], contrib[C_CATEGORY])
+                folded[key] = folded.get(key, 0) + contrib[C_POINTS]
+            else:
+                keep.append(contrib)
+        ledger.contribs = keep
+        caps: dict[str, list[int]] = {}
+        for rule_id, times in ledger.caps.items():
+            rule = rules.get(rule_id)
+            if rule is not None and rule.cap is not None:
+                kept = prune(times, horizon - rule.cap.per_ms)
+                if kept:
+                    caps[rule_id] = kept
+        ledger.caps = caps
+        ledger.statics = {
+            rule_id: at
+            for rule_id, at in ledger.statics.items()
+            if rule_id in rules and rules[rule_id].once
+        }

@@ -1,0 +1,199 @@
+"""The scoring engine: ``apply`` an event or adjustment to one entity, ``advance`` its clock.
+
+Pure functions of (state, key, item, plan, now). ``apply`` first advances the entity to
+``now_ms`` (expiries and deferred awards due by then), then runs SPEC §4 per score:
+duplicate -> too late -> quiet hours -> match -> static -> capping -> points -> record ->
+aggregate -> emit. State ownership: the input state is consumed (see ``state``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from streams.scoring import ledger as ledgers
+from streams.scoring.adjust import apply_adjustment
+from streams.scoring.aggregate import total
+from streams.scoring.compaction import maybe_compact
+from streams.scoring.emit import emit, remember, replay
+from streams.scoring.evaluate import Awards, event_rules, state_rules
+from streams.scoring.events import Adjustment, EntityKey, Event, Item
+from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
+from streams.scoring.plan import Plan, Score
+from streams.scoring.profile import update_props
+from streams.scoring.quiet_hours import quiet_until
+from streams.scoring.state import (
+    C_EXPIRES,
+    C_RULE,
+    C_SOURCE,
+    Contribution,
+    EntityState,
+    ScoreState,
+    id_hash,
+)
+
+
+def new_state() -> EntityState:
+    return EntityState()
+
+
+def next_due_ms(state: EntityState | None) -> int | None:
+    """Earliest pending expiry or deferred award of the entity (for the shell's timer index)."""
+    return None if state is None else state.next_due_ms
+
+
+def apply(
+    state: EntityState | None, key: EntityKey, item: Item, plan: Plan, *, now_ms: int
+) -> Outcome:
+    """Apply one input item to one entity it routes to (see ``events.route``)."""
+    entity = state if state is not None else EntityState()
+    changes: list[ScoreChange] = []
+    if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
+        _advance(entity, key, plan, now_ms, changes)
+    before = len(changes)
+    if type(item) is Event:
+        results, replayed = _apply_event(entity, key, item, plan, now_ms, changes)
+    else:
+        assert type(item) is Adjustment  # noqa: S101 - Item is a closed union
+        results, replayed = apply_adjustment(entity, key, item, plan, now_ms, changes)
+    if len(changes) > before:
+        trigger = id_hash("e", item.event_id) if type(item) is Event else None
+        if trigger is None and type(item) is Adjustment:
+            trigger = id_hash("c", item.command_id)
+        remember(entity, trigger or 0, changes[before:])
+    entity.recompute_due()
+    return Outcome(entity, tuple(changes), results, replayed)
+
+
+def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: int) -> Outcome:
+    """Apply every expiry and deferred award due at or before ``now_ms``, in due order.
+
+    Idempotent: advancing again to the same instant changes nothing.
+    """
+    if state is None:
+        return Outcome(EntityState())
+    changes: list[ScoreChange] = []
+    if state.next_due_ms is not None and state.next_due_ms <= now_ms:
+        _advance(state, key, plan, now_ms, changes)
+        if changes:
+            remember(state, 0, changes)
+        state.recompute_due()
+    return Outcome(state, tuple(changes))
+
+
+def _advance(
+    entity: EntityState, key: EntityKey, plan: Plan, now_ms: int, changes: list[ScoreChange]
+) -> None:
+    start = len(changes)
+    for name, ledger in entity.scores.items():
+        score = plan.by_name.get(name)
+        if score is None or score.entity != key.kind:
+            continue
+        while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
+            _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
+    if len(changes) - start > 1:
+        changes[start:] = sorted(changes[start:], key=lambda c: c.occurred_at_ms)
+
+
+def _settle(
+    ledger: ScoreState,
+    score: Score,
+    key: EntityKey,
+    plan: Plan,
+    due_ms: int,
+    changes: list[ScoreChange],
+) -> None:
+    """Everything due at exactly ``due_ms`` (the ledger's earliest due time)."""
+    gone = ledgers.expire(ledger, due_ms)
+    if gone:
+        rules = tuple(dict.fromkeys(c[C_RULE] for c in gone))
+        emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE], due_ms)
+    for _, source_id, held in ledgers.release(ledger, due_ms):
+        kept = [c for c in held if c[C_EXPIRES] is None or c[C_EXPIRES] > due_ms]
+        for contrib in kept:
+            ledgers.record(ledger, contrib)
+        rules = tuple(dict.fromkeys(c[C_RULE] for c in kept))
+        emit(changes, ledger, score, key, plan, Cause.DEFERRED, rules, source_id, due_ms)
+    ledger.recompute_due()
+
+
+_KEEP = (Verdict.SCORED, Verdict.DEFERRED, Verdict.QUIET)
+
+
+@cache
+def _plain(score: str, verdict: Verdict) -> ScoreResult:
+    return ScoreResult(score, verdict)
+
+
+def _apply_event(
+    entity: EntityState,
+    key: EntityKey,
+    event: Event,
+    plan: Plan,
+    now_ms: int,
+    changes: list[ScoreChange],
+) -> tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]:
+    scores = plan.by_kind.get(key.kind, ())
+    trigger = id_hash("e", event.event_id)
+    if trigger in entity.seen:
+        replayed = replay(entity, key, trigger)
+        return tuple(_plain(s.name, Verdict.DUPLICATE) for s in scores), replayed
+    at_ms = event.occurred_at_ms
+    watermark = entity.watermark_ms
+    if watermark is not None and at_ms < watermark - plan.lateness_ms:
+        return tuple(_plain(s.name, Verdict.TOO_LATE) for s in scores), ()
+    entity.seen[trigger] = at_ms
+    if watermark is None or at_ms > watermark:
+        entity.watermark_ms = at_ms
+    props_changed = update_props(entity, key.kind, event)
+    view = entity.view(key.kind) if props_changed and plan.stateful.get(key.kind) else None
+    event_type = event.event_type
+    results: list[ScoreResult] = []
+    for score in scores:
+        rules = score.event_rules.get(event_type, ())
+        stateful = view is not None and bool(score.state_rules)
+        if not rules and not stateful:
+            results.append(_plain(score.name, Verdict.NO_MATCH))
+            continue
+        ledger = entity.scores.get(score.name)
+        if ledger is None:
+            ledger = entity.scores[score.name] = ScoreState()
+            ledger.total = total(score, {})
+        awards: Awards = []
+        contribs: list[Contribution] = []
+        verdict = Verdict.NO_MATCH
+        deferred = False
+        if rules:
+            quiet = score.quiet_hours
+            quiet_end = None if quiet is None else quiet_until(quiet, score.zone, at_ms)
+            if quiet_end is not None and quiet is not None and quiet.policy == "skip":
+                verdict = Verdict.QUIET
+            else:
+                verdict = event_rules(
+                    ledger,
+                    rules,
+                    event.fields,
+                    at_ms=at_ms,
+                    source_id=event.event_id,
+                    now_ms=now_ms,
+                    awards=awards,
+                    contribs=contribs,
+                )
+                if quiet_end is not None and verdict is Verdict.SCORED:
+                    verdict, deferred = Verdict.DEFERRED, True
+                    if contribs:
+                        ledgers.defer(ledger, (quiet_end, event.event_id, tuple(contribs)))
+                else:
+                    for contrib in contribs:
+                        ledgers.record(ledger, contrib)
+        event_awards = len(awards)
+        if stateful and view is not None:
+            state_rules(ledger, score, view, at_ms=at_ms, source_id=event.event_id, awards=awards)
+            if len(awards) > event_awards and verdict not in _KEEP:
+                verdict = Verdict.SCORED
+        counted = awards[event_awards:] if deferred else awards
+        cause = Cause.RULE if event_awards and not deferred else Cause.STATE
+        rule_ids = tuple(dict.fromkeys(rule for rule, _ in counted))
+        emit(changes, ledger, score, key, plan, cause, rule_ids, event.event_id, at_ms)
+        results.append(ScoreResult(score.name, verdict, tuple(awards)))
+    maybe_compact(entity, plan)
+    return tuple(results), ()

@@ -1,0 +1,102 @@
+"""Mutations of one score's ledger: record, hold, defer, expire, release, start an epoch."""
+
+from __future__ import annotations
+
+from streams.scoring.state import (
+    C_CATEGORY,
+    C_EXPIRES,
+    C_OCCURRED,
+    C_POINTS,
+    C_RULE,
+    Contribution,
+    Pending,
+    ScoreState,
+)
+
+SET_RULE = "adjustment:set"
+
+
+def record(ledger: ScoreState, contrib: Contribution) -> None:
+    """Add a live contribution (O(1): the category sum is kept incrementally)."""
+    ledger.contribs.append(contrib)
+    category = contrib[C_CATEGORY]
+    ledger.sums[category] = ledger.sums.get(category, 0) + contrib[C_POINTS]
+    expires = contrib[C_EXPIRES]
+    if expires is not None and (ledger.next_due_ms is None or expires < ledger.next_due_ms):
+        ledger.next_due_ms = expires
+
+
+def hold(ledger: ScoreState, rule_id: str, contrib: Contribution | None) -> None:
+    """Set (or with None: suppress) the points a state rule holds while it matches."""
+    _unhold(ledger, ledger.holds.get(rule_id))
+    ledger.holds[rule_id] = contrib
+    if contrib is not None:
+        category = contrib[C_CATEGORY]
+        ledger.sums[category] = ledger.sums.get(category, 0) + contrib[C_POINTS]
+
+
+def release_hold(ledger: ScoreState, rule_id: str) -> Contribution | None:
+    """The state rule stopped matching: give its points back; returns what it held."""
+    held = ledger.holds.pop(rule_id, None)
+    _unhold(ledger, held)
+    return held
+
+
+def _unhold(ledger: ScoreState, held: Contribution | None) -> None:
+    if held is not None:
+        category = held[C_CATEGORY]
+        ledger.sums[category] = ledger.sums.get(category, 0) - held[C_POINTS]
+
+
+def defer(ledger: ScoreState, pending: Pending) -> None:
+    """Hold awards until a quiet window ends at ``pending[0]``."""
+    ledger.pending.append(pending)
+    if ledger.next_due_ms is None or pending[0] < ledger.next_due_ms:
+        ledger.next_due_ms = pending[0]
+
+
+def expire(ledger: ScoreState, due_ms: int) -> list[Contribution]:
+    """Remove contributions expiring at or before ``due_ms``; returns them, oldest first."""
+    gone = [c for c in ledger.contribs if c[C_EXPIRES] is not None and c[C_EXPIRES] <= due_ms]
+    if gone:
+        ledger.contribs = [
+            c for c in ledger.contribs if c[C_EXPIRES] is None or c[C_EXPIRES] > due_ms
+        ]
+        for c in gone:
+            ledger.sums[c[C_CATEGORY]] -= c[C_POINTS]
+        gone.sort(key=lambda c: (c[C_OCCURRED], c[C_RULE]))
+    return gone
+
+
+def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
+    """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
+    due = [p for p in ledger.pending if p[0] <= due_ms]
+    if due:
+        ledger.pending = [p for p in ledger.pending if p[0] > due_ms]
+    return due
+
+
+def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
+    """A set/reset at ``epoch_ms``: everything that occurred earlier stops counting.
+
+    Earlier contributions, folded totals, repeat-once flags and deferred awards go; earlier
+    state-rule holds are suppressed until the rule stops matching; a previous ``set`` base is
+    replaced. Cap history is kept (it is a rate limit, not points).
+    """
+    ledger.epoch_ms = epoch_ms
+    ledger.contribs = [
+        c for c in ledger.contribs if c[C_OCCURRED] >= epoch_ms and c[C_RULE] != SET_RULE
+    ]
+    ledger.folded = {}
+    ledger.statics = {rule: at for rule, at in ledger.statics.items() if at >= epoch_ms}
+    ledger.holds = {
+        rule: (h if h is not None and h[C_OCCURRED] >= epoch_ms else None)
+        for rule, h in ledger.holds.items()
+    }
+    pending: list[Pending] = []
+    for due, source, contribs in ledger.pending:
+        kept = tuple(c for c in contribs if c[C_OCCURRED] >= epoch_ms)
+        if kept:
+            pending.append((due, source, kept))
+    ledger.pending = pending
+    ledger.recompute()

@@ -1,0 +1,124 @@
+"""What the engine returns: score changes (SPEC §5), per-score results, and the outcome."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.scoring.state import EntityState
+
+#: Namespace of deterministic change ids (uuid5 over tenant, entity, score and seq).
+CHANGE_NAMESPACE = uuid.UUID("6f1c1d1e-5b0e-4f57-9d57-3c0a3f0f7a11")
+
+
+class Cause(StrEnum):
+    """Why a score changed."""
+
+    RULE = "rule"
+    EXPIRY = "expiry"
+    ADJUSTMENT = "adjustment"
+    STATE = "state"
+    DEFERRED = "deferred"
+
+
+CAUSES = tuple(Cause)
+
+
+class Verdict(StrEnum):
+    """What happened to an item for one score (Prometheus ``outcome`` label values)."""
+
+    SCORED = "scored"  # at least one rule awarded (possibly 0 points), or state rules moved
+    DEFERRED = "deferred"  # awards held until the quiet window ends
+    DUPLICATE = "duplicate"  # event_id / command_id already applied to this entity
+    TOO_LATE = "too_late"  # older than the entity's watermark minus the plan's lateness
+    QUIET = "quiet"  # quiet hours with policy skip
+    NO_MATCH = "no_match"  # no rule of the score matched
+    STATIC = "static"  # a repeat: once rule had already awarded in this epoch
+    CAPPED = "capped"  # the rule's cap window was full
+    EXPIRED = "expired"  # the award would already have expired at `now`
+    NO_VALUE = "no_value"  # value-weighted points: the field is missing or not a number
+    BEFORE_RESET = "before_reset"  # the item is older than the score's last set/reset
+    ADJUSTED = "adjusted"  # an adjustment was applied
+    SUPERSEDED = "superseded"  # a set/reset older than the current epoch: recorded only
+    UNKNOWN_SCORE = "unknown_score"  # adjustment for a score the plan (entity) does not have
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreChange:
+    """A ``score-changed`` record (SPEC §5) minus ``emitted_at``, which the shell adds."""
+
+    account_id: str | None
+    entity: str
+    entity_id: str
+    score: str
+    seq: int
+    old_value: int
+    new_value: int
+    cause: Cause
+    rule_ids: tuple[str, ...]
+    source_event_id: str
+    occurred_at_ms: int
+    thresholds: tuple[tuple[str, str], ...]
+    plan_version: str
+
+    @property
+    def delta(self) -> int:
+        return self.new_value - self.old_value
+
+    @property
+    def change_id(self) -> str:
+        """Deterministic: the same (tenant, entity, score, seq) always gets the same id."""
+        name = "\x1f".join(
+            (self.account_id or "", self.entity, self.entity_id, self.score, str(self.seq))
+        )
+        return str(uuid.uuid5(CHANGE_NAMESPACE, name))
+
+    def to_dict(self, *, emitted_at_ms: int | None = None) -> dict[str, Any]:
+        """JSON-friendly SPEC §5 shape (timestamps as epoch millis)."""
+        record: dict[str, Any] = {
+            "change_id": self.change_id,
+            "account_id": self.account_id,
+            "entity": self.entity,
+            "entity_id": self.entity_id,
+            "score": self.score,
+            "seq": self.seq,
+            "old_value": self.old_value,
+            "new_value": self.new_value,
+            "delta": self.delta,
+            "cause": str(self.cause),
+            "rule_ids": list(self.rule_ids),
+            "source_event_id": self.source_event_id,
+            "occurred_at": self.occurred_at_ms,
+            "thresholds": [{"name": n, "direction": d} for n, d in self.thresholds],
+            "plan_version": self.plan_version,
+        }
+        if emitted_at_ms is not None:
+            record["emitted_at"] = emitted_at_ms
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """Per score: the verdict and the points awarded by each rule (for metrics)."""
+
+    score: str
+    verdict: Verdict
+    awards: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of ``apply``/``advance``.
+
+    ``changes``: score changes in the order they happened (expiries/deferred awards due
+    before the item first). ``replayed``: for a duplicate, the changes the original item caused,
+    if still in the outbox, to be republished with the same ids (effectively-once).
+    """
+
+    state: EntityState
+    changes: tuple[ScoreChange, ...] = ()
+    results: tuple[ScoreResult, ...] = ()
+    replayed: tuple[ScoreChange, ...] = ()

@@ -1,0 +1,181 @@
+"""The validated, compiled scoring plan (built by ``plan_loader.load_plan``).
+
+Everything here is immutable and precomputed for the hot path: rules are indexed by
+(entity kind, event type), conditions are closures, durations are milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from streams.scoring.catalog import EntityKind
+from streams.scoring.conditions import Predicate
+
+QuietPolicy = Literal["skip", "defer"]
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_LATENESS_MS = 7 * 86_400_000
+#: Upper bound of any single award, constant or computed, in points.
+MAX_POINTS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``max`` awards of the rule in any window of ``per_ms`` (per entity)."""
+
+    max: int
+    per_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValuePoints:
+    """Value-weighted points: ``round_half_even(value * multiply + add)`` clamped to min/max."""
+
+    field: str
+    get: Callable[[Mapping[str, Any]], Any] = dataclasses.field(compare=False, repr=False)
+    multiply: Decimal = Decimal(1)
+    add: Decimal = Decimal(0)
+    min: int | None = None
+    max: int | None = None
+
+
+Points = int | ValuePoints
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One scoring rule. Event rules have ``on``; state rules have ``holds`` (``while``)."""
+
+    id: str
+    points: Points
+    on: tuple[str, ...] = ()
+    where: Predicate | None = dataclasses.field(default=None, compare=False, repr=False)
+    holds: Predicate | None = dataclasses.field(default=None, compare=False, repr=False)
+    category: str | None = None
+    once: bool = False
+    cap: Cap | None = None
+    ttl_ms: int | None = None
+
+    @property
+    def is_state_rule(self) -> bool:
+        return self.holds is not None
+
+
+@dataclass(frozen=True, slots=True)
+class QuietWindow:
+    """Quiet from ``start_min`` on each day in ``days`` (0 = Monday) until ``end_min``.
+
+    Minutes are local minutes of the day; ``end_min <= start_min`` means the window ends on the
+    next day. ``end_min`` may be 1440 (24:00).
+    """
+
+    days: frozenset[int]
+    start_min: int
+    end_min: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    policy: QuietPolicy
+    windows: tuple[QuietWindow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    name: str
+    min: int | None = None
+    max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    name: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """One named score of a plan."""
+
+    name: str
+    entity: EntityKind
+    timezone: str
+    zone: ZoneInfo = dataclasses.field(compare=False, repr=False)
+    rules: tuple[Rule, ...]
+    quiet_hours: QuietHours | None = None
+    min: int | None = None
+    max: int | None = None
+    categories: Mapping[str, Category] = dataclasses.field(default_factory=dict)
+    #: Sorted by ``at``.
+    thresholds: tuple[Threshold, ...] = ()
+    #: Event type -> event rules listening to it, in plan order.
+    event_rules: Mapping[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
+    state_rules: tuple[Rule, ...] = ()
+    rule_by_id: Mapping[str, Rule] = dataclasses.field(default_factory=dict)
+
+
+#: The scores listening to one (entity kind, event type), each with its rules for that type.
+Dispatch = tuple[tuple[Score, tuple[Rule, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A validated plan. ``version`` goes into every score change as ``plan_version``."""
+
+    source: str
+    version: str
+    scores: tuple[Score, ...]
+    lateness_ms: int = DEFAULT_LATENESS_MS
+    dedup_horizon_ms: int = DEFAULT_LATENESS_MS
+    by_name: Mapping[str, Score] = dataclasses.field(default_factory=dict)
+    by_kind: Mapping[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
+    #: (entity kind, event type) -> ((score, its rules for that type), ...), only non-empty.
+    dispatch: Mapping[tuple[str, str], tuple[tuple[Score, tuple[Rule, ...]], ...]] = (
+        dataclasses.field(default_factory=dict)
+    )
+    #: Entity kind -> scores that have state rules.
+    stateful: Mapping[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def compaction_interval_ms(self) -> int:
+        """How far the watermark moves between two compactions of an entity's state."""
+        return max(60_000, min(self.lateness_ms, self.dedup_horizon_ms) // 8)
+
+    @property
+    def rule_count(self) -> int:
+        return sum(len(score.rules) for score in self.scores)
+
+
+def index_plan(
+    source: str,
+    version: str,
+    scores: tuple[Score, ...],
+    *,
+    lateness_ms: int,
+    dedup_horizon_ms: int,
+) -> Plan:
+    """Assemble a Plan with its lookup tables from validated scores."""
+    dispatch: dict[tuple[str, str], list[tuple[Score, tuple[Rule, ...]]]] = {}
+    for score in scores:
+        for event_type, rules in score.event_rules.items():
+            dispatch.setdefault((score.entity, event_type), []).append((score, rules))
+    return Plan(
+        source=source,
+        version=version,
+        scores=scores,
+        lateness_ms=lateness_ms,
+        dedup_horizon_ms=dedup_horizon_ms,
+        by_name={score.name: score for score in scores},
+        by_kind={
+            kind: tuple(s for s in scores if s.entity == kind) for kind in ("contact", "deal")
+        },
+        dispatch={key: tuple(value) for key, value in dispatch.items()},
+        stateful={
+            kind: tuple(s for s in scores if s.entity == kind and s.state_rules)
+            for kind in ("contact", "deal")
+        },
+    )

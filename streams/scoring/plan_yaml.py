@@ -1,0 +1,93 @@
+"""A restricted YAML reader for plans: data only, YAML 1.2-style scalars, no surprises.
+
+PyYAML's ``safe_load`` never runs code, but it follows YAML 1.1, where ``on`` is ``True``,
+``22:00`` is the integer 1320, ``010`` is octal and ``2024-01-01`` is a date. Plans use all of
+those as text, so this loader only recognises ``true``/``false``, decimal integers and decimal
+fractions (read as exact ``Decimal``), and ``null``. Aliases are rejected (they make
+exponential documents cheap) and duplicate keys are reported instead of silently overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+MAX_PLAN_BYTES = 1_000_000
+
+_BOOL = "tag:yaml.org,2002:bool"
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_DROPPED = {_BOOL, _INT, _FLOAT, "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:merge"}
+
+
+class _PlanLoader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.problems: list[str] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not allowed in plans", problem_mark=mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    self.problems.append(
+                        f"line {key_node.start_mark.line + 1}: duplicate key {key_node.value!r}"
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return int(loader.construct_scalar(node))
+
+
+def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
+    text = str(loader.construct_scalar(node))
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the resolver regex only admits decimals
+        return text
+
+
+_PlanLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _DROPPED]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_PlanLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_PlanLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_PlanLoader.add_implicit_resolver(
+    _FLOAT,
+    re.compile(
+        r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^[-+]?[0-9]+[eE][-+]?[0-9]+$"
+    ),
+    list("-+0123456789."),
+)
+_PlanLoader.add_constructor(_INT, _construct_int)
+_PlanLoader.add_constructor(_FLOAT, _construct_decimal)
+
+
+def read_yaml(text: str) -> tuple[Any, list[str]]:
+    """Parse plan text into plain data; returns (data, problems). Never executes anything."""
+    if len(text) > MAX_PLAN_BYTES:
+        return None, [f"the plan is larger than {MAX_PLAN_BYTES} characters"]
+    loader = _PlanLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as error:
+        return None, ["not valid YAML: " + " ".join(str(error).split())]
+    finally:
+        loader.dispose()
+    return data, loader.problems

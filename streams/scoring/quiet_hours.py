@@ -1,0 +1,72 @@
+"""Quiet hours: is an instant inside a quiet window of a score, and when does the quiet end?
+
+Windows are evaluated on the event time converted to the score's time zone (zoneinfo, so
+daylight-saving correct). ``days`` are the days on which a window *starts*; a window whose
+``to`` is not after its ``from`` ends on the next day. Adjacent or overlapping windows chain:
+the quiet period ends when no window covers the end instant (followed at most 16 hops, so a
+plan that is quiet around the clock still releases deferred awards about weekly).
+
+Window ends are local wall times. One that falls in a DST gap (does not exist that day)
+resolves with zoneinfo's default ``fold=0``, i.e. with the offset in force before the
+transition: a window ending at 02:30 on the spring-forward night ends at 03:30 new time. One
+that is ambiguous (fall-back) ends at its first occurrence, or its second if the event lies
+after the first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from streams.scoring.plan import QuietHours
+
+_MAX_CHAIN = 16
+
+
+def quiet_until(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:
+    """Epoch millis at which the quiet period containing ``at_ms`` ends; None if not quiet."""
+    end = _window_end(quiet, zone, at_ms)
+    if end is None:
+        return None
+    for _ in range(_MAX_CHAIN):
+        later = _window_end(quiet, zone, end)
+        if later is None or later <= end:
+            break
+        end = later
+    return end
+
+
+def _window_end(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:
+    local = datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(zone)
+    day = local.weekday()
+    minute = local.hour * 60 + local.minute
+    today = local.date()
+    best: int | None = None
+    for window in quiet.windows:
+        end_day: date | None = None
+        if window.start_min < window.end_min:
+            if day in window.days and window.start_min <= minute < window.end_min:
+                end_day = today
+        elif day in window.days and minute >= window.start_min:
+            end_day = today + timedelta(days=1)
+        elif (day - 1) % 7 in window.days and minute < window.end_min:
+            end_day = today
+        if end_day is None:
+            continue
+        end = _local_ms(end_day, window.end_min, zone, after_ms=at_ms)
+        if end is not None and (best is None or end > best):
+            best = end
+    return best
+
+
+def _local_ms(day: date, minute: int, zone: ZoneInfo, *, after_ms: int) -> int | None:
+    if minute == 1440:
+        day, minute = day + timedelta(days=1), 0
+    for fold in (0, 1):
+        moment = datetime(
+            day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone, fold=fold
+        )
+        ms = int(moment.timestamp()) * 1000
+        if ms > after_ms:
+            return ms
+    return None
