@@ -120,7 +120,8 @@ class Codec:
 
     def decode(self, schema: Any, value: bytes) -> dict[str, Any]:
         record = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
-        assert isinstance(record, dict)
+        if not isinstance(record, dict):
+            raise DecodeError("InvalidAvro", "the datum is not a record")
         return record
 
 
