@@ -1,0 +1,59 @@
+"""The pure scoring core: plans, events, the engine, explanation and state serialization.
+
+No I/O, clocks, environment or frameworks here (an import-linter contract enforces it).
+The stream shell and the offline scorer call only the names exported below.
+"""
+
+from streams.scoring.aggregate import category_values, reached
+from streams.scoring.emit import outbox_changes
+from streams.scoring.engine import advance, apply, new_state, next_due_ms
+from streams.scoring.errors import PlanError, PlanIssue, ScoringError, StateFormatError
+from streams.scoring.events import (
+    Adjustment,
+    EntityKey,
+    Event,
+    Invalid,
+    Item,
+    parse_input,
+    route,
+)
+from streams.scoring.explain import Explanation, explain
+from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
+from streams.scoring.plan import Plan, Score
+from streams.scoring.plan_loader import load_plan
+from streams.scoring.serialize import dumps, loads
+from streams.scoring.state import EntityState
+
+__all__ = [
+    "Adjustment",
+    "Cause",
+    "EntityKey",
+    "EntityState",
+    "Event",
+    "Explanation",
+    "Invalid",
+    "Item",
+    "Outcome",
+    "Plan",
+    "PlanError",
+    "PlanIssue",
+    "Score",
+    "ScoreChange",
+    "ScoreResult",
+    "ScoringError",
+    "StateFormatError",
+    "Verdict",
+    "advance",
+    "apply",
+    "category_values",
+    "dumps",
+    "explain",
+    "load_plan",
+    "loads",
+    "new_state",
+    "next_due_ms",
+    "outbox_changes",
+    "parse_input",
+    "reached",
+    "route",
+]
