@@ -91,11 +91,13 @@ def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
         kind = record.get("type")
         if kind == "adjustment":
             return _adjustment(record)
-        if kind not in _EVENT_TYPES:
+        if type(kind) is not str or kind not in _EVENT_TYPES:
             raise _Bad(f"unknown type {_short(kind)} (expected an event type or 'adjustment')")
         return _event(record, str(kind))
     except _Bad as bad:
         return Invalid(str(bad))
+    except (TypeError, ValueError, ArithmeticError) as error:  # a safety net: stay total
+        return Invalid(f"malformed record: {type(error).__name__}: {error}")
 
 
 def route(item: Item) -> tuple[EntityKey, ...]:

@@ -71,13 +71,14 @@ def load_plan(text_: str, *, source: str) -> Plan:
         if "scores" in spec:
             ctx.report("scores", "must be a non-empty list of scores")
     else:
-        names: set[str] = set()
+        names: set[object] = set()
         for position, raw in enumerate(raw_scores):
             score = _score(ctx, raw, position)
+            name = raw.get("name") if isinstance(raw, dict) else None
+            if isinstance(name, str) and name in names:
+                ctx.within(score=name).report("name", "duplicate score name")
+            names.add(name)
             if score is not None:
-                if score.name in names:
-                    ctx.within(score=score.name).report("name", "duplicate score name")
-                names.add(score.name)
                 scores.append(score)
     if ctx.issues:
         raise PlanError(ctx.issues)

@@ -32,29 +32,60 @@ PRICING = """
         # repeat: once awards only the first time
         (PRICING + "  repeat: once\n", [visit("e1", T0), visit("e2", T0 + H)], 30),
         # negative points subtract
-        ("- {id: unsub, on: email.unsubscribe, points: -40}",
-         [ev("email.unsubscribe", "e1", T0)], -40),
+        (
+            "- {id: unsub, on: email.unsubscribe, points: -40}",
+            [ev("email.unsubscribe", "e1", T0)],
+            -40,
+        ),
         # any-of event types: one rule, several activities
-        ("- {id: any, on: [email.open, page_visit], points: 10}",
-         [ev("email.open", "e1", T0), visit("e2", T0 + 1)], 20),
+        (
+            "- {id: any, on: [email.open, page_visit], points: 10}",
+            [ev("email.open", "e1", T0), visit("e2", T0 + 1)],
+            20,
+        ),
         # two rules matching one event both award
         (PRICING + "- {id: any-visit, on: page_visit, points: 5}", [visit("e1", T0)], 35),
         # value-weighted: 125.50 * 0.1 = 12.55 -> 13 (half even rounds .55 up)
-        ("- {id: buy, on: purchase, points: {field: amount, multiply: 0.1}}",
-         [ev("purchase", "e1", T0, order_id="o", amount="125.50", currency="EUR")], 13),
+        (
+            "- {id: buy, on: purchase, points: {field: amount, multiply: 0.1}}",
+            [ev("purchase", "e1", T0, order_id="o", amount="125.50", currency="EUR")],
+            13,
+        ),
         # value-weighted: 12.5 -> 12 (half to even)
-        ("- {id: buy, on: purchase, points: {field: amount, multiply: 0.1}}",
-         [ev("purchase", "e1", T0, order_id="o", amount="125", currency="EUR")], 12),
+        (
+            "- {id: buy, on: purchase, points: {field: amount, multiply: 0.1}}",
+            [ev("purchase", "e1", T0, order_id="o", amount="125", currency="EUR")],
+            12,
+        ),
         # value-weighted clamps to max
-        ("- {id: buy, on: purchase, points: {field: amount, max: 100}}",
-         [ev("purchase", "e1", T0, order_id="o", amount="5000", currency="EUR")], 100),
+        (
+            "- {id: buy, on: purchase, points: {field: amount, max: 100}}",
+            [ev("purchase", "e1", T0, order_id="o", amount="5000", currency="EUR")],
+            100,
+        ),
         # value-weighted clamps to min
-        ("- {id: buy, on: purchase, points: {field: amount, multiply: 0.001, min: 1}}",
-         [ev("purchase", "e1", T0, order_id="o", amount="3", currency="EUR")], 1),
+        (
+            "- {id: buy, on: purchase, points: {field: amount, multiply: 0.001, min: 1}}",
+            [ev("purchase", "e1", T0, order_id="o", amount="3", currency="EUR")],
+            1,
+        ),
         # value-weighted deal value, with add
-        ("- {id: v, on: deal.stage_changed, points: {field: value, multiply: 0.01, add: 5}}",
-         [ev("deal.stage_changed", "e1", T0, contact=None, deal="d1", pipeline="p",
-             to_stage="won", value=1000)], 0),  # deal score: contact c1 untouched
+        (
+            "- {id: v, on: deal.stage_changed, points: {field: value, multiply: 0.01, add: 5}}",
+            [
+                ev(
+                    "deal.stage_changed",
+                    "e1",
+                    T0,
+                    contact=None,
+                    deal="d1",
+                    pipeline="p",
+                    to_stage="won",
+                    value=1000,
+                )
+            ],
+            0,
+        ),  # deal score: contact c1 untouched
     ],
 )
 def test_event_rules(rules: str, items: list, expected: int) -> None:
@@ -103,9 +134,7 @@ def test_change_record_fields() -> None:
         "thresholds": [{"name": "warm", "direction": "up"}],
         "plan_version": runner.plan.version,
     }
-    assert change.change_id == str(
-        uuid.uuid5(CHANGE_NAMESPACE, "\x1fcontact\x1fc1\x1fs\x1f1")
-    )
+    assert change.change_id == str(uuid.uuid5(CHANGE_NAMESPACE, "\x1fcontact\x1fc1\x1fs\x1f1"))
 
 
 def test_duplicate_replays_the_original_changes() -> None:
@@ -348,8 +377,14 @@ ADJUSTABLE = PRICING + "  expires_after: 10d\n- {id: once, on: email.open, point
         # a second set replaces the first base
         ([adj("a1", T0, "set", 50), adj("a2", T0 + 1, "set", 20)], 20),
         # reset re-arms repeat: once rules
-        ([ev("email.open", "o1", T0), adj("a1", T0 + 1, "reset"),
-          ev("email.open", "o2", T0 + 2)], 5),
+        (
+            [
+                ev("email.open", "o1", T0),
+                adj("a1", T0 + 1, "reset"),
+                ev("email.open", "o2", T0 + 2),
+            ],
+            5,
+        ),
     ],
 )
 def test_adjustments(items: list, expected: int) -> None:
@@ -372,9 +407,7 @@ def test_adjustment_verdicts() -> None:
 def test_expiring_adjustment() -> None:
     runner = Runner(one_score(ADJUSTABLE))
     runner.feed(adj("a1", T0, "add", 7, expires_after="2h"))
-    assert summary(runner.advance(T0 + 3 * H)) == [
-        (2, 7, 0, "expiry", ("adjustment:add",), 2 * H)
-    ]
+    assert summary(runner.advance(T0 + 3 * H)) == [(2, 7, 0, "expiry", ("adjustment:add",), 2 * H)]
 
 
 def test_reset_suppresses_state_rule_until_it_stops_matching() -> None:
