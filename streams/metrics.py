@@ -1,0 +1,113 @@
+"""Prometheus metrics (SPEC §7), all prefixed ``leadscore_``, in one registry per app.
+
+A registry per app (not the process-global one) keeps two apps in one process, as in tests, apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    events: Counter
+    points: Counter
+    changes: Counter
+    thresholds: Counter
+    dead_letters: Counter
+    processing_seconds: Histogram
+    event_to_emit_seconds: Histogram
+    consumer_lag: Gauge
+    entities: Gauge
+    expiry_backlog: Gauge
+    rebalances: Counter
+    recovery_seconds: Gauge
+    ready: Gauge
+    republished: Counter
+
+    @classmethod
+    def create(cls) -> Metrics:
+        r = CollectorRegistry(auto_describe=True)
+        return cls(
+            registry=r,
+            events=Counter(
+                "leadscore_events",
+                "Input records by topic and outcome (scored, duplicate, quiet, capped, static, "
+                "no_match, too_late, expired, deferred, dead_letter, ...)",
+                ["topic", "outcome"],
+                registry=r,
+            ),
+            points=Counter(
+                "leadscore_points",
+                "Points awarded by score and rule",
+                ["score", "rule"],
+                registry=r,
+            ),
+            changes=Counter(
+                "leadscore_changes",
+                "Score changes published, by cause",
+                ["score", "cause"],
+                registry=r,
+            ),
+            thresholds=Counter(
+                "leadscore_threshold_crossings",
+                "Threshold crossings by score, threshold and direction",
+                ["score", "threshold", "direction"],
+                registry=r,
+            ),
+            dead_letters=Counter(
+                "leadscore_dead_letters",
+                "Records sent to the dead-letter topic, by source topic and error class",
+                ["topic", "reason"],
+                registry=r,
+            ),
+            processing_seconds=Histogram(
+                "leadscore_processing_seconds",
+                "Time to process one record in a stage",
+                ["stage"],
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            ),
+            event_to_emit_seconds=Histogram(
+                "leadscore_event_to_emit_seconds",
+                "From the input record's append time to its score change being handed to Kafka",
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            ),
+            consumer_lag=Gauge(
+                "leadscore_consumer_lag",
+                "Records behind the log end, per assigned partition",
+                ["topic", "partition"],
+                registry=r,
+            ),
+            entities=Gauge(
+                "leadscore_entities_in_state", "Entities held in this worker's state", registry=r
+            ),
+            expiry_backlog=Gauge(
+                "leadscore_expiry_backlog",
+                "Entities with expiries or deferred awards already due but not yet applied",
+                registry=r,
+            ),
+            rebalances=Counter(
+                "leadscore_rebalances", "Consumer-group rebalances seen by this worker", registry=r
+            ),
+            recovery_seconds=Gauge(
+                "leadscore_recovery_seconds",
+                "Duration of the last state recovery from the changelog",
+                registry=r,
+            ),
+            ready=Gauge("leadscore_ready", "1 once state recovery is complete, else 0", registry=r),
+            republished=Counter(
+                "leadscore_changes_republished",
+                "Changes published again after a replayed input (effectively-once recovery)",
+                registry=r,
+            ),
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
