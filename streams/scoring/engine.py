@@ -44,7 +44,12 @@ def next_due_ms(state: EntityState | None) -> int | None:
 def apply(
     state: EntityState | None, key: EntityKey, item: Item, plan: Plan, *, now_ms: int
 ) -> Outcome:
-    """Apply one input item to one entity it routes to (see ``events.route``)."""
+    """Apply one input item to one entity it routes to (see ``events.route``).
+
+    Work due at or before ``now_ms`` is settled before the item and again after it (a late
+    event can defer an award to a window end already in the past), so on return
+    ``next_due_ms(state)`` is None or later than ``now_ms``.
+    """
     entity = state if state is not None else EntityState()
     changes: list[ScoreChange] = []
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
@@ -55,6 +60,9 @@ def apply(
     else:
         assert type(item) is Adjustment  # noqa: S101 - Item is a closed union
         results, replayed = apply_adjustment(entity, key, item, plan, now_ms, changes)
+    entity.recompute_due()
+    if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
+        _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
     if len(changes) > before:
         trigger = id_hash("e", item.event_id) if type(item) is Event else None
         if trigger is None and type(item) is Adjustment:
