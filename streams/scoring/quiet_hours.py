@@ -8,7 +8,7 @@ plan that is quiet around the clock still releases deferred awards about weekly)
 
 Window ends are local wall times. One that falls in a DST gap (does not exist that day)
 resolves with zoneinfo's default ``fold=0``, i.e. with the offset in force before the
-transition: a window ending at 02:30 on the spring-forward night ends at 03:30 new time. One
+transition: a window ending at 02:30 on the spring-forward night ends at 03:30 summer time. One
 that is ambiguous (fall-back) ends at its first occurrence, or its second if the event lies
 after the first.
 """

@@ -36,7 +36,7 @@ OutboxRow = tuple[
 OutboxGroup = tuple[int, tuple[OutboxRow, ...]]
 
 NO_EPOCH = -(2**62)
-OUTBOX_GROUPS = 4
+OUTBOX_GROUPS = 2
 
 
 class ScoreState:

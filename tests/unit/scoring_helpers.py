@@ -147,8 +147,13 @@ class Runner:
         self.changes.extend(produced)
         return produced
 
-    def value(self, score: str = "s", kind: str = "contact", entity_id: str = "c1",
-              account: str | None = None) -> int:  # fmt: skip
+    def value(
+        self,
+        score: str = "s",
+        kind: str = "contact",
+        entity_id: str = "c1",
+        account: str | None = None,
+    ) -> int:
         state = self.states.get(EntityKey(account, kind, entity_id))  # type: ignore[arg-type]
         if state is None or score not in state.scores:
             return 0

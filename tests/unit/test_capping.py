@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_helpers import H, T0, Runner, one_score, visit
+from scoring_helpers import T0, H, Runner, one_score, visit
 
 from streams.scoring import Verdict
 from streams.scoring.capping import cap_allows, prune, record_award

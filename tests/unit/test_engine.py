@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from scoring_helpers import D, H, M, T0, Runner, adj, ev, one_score, summary, visit
+from scoring_helpers import T0, D, H, M, Runner, adj, ev, one_score, summary, visit
 
 from streams.scoring import EntityKey, Verdict, apply, route
 from streams.scoring.outcomes import CHANGE_NAMESPACE
@@ -100,16 +100,27 @@ def test_value_weighted_deal_score() -> None:
         entity="deal",
     )
     runner = Runner(plan)
-    runner.feed(ev("deal.stage_changed", "e1", T0, contact=None, deal="d1", pipeline="p",
-                   to_stage="won", value=1000))  # fmt: skip
+    runner.feed(
+        ev(
+            "deal.stage_changed",
+            "e1",
+            T0,
+            contact=None,
+            deal="d1",
+            pipeline="p",
+            to_stage="won",
+            value=1000,
+        )
+    )
     assert runner.value(kind="deal", entity_id="d1") == 15
 
 
 def test_missing_value_field_is_no_value() -> None:
     plan = one_score("- {id: v, on: deal.stage_changed, points: {field: value}}", entity="deal")
     runner = Runner(plan)
-    runner.feed(ev("deal.stage_changed", "e1", T0, contact=None, deal="d1", pipeline="p",
-                   to_stage="won"))  # fmt: skip
+    runner.feed(
+        ev("deal.stage_changed", "e1", T0, contact=None, deal="d1", pipeline="p", to_stage="won")
+    )
     assert runner.last.results[0].verdict is Verdict.NO_VALUE
     assert runner.value(kind="deal", entity_id="d1") == 0
 
@@ -342,8 +353,15 @@ def test_deal_state_rules_stage_status_value() -> None:
     runner = Runner(one_score(rules, entity="deal"))
 
     def stage(event_id: str, at_ms: int, **fields: object) -> object:
-        return ev("deal.stage_changed", event_id, at_ms, contact=None, deal="d1",
-                  pipeline="sales", **fields)  # fmt: skip
+        return ev(
+            "deal.stage_changed",
+            event_id,
+            at_ms,
+            contact=None,
+            deal="d1",
+            pipeline="sales",
+            **fields,
+        )
 
     runner.feed(stage("s1", T0, to_stage="proposal", value=12000))
     assert runner.value(kind="deal", entity_id="d1") == 10 + 20 + 12
@@ -400,8 +418,11 @@ def test_adjustment_verdicts() -> None:
     runner.feed(adj("a2", T0 + 10, "set", 50))
     verdicts = [o.results[0].verdict for o in runner.outcomes]
     assert verdicts == [
-        Verdict.ADJUSTED, Verdict.SUPERSEDED, Verdict.UNKNOWN_SCORE, Verdict.DUPLICATE,
-    ]  # fmt: skip
+        Verdict.ADJUSTED,
+        Verdict.SUPERSEDED,
+        Verdict.UNKNOWN_SCORE,
+        Verdict.DUPLICATE,
+    ]
 
 
 def test_expiring_adjustment() -> None:
@@ -470,8 +491,9 @@ def test_quiet_hours_defer_applies_at_window_end() -> None:
     at = parse_instant("2024-05-06T23:30:00+02:00")
     end = parse_instant("2024-05-07T07:00:00+02:00")
     assert at is not None and end is not None
-    runner = Runner(one_score(PRICING + "  cap: {max: 1, per: 24h}\n",
-                              head=QUIET.format(policy="defer")))  # fmt: skip
+    runner = Runner(
+        one_score(PRICING + "  cap: {max: 1, per: 24h}\n", head=QUIET.format(policy="defer"))
+    )
     assert runner.feed(visit("e1", at)) == []
     assert runner.last.results[0].verdict is Verdict.DEFERRED
     runner.feed(visit("e2", at + M))  # the cap slot was reserved at event time

@@ -182,12 +182,22 @@ def test_invalid_records(record: dict[str, Any], reason: str) -> None:
 
 def test_adjustment_parsing() -> None:
     command = parse_input(
-        {"type": "adjustment", "command_id": "c", "occurred_at": T0, "entity": "deal",
-         "entity_id": "d", "score": "s", "op": "subtract", "points": 5, "expires_after": "2h",
-         "reason": "manual"}
-    )  # fmt: skip
-    assert command == Adjustment("c", None, T0, "deal", "d", "s", "subtract", 5, 7_200_000,
-                                 "manual")  # fmt: skip
+        {
+            "type": "adjustment",
+            "command_id": "c",
+            "occurred_at": T0,
+            "entity": "deal",
+            "entity_id": "d",
+            "score": "s",
+            "op": "subtract",
+            "points": 5,
+            "expires_after": "2h",
+            "reason": "manual",
+        }
+    )
+    assert command == Adjustment(
+        "c", None, T0, "deal", "d", "s", "subtract", 5, 7_200_000, "manual"
+    )
     assert route(command) == (EntityKey(None, "deal", "d"),)
 
 

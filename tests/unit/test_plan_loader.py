@@ -277,8 +277,9 @@ def test_yaml_1_1_traps_are_text() -> None:
     assert score.rules[0].on == ("page_visit",)
     assert score.quiet_hours is not None
     assert (score.quiet_hours.windows[0].start_min, score.quiet_hours.windows[0].end_min) == (
-        22 * 60, 7 * 60,
-    )  # fmt: skip
+        22 * 60,
+        7 * 60,
+    )
     assert score.rules[0].where is not None and score.rules[0].where({"title": "no"})
 
 

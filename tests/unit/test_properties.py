@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_helpers import D, H, T0, Runner, adj, ev, make_plan
+from scoring_helpers import T0, D, H, Runner, adj, ev, make_plan
 
 from streams.scoring import EntityKey, Event, advance, apply, dumps, loads, route
 
@@ -41,8 +42,9 @@ PLAN = make_plan(
     """
 )
 
-_kinds = st.sampled_from(["pricing", "home", "open", "click", "unsubscribe", "buy", "profile", "deal",
-                          "add", "reset"])  # fmt: skip
+_kinds = st.sampled_from(
+    ["pricing", "home", "open", "click", "unsubscribe", "buy", "profile", "deal", "add", "reset"]
+)
 
 
 @st.composite
@@ -62,8 +64,17 @@ def streams(draw: Any, *, entities: int = 3, max_size: int = 40) -> list[Any]:
             items.append(ev(f"email.{kind}", eid, at, contact=contact))
         elif kind == "buy":
             amount = str(draw(st.integers(1, 900)))
-            items.append(ev("purchase", eid, at, contact=contact, order_id="o", amount=amount,
-                            currency="EUR"))  # fmt: skip
+            items.append(
+                ev(
+                    "purchase",
+                    eid,
+                    at,
+                    contact=contact,
+                    order_id="o",
+                    amount=amount,
+                    currency="EUR",
+                )
+            )
         elif kind == "profile":
             attributes = {
                 "industry": draw(st.sampled_from(["saas", "retail", None])),
@@ -72,11 +83,29 @@ def streams(draw: Any, *, entities: int = 3, max_size: int = 40) -> list[Any]:
             items.append(ev("contact.updated", eid, at, contact=contact, attributes=attributes))
         elif kind == "deal":
             status = draw(st.sampled_from(["open", "won", "lost"]))
-            items.append(ev("deal.stage_changed", eid, at, contact=None, deal="d1",
-                            pipeline="p", to_stage=status, status=status))  # fmt: skip
+            items.append(
+                ev(
+                    "deal.stage_changed",
+                    eid,
+                    at,
+                    contact=None,
+                    deal="d1",
+                    pipeline="p",
+                    to_stage=status,
+                    status=status,
+                )
+            )
         elif kind == "add":
-            items.append(adj(f"a{i}", at, "add", draw(st.integers(1, 40)), entity_id=contact,
-                             expires_after=draw(st.sampled_from([None, "1d"]))))  # fmt: skip
+            items.append(
+                adj(
+                    f"a{i}",
+                    at,
+                    "add",
+                    draw(st.integers(1, 40)),
+                    entity_id=contact,
+                    expires_after=draw(st.sampled_from([None, "1d"])),
+                )
+            )
         else:
             op = draw(st.sampled_from(["reset", "set"]))
             points = None if op == "reset" else draw(st.integers(0, 60))
@@ -193,7 +222,7 @@ def test_seq_contiguous_per_entity_and_score(items: list[Any]) -> None:
     runner = run(items)
     for changes in by_entity(runner.changes).values():
         assert [c.seq for c in changes] == list(range(1, len(changes) + 1))
-        for prev, nxt in zip(changes, changes[1:], strict=False):
+        for prev, nxt in itertools.pairwise(changes):
             assert nxt.old_value == prev.new_value
 
 
@@ -216,8 +245,9 @@ def test_state_size_stays_bounded(seed: int) -> None:
         elif kind == "buy":
             one = ev("purchase", f"e{i}", at, order_id="o", amount="10", currency="EUR")
         else:
-            one = ev("contact.updated", f"e{i}", at,
-                     attributes={"industry": rnd.choice(["saas", "x"])})  # fmt: skip
+            one = ev(
+                "contact.updated", f"e{i}", at, attributes={"industry": rnd.choice(["saas", "x"])}
+            )
         runner.feed(one)
         if i % 100 == 99:
             sizes.append(len(dumps(runner.states[key])))

@@ -1,0 +1,117 @@
+"""State serialization: compact, versioned, round-trips, and old (v1) blobs still load."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from scoring_helpers import T0, H, Runner, adj, ev, make_plan, visit
+
+from streams.scoring import EntityKey, StateFormatError, dumps, loads
+from streams.scoring.serialize import CURRENT_VERSION, dumps_v1
+
+PLAN = make_plan(
+    """
+    scores:
+      - name: s
+        entity: contact
+        timezone: Europe/Warsaw
+        quiet_hours: {policy: defer, windows: [{from: "22:00", to: "07:00"}]}
+        categories: {fit: {max: 30}}
+        rules:
+          - {id: pricing, on: page_visit, points: 30, cap: {max: 1, per: 1d}, expires_after: 30d}
+          - {id: open, on: email.open, points: 5, repeat: once}
+          - {id: fit, while: {attributes.size: {gte: 100}}, points: 20, category: fit}
+    """
+)
+
+#: ``dumps_v1`` of the state built by ``build()`` below, written by the first release's encoder
+#: and frozen here: later builds must keep reading it.
+V1_BLOB = bytes.fromhex(
+    "0184ac77617465726d61726b5f6d73cf0000018f55121700a47365656e9592cfe416f06cac09c142cf000001"
+    "8f4d588d0092cfe6bb3833eb7cae6bcf0000018f4d588d0192cf815fda2bb383d494cf0000018f4d588d0292"
+    "cf0feb521eb5de6760cf0000018f4d588d0392cf1a07317da40d8fb0cf0000018f55121700a570726f707382"
+    "a473697a6582a576616c7565c70301323530a26174cf0000018f4d588d02a46e616d6582a576616c7565a341"
+    "6e6ea26174cf0000018f4d588d02a673636f72657381a17389a373657105a5746f74616c37a865706f63685f"
+    "6d73c0ad636f6e747269627574696f6e739296a770726963696e671ec0cf0000018f4d588d00cf0000018fe7"
+    "d75500a2653196a46f70656e05c0cf0000018f4d588d01c0a26532a6666f6c64656490a77374617469637381"
+    "a46f70656ecf0000018f4d588d01a46361707381a770726963696e6792cf0000018f4d588d00cf0000018f55"
+    "121700a5686f6c647381a366697496a366697414a3666974cf0000018f4d588d02c0a26533a770656e64696e"
+    "679193cf0000018f56929c80a265349196a770726963696e671ec0cf0000018f55121700cf0000018fef90df"
+    "00a26534"
+)
+
+
+def build() -> Runner:
+    runner = Runner(PLAN)
+    runner.feed(
+        visit("e1", T0),
+        ev("email.open", "e2", T0 + 1),
+        ev("contact.updated", "e3", T0 + 2, attributes={"size": 250, "name": "Ann"}),
+        adj("a1", T0 + 3, "add", 4, expires_after="1d"),
+        visit("e4", T0 + 36 * H),  # deferred by quiet hours (00:00 Warsaw)
+    )
+    return runner
+
+
+KEY = EntityKey(None, "contact", "c1")
+
+
+def test_v1_blob_still_loads() -> None:
+    old = loads(V1_BLOB)
+    current = build().states[KEY]
+    assert old.watermark_ms == current.watermark_ms == T0 + 36 * H
+    assert old.seen == current.seen
+    assert old.props == {"size": (Decimal(250), T0 + 2), "name": ("Ann", T0 + 2)}
+    ledger, expected = old.scores["s"], current.scores["s"]
+    for name in (
+        "seq",
+        "total",
+        "contribs",
+        "sums",
+        "folded",
+        "statics",
+        "caps",
+        "holds",
+        "pending",
+        "next_due_ms",
+        "epoch_ms",
+    ):
+        assert getattr(ledger, name) == getattr(expected, name), name
+    assert old.next_due_ms == current.next_due_ms
+    assert old.outbox == []  # v1 had no outbox
+
+
+def test_v1_encoder_is_frozen() -> None:
+    assert dumps_v1(build().states[KEY]) == V1_BLOB
+
+
+def test_round_trip_and_version_byte() -> None:
+    state = build().states[KEY]
+    blob = dumps(state)
+    assert blob[0] == CURRENT_VERSION == 2
+    assert loads(blob) == state
+    assert dumps(loads(blob)) == blob
+
+
+def test_loaded_state_keeps_scoring_identically() -> None:
+    a, b = build(), build()
+    b.states[KEY] = loads(dumps(b.states[KEY]))
+    more = [visit("e5", T0 + 72 * H), adj("r", T0 + 73 * H, "reset")]
+    assert a.feed(*more) == b.feed(*more)
+    assert dumps(a.states[KEY]) == dumps(b.states[KEY])
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (b"", "empty state blob"),  # nothing stored
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-2)"),  # from the future
+        (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
+        (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
+    ],
+)
+def test_corrupt_blobs_raise_state_format_error(blob: bytes, message: str) -> None:
+    with pytest.raises(StateFormatError) as caught:
+        loads(blob)
+    assert str(caught.value).startswith(message)
