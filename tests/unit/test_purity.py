@@ -11,7 +11,7 @@ CORE = Path(__file__).resolve().parents[2] / "streams" / "scoring"
 FORBIDDEN = [
     (r"\bnow\(", "reads the clock"),
     (r"utcnow|today\(", "reads the clock"),
-    (r"\btime\.", "uses the time module"),
+    (r"\btime\.\w+\(", "calls the time module"),
     (r"\bimport (os|time|random|socket|asyncio|subprocess)\b", "imports an impure module"),
     (r"\bfrom (os|time|random|socket|asyncio|subprocess)\b", "imports an impure module"),
     (r"\bopen\(|\benviron\b|\bgetenv\b|\bprint\(", "does I/O or reads the environment"),

@@ -1,0 +1,245 @@
+"""Worked examples of the seed notes, encoded as the example plans shipped in plans/examples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scoring_helpers import T0, D, H, M, Runner, adj, ev, visit
+
+from streams.scoring import Plan, Verdict, load_plan
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "plans" / "examples"
+
+
+def example(name: str) -> Plan:
+    return load_plan((EXAMPLES / name).read_text(), source=name)
+
+
+# T0 is Monday 12:00 in Warsaw (10:00 UTC, CEST)
+
+
+@pytest.mark.parametrize(
+    ("url", "points"),
+    [
+        ("https://shop.pl/cennik", 30),  # the price list: 30
+        ("https://shop.pl/uslugi/wdrozenia", 20),  # the services: 20
+        ("https://shop.pl/", 5),  # only the home page: 5
+        ("https://shop.pl/oferta.pdf", 10),  # the offer (one of several activities): 10
+        ("https://shop.pl/blog/post", 0),  # anything else: nothing
+    ],
+)
+def test_ipresso_pages(url: str, points: int) -> None:
+    runner = Runner(example("ipresso.yaml"))
+    runner.feed(visit("e1", T0, url=url))
+    assert runner.value("ipresso") == points
+
+
+def test_ipresso_any_of_activities_and_capping() -> None:
+    runner = Runner(example("ipresso.yaml"))
+    runner.feed(
+        ev("email.open", "e1", T0, campaign_id="offer-2024"),  # 10
+        visit("e2", T0 + H, url="https://shop.pl/oferta.pdf"),  # same rule within 24h: capped
+        visit("e3", T0 + 2 * H, url="https://shop.pl/cennik"),  # 30
+        visit("e4", T0 + 3 * H, url="https://shop.pl/cennik"),  # capped: once per 24 h
+        visit("e5", T0 + 26 * H, url="https://shop.pl/cennik"),  # next day: 30 again
+    )
+    verdicts = [o.results[0].verdict for o in runner.outcomes]
+    assert verdicts == [
+        Verdict.SCORED,
+        Verdict.CAPPED,
+        Verdict.SCORED,
+        Verdict.CAPPED,
+        Verdict.SCORED,
+    ]
+    assert runner.value("ipresso") == 70
+
+
+def test_ipresso_quiet_hours_and_price() -> None:
+    runner = Runner(example("ipresso.yaml"))
+    night = T0 + 11 * H  # 23:00 Warsaw
+    runner.feed(visit("e1", night, url="https://shop.pl/cennik"))
+    assert runner.last.results[0].verdict is Verdict.QUIET
+    runner.feed(ev("purchase", "e2", night + 8 * H, order_id="o1", amount="249.99", currency="PLN"))
+    assert runner.value("ipresso") == 25  # 24.999 -> 25
+
+
+def test_activecampaign_deal_score_stage_and_income() -> None:
+    # "10 points if the deal is in stage 'In contact' and 10 more for the value: 20 points"
+    runner = Runner(example("activecampaign-deals.yaml"))
+
+    def stage(event_id: str, at: int, to_stage: str, value: int) -> object:
+        return ev(
+            "deal.stage_changed",
+            event_id,
+            at,
+            contact=None,
+            deal="d1",
+            pipeline="sales",
+            to_stage=to_stage,
+            value=value,
+        )
+
+    runner.feed(stage("s1", T0, "In contact", 12000))
+    assert runner.value("deal-score", "deal", "d1") == 20
+    runner.feed(stage("s2", T0 + D, "Proposal", 12000))  # leaves "In contact", static +15
+    assert runner.value("deal-score", "deal", "d1") == 25
+    runner.feed(
+        stage("s3", T0 + 2 * D, "In contact", 12000), stage("s4", T0 + 3 * D, "Proposal", 12000)
+    )  # static: not again
+    assert runner.value("deal-score", "deal", "d1") == 25
+    assert [(c.new_value, c.thresholds) for c in runner.changes] == [
+        (20, ()),
+        (25, ()),
+        (35, (("priority", "up"),)),  # back in "In contact": +10 while there
+        (25, (("priority", "down"),)),
+    ]
+
+
+def test_activecampaign_dynamic_expiring_points() -> None:
+    runner = Runner(example("activecampaign-deals.yaml"))
+    for i in range(3):  # +5 every reply on a deal (dynamic scoring)
+        runner.feed(ev("email.reply", f"r{i}", T0 + i * H, deal="d1"))
+    assert runner.value("deal-score", "deal", "d1") == 15
+    expiries = runner.advance(T0 + 15 * D)
+    assert [(c.new_value, c.cause, c.occurred_at_ms - T0) for c in expiries] == [
+        (10, "expiry", 14 * D),
+        (5, "expiry", 14 * D + H),
+        (0, "expiry", 14 * D + 2 * H),
+    ]
+
+
+def test_activecampaign_pipeline_entry_score() -> None:
+    # "assign 100 points to a lead entering the pipeline, then deduct when it stalls"
+    runner = Runner(example("activecampaign-deals.yaml"))
+    runner.feed(adj("enter", T0, "set", 100, score="deal-score", entity="deal", entity_id="d1"))
+    for n in range(3):
+        runner.feed(
+            adj(
+                f"stall-{n}",
+                T0 + (14 + 2 * n) * D,
+                "subtract",
+                10,
+                score="deal-score",
+                entity="deal",
+                entity_id="d1",
+            )
+        )
+    assert runner.value("deal-score", "deal", "d1") == 70
+    runner.feed(
+        adj("again", T0 + 30 * D, "reset", score="deal-score", entity="deal", entity_id="d1")
+    )
+    assert runner.value("deal-score", "deal", "d1") == 0
+
+
+def profile(event_id: str, at: int, **attributes: object) -> object:
+    return ev("contact.updated", event_id, at, attributes=attributes)
+
+
+def test_guide_balanced_needs_fit_and_interest() -> None:
+    plan = example("guide-balanced.yaml")
+    engaged_only = Runner(plan)
+    engaged_only.feed(
+        *[ev("email.reply", f"r{i}", T0 + i * M) for i in range(10)],
+        visit("t", T0 + H, url="https://x.io/trial/started"),
+        visit("d", T0 + 2 * H, url="https://x.io/demo/requested"),
+    )
+    assert engaged_only.value("lead") == 50  # behaviour alone caps at half
+    ideal_only = Runner(plan)
+    ideal_only.feed(profile("p", T0, region="us-east", industry="saas", budget=80000, title="CTO"))
+    assert ideal_only.value("lead") == 50  # fit alone caps at half
+    both = Runner(plan)
+    both.feed(
+        profile("p", T0, region="us-east", industry="saas", budget=80000, title="VP Eng"),
+        ev("email.click", "c", T0 + M),
+        visit("t", T0 + H, url="https://x.io/trial/started"),
+    )
+    assert both.value("lead") == 25 + 25 + 20 + 5 + 1
+    assert both.changes[-1].thresholds == (("sales-ready", "up"),)
+
+
+@pytest.mark.parametrize(
+    ("attributes", "engagement", "expected", "to_sales"),
+    [
+        # all three must-haves plus 89 of refinement: 389, goes to sales
+        (
+            {
+                "region": "us-midwest",
+                "department": "purchasing",
+                "industry": "manufacturing",
+                "employees": 500,
+            },
+            ["click", "click", "demo"],
+            389,
+            True,
+        ),
+        # two must-haves only: 289, does not
+        (
+            {
+                "region": "us-midwest",
+                "department": "purchasing",
+                "industry": "retail",
+                "employees": 500,
+            },
+            ["click", "click", "demo"],
+            289,
+            False,
+        ),
+        # refinement never fills a must-have block: capped at 99
+        (
+            {"region": "us-midwest", "department": "hr", "industry": "retail", "employees": 500},
+            ["demo"] * 6,
+            199,
+            False,
+        ),
+    ],
+)
+def test_guide_must_have_blocks(
+    attributes: dict, engagement: list[str], expected: int, to_sales: bool
+) -> None:
+    runner = Runner(example("guide-must-have.yaml"))
+    runner.feed(profile("p", T0, **attributes))
+    for i, kind in enumerate(engagement):
+        if kind == "demo":
+            runner.feed(visit(f"v{i}", T0 + (i + 1) * M, url="https://x.io/demo"))
+        else:
+            runner.feed(ev("email.click", f"c{i}", T0 + (i + 1) * M))
+    assert runner.value("qualified") == expected
+    crossed = [t for c in runner.changes for t in c.thresholds]
+    assert crossed == ([("to-sales", "up")] if to_sales else [])
+
+
+@pytest.mark.parametrize(
+    ("employees", "expected"),
+    [
+        (20, 1089),  # small business with 89
+        (300, 2089),  # mid-size business with 89: the guide's example
+        (5000, 3089),  # large business with 89
+    ],
+)
+def test_guide_thousands_digit_lead_types(employees: int, expected: int) -> None:
+    runner = Runner(example("guide-lead-types.yaml"))
+    runner.feed(
+        profile("p", T0, employees=employees),
+        visit("v1", T0 + M, url="https://x.io/pricing"),
+        visit("v2", T0 + 2 * M, url="https://x.io/webinar/2024"),
+        ev("email.reply", "r", T0 + 3 * M),
+    )
+    assert runner.value("typed") == expected
+    assert runner.value("typed") // 1000 == expected // 1000
+    assert runner.value("typed") % 1000 == 89
+
+
+def test_guide_lead_type_moves_with_the_company() -> None:
+    runner = Runner(example("guide-lead-types.yaml"))
+    runner.feed(
+        profile("p1", T0, employees=30),
+        ev("email.reply", "r", T0 + M),
+        profile("p2", T0 + D, employees=300),
+    )
+    assert runner.value("typed") == 2034
+    assert [(c.new_value, c.cause, c.rule_ids) for c in runner.changes] == [
+        (1000, "state", ("small-business",)),
+        (1034, "rule", ("reply",)),
+        (2034, "state", ("small-business", "mid-size-business")),
+    ]
