@@ -1,18 +1,104 @@
-"""``create_app(settings)``: the Faust application. Nothing is created at import time."""
+"""``create_app(settings, plan)``: the Faust application. Nothing is created at import time.
+
+Two agents, both ``concurrency=1`` (Faust commits past unprocessed messages with more):
+
+- **ingest** reads the six input topics as raw bytes, decodes and validates each record and
+  re-keys it by entity onto the internal entity-events topic; bad records become dead letters.
+- **score** reads the entity-events topic, whose partitions match the ``entities`` and ``due``
+  tables, and runs the pure core for each item and each partition tick.
+
+Neither agent lets an exception escape (Faust would ack the message and move on): a failure on one
+record becomes a dead letter with its reason, and processing continues. A failed delivery of an
+output stops the process at once, before a later commit can move past the lost record.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import struct
+import time
+import traceback
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
-from faust.web import Request, Response, View
+from faust.sensors.prometheus import setup_prometheus_sensors
 
+from streams import records
+from streams.codec import Codec
+from streams.deadletter import DeadLetter
+from streams.entity_stage import DueIndex, Emission, EntityStage
+from streams.http_api import register_views
+from streams.ingest import Ingest
+from streams.metrics import Metrics
+from streams.publish import change_key, change_record, score_records
+from streams.scoring import Plan
 from streams.settings import Settings
+from streams.topics import entity_topic, input_topics
+
+log = logging.getLogger(__name__)
+EXIT_DELIVERY_FAILED = 70
+_DUE = struct.Struct(">q")
 
 
-def create_app(settings: Settings) -> faust.App:
+def rocksdb_options(settings: Settings) -> dict[str, Any]:
+    """A fresh dict per table: Faust's store pops keys from the dict it is given."""
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": settings.rocksdb_block_cache_bytes,
+        "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+        "max_write_buffer_number": settings.rocksdb_max_write_buffers,
+        "target_file_size_base": 16 * 1024 * 1024,
+        "max_open_files": 512,
+    }
+
+
+def _fatal_on_failure(fut: asyncio.Future[Any]) -> None:
+    if fut.cancelled() or fut.exception() is not None:
+        log.critical(
+            "delivery to Kafka failed (%s): exiting before any later commit",
+            "cancelled" if fut.cancelled() else fut.exception(),
+        )
+        logging.shutdown()
+        os._exit(EXIT_DELIVERY_FAILED)
+
+
+class TableStore:
+    """The entity stage's view of the two Faust tables (``streams.entity_stage.Store``)."""
+
+    def __init__(self, states: faust.Table, dues: faust.Table) -> None:
+        self.states, self.dues = states, dues
+
+    def get_state(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.states.get(key)
+        return value
+
+    def set_state(self, key: bytes, value: bytes) -> None:
+        self.states[key] = value
+
+    def set_due(self, key: bytes, due_ms: int | None) -> None:
+        if due_ms is None:
+            self.dues.pop(key, None)
+        else:
+            self.dues[key] = _DUE.pack(due_ms)
+
+    def iter_due(self) -> Iterable[tuple[bytes, int]]:
+        for key, value in self.dues.items():
+            yield key, _DUE.unpack(value)[0]
+
+
+def create_app(
+    settings: Settings, plan: Plan, *, clock: Callable[[], float] = time.time
+) -> faust.App:
+    def now_ms() -> int:
+        return int(clock() * 1000)
+
     app = faust.App(
         settings.app_id,
+        env={},  # settings come only from our Settings object, never from Faust's env names
+        autodiscover=False,
         broker=f"kafka://{settings.bootstrap_servers}",
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -20,6 +106,11 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         topic_partitions=settings.partitions,
         table_standby_replicas=settings.standby_replicas,
+        producer_acks=-1,
+        producer_threaded=False,
+        stream_publish_on_commit=False,
+        broker_commit_interval=settings.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -28,13 +119,150 @@ def create_app(settings: Settings) -> faust.App:
         web_router_enabled=False,
         web_graph_enabled=False,
         web_stats_enabled=False,
-        broker_commit_interval=settings.commit_interval_s,
-        consumer_auto_offset_reset="earliest",
+        web_metrics_enabled=False,
     )
+    metrics = Metrics.create()
+    setup_prometheus_sensors(app, registry=metrics.registry, name_prefix="faust")
+    codec = Codec.load()
+    raw = faust.Schema(key_serializer="raw", value_serializer="raw")
+    sources = input_topics(settings)
+    ingest_logic = Ingest(codec, sources, {t: settings.input_format(t) for t in sources})
+    inputs = app.topic(*sources, schema=raw)
+    entity_name = entity_topic(settings)
+    entities_topic = app.topic(entity_name, schema=raw, partitions=settings.partitions)
+    changed_topic = app.topic(settings.topic_score_changed, schema=raw)
+    scores_topic = app.topic(settings.topic_scores, schema=raw)
+    dead_topic = app.topic(settings.topic_dead_letters, schema=raw)
+    min_isr = {"min.insync.replicas": "2" if settings.replication_factor >= 3 else "1"}
+    tables = [
+        app.Table(
+            name,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            schema=raw,
+            options=rocksdb_options(settings),
+            extra_topic_configs=min_isr,
+        )
+        for name in ("entities", "due")
+    ]
+    store = TableStore(*tables)
+    stage = EntityStage(plan, DueIndex(settings.partitions))
 
-    @app.page("/healthz")
-    class Healthz(View):
-        async def get(self, request: Request, **kwargs: Any) -> Response:
-            return self.json({"status": "ok"})
+    async def send(topic: faust.TopicT, key: bytes | None, value: bytes | None, **kw: Any) -> None:
+        fut = await topic.send(key=key, value=value, **kw)
+        fut.add_done_callback(_fatal_on_failure)
 
+    async def dead_letter(letter: DeadLetter) -> None:
+        metrics.dead_letters.labels(letter.topic, letter.error_class).inc()
+        metrics.events.labels(letter.topic, "dead_letter").inc()
+        await send(dead_topic, letter.key, letter.value, headers=letter.headers())
+
+    def unexpected(msg: Any, exc: BaseException) -> DeadLetter:
+        summary = "".join(traceback.format_exception(exc, limit=6))[-1500:]
+        log.error("unexpected error on %s[%s]@%s: %r", msg.topic, msg.partition, msg.offset, exc)
+        return DeadLetter(
+            msg.key,
+            msg.value,
+            msg.topic,
+            msg.partition,
+            msg.offset,
+            f"Unexpected:{type(exc).__name__}",
+            summary,
+        )
+
+    @app.agent(inputs, concurrency=1)
+    async def ingest(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg, started = event.message, time.perf_counter()
+            try:
+                result = ingest_logic.handle(
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key,
+                    value=msg.value,
+                    appended_ms=int(msg.timestamp * 1000),
+                    now_ms=now_ms(),
+                )
+                if isinstance(result, DeadLetter):
+                    await dead_letter(result)
+                else:
+                    for key, value in result.outputs:
+                        await send(entities_topic, key, value)
+            except Exception as exc:  # never let Faust ack-and-skip: dead-letter and go on
+                await dead_letter(unexpected(msg, exc))
+            metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
+
+    async def publish(
+        emission: Emission, source_topic: str | None, appended_ms: int | None
+    ) -> None:
+        emitted = now_ms()
+        for change in (*emission.changes, *emission.republished):
+            record = change_record(change, emitted_at_ms=emitted)
+            await send(changed_topic, change_key(change), codec.encode(codec.score_changed, record))
+        for change in emission.changes:
+            metrics.changes.labels(change.score, str(change.cause)).inc()
+            for name, direction in change.thresholds:
+                metrics.thresholds.labels(change.score, name, direction).inc()
+            if appended_ms is not None:
+                metrics.event_to_emit_seconds.observe(max(0, emitted - appended_ms) / 1000)
+        metrics.republished.inc(len(emission.republished))
+        for key, state, names in emission.states.values():
+            for out_key, rec in score_records(plan, key, state, names, updated_at_ms=emitted):
+                await send(scores_topic, out_key, codec.encode(codec.score, rec))
+        for results in emission.results:
+            for result in results:
+                if source_topic is not None:
+                    metrics.events.labels(source_topic, str(result.verdict)).inc()
+                for rule, points in result.awards:
+                    direction = "awarded" if points >= 0 else "deducted"
+                    metrics.points.labels(result.score, rule, direction).inc(abs(points))
+
+    @app.agent(entities_topic, concurrency=1)
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            msg, started = event.message, time.perf_counter()
+            try:
+                rec = records.decode(msg.value)
+                if isinstance(rec, records.Tick):
+                    await publish(stage.on_tick(store, msg.partition, rec.now_ms), None, None)
+                    metrics.expiry_backlog.set(stage.due.backlog(rec.now_ms))
+                else:
+                    emission = stage.on_item(store, msg.key, rec)
+                    if emission.invalid is not None:
+                        await dead_letter(
+                            DeadLetter(
+                                msg.key,
+                                msg.value,
+                                msg.topic,
+                                msg.partition,
+                                msg.offset,
+                                "InvalidRecord",
+                                emission.invalid,
+                            )
+                        )
+                    await publish(emission, rec.source[0], rec.appended_ms)
+            except Exception as exc:  # the entity keeps its last saved state; the record is kept
+                await dead_letter(unexpected(msg, exc))
+            metrics.processing_seconds.labels("score").observe(time.perf_counter() - started)
+
+    @app.timer(interval=settings.tick_interval_ms / 1000)
+    async def tick() -> None:
+        now = now_ms()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == entity_name and stage.due.wants_tick(tp.partition, now):
+                await send(
+                    entities_topic,
+                    records.TICK_KEY,
+                    records.encode_tick(now),
+                    partition=tp.partition,
+                )
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        metrics.rebalances.inc()
+        stage.due.invalidate()
+
+    register_views(app, settings, plan, store, metrics)
     return app

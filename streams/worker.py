@@ -1,26 +1,53 @@
-"""``leadscore worker``: builds the Faust app from the settings and runs it until SIGTERM/SIGINT."""
+"""``leadscore worker``: settings, plan and topics checked at start-up, then the Faust worker.
+
+Invalid settings or an invalid plan stop the process with exit code 2 and a message naming the
+variable, or the file, score, rule and field at fault. SIGTERM/SIGINT stop it cleanly: in-flight
+records finish, offsets are committed, the producer is flushed, RocksDB is closed.
+"""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import sys
 
 import faust
 
 from streams.app import create_app
-from streams.errors import LeadscoreError
-from streams.settings import load_settings
+from streams.errors import LeadscoreError, StartupError
+from streams.scoring import Plan, PlanError, load_plan
+from streams.settings import Settings, load_settings
+from streams.topics import ensure_topics
 
-log = logging.getLogger(__name__)
+
+def load_plan_file(settings: Settings) -> Plan:
+    path = settings.plan_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StartupError(
+            f"cannot read the plan {path} ({exc.strerror}): fix LEADSCORE_PLAN_PATH"
+        ) from None
+    try:
+        return load_plan(text, source=str(path))
+    except PlanError as exc:
+        raise StartupError(f"invalid plan:\n{exc}") from None
+
+
+def prepare(settings: Settings) -> Plan:
+    """Everything that must hold before the worker starts; raises LeadscoreError otherwise."""
+    plan = load_plan_file(settings)
+    asyncio.run(ensure_topics(settings))
+    return plan
 
 
 def run_worker() -> int:
     try:
         settings = load_settings()
-        app = create_app(settings)
+        plan = prepare(settings)
+        app = create_app(settings, plan)
     except LeadscoreError as exc:
         print(f"leadscore worker: {exc}", file=sys.stderr)
         return 2
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
-    worker.execute_from_commandline()  # returns only via SystemExit on shutdown
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns only through SystemExit when the worker stops
     return 0
