@@ -21,6 +21,7 @@ import struct
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -34,7 +35,7 @@ from streams.http_api import register_views
 from streams.ingest import Ingest
 from streams.metrics import Metrics
 from streams.publish import change_key, change_record, score_records
-from streams.scoring import Plan
+from streams.scoring import Plan, ScoreResult, Verdict
 from streams.settings import Settings
 from streams.topics import entity_topic, input_topics
 
@@ -53,6 +54,20 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
         "target_file_size_base": 16 * 1024 * 1024,
         "max_open_files": 512,
     }
+
+
+#: For ``leadscore_events_total``: one outcome per record and entity, the most telling of its
+#: scores' verdicts (a page visit scored by one score and unmatched by two counts as scored).
+_HEADLINE = (
+    Verdict.SCORED, Verdict.ADJUSTED, Verdict.DEFERRED, Verdict.DUPLICATE, Verdict.CAPPED,
+    Verdict.STATIC, Verdict.QUIET, Verdict.EXPIRED, Verdict.TOO_LATE, Verdict.BEFORE_RESET,
+    Verdict.SUPERSEDED, Verdict.NO_VALUE, Verdict.UNKNOWN_SCORE, Verdict.NO_MATCH,
+)  # fmt: skip
+
+
+def headline(results: tuple[ScoreResult, ...]) -> Verdict:
+    verdicts = {r.verdict for r in results}
+    return next((v for v in _HEADLINE if v in verdicts), Verdict.NO_MATCH)
 
 
 def _fatal_on_failure(fut: asyncio.Future[Any]) -> None:
@@ -158,7 +173,11 @@ def create_app(
         metrics.events.labels(letter.topic, "dead_letter").inc()
         await send(dead_topic, letter.key, letter.value, headers=letter.headers())
 
-    def unexpected(msg: Any, exc: BaseException) -> DeadLetter:
+    def unexpected(msg: Any, exc: BaseException | None) -> DeadLetter:
+        """A dead letter for ``msg``; with ``exc``, an unexpected error with its traceback."""
+        if exc is None:
+            return DeadLetter(msg.key, msg.value, msg.topic, msg.partition, msg.offset,
+                              "InvalidRecord", "")  # fmt: skip
         summary = "".join(traceback.format_exception(exc, limit=6))[-1500:]
         log.error("unexpected error on %s[%s]@%s: %r", msg.topic, msg.partition, msg.offset, exc)
         return DeadLetter(
@@ -194,30 +213,41 @@ def create_app(
                 await dead_letter(unexpected(msg, exc))
             metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
 
-    async def publish(
-        emission: Emission, source_topic: str | None, appended_ms: int | None
-    ) -> None:
+    def outputs(emission: Emission) -> list[tuple[faust.TopicT, bytes, bytes]]:
+        """Every record an emission publishes, encoded before any state is written."""
         emitted = now_ms()
-        for change in (*emission.changes, *emission.republished):
-            record = change_record(change, emitted_at_ms=emitted)
-            await send(changed_topic, change_key(change), codec.encode(codec.score_changed, record))
+        out = [
+            (changed_topic, change_key(change),
+             codec.encode(codec.score_changed, change_record(change, emitted_at_ms=emitted)))
+            for change in (*emission.changes, *emission.republished)
+        ]  # fmt: skip
+        for key, state, names in emission.states.values():
+            for out_key, rec in score_records(plan, key, state, names, updated_at_ms=emitted):
+                out.append((scores_topic, out_key, codec.encode(codec.score, rec)))
+        return out
+
+    def count(emission: Emission, source_topic: str | None, appended_ms: int | None) -> None:
         for change in emission.changes:
             metrics.changes.labels(change.score, str(change.cause)).inc()
             for name, direction in change.thresholds:
                 metrics.thresholds.labels(change.score, name, direction).inc()
-            if appended_ms is not None:
-                metrics.event_to_emit_seconds.observe(max(0, emitted - appended_ms) / 1000)
+        if appended_ms is not None and emission.changes:
+            metrics.event_to_emit_seconds.observe(max(0, now_ms() - appended_ms) / 1000)
         metrics.republished.inc(len(emission.republished))
-        for key, state, names in emission.states.values():
-            for out_key, rec in score_records(plan, key, state, names, updated_at_ms=emitted):
-                await send(scores_topic, out_key, codec.encode(codec.score, rec))
         for results in emission.results:
+            if source_topic is not None:
+                metrics.events.labels(source_topic, str(headline(results))).inc()
             for result in results:
-                if source_topic is not None:
-                    metrics.events.labels(source_topic, str(result.verdict)).inc()
                 for rule, points in result.awards:
                     direction = "awarded" if points >= 0 else "deducted"
                     metrics.points.labels(result.score, rule, direction).inc(abs(points))
+
+    async def settle(emission: Emission, source_topic: str | None, appended: int | None) -> None:
+        records_out = outputs(emission)
+        stage.commit(store, emission)
+        for topic, key, value in records_out:
+            await send(topic, key, value)
+        count(emission, source_topic, appended)
 
     @app.agent(entities_topic, concurrency=1)
     async def score(stream: faust.StreamT[bytes]) -> None:
@@ -226,24 +256,16 @@ def create_app(
             try:
                 rec = records.decode(msg.value)
                 if isinstance(rec, records.Tick):
-                    await publish(stage.on_tick(store, msg.partition, rec.now_ms), None, None)
+                    await settle(stage.on_tick(store, msg.partition, rec.now_ms), None, None)
                     metrics.expiry_backlog.set(stage.due.backlog(rec.now_ms))
                 else:
                     emission = stage.on_item(store, msg.key, rec)
                     if emission.invalid is not None:
-                        await dead_letter(
-                            DeadLetter(
-                                msg.key,
-                                msg.value,
-                                msg.topic,
-                                msg.partition,
-                                msg.offset,
-                                "InvalidRecord",
-                                emission.invalid,
-                            )
-                        )
-                    await publish(emission, rec.source[0], rec.appended_ms)
-            except Exception as exc:  # the entity keeps its last saved state; the record is kept
+                        reason = emission.invalid
+                        await dead_letter(replace(unexpected(msg, None), reason=reason))
+                    await settle(emission, rec.source[0], rec.appended_ms)
+            except Exception as exc:  # nothing of this record was written: dead-letter it
+                stage.due.invalidate()  # popped due entries are rebuilt from the table
                 await dead_letter(unexpected(msg, exc))
             metrics.processing_seconds.labels("score").observe(time.perf_counter() - started)
 

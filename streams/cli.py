@@ -27,6 +27,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="advance the clock to this instant at the end of input (ISO-8601 or epoch millis)",
     )
+    demo = sub.add_parser("demo", help="publish realistic sample traffic (Avro) to the inputs")
+    demo.add_argument("--events", type=int, default=5000, help="how many records (default 5000)")
+    demo.add_argument("--rate", type=float, default=200.0, help="records per second (0 = max)")
+    demo.add_argument("--contacts", type=int, default=500, help="distinct contacts")
+    demo.add_argument("--deals", type=int, default=100, help="distinct deals")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
     return parser
 
 
@@ -40,6 +46,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.offline import cmd_score
 
         return cmd_score(args.plan, args.events, changes=args.changes, until=args.until)
+    if args.command == "demo":
+        from streams.demo import run_demo
+        from streams.errors import LeadscoreError
+        from streams.settings import load_settings
+
+        try:
+            settings = load_settings()
+        except LeadscoreError as exc:
+            print(f"leadscore demo: {exc}", file=sys.stderr)
+            return 2
+        return run_demo(
+            settings,
+            events=args.events,
+            rate=args.rate,
+            contacts=args.contacts,
+            deals=args.deals,
+            seed=args.seed,
+        )
     if args.command == "worker":
         from streams.worker import run_worker
 

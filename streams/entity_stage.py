@@ -51,6 +51,10 @@ class Emission:
     results: list[tuple[ScoreResult, ...]] = field(default_factory=list)
     #: entity key bytes -> (key, state after this record, names of the scores that changed)
     states: dict[bytes, tuple[EntityKey, EntityState, set[str]]] = field(default_factory=dict)
+    #: (key, serialized state, due before, due after): applied by ``EntityStage.commit`` only
+    #: once every output of the record has been built, so a failure leaves no half-done work.
+    writes: list[tuple[bytes, bytes, int | None, int | None]] = field(default_factory=list)
+    writes_due_only: list[bytes] = field(default_factory=list)  # stale due entries to drop
     invalid: str | None = None
 
 
@@ -122,10 +126,22 @@ class EntityStage:
         state = self._load(store, key_bytes)
         before = next_due_ms(state)
         outcome = apply(state, key, item, self.plan, now_ms=rec.now_ms)
-        self._save(store, key_bytes, key, before, outcome, out)
+        self._record(key_bytes, key, before, outcome, out)
         if outcome.replayed:
             out.republished.extend(outcome.replayed)
         return out
+
+    def commit(self, store: Store, emission: Emission) -> None:
+        """Write the states of an emission and index their next due times."""
+        for key_bytes, blob, due_before, due_after in emission.writes:
+            # Written even when nothing changed: after a crash the local state can be ahead of
+            # the changelog, and rewriting it on a replayed input levels the changelog again.
+            store.set_state(key_bytes, blob)
+            if due_after != due_before:
+                store.set_due(key_bytes, due_after)
+            self.due.push(key_bytes, due_after)
+        for key_bytes in emission.writes_due_only:
+            store.set_due(key_bytes, None)
 
     def on_tick(self, store: Store, partition: int, now_ms: int) -> Emission:
         out = Emission()
@@ -134,12 +150,12 @@ class EntityStage:
         for key_bytes in list(self.due.pop_due(partition, now_ms, MAX_ADVANCES_PER_TICK)):
             state = self._load(store, key_bytes)
             if state is None:  # the due entry outlived its state: drop it
-                store.set_due(key_bytes, None)
+                out.writes_due_only.append(key_bytes)
                 continue
             key = records.entity_key_from_bytes(key_bytes)
             before = next_due_ms(state)
             outcome = advance(state, key, self.plan, now_ms=now_ms)
-            self._save(store, key_bytes, key, before, outcome, out)
+            self._record(key_bytes, key, before, outcome, out)
         return out
 
     @staticmethod
@@ -147,23 +163,16 @@ class EntityStage:
         blob = store.get_state(key_bytes)
         return None if blob is None else loads(blob)
 
-    def _save(
-        self,
-        store: Store,
+    @staticmethod
+    def _record(
         key_bytes: bytes,
         key: EntityKey,
         due_before: int | None,
         outcome: Outcome,
         out: Emission,
     ) -> None:
-        # Saved even when nothing changed: after a crash the local state can be ahead of the
-        # changelog, and rewriting it on a replayed input brings the changelog level again.
         state = outcome.state
-        store.set_state(key_bytes, dumps(state))
-        due = next_due_ms(state)
-        if due != due_before:
-            store.set_due(key_bytes, due)
-        self.due.push(key_bytes, due)
+        out.writes.append((key_bytes, dumps(state), due_before, next_due_ms(state)))
         out.changes.extend(outcome.changes)
         out.results.append(outcome.results)
         if outcome.changes or outcome.replayed:

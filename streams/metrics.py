@@ -44,8 +44,8 @@ class Metrics:
             ),
             points=Counter(
                 "leadscore_points",
-                "Points awarded by score and rule",
-                ["score", "rule"],
+                "Points by score and rule; direction is awarded (positive) or deducted (negative)",
+                ["score", "rule", "direction"],
                 registry=r,
             ),
             changes=Counter(
