@@ -19,7 +19,7 @@ from streams.scoring.emit import emit, replay
 from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict
 from streams.scoring.plan import Plan
-from streams.scoring.state import EntityState, ScoreState, id_hash
+from streams.scoring.state import EntityState, ScoreState
 
 Applied = tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]
 
@@ -28,12 +28,12 @@ def apply_adjustment(
     entity: EntityState,
     key: EntityKey,
     command: Adjustment,
+    trigger: int,
     plan: Plan,
     now_ms: int,
     changes: list[ScoreChange],
 ) -> Applied:
     name = command.score
-    trigger = id_hash("c", command.command_id)
     if trigger in entity.seen:
         return (ScoreResult(name, Verdict.DUPLICATE),), replay(entity, key, trigger)
     at_ms = command.occurred_at_ms

@@ -18,12 +18,23 @@ from __future__ import annotations
 
 from streams.scoring.capping import prune
 from streams.scoring.plan import Plan
-from streams.scoring.state import C_CATEGORY, C_EXPIRES, C_OCCURRED, C_POINTS, C_RULE, EntityState
+from streams.scoring.state import (
+    C_CATEGORY,
+    C_EXPIRES,
+    C_OCCURRED,
+    C_POINTS,
+    C_RULE,
+    NO_EPOCH,
+    EntityState,
+)
 
 
 def maybe_compact(state: EntityState, plan: Plan) -> None:
     watermark = state.watermark_ms
     if watermark is None or watermark - state.compacted_ms < plan.compaction_interval_ms:
+        return
+    if state.compacted_ms == NO_EPOCH:  # a new entity: nothing to compact yet
+        state.compacted_ms = watermark
         return
     compact(state, plan)
 

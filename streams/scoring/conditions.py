@@ -14,11 +14,12 @@ which is case-insensitive. Booleans equal only booleans. Nothing here ever evalu
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from streams.scoring.patterns import glob_predicate
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 Report = Callable[[str, str], None]
@@ -277,8 +278,7 @@ def _text(op: str, operand: object, get: Getter) -> Compiled:
     if op == "starts_with":
         return None, lambda f: type(value := get(f)) is str and value.startswith(operand)
     if op == "glob":
-        pattern = re.compile(fnmatch.translate(operand), re.IGNORECASE | re.DOTALL)
-        return None, lambda f: type(value := get(f)) is str and pattern.match(value) is not None
+        return None, glob_predicate(operand, get)
     if _NESTED_QUANTIFIER.search(operand):
         return "nested quantifiers such as (a+)+ can take exponential time; simplify it", None
     try:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from streams.scoring.aggregate import crossings, total
 from streams.scoring.events import EntityKey
-from streams.scoring.outcomes import CAUSES, Cause, ScoreChange
+from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan import Plan, Score
 from streams.scoring.state import OUTBOX_GROUPS, EntityState, OutboxRow, ScoreState
 
@@ -50,24 +50,11 @@ def emit(
 
 def remember(entity: EntityState, trigger: int, changes: Sequence[ScoreChange]) -> None:
     """Keep the changes an item (or an advance, trigger 0) caused, for republication."""
-    rows: tuple[OutboxRow, ...] = tuple(
-        (
-            c.score,
-            c.seq,
-            c.old_value,
-            c.new_value,
-            CAUSES.index(c.cause),
-            c.rule_ids,
-            c.source_event_id,
-            c.occurred_at_ms,
-            c.thresholds,
-            c.plan_version,
-        )
-        for c in changes
-    )
-    entity.outbox.append((trigger, rows))
-    if len(entity.outbox) > OUTBOX_GROUPS:
-        del entity.outbox[: len(entity.outbox) - OUTBOX_GROUPS]
+    rows: tuple[OutboxRow, ...] = tuple(c[3:] for c in changes)
+    outbox = entity.outbox
+    outbox.append((trigger, rows))
+    if len(outbox) > OUTBOX_GROUPS:
+        del outbox[0]
 
 
 def replay(entity: EntityState, key: EntityKey, trigger: int) -> tuple[ScoreChange, ...]:
@@ -93,7 +80,7 @@ def _change(key: EntityKey, row: OutboxRow) -> ScoreChange:
         seq,
         old,
         new,
-        CAUSES[cause],
+        Cause(cause),
         tuple(rule_ids),
         source,
         occurred,

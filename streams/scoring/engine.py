@@ -56,19 +56,18 @@ def apply(
         _advance(entity, key, plan, now_ms, changes)
     before = len(changes)
     if type(item) is Event:
-        results, replayed = _apply_event(entity, key, item, plan, now_ms, changes)
+        trigger = id_hash("e", item.event_id)
+        results, replayed = _apply_event(entity, key, item, trigger, plan, now_ms, changes)
     else:
         assert type(item) is Adjustment  # noqa: S101 - Item is a closed union
-        results, replayed = apply_adjustment(entity, key, item, plan, now_ms, changes)
+        trigger = id_hash("c", item.command_id)
+        results, replayed = apply_adjustment(entity, key, item, trigger, plan, now_ms, changes)
     entity.recompute_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
+        entity.recompute_due()
     if len(changes) > before:
-        trigger = id_hash("e", item.event_id) if type(item) is Event else None
-        if trigger is None and type(item) is Adjustment:
-            trigger = id_hash("c", item.command_id)
-        remember(entity, trigger or 0, changes[before:])
-    entity.recompute_due()
+        remember(entity, trigger, changes[before:])
     return Outcome(entity, tuple(changes), results, replayed)
 
 
@@ -97,7 +96,17 @@ def _advance(
         if score is None or score.entity != key.kind:
             continue
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
-            _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
+            if any(p[0] <= now_ms for p in ledger.pending):
+                _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
+                continue
+            for gone in ledgers.expire_through(ledger, now_ms):  # the common case: one pass
+                ledgers.forget(ledger, gone)
+                rules = tuple(dict.fromkeys(c[C_RULE] for c in gone))
+                due_ms = gone[0][C_EXPIRES]
+                assert due_ms is not None  # noqa: S101 - only expiring contributions expire
+                emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE],
+                     due_ms)  # fmt: skip
+            ledger.recompute_due()
     if len(changes) - start > 1:
         changes[start:] = sorted(changes[start:], key=lambda c: c.occurred_at_ms)
 
@@ -136,12 +145,12 @@ def _apply_event(
     entity: EntityState,
     key: EntityKey,
     event: Event,
+    trigger: int,
     plan: Plan,
     now_ms: int,
     changes: list[ScoreChange],
 ) -> tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]:
     scores = plan.by_kind.get(key.kind, ())
-    trigger = id_hash("e", event.event_id)
     if trigger in entity.seen:
         replayed = replay(entity, key, trigger)
         return tuple(_plain(s.name, Verdict.DUPLICATE) for s in scores), replayed

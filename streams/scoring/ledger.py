@@ -68,6 +68,33 @@ def expire(ledger: ScoreState, due_ms: int) -> list[Contribution]:
     return gone
 
 
+def expire_through(ledger: ScoreState, now_ms: int) -> list[list[Contribution]]:
+    """Remove every contribution expiring at or before ``now_ms`` in one pass.
+
+    Returns them grouped by expiry time, in time order; ``sums`` are *not* yet adjusted:
+    the caller calls ``forget`` per group so each due time gets its own change.
+    """
+    gone = [c for c in ledger.contribs if c[C_EXPIRES] is not None and c[C_EXPIRES] <= now_ms]
+    if not gone:
+        return []
+    ledger.contribs = [c for c in ledger.contribs if c[C_EXPIRES] is None or c[C_EXPIRES] > now_ms]
+    gone.sort(key=lambda c: (c[C_EXPIRES], c[C_OCCURRED], c[C_RULE]))
+    groups: list[list[Contribution]] = [[gone[0]]]
+    for contrib in gone[1:]:
+        if contrib[C_EXPIRES] == groups[-1][0][C_EXPIRES]:
+            groups[-1].append(contrib)
+        else:
+            groups.append([contrib])
+    return groups
+
+
+def forget(ledger: ScoreState, contribs: list[Contribution]) -> None:
+    """Take removed contributions out of the category sums."""
+    sums = ledger.sums
+    for c in contribs:
+        sums[c[C_CATEGORY]] -= c[C_POINTS]
+
+
 def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
     """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
     due = [p for p in ledger.pending if p[0] <= due_ms]

@@ -82,6 +82,10 @@ class QuietWindow:
 class QuietHours:
     policy: QuietPolicy
     windows: tuple[QuietWindow, ...]
+    #: Memo of ``quiet_until`` by epoch minute (results only depend on the minute); bounded.
+    memo: dict[int, int | None] = dataclasses.field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,10 +144,8 @@ class Plan:
     #: Entity kind -> scores that have state rules.
     stateful: Mapping[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
 
-    @property
-    def compaction_interval_ms(self) -> int:
-        """How far the watermark moves between two compactions of an entity's state."""
-        return max(60_000, min(self.lateness_ms, self.dedup_horizon_ms) // 8)
+    #: How far an entity's watermark moves between two compactions of its state.
+    compaction_interval_ms: int = DEFAULT_LATENESS_MS // 8
 
     @property
     def rule_count(self) -> int:
@@ -169,6 +171,7 @@ def index_plan(
         scores=scores,
         lateness_ms=lateness_ms,
         dedup_horizon_ms=dedup_horizon_ms,
+        compaction_interval_ms=max(60_000, min(lateness_ms, dedup_horizon_ms) // 8),
         by_name={score.name: score for score in scores},
         by_kind={
             kind: tuple(s for s in scores if s.entity == kind) for kind in ("contact", "deal")

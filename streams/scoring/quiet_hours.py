@@ -21,10 +21,26 @@ from zoneinfo import ZoneInfo
 from streams.scoring.plan import QuietHours
 
 _MAX_CHAIN = 16
+_MEMO_LIMIT = 10_000
 
 
 def quiet_until(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:
-    """Epoch millis at which the quiet period containing ``at_ms`` ends; None if not quiet."""
+    """Epoch millis at which the quiet period containing ``at_ms`` ends; None if not quiet.
+
+    Windows have minute resolution, so the answer only depends on the minute of ``at_ms``;
+    it is memoised per minute on the (per-score) ``QuietHours`` object.
+    """
+    minute = at_ms // 60_000
+    memo = quiet.memo
+    if minute in memo:
+        return memo[minute]
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    end = memo[minute] = _quiet_until(quiet, zone, minute * 60_000)
+    return end
+
+
+def _quiet_until(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:
     end = _window_end(quiet, zone, at_ms)
     if end is None:
         return None

@@ -27,10 +27,10 @@ Contribution = tuple[str, int, str | None, int, int | None, str]
 Pending = tuple[int, str, tuple[Contribution, ...]]
 #: An attribute / deal property value with the event time that set it (LWW); None = deleted.
 Prop = tuple[str | Decimal | bool | None, int]
-#: A remembered change: (score, seq, old, new, cause index, rule_ids, source id, occurred_at_ms,
-#: thresholds, plan_version); the entity key is implied by the state's owner.
+#: A remembered change without its entity key (implied by the state's owner): (score, seq,
+#: old, new, cause, rule_ids, source id, occurred_at_ms, thresholds, plan_version).
 OutboxRow = tuple[
-    str, int, int, int, int, tuple[str, ...], str, int, tuple[tuple[str, str], ...], str
+    str, int, int, int, str, tuple[str, ...], str, int, tuple[tuple[str, str], ...], str
 ]
 #: (trigger id hash, rows); trigger 0 = produced by ``advance``.
 OutboxGroup = tuple[int, tuple[OutboxRow, ...]]
