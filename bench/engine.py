@@ -62,6 +62,7 @@ EMAILS = ["email.sent", "email.open", "email.click", "email.reply", "email.forwa
 EMAIL_WEIGHTS = [30, 40, 18, 4, 2, 3, 2, 1]
 KINDS = ["page_visit", "email", "purchase", "deal", "profile", "adjustment"]
 KIND_WEIGHTS = [45, 30, 4, 8, 12, 1]
+TENANTS = [None, None, None, "tenant-a", "tenant-b"]
 STAGES = ["new", "qualified", "proposal", "negotiation", "closed"]
 
 
@@ -70,18 +71,25 @@ def skewed(rnd: random.Random, n: int) -> int:
     return min(n - 1, int(n * rnd.random() ** 3))
 
 
+def _deal(rnd: random.Random, account: str | None) -> int:
+    """A deal of the given tenant (deal i belongs to tenant i % len(TENANTS))."""
+    index = skewed(rnd, DEALS // len(TENANTS))
+    return index * len(TENANTS) + TENANTS.index(account)
+
+
 def generate(count: int, seed: int) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
     records: list[dict[str, Any]] = []
     for i in range(count):
         at = T_START + (i * SPAN_MS) // count + rnd.randint(-600_000, 60_000)  # mild disorder
-        contact = f"contact-{skewed(rnd, CONTACTS)}"
-        account = rnd.choice([None, None, None, "tenant-a", "tenant-b"])
+        index = skewed(rnd, CONTACTS)
+        contact = f"contact-{index}"
+        account = TENANTS[index % len(TENANTS)]  # each contact belongs to one tenant
         kind = rnd.choices(KINDS, KIND_WEIGHTS)[0]
         base: dict[str, Any] = {"event_id": f"ev-{seed}-{i}", "occurred_at": at,
                                 "account_id": account, "contact_id": contact}  # fmt: skip
         if rnd.random() < 0.05:
-            base["deal_id"] = f"deal-{skewed(rnd, DEALS)}"
+            base["deal_id"] = f"deal-{_deal(rnd, account)}"
         if kind == "page_visit":
             url = rnd.choices(PAGES, PAGE_WEIGHTS)[0]
             referrer = "https://www.google.com/" if "cpc" in url else None
@@ -95,7 +103,7 @@ def generate(count: int, seed: int) -> list[dict[str, Any]]:
             records.append({**base, "type": "purchase", "order_id": f"o-{i}", "amount": amount,
                             "currency": "EUR"})  # fmt: skip
         elif kind == "deal":
-            deal = f"deal-{skewed(rnd, DEALS)}"
+            deal = f"deal-{_deal(rnd, account)}"
             stage = rnd.choice(STAGES)
             status = "open" if stage != "closed" else rnd.choice(["won", "lost"])
             records.append({**base, "type": "deal.stage_changed", "contact_id": None,
