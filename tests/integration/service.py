@@ -1,0 +1,306 @@
+"""Harness for tests of the real service: workers as subprocesses against the real broker.
+
+Each test gets its own app id, topics, consumer group and data directories, so tests never share
+state. Workers are started with ``python -m streams.cli worker`` and the ``LEADSCORE_*`` settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.codec import Codec, Source
+from streams.records import TICK_KEY, decode, entity_key_from_bytes
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+REPO = Path(__file__).resolve().parents[2]
+PLAN = REPO / "tests" / "integration" / "plans" / "service.yaml"
+SOURCES = {
+    Source.PAGE_VISITS: "page-visits",
+    Source.EMAIL_EVENTS: "email-events",
+    Source.PURCHASES: "purchases",
+    Source.DEAL_STAGE_CHANGES: "deal-stage-changes",
+    Source.CONTACT_PROFILES: "contact-profiles",
+    Source.SCORE_ADJUSTMENTS: "score-adjustments",
+}
+SETTING_OF = {
+    Source.PAGE_VISITS: "TOPIC_PAGE_VISITS",
+    Source.EMAIL_EVENTS: "TOPIC_EMAIL_EVENTS",
+    Source.PURCHASES: "TOPIC_PURCHASES",
+    Source.DEAL_STAGE_CHANGES: "TOPIC_DEAL_STAGE_CHANGES",
+    Source.CONTACT_PROFILES: "TOPIC_CONTACT_PROFILES",
+    Source.SCORE_ADJUSTMENTS: "TOPIC_SCORE_ADJUSTMENTS",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    """One deployment of the service under test: its names, settings and workers."""
+
+    bootstrap: str
+    unique: str
+    root: Path
+    plan: Path = PLAN
+    partitions: int = 4
+    json_sources: frozenset[Source] = frozenset()
+    extra: dict[str, str] = field(default_factory=dict)
+    workers: list[Worker] = field(default_factory=list)
+
+    def topic(self, source: Source) -> str:
+        return f"{SOURCES[source]}-{self.unique}"
+
+    @property
+    def app_id(self) -> str:
+        return f"ls-{self.unique}"
+
+    @property
+    def changed(self) -> str:
+        return f"score-changed-{self.unique}"
+
+    @property
+    def scores(self) -> str:
+        return f"scores-{self.unique}"
+
+    @property
+    def dead(self) -> str:
+        return f"dead-{self.unique}"
+
+    @property
+    def entity_events(self) -> str:
+        return f"{self.app_id}-entity-events"
+
+    def env(self, name: str, port: int) -> dict[str, str]:
+        env = {
+            "LEADSCORE_BOOTSTRAP_SERVERS": self.bootstrap,
+            "LEADSCORE_APP_ID": self.app_id,
+            "LEADSCORE_PLAN_PATH": str(self.plan),
+            "LEADSCORE_DATA_DIR": str(self.root / name),
+            "LEADSCORE_PARTITIONS": str(self.partitions),
+            "LEADSCORE_TOPIC_SCORE_CHANGED": self.changed,
+            "LEADSCORE_TOPIC_SCORES": self.scores,
+            "LEADSCORE_TOPIC_DEAD_LETTERS": self.dead,
+            "LEADSCORE_JSON_TOPICS": ",".join(self.topic(s) for s in self.json_sources),
+            "LEADSCORE_WEB_PORT": str(port),
+            "LEADSCORE_TICK_INTERVAL_MS": "200",
+            "LEADSCORE_COMMIT_INTERVAL_S": "0.5",
+            "LEADSCORE_LOG_LEVEL": "WARNING",
+            **self.extra,
+        }
+        for source, setting in SETTING_OF.items():
+            env[f"LEADSCORE_{setting}"] = self.topic(source)
+        return env
+
+    def worker(self, name: str = "w1") -> Worker:
+        port = free_port()
+        worker = Worker(name, port, self.env(name, port), self.root / f"{name}.log")
+        self.workers.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.kill()
+
+    # ----- traffic in ---------------------------------------------------------------------------
+
+    async def produce(self, records: Iterable[tuple[Source, dict[str, Any] | bytes]]) -> int:
+        codec = Codec.load()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        await producer.start()
+        n = 0
+        try:
+            for source, record in records:
+                if isinstance(record, bytes):
+                    value = record
+                elif source in self.json_sources:
+                    value = json.dumps(record, default=str).encode()
+                else:
+                    value = codec.encode(codec.inputs[source], record)
+                await producer.send(self.topic(source), value, key=b"any-key")
+                n += 1
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return n
+
+    # ----- traffic out --------------------------------------------------------------------------
+
+    async def read_all(self, topic: str) -> list[Any]:
+        """Every record of ``topic`` up to its current end (aiokafka ConsumerRecords)."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+        await consumer.start()
+        try:
+            parts = consumer.partitions_for_topic(topic)
+            if parts is None:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            await consumer.seek_to_beginning(*tps)
+            out: list[Any] = []
+            pending = {tp for tp in tps if ends[tp] > 0}
+            async with asyncio.timeout(60):
+                while pending:
+                    batch = await consumer.getmany(*pending, timeout_ms=500)
+                    for tp, recs in batch.items():
+                        out.extend(recs)
+                        if recs and recs[-1].offset + 1 >= ends[tp]:
+                            pending.discard(tp)
+            return out
+        finally:
+            await consumer.stop()
+
+    async def changes(self) -> list[dict[str, Any]]:
+        """Every published score change, timestamps as epoch millis."""
+        codec = Codec.load()
+        out = []
+        for rec in await self.read_all(self.changed):
+            change = codec.decode(codec.score_changed, rec.value)
+            for name in ("occurred_at", "emitted_at"):
+                change[name] = (change[name] - EPOCH) // dt.timedelta(milliseconds=1)
+            out.append(change)
+        return out
+
+    async def applied_order(self) -> list[tuple[Any, str, int]]:
+        """Items in the order the entity stage saw them: (entity key, item id, its "now").
+
+        Replays after a crash appear twice in the log; the first occurrence is the applied one.
+        """
+        seen: set[tuple[Any, str]] = set()
+        order = []
+        for rec in await self.read_all(self.entity_events):
+            if rec.key == TICK_KEY:
+                continue
+            item = decode(rec.value)
+            record = item.record  # type: ignore[union-attr]
+            ident = (entity_key_from_bytes(rec.key), record.get("event_id") or record["command_id"])
+            if ident not in seen:
+                seen.add(ident)
+                order.append((*ident, item.now_ms))  # type: ignore[union-attr]
+        return order
+
+    async def lag(self) -> int:
+        """Records not yet committed by the service's consumer group, over all its topics."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.app_id)
+            topics = [self.topic(s) for s in SOURCES] + [self.entity_events]
+            tps = [
+                TopicPartition(t, p)
+                for t in topics
+                for p in (consumer.partitions_for_topic(t) or range(self.partitions))
+            ]
+            ends = await consumer.end_offsets(tps)
+            total = 0
+            for tp in tps:
+                meta = committed.get(tp)
+                done = meta.offset if meta is not None and meta.offset >= 0 else 0
+                total += max(0, ends[tp] - done)
+            return total
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def wait_drained(self, timeout_s: float = 180) -> None:
+        """Until every input and entity-events record is processed and committed."""
+        deadline = time.monotonic() + timeout_s
+        quiet = 0
+        while time.monotonic() < deadline:
+            for worker in self.workers:
+                worker.assert_alive()
+            # Ticks keep arriving; a little lag from them is normal, so require zero twice.
+            quiet = quiet + 1 if await self.lag() == 0 else 0
+            if quiet >= 2:
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"the service did not drain within {timeout_s}s")
+
+
+@dataclass
+class Worker:
+    name: str
+    port: int
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                cwd=REPO,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    async def wait_ready(self, timeout_s: float = 90) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout_s:
+            self.assert_alive()
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return time.monotonic() - started
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"worker {self.name} not ready within {timeout_s}s:\n{self.tail()}")
+
+    def assert_alive(self) -> None:
+        assert self.proc is not None and self.proc.poll() is None, (
+            f"worker {self.name} exited with {self.proc and self.proc.returncode}:\n{self.tail()}"
+        )
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no commit, no flush."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,91 @@
+"""Checks on what the service published, against the pure core and the offline CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from streams.codec import Source
+from streams.scoring import EntityKey, Plan, apply, load_plan, parse_input
+from streams.traffic import as_offline_line
+
+ChangeKey = tuple[str | None, str, str, str]  # account, entity, entity id, score
+_CONTENT = ("old_value", "new_value", "delta", "cause", "rule_ids", "source_event_id",
+            "occurred_at", "thresholds", "plan_version", "seq")  # fmt: skip
+
+
+def distinct_changes(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict[str, Any]]]:
+    """Group published changes by entity and score, drop re-publications, and check them.
+
+    Every ``change_id`` must always carry the same content, and the distinct ``seq`` values of an
+    entity's score must be exactly 1..n.
+    """
+    by_id: dict[str, dict[str, Any]] = {}
+    grouped: dict[ChangeKey, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for change in changes:
+        content = {k: change[k] for k in _CONTENT}
+        seen = by_id.setdefault(change["change_id"], content)
+        assert seen == content, f"change {change['change_id']} published with two contents"
+        key = (change["account_id"], change["entity"], change["entity_id"], change["score"])
+        grouped[key].setdefault(change["seq"], change)
+    out = {}
+    for key, by_seq in grouped.items():
+        seqs = sorted(by_seq)
+        assert seqs == list(range(1, len(seqs) + 1)), f"{key}: seqs {seqs[:20]} have a gap"
+        out[key] = [by_seq[s] for s in seqs]
+    return out
+
+
+def final_values(grouped: dict[ChangeKey, list[dict[str, Any]]]) -> dict[ChangeKey, int]:
+    return {key: changes[-1]["new_value"] for key, changes in grouped.items()}
+
+
+def replay_with_core(
+    plan: Plan, order: list[tuple[EntityKey, str]], items: dict[str, Any], now_of: dict[Any, int]
+) -> dict[ChangeKey, list[dict[str, Any]]]:
+    """The changes the core gives for the applied order and the recorded "now" of each item."""
+    states: dict[EntityKey, Any] = {}
+    out: dict[ChangeKey, list[dict[str, Any]]] = defaultdict(list)
+    for key, ident in order:
+        outcome = apply(states.get(key), key, items[ident], plan, now_ms=now_of[(key, ident)])
+        states[key] = outcome.state
+        for change in outcome.changes:
+            record = change.to_dict()
+            out[(change.account_id, change.entity, change.entity_id, change.score)].append(record)
+    return out
+
+
+def offline_finals(plan_path: Path, records: list[tuple[Source, dict[str, Any]]],
+                   work: Path) -> dict[ChangeKey, int]:  # fmt: skip
+    """Final values from ``leadscore score`` run as a command on the same events."""
+    events = work / "events.jsonl"
+    with events.open("w") as fh:
+        for source, record in records:
+            fh.write(json.dumps(as_offline_line(source, record)) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "score", "--plan", str(plan_path), str(events)],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    finals = {}
+    for line in done.stdout.splitlines():
+        row = json.loads(line)
+        finals[(row["account_id"], row["entity"], row["entity_id"], row["score"])] = row["value"]
+    return finals
+
+
+def items_by_id(records: list[tuple[Source, dict[str, Any]]]) -> dict[str, Any]:
+    out = {}
+    for source, record in records:
+        item = parse_input(as_offline_line(source, record))
+        ident = record.get("event_id") or record["command_id"]
+        out[ident] = item
+    return out
+
+
+def load(plan_path: Path) -> Plan:
+    return load_plan(plan_path.read_text(), source=str(plan_path))
