@@ -125,6 +125,10 @@ def create_app(
         producer_threaded=False,
         stream_publish_on_commit=False,
         broker_commit_interval=settings.commit_interval_s,
+        # A worker killed with -9 leaves the group only when its session times out; the
+        # partitions it held wait that long, so keep it short (heartbeats every third of it).
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 3,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
         web_bind=settings.web_host,

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # Time-driven work and commits
     tick_interval_ms: int = Field(500, ge=50, le=60_000)
     commit_interval_s: float = Field(1.0, gt=0, le=60)
+    session_timeout_s: float = Field(10.0, ge=6, le=300)
 
     # HTTP and observability
     web_host: str = "127.0.0.1"
