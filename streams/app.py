@@ -35,7 +35,7 @@ from streams.http_api import register_views
 from streams.ingest import Ingest
 from streams.metrics import Metrics
 from streams.publish import change_key, change_record, score_records
-from streams.scoring import Plan, ScoreResult, Verdict
+from streams.scoring import EntityKey, Plan, ScoreChange, ScoreResult, Verdict
 from streams.settings import Settings
 from streams.topics import entity_topic, input_topics
 
@@ -168,9 +168,24 @@ def create_app(
     store = TableStore(*tables)
     stage = EntityStage(plan, DueIndex(settings.partitions))
 
-    async def send(topic: faust.TopicT, key: bytes | None, value: bytes | None, **kw: Any) -> None:
+    async def send(
+        topic: faust.TopicT, key: bytes | None, value: bytes | None, **kw: Any
+    ) -> asyncio.Future[Any]:
         fut = await topic.send(key=key, value=value, **kw)
         fut.add_done_callback(_fatal_on_failure)
+        return fut  # type: ignore[no-any-return]
+
+    def track(change: ScoreChange, fut: asyncio.Future[Any]) -> None:
+        """Once Kafka has the change, its entity's outbox may forget it."""
+        entity = records.entity_key_bytes(
+            EntityKey(change.account_id, change.entity, change.entity_id)  # type: ignore[arg-type]
+        )
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                stage.on_delivered(entity, change.score, change.seq)
+
+        fut.add_done_callback(done)
 
     async def dead_letter(letter: DeadLetter) -> None:
         metrics.dead_letters.labels(letter.topic, letter.error_class).inc()
@@ -217,17 +232,18 @@ def create_app(
                 await dead_letter(unexpected(msg, exc))
             metrics.processing_seconds.labels("ingest").observe(time.perf_counter() - started)
 
-    def outputs(emission: Emission) -> list[tuple[faust.TopicT, bytes, bytes]]:
+    def outputs(emission: Emission) -> list[tuple[Any, bytes, bytes, ScoreChange | None]]:
         """Every record an emission publishes, encoded before any state is written."""
         emitted = now_ms()
-        out = [
+        out: list[tuple[Any, bytes, bytes, ScoreChange | None]] = [
             (changed_topic, change_key(change),
-             codec.encode(codec.score_changed, change_record(change, emitted_at_ms=emitted)))
+             codec.encode(codec.score_changed, change_record(change, emitted_at_ms=emitted)),
+             change)
             for change in (*emission.changes, *emission.republished)
         ]  # fmt: skip
         for key, state, names in emission.states.values():
             for out_key, rec in score_records(plan, key, state, names, updated_at_ms=emitted):
-                out.append((scores_topic, out_key, codec.encode(codec.score, rec)))
+                out.append((scores_topic, out_key, codec.encode(codec.score, rec), None))
         return out
 
     def count(emission: Emission, source_topic: str | None, appended_ms: int | None) -> None:
@@ -246,11 +262,29 @@ def create_app(
                     direction = "awarded" if points >= 0 else "deducted"
                     metrics.points.labels(result.score, rule, direction).inc(abs(points))
 
-    async def settle(emission: Emission, source_topic: str | None, appended: int | None) -> None:
+    async def settle(
+        emission: Emission, source_topic: str | None, appended: int | None, *, wait: bool = False
+    ) -> None:
+        """Publish an emission and save its states.
+
+        Items save first and publish after: a crash in between replays the item, finds it a
+        duplicate and republishes the outbox. Ticks (``wait``) publish, wait for Kafka's
+        acknowledgement, and only then save: a replayed tick finds nothing due, so the changes
+        it caused must be safe in Kafka before the state that says they happened.
+        """
         records_out = outputs(emission)
-        stage.commit(store, emission)
-        for topic, key, value in records_out:
-            await send(topic, key, value)
+        if not wait:
+            stage.commit(store, emission)
+        futures = []
+        for topic, key, value, change in records_out:
+            fut = await send(topic, key, value)
+            if change is not None:
+                track(change, fut)
+            futures.append(fut)
+        if wait:
+            if futures:
+                await asyncio.gather(*futures)
+            stage.commit(store, emission)
         count(emission, source_topic, appended)
 
     @app.agent(entities_topic, concurrency=1)
@@ -260,7 +294,9 @@ def create_app(
             try:
                 rec = records.decode(msg.value)
                 if isinstance(rec, records.Tick):
-                    await settle(stage.on_tick(store, msg.partition, rec.now_ms), None, None)
+                    await settle(
+                        stage.on_tick(store, msg.partition, rec.now_ms), None, None, wait=True
+                    )
                     metrics.expiry_backlog.set(stage.due.backlog(rec.now_ms))
                 else:
                     emission = stage.on_item(store, msg.key, rec)

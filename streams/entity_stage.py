@@ -21,6 +21,7 @@ from streams.scoring import (
     Plan,
     ScoreChange,
     ScoreResult,
+    acknowledge,
     advance,
     apply,
     dumps,
@@ -111,10 +112,24 @@ class DueIndex:
         return sum(1 for due in self.current.values() if due <= now_ms)
 
 
+#: Delivery acknowledgements kept for at most this many entities (then forgotten wholesale,
+#: which only leaves a few more changes in some outboxes).
+MAX_ACKED_ENTITIES = 200_000
+
+
 @dataclass(slots=True)
 class EntityStage:
     plan: Plan
     due: DueIndex
+    #: entity key -> score -> highest seq whose score-changed record Kafka acknowledged
+    delivered: dict[bytes, dict[str, int]] = field(default_factory=dict)
+
+    def on_delivered(self, key_bytes: bytes, score: str, seq: int) -> None:
+        if len(self.delivered) >= MAX_ACKED_ENTITIES and key_bytes not in self.delivered:
+            self.delivered.clear()
+        scores = self.delivered.setdefault(key_bytes, {})
+        if seq > scores.get(score, 0):
+            scores[score] = seq
 
     def on_item(self, store: Store, key_bytes: bytes, rec: records.ItemRecord) -> Emission:
         out = Emission()
@@ -158,10 +173,16 @@ class EntityStage:
             self._record(key_bytes, key, before, outcome, out)
         return out
 
-    @staticmethod
-    def _load(store: Store, key_bytes: bytes) -> EntityState | None:
+    def _load(self, store: Store, key_bytes: bytes) -> EntityState | None:
+        """The entity's state, minus outbox changes already known to be delivered."""
         blob = store.get_state(key_bytes)
-        return None if blob is None else loads(blob)
+        if blob is None:
+            return None
+        state = loads(blob)
+        delivered = self.delivered.pop(key_bytes, None)
+        if delivered:
+            acknowledge(state, delivered)
+        return state
 
     @staticmethod
     def _record(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from streams.scoring.aggregate import crossings, total
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan import Plan, Score
-from streams.scoring.state import OUTBOX_GROUPS, EntityState, OutboxRow, ScoreState
+from streams.scoring.state import OUTBOX_LIMIT, EntityState, OutboxRow, ScoreState
 
 
 def emit(
@@ -49,20 +49,37 @@ def emit(
 
 
 def remember(entity: EntityState, trigger: int, changes: Sequence[ScoreChange]) -> None:
-    """Keep the changes an item (or an advance, trigger 0) caused, for republication."""
+    """Keep the changes an item (or an advance, trigger 0) caused, until they are acknowledged."""
     rows: tuple[OutboxRow, ...] = tuple(c[3:] for c in changes)
     outbox = entity.outbox
     outbox.append((trigger, rows))
-    if len(outbox) > OUTBOX_GROUPS:
-        del outbox[0]
+    kept = sum(len(group_rows) for _, group_rows in outbox)
+    while kept > OUTBOX_LIMIT and len(outbox) > 1:
+        kept -= len(outbox.pop(0)[1])
+
+
+def acknowledge(entity: EntityState, delivered: Mapping[str, int]) -> None:
+    """Forget outbox changes known to be delivered: ``delivered`` maps score -> highest seq."""
+    if not delivered or not entity.outbox:
+        return
+    kept = []
+    for trigger, rows in entity.outbox:
+        left = tuple(row for row in rows if row[1] > delivered.get(row[0], 0))
+        if left:
+            kept.append((trigger, left))
+    entity.outbox = kept
 
 
 def replay(entity: EntityState, key: EntityKey, trigger: int) -> tuple[ScoreChange, ...]:
-    """The changes item ``trigger`` caused, if still in the outbox (same ids and seqs)."""
-    for group_trigger, rows in entity.outbox:
-        if group_trigger == trigger:
-            return tuple(_change(key, row) for row in rows)
-    return ()
+    """What to publish again when item ``trigger`` arrives a second time: every change still in
+    the outbox (not only the trigger's), oldest first.
+
+    A duplicate after a crash means the state was saved but its changes may not have been
+    delivered, and neither may those of the items after it: republishing the whole outbox (the
+    changes not yet acknowledged) closes any gap; consumers drop the seqs they have seen.
+    """
+    del trigger  # every unacknowledged change goes out again, whichever item came back
+    return outbox_changes(entity, key)
 
 
 def outbox_changes(entity: EntityState, key: EntityKey) -> tuple[ScoreChange, ...]:

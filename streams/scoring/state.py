@@ -36,7 +36,10 @@ OutboxRow = tuple[
 OutboxGroup = tuple[int, tuple[OutboxRow, ...]]
 
 NO_EPOCH = -(2**62)
-OUTBOX_GROUPS = 2
+#: At most this many changes stay in an entity's outbox (oldest groups dropped first). The
+#: shell trims changes it knows were delivered (``emit.acknowledge``), so in steady state the
+#: outbox holds only the changes of the last moments; the cap bounds it when acks never come.
+OUTBOX_LIMIT = 64
 
 
 class ScoreState:

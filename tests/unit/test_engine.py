@@ -7,7 +7,7 @@ import uuid
 import pytest
 from scoring_helpers import T0, D, H, M, Runner, adj, ev, one_score, summary, visit
 
-from streams.scoring import EntityKey, Verdict, apply, route
+from streams.scoring import EntityKey, Verdict, acknowledge, apply, route
 from streams.scoring.outcomes import CHANGE_NAMESPACE
 
 PRICING = """
@@ -156,6 +156,27 @@ def test_duplicate_replays_the_original_changes() -> None:
     assert runner.last.results[0].verdict is Verdict.DUPLICATE
     assert runner.last.replayed == tuple(first)
     assert runner.last.replayed[0].change_id == first[0].change_id
+
+
+def test_duplicate_republishes_every_unacknowledged_change() -> None:
+    # After a crash the changes of items after the duplicate may be lost too: all go out again.
+    runner = Runner(one_score(PRICING))
+    first = runner.feed(visit("e1", T0))
+    later = runner.feed(visit("e2", T0 + 2 * D))
+    runner.feed(visit("e1", T0))
+    assert runner.last.replayed == (*first, *later)
+
+
+def test_acknowledged_changes_leave_the_outbox() -> None:
+    # The shell acknowledges delivered seqs; only the rest would be republished.
+    runner = Runner(one_score(PRICING))
+    runner.feed(visit("e1", T0), visit("e2", T0 + 2 * D))
+    key = next(iter(runner.states))
+    acknowledge(runner.states[key], {"s": 1})
+    runner.feed(visit("e1", T0))
+    assert [c.seq for c in runner.last.replayed] == [2]
+    acknowledge(runner.states[key], {"s": 2})
+    assert runner.states[key].outbox == []
 
 
 def test_seq_is_contiguous_and_only_on_change() -> None:
