@@ -1,0 +1,166 @@
+"""``load_settings()``: a bad ``LEADSCORE_*`` value stops start-up, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from streams.errors import SettingsError
+from streams.settings import Settings, load_settings
+
+NAMED = re.compile(r"^\s+(LEADSCORE_[A-Z0-9_]+): ", re.MULTILINE)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment without any LEADSCORE_* variable."""
+    for name in list(os.environ):
+        if name.upper().startswith("LEADSCORE_"):
+            monkeypatch.delenv(name)
+
+
+def named_variables(exc: SettingsError) -> set[str]:
+    return set(NAMED.findall(str(exc)))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LEADSCORE_PARTITIONS", "0"),  # below the minimum of 1
+        ("LEADSCORE_PARTITIONS", "1025"),  # above the maximum of 1024
+        ("LEADSCORE_PARTITIONS", "eight"),  # not an integer
+        ("LEADSCORE_REPLICATION_FACTOR", "0"),  # at least one replica
+        ("LEADSCORE_STANDBY_REPLICAS", "-1"),  # negative
+        ("LEADSCORE_WEB_PORT", "70000"),  # beyond the TCP port range
+        ("LEADSCORE_WEB_PORT", "0"),  # port 0 is not allowed
+        ("LEADSCORE_APP_ID", "bad id!"),  # space and '!' are not allowed in the app id
+        ("LEADSCORE_APP_ID", ""),  # empty app id
+        ("LEADSCORE_APP_ID", "x" * 101),  # longer than 100 characters
+        ("LEADSCORE_LOG_LEVEL", "LOUD"),  # not a log level
+        ("LEADSCORE_LOG_LEVEL", "debug"),  # values are case-sensitive: DEBUG, not debug
+        ("LEADSCORE_BOOTSTRAP_SERVERS", ""),  # empty bootstrap servers
+        ("LEADSCORE_TICK_INTERVAL_MS", "49"),  # below the 50 ms minimum
+        ("LEADSCORE_TICK_INTERVAL_MS", "60001"),  # above one minute
+        ("LEADSCORE_COMMIT_INTERVAL_S", "0"),  # must be strictly positive
+        ("LEADSCORE_SESSION_TIMEOUT_S", "5"),  # below the 6 s minimum
+        ("LEADSCORE_ROCKSDB_BLOCK_CACHE_BYTES", "1048575"),  # one byte under 1 MiB
+        ("LEADSCORE_ROCKSDB_WRITE_BUFFER_BYTES", "1000"),  # far under 1 MiB
+        ("LEADSCORE_ROCKSDB_MAX_WRITE_BUFFERS", "17"),  # above 16
+    ],
+)
+def test_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert named_variables(caught.value) == {variable}
+    assert str(caught.value).startswith("invalid settings:\n")
+
+
+def test_every_bad_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSCORE_PARTITIONS", "0")
+    monkeypatch.setenv("LEADSCORE_WEB_PORT", "70000")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert named_variables(caught.value) == {"LEADSCORE_PARTITIONS", "LEADSCORE_WEB_PORT"}
+
+
+def test_unknown_environment_variable_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # extra="forbid" does NOT reach environment variables in pydantic-settings: a typo such as
+    # LEADSCORE_PARTITION (no S) is silently ignored and the default stays. This documents the
+    # actual behaviour (docs/operations.md says so); it is not a guarantee we want.
+    monkeypatch.setenv("LEADSCORE_PARTITION", "4")
+    assert load_settings().partitions == 8
+
+
+def test_unknown_override_argument_is_rejected() -> None:
+    # extra="forbid" does apply to constructor arguments, and the message names the variable.
+    with pytest.raises(SettingsError) as caught:
+        load_settings(partition=4)
+    assert named_variables(caught.value) == {"LEADSCORE_PARTITION"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "expected"),
+    [
+        ("LEADSCORE_PARTITIONS", "1", "partitions", 1),  # lower bound accepted
+        ("LEADSCORE_PARTITIONS", "1024", "partitions", 1024),  # upper bound accepted
+        ("LEADSCORE_WEB_PORT", "65535", "web_port", 65535),  # highest port
+        ("LEADSCORE_APP_ID", "ls.prod_eu-1", "app_id", "ls.prod_eu-1"),  # dots, _ and - allowed
+        ("LEADSCORE_TICK_INTERVAL_MS", "50", "tick_interval_ms", 50),  # minimum tick
+        ("LEADSCORE_COMMIT_INTERVAL_S", "0.25", "commit_interval_s", 0.25),  # fractions
+        ("LEADSCORE_LOG_LEVEL", "WARNING", "log_level", "WARNING"),  # a valid level
+        ("LEADSCORE_DATA_DIR", "/srv/ls", "data_dir", Path("/srv/ls")),  # a path
+        ("leadscore_partitions", "3", "partitions", 3),  # variable names are case-insensitive
+    ],
+)
+def test_good_value_is_read(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str, expected: object
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(load_settings(), field) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("a, b", frozenset({"a", "b"})),  # comma-separated, whitespace stripped
+        ("page-visits", frozenset({"page-visits"})),  # a single topic
+        ("a,,b,", frozenset({"a", "b"})),  # empty items are dropped
+        (" , ", frozenset()),  # only separators: no JSON topic
+        ("", frozenset()),  # empty: no JSON topic
+        ("a,a", frozenset({"a"})),  # duplicates collapse
+    ],
+)
+def test_json_topics_parsing(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: frozenset[str]
+) -> None:
+    monkeypatch.setenv("LEADSCORE_JSON_TOPICS", raw)
+    assert load_settings().json_topics == expected
+
+
+@pytest.mark.parametrize(
+    ("json_topics", "topic", "expected"),
+    [
+        ("page-visits,purchases", "page-visits", "json"),  # listed: JSON
+        ("page-visits,purchases", "purchases", "json"),  # listed: JSON
+        ("page-visits,purchases", "email-events", "avro"),  # not listed: Avro
+        ("", "page-visits", "avro"),  # nothing listed: everything is Avro
+        ("Page-Visits", "page-visits", "avro"),  # topic names are matched exactly
+    ],
+)
+def test_input_format(
+    monkeypatch: pytest.MonkeyPatch, json_topics: str, topic: str, expected: str
+) -> None:
+    monkeypatch.setenv("LEADSCORE_JSON_TOPICS", json_topics)
+    assert load_settings().input_format(topic) == expected
+
+
+def test_defaults_without_environment() -> None:
+    settings = load_settings()
+    assert (settings.bootstrap_servers, settings.app_id, settings.partitions) == (
+        "127.0.0.1:9092",
+        "leadscore",
+        8,
+    )
+    assert (settings.api_token, settings.json_topics) == (None, frozenset())
+
+
+def test_api_token_is_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADSCORE_API_TOKEN", "s3cret")
+    settings = load_settings()
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValidationError):
+        settings.partitions = 3  # type: ignore[misc]
+    assert isinstance(settings, Settings)
