@@ -237,7 +237,8 @@ class Service:
         quiet = 0
         while time.monotonic() < deadline:
             for worker in self.workers:
-                worker.assert_alive()
+                if worker.running:
+                    worker.assert_alive()
             # Ticks keep arriving; a little lag from them is normal, so require zero twice.
             quiet = quiet + 1 if await self.lag() == 0 else 0
             if quiet >= 2:
@@ -253,6 +254,7 @@ class Worker:
     env: dict[str, str]
     log: Path
     proc: subprocess.Popen[bytes] | None = None
+    running: bool = False  # started and not deliberately stopped since
 
     def start(self) -> Worker:
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -264,6 +266,7 @@ class Worker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.running = True
         return self
 
     def get(self, path: str) -> tuple[int, Any]:
@@ -292,12 +295,14 @@ class Worker:
 
     def kill(self) -> None:
         """kill -9: no shutdown, no commit, no flush."""
+        self.running = False
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
     def terminate(self, timeout_s: float = 60) -> int:
         assert self.proc is not None
+        self.running = False
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=timeout_s)
 
