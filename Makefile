@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe cluster-up cluster-down cluster-status bench-engine clean
+        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -72,9 +72,14 @@ test-integration: venv ## integration tests only (starts the broker if needed, l
 test-cluster: venv ## three-node fault test alone: kill -9 one node, keep producing, bring it back
 	$(VENV)/bin/pytest -m cluster tests/integration/test_cluster.py
 
-run: venv ## main job: broker, then the worker (Ctrl-C stops the worker; `make broker-down` the broker)
+run: venv ## main job: broker, worker, demo traffic, and what to curl (Ctrl-C stops; broker stays)
+	@deploy/run.sh
+
+soak: venv ## crash soak outside CI: many more events and kill -9s than the CI crash test
 	@$(KAFKA) up
-	$(VENV)/bin/leadscore worker
+	CRASH_EVENTS=$${CRASH_EVENTS:-200000} CRASH_KILLS=$${CRASH_KILLS:-20} \
+	CRASH_CONTACTS=$${CRASH_CONTACTS:-20000} $(VENV)/bin/pytest -p no:cacheprovider \
+	  tests/integration/test_crash.py --durations=1
 
 bench-engine: venv ## in-process scoring engine benchmark, writes bench/results/engine-<date>.json
 	$(PY) bench/engine.py

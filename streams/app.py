@@ -31,11 +31,12 @@ from streams import records
 from streams.codec import Codec
 from streams.deadletter import DeadLetter
 from streams.entity_stage import DueIndex, Emission, EntityStage
+from streams.faust_support import install_gauges, make_buffer_flush_strict
 from streams.http_api import register_views
 from streams.ingest import Ingest
 from streams.metrics import Metrics
 from streams.publish import change_key, change_record, score_records
-from streams.scoring import EntityKey, Plan, ScoreChange, ScoreResult, Verdict
+from streams.scoring import EntityKey, Plan, ScoreChange
 from streams.settings import Settings
 from streams.topics import entity_topic, input_topics
 
@@ -56,28 +57,16 @@ def rocksdb_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-#: For ``leadscore_events_total``: one outcome per record and entity, the most telling of its
-#: scores' verdicts (a page visit scored by one score and unmatched by two counts as scored).
-_HEADLINE = (
-    Verdict.SCORED, Verdict.ADJUSTED, Verdict.DEFERRED, Verdict.DUPLICATE, Verdict.CAPPED,
-    Verdict.STATIC, Verdict.QUIET, Verdict.EXPIRED, Verdict.TOO_LATE, Verdict.BEFORE_RESET,
-    Verdict.SUPERSEDED, Verdict.NO_VALUE, Verdict.UNKNOWN_SCORE, Verdict.NO_MATCH,
-)  # fmt: skip
-
-
-def headline(results: tuple[ScoreResult, ...]) -> Verdict:
-    verdicts = {r.verdict for r in results}
-    return next((v for v in _HEADLINE if v in verdicts), Verdict.NO_MATCH)
+def fatal(reason: str) -> None:
+    """Stop at once, without committing: the uncommitted records are replayed after a restart."""
+    log.critical("%s: exiting with %d before any later commit", reason, EXIT_DELIVERY_FAILED)
+    logging.shutdown()
+    os._exit(EXIT_DELIVERY_FAILED)
 
 
 def _fatal_on_failure(fut: asyncio.Future[Any]) -> None:
     if fut.cancelled() or fut.exception() is not None:
-        log.critical(
-            "delivery to Kafka failed (%s): exiting before any later commit",
-            "cancelled" if fut.cancelled() else fut.exception(),
-        )
-        logging.shutdown()
-        os._exit(EXIT_DELIVERY_FAILED)
+        fatal(f"delivery to Kafka failed ({'cancelled' if fut.cancelled() else fut.exception()})")
 
 
 class TableStore:
@@ -134,6 +123,7 @@ def create_app(
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        canonical_url=settings.advertised_url,
         web_tables_enabled=False,
         web_router_enabled=False,
         web_graph_enabled=False,
@@ -246,22 +236,6 @@ def create_app(
                 out.append((scores_topic, out_key, codec.encode(codec.score, rec), None))
         return out
 
-    def count(emission: Emission, source_topic: str | None, appended_ms: int | None) -> None:
-        for change in emission.changes:
-            metrics.changes.labels(change.score, str(change.cause)).inc()
-            for name, direction in change.thresholds:
-                metrics.thresholds.labels(change.score, name, direction).inc()
-        if appended_ms is not None and emission.changes:
-            metrics.event_to_emit_seconds.observe(max(0, now_ms() - appended_ms) / 1000)
-        metrics.republished.inc(len(emission.republished))
-        for results in emission.results:
-            if source_topic is not None:
-                metrics.events.labels(source_topic, str(headline(results))).inc()
-            for result in results:
-                for rule, points in result.awards:
-                    direction = "awarded" if points >= 0 else "deducted"
-                    metrics.points.labels(result.score, rule, direction).inc(abs(points))
-
     async def settle(
         emission: Emission, source_topic: str | None, appended: int | None, *, wait: bool = False
     ) -> None:
@@ -272,20 +246,25 @@ def create_app(
         acknowledgement, and only then save: a replayed tick finds nothing due, so the changes
         it caused must be safe in Kafka before the state that says they happened.
         """
-        records_out = outputs(emission)
+        records_out = outputs(emission)  # may fail: then nothing of the record was saved
         if not wait:
             stage.commit(store, emission)
-        futures = []
-        for topic, key, value, change in records_out:
-            fut = await send(topic, key, value)
-            if change is not None:
-                track(change, fut)
-            futures.append(fut)
-        if wait:
-            if futures:
+        try:
+            futures = []
+            for topic, key, value, change in records_out:
+                fut = await send(topic, key, value)
+                if change is not None:
+                    track(change, fut)
+                futures.append(fut)
+            if wait and futures:
                 await asyncio.gather(*futures)
+        except Exception:
+            if not wait:  # saved but not handed to Kafka: only a replay can republish it
+                fatal("publishing after the state was saved failed")
+            raise
+        if wait:
             stage.commit(store, emission)
-        count(emission, source_topic, appended)
+        metrics.observe(emission, source_topic, appended, now_ms())
 
     @app.agent(entities_topic, concurrency=1)
     async def score(stream: faust.StreamT[bytes]) -> None:
@@ -326,5 +305,8 @@ def create_app(
         metrics.rebalances.inc()
         stage.due.invalidate()
 
+    make_buffer_flush_strict(app)
+    install_gauges(app, metrics, tables[0], stream_topics={*sources, entity_name},
+                   entity_topic=entity_name, interval_s=5.0)  # fmt: skip
     register_views(app, settings, plan, store, metrics)
     return app

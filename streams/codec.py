@@ -92,6 +92,10 @@ class Codec:
             record = fastavro.schemaless_reader(buf, self.inputs[source], None)
         except EOFError:
             raise DecodeError("TruncatedAvro", "the Avro datum ended early") from None
+        except IndexError:
+            raise DecodeError(
+                "InvalidAvro", "an enum symbol or union branch index is out of range: wrong schema?"
+            ) from None
         except Exception as exc:  # fastavro raises many types on garbage; all mean "not decodable"
             raise DecodeError("InvalidAvro", f"{type(exc).__name__}: {exc}"[:500]) from None
         if buf.tell() != len(value):
@@ -108,6 +112,10 @@ class Codec:
         try:
             record = json.loads(value, parse_float=Decimal, parse_int=int)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DecodeError("InvalidJson", str(exc)[:500]) from None
+        except RecursionError:
+            raise DecodeError("InvalidJson", "the JSON value is nested too deeply") from None
+        except ValueError as exc:  # e.g. an integer past Python's digit limit
             raise DecodeError("InvalidJson", str(exc)[:500]) from None
         if not isinstance(record, dict):
             raise DecodeError("InvalidJson", "the JSON value is not an object")

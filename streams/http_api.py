@@ -104,6 +104,9 @@ def register_views(
     @app.page("/scores/{entity}/{entity_id}/explain")
     class ExplainView(View):
         async def get(self, request: Request, entity: str, entity_id: str) -> Response:
+            denied = refuse(self, request)  # the token first: errors must not reveal the plan
+            if denied is not None:
+                return denied
             name = request.query.get("score", "")
             score = plan.by_name.get(name)
             if score is None or score.entity != entity:

@@ -6,8 +6,28 @@ A registry per app (not the process-global one) keeps two apps in one process, a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from streams.scoring import ScoreResult, Verdict
+
+if TYPE_CHECKING:
+    from streams.entity_stage import Emission
+
+#: For ``leadscore_events_total``: one outcome per record and entity, the most telling of its
+#: scores' verdicts (a page visit scored by one score and unmatched by two counts as scored).
+_HEADLINE = (
+    Verdict.SCORED, Verdict.ADJUSTED, Verdict.DEFERRED, Verdict.DUPLICATE, Verdict.CAPPED,
+    Verdict.STATIC, Verdict.QUIET, Verdict.EXPIRED, Verdict.TOO_LATE, Verdict.BEFORE_RESET,
+    Verdict.SUPERSEDED, Verdict.NO_VALUE, Verdict.UNKNOWN_SCORE, Verdict.NO_MATCH,
+)  # fmt: skip
+
+
+def headline(results: tuple[ScoreResult, ...]) -> Verdict:
+    verdicts = {r.verdict for r in results}
+    return next((v for v in _HEADLINE if v in verdicts), Verdict.NO_MATCH)
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -108,6 +128,25 @@ class Metrics:
                 registry=r,
             ),
         )
+
+    def observe(
+        self, emission: Emission, source_topic: str | None, appended_ms: int | None, now_ms: int
+    ) -> None:
+        """Count what one record of the entity-events topic did (ticks have no source topic)."""
+        for change in emission.changes:
+            self.changes.labels(change.score, str(change.cause)).inc()
+            for name, direction in change.thresholds:
+                self.thresholds.labels(change.score, name, direction).inc()
+        if appended_ms is not None and emission.changes:
+            self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
+        self.republished.inc(len(emission.republished))
+        for results in emission.results:
+            if source_topic is not None:
+                self.events.labels(source_topic, str(headline(results))).inc()
+            for result in results:
+                for rule, points in result.awards:
+                    direction = "awarded" if points >= 0 else "deducted"
+                    self.points.labels(result.score, rule, direction).inc(abs(points))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

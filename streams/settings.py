@@ -7,15 +7,21 @@ table and this class in agreement.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.errors import SettingsError
 
 InputFormat = Literal["avro", "json"]
+#: The settings (minus ``topic_``) that name input topics (SPEC §2).
+INPUT_TOPIC_SETTINGS = (
+    "page_visits", "email_events", "purchases", "deal_stage_changes", "contact_profiles",
+    "score_adjustments",
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -42,6 +48,7 @@ class Settings(BaseSettings):
     topic_scores: str = "scores"
     topic_dead_letters: str = "leadscore-dead-letters"
     json_topics: Annotated[frozenset[str], NoDecode] = frozenset()
+    entity_topic_retention_ms: int = Field(7 * 86_400_000, ge=3_600_000)
     partitions: int = Field(8, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=16)
     standby_replicas: int = Field(0, ge=0, le=8)
@@ -59,6 +66,7 @@ class Settings(BaseSettings):
     # HTTP and observability
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_advertised_host: str | None = None
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -69,17 +77,51 @@ class Settings(BaseSettings):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty; unset it to serve the API without a token")
+        return value
+
+    @field_validator("json_topics", mode="after")
+    @classmethod
+    def _json_topics_are_inputs(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        inputs = {info.data.get(f"topic_{name}") for name in INPUT_TOPIC_SETTINGS}
+        unknown = sorted(value - inputs)
+        if unknown:
+            raise ValueError(f"names topics that are not inputs: {unknown}")
+        return value
+
+    @property
+    def advertised_url(self) -> str:
+        """Where other workers reach this one's HTTP API (forwarded requests)."""
+        return f"http://{self.web_advertised_host or self.web_host}:{self.web_port}"
+
     def input_format(self, topic: str) -> InputFormat:
         return "json" if topic in self.json_topics else "avro"
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; raise :class:`SettingsError` naming each bad variable."""
+    """Read the environment once; raise :class:`SettingsError` naming each bad variable.
+
+    A ``LEADSCORE_*`` variable that names no setting (a typo) is an error too: pydantic-settings
+    would silently ignore it and run with the default.
+    """
+    known = {f"LEADSCORE_{name.upper()}" for name in Settings.model_fields}
+    lines = [
+        f"{name}: no such setting (see the settings table in docs/operations.md)"
+        for name in sorted(os.environ)
+        if name.upper().startswith("LEADSCORE_") and name.upper() not in known
+    ]
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        lines = []
         for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"]) or "?"
-            lines.append(f"LEADSCORE_{field.upper()}: {error['msg']} (got {error.get('input')!r})")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"LEADSCORE_{field.upper()}" if field else "LEADSCORE_*"
+            lines.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+        settings = None
+    if lines or settings is None:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines))
+    return settings

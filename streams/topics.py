@@ -44,7 +44,11 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
     compacted = {**plain, "cleanup.policy": "compact"}
     specs = [TopicSpec(name, n, plain) for name in input_topics(settings)]
     specs += [
-        TopicSpec(entity_topic(settings), n, {**plain, "retention.ms": str(7 * 86_400_000)}),
+        TopicSpec(
+            entity_topic(settings),
+            n,
+            {**plain, "retention.ms": str(settings.entity_topic_retention_ms)},
+        ),
         TopicSpec(settings.topic_score_changed, n, plain),
         TopicSpec(settings.topic_scores, n, compacted),
         TopicSpec(settings.topic_dead_letters, n, plain),

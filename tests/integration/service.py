@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,6 +247,11 @@ class Service:
         raise AssertionError(f"the service did not drain within {timeout_s}s")
 
 
+def _without_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """The runner's environment minus any LEADSCORE_* variable: workers get only ours."""
+    return {k: v for k, v in env.items() if not k.upper().startswith("LEADSCORE_")}
+
+
 @dataclass
 class Worker:
     name: str
@@ -262,7 +267,7 @@ class Worker:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker"],
                 cwd=REPO,
-                env={**os.environ, **self.env},
+                env={**_without_settings(os.environ), **self.env},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )

@@ -4,7 +4,7 @@ After the run: final scores equal ``leadscore score`` offline on the same events
 and score the distinct seqs are exactly 1..n; each change_id always carries the same content; and
 the changes equal, one for one, what the pure core gives for the order the service applied.
 
-``LEADSCORE_CRASH_EVENTS``, ``LEADSCORE_CRASH_KILLS`` and ``LEADSCORE_CRASH_CONTACTS`` scale it up
+``CRASH_EVENTS``, ``CRASH_KILLS`` and ``CRASH_CONTACTS`` scale it up
 (``make soak``).
 """
 
@@ -28,9 +28,9 @@ from tests.integration.verify import (
     replay_with_core,
 )
 
-EVENTS = int(os.environ.get("LEADSCORE_CRASH_EVENTS", "20000"))
-KILLS = int(os.environ.get("LEADSCORE_CRASH_KILLS", "3"))
-CONTACTS = int(os.environ.get("LEADSCORE_CRASH_CONTACTS", "2000"))
+EVENTS = int(os.environ.get("CRASH_EVENTS", "20000"))
+KILLS = int(os.environ.get("CRASH_KILLS", "3"))
+CONTACTS = int(os.environ.get("CRASH_CONTACTS", "2000"))
 
 
 async def test_kill_9_at_random_points_changes_nothing(
