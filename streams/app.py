@@ -31,7 +31,12 @@ from streams import records
 from streams.codec import Codec
 from streams.deadletter import DeadLetter
 from streams.entity_stage import DueIndex, Emission, EntityStage
-from streams.faust_support import install_gauges, make_buffer_flush_strict
+from streams.faust_support import (
+    deliver_without_dropping,
+    install_gauges,
+    make_buffer_flush_strict,
+    owns,
+)
 from streams.http_api import register_views
 from streams.ingest import Ingest
 from streams.metrics import Metrics
@@ -203,6 +208,8 @@ def create_app(
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             msg, started = event.message, time.perf_counter()
+            if not owns(app, msg):
+                continue  # revoked while buffered: its new owner reads it from the commit
             try:
                 result = ingest_logic.handle(
                     topic=msg.topic,
@@ -270,6 +277,8 @@ def create_app(
     async def score(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             msg, started = event.message, time.perf_counter()
+            if not owns(app, msg):
+                continue  # revoked while buffered: its new owner reads it from the commit
             try:
                 rec = records.decode(msg.value)
                 if isinstance(rec, records.Tick):
@@ -306,6 +315,7 @@ def create_app(
         stage.due.invalidate()
 
     make_buffer_flush_strict(app)
+    deliver_without_dropping(app)
     install_gauges(app, metrics, tables[0], stream_topics={*sources, entity_name},
                    entity_topic=entity_name, interval_s=5.0)  # fmt: skip
     register_views(app, settings, plan, store, metrics)

@@ -22,6 +22,31 @@ from streams.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
+def deliver_without_dropping(app: faust.App) -> None:
+    """Never abandon a record half-delivered to its agent.
+
+    Faust's fetcher (``Consumer._drain_messages``) hands each record to the conductor with
+    ``wait_first(callback(record), suspend_flow.wait())``: when flow is suspended (a rebalance
+    starting) while the delivery waits on a full stream buffer, the delivery is cancelled but the
+    read position still moves past the record, which is then never processed; where the
+    partition had no committed offset yet, Faust even commits past it. Shielding the delivery
+    lets it finish; records of partitions revoked meanwhile are skipped by the agents
+    (:func:`owns`), and their new owner reads them from the committed offset.
+    """
+    conductor = app.topics
+    deliver = conductor.on_message
+
+    async def on_message(message: Any) -> None:
+        await asyncio.shield(deliver(message))
+
+    conductor.on_message = on_message
+
+
+def owns(app: faust.App, message: Any) -> bool:
+    """Is the record's partition still assigned to this worker (not revoked meanwhile)?"""
+    return message.tp in app.consumer.assignment()
+
+
 def make_buffer_flush_strict(app: faust.App) -> None:
     buffer = app.producer.buffer
     send_pending = buffer._send_pending  # bound by the buffer's task when it starts
@@ -41,6 +66,51 @@ def make_buffer_flush_strict(app: faust.App) -> None:
 
     buffer._send_pending = counted_send
     buffer.flush = strict_flush
+
+
+#: How long offsets may stay skipped (acked after, never before) before the watchdog re-reads them.
+SKIPPED_OFFSETS_GRACE_S = 10.0
+
+
+class SkippedOffsetsWatchdog:
+    """Re-reads records that Faust's fetcher dropped without delivering them.
+
+    Observed with faust-streaming 0.15.3 in our crash test: after a restart, a few records of one
+    input partition never reached the agent while the records after them did. The likely cause
+    is the fetcher loop (``Consumer._drain_messages``): it waits for a record's delivery *or* for
+    flow to be suspended (``wait_first``), and advances its read position either way. Faust then,
+    rightly, never commits past the missing records, so the partition's committed offset stops
+    moving while later records are processed: until a restart, the missing records would be
+    neither processed nor lost.
+
+    When a partition's lowest acknowledged offset stays above its committed offset for longer
+    than ``SKIPPED_OFFSETS_GRACE_S``, the watchdog seeks the partition back to the committed
+    offset: the skipped records are delivered, and the later ones come again as duplicates that
+    the entity state recognises.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.seen: dict[Any, tuple[int, float]] = {}
+        self.metrics = metrics
+
+    async def check(self, consumer: Any, tps: list[Any], now: float) -> None:
+        for tp in tps:
+            committed = consumer._committed_offset.get(tp)
+            acked = consumer._acked.get(tp)
+            if committed is None or not acked or min(acked) <= committed:
+                self.seen.pop(tp, None)
+                continue
+            since = self.seen.get(tp)
+            if since is None or since[0] != committed:
+                self.seen[tp] = (committed, now)
+            elif now - since[1] >= SKIPPED_OFFSETS_GRACE_S:
+                log.warning(
+                    "%s[%d]: offsets %d..%d were never delivered to the agent; re-reading from %d",
+                    tp.topic, tp.partition, committed, min(acked) - 1, committed,
+                )  # fmt: skip
+                await consumer.seek(tp, committed)
+                self.metrics.rereads.labels(tp.topic, str(tp.partition)).inc()
+                self.seen.pop(tp, None)
 
 
 def install_gauges(
@@ -64,10 +134,14 @@ def install_gauges(
     async def _recovered(sender: Any, **kwargs: Any) -> None:
         metrics.recovery_seconds.set(time.monotonic() - rebalance_started)
 
+    watchdog = SkippedOffsetsWatchdog(metrics)
+
     @app.timer(interval=interval_s)
     async def _gauges() -> None:
         try:
             consumer = app.consumer
+            streams = [tp for tp in app.assignor.assigned_actives() if tp.topic in stream_topics]
+            await watchdog.check(consumer, streams, time.monotonic())
             committed = consumer._committed_offset  # Faust keeps the last committed offsets
             entity_partitions = []
             for tp in app.assignor.assigned_actives():

@@ -49,6 +49,7 @@ class Metrics:
     recovery_seconds: Gauge
     ready: Gauge
     republished: Counter
+    rereads: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -122,6 +123,13 @@ class Metrics:
                 registry=r,
             ),
             ready=Gauge("leadscore_ready", "1 once state recovery is complete, else 0", registry=r),
+            rereads=Counter(
+                "leadscore_offsets_reread",
+                "Partitions sought back to their committed offset because records there were "
+                "never delivered to the agent (a Faust fetcher fault the watchdog heals)",
+                ["topic", "partition"],
+                registry=r,
+            ),
             republished=Counter(
                 "leadscore_changes_republished",
                 "Changes published again after a replayed input (effectively-once recovery)",

@@ -106,7 +106,7 @@ class Service:
             "LEADSCORE_WEB_PORT": str(port),
             "LEADSCORE_TICK_INTERVAL_MS": "200",
             "LEADSCORE_COMMIT_INTERVAL_S": "0.5",
-            "LEADSCORE_LOG_LEVEL": "WARNING",
+            "LEADSCORE_LOG_LEVEL": os.environ.get("TEST_WORKER_LOG_LEVEL", "WARNING"),
             **self.extra,
         }
         for source, setting in SETTING_OF.items():
