@@ -19,14 +19,7 @@ from pathlib import Path
 
 from streams.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
-from tests.integration.verify import (
-    distinct_changes,
-    final_values,
-    items_by_id,
-    load,
-    offline_finals,
-    replay_with_core,
-)
+from tests.integration.verify import check_run
 
 EVENTS = int(os.environ.get("CRASH_EVENTS", "20000"))
 KILLS = int(os.environ.get("CRASH_KILLS", "3"))
@@ -60,23 +53,5 @@ async def test_kill_9_at_random_points_changes_nothing(
     finally:
         service.stop_all()
 
-    grouped = distinct_changes(published)  # no seq gap, one content per change_id
-
-    # 1. What was published equals, change for change, the pure core run over the order the
-    #    service applied (first occurrences in the entity-events log) with each record's "now".
-    plan = load(PLAN)
-    expected = replay_with_core(
-        plan, [(key, ident) for key, ident, _ in order], items_by_id(records),
-        {(key, ident): now_ms for key, ident, now_ms in order},
-    )  # fmt: skip
-    strip = ("change_id", "emitted_at")
-    for key in sorted(set(grouped) | set(expected), key=str):
-        got = [{f: v for f, v in c.items() if f not in strip} for c in grouped.get(key, [])]
-        want = [{f: v for f, v in c.items() if f not in strip} for c in expected.get(key, [])]
-        assert got == want, f"{key}: published changes differ from the core's replay"
-
-    # 2. Final scores equal `leadscore score` run offline on the same events.
-    online = {k: v for k, v in final_values(grouped).items() if v != 0}
-    offline = {k: v for k, v in offline_finals(PLAN, records, tmp_path).items() if v != 0}
-    assert online == offline
+    check_run(PLAN, records, published, order, tmp_path)
     assert len(order) >= EVENTS  # every valid record reached its entities

@@ -17,14 +17,7 @@ from typing import Any
 from streams.codec import Source
 from streams.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
-from tests.integration.verify import (
-    distinct_changes,
-    final_values,
-    items_by_id,
-    load,
-    offline_finals,
-    replay_with_core,
-)
+from tests.integration.verify import check_run, distinct_changes, final_values
 
 EVENTS = 6000
 
@@ -38,20 +31,7 @@ def _records(seed: int, contacts: int = 600) -> list[tuple[Source, dict[str, Any
 
 async def _verify(service: Service, records: list[tuple[Source, dict[str, Any]]],
                   work: Path) -> dict[Any, int]:  # fmt: skip
-    grouped = distinct_changes(await service.changes())
-    order = await service.applied_order()
-    expected = replay_with_core(
-        load(PLAN), [(key, ident) for key, ident, _ in order], items_by_id(records),
-        {(key, ident): now_ms for key, ident, now_ms in order},
-    )  # fmt: skip
-    strip = ("change_id", "emitted_at")
-    for key in sorted(set(grouped) | set(expected), key=str):
-        got = [{f: v for f, v in c.items() if f not in strip} for c in grouped.get(key, [])]
-        want = [{f: v for f, v in c.items() if f not in strip} for c in expected.get(key, [])]
-        assert got == want, f"{key}: published changes differ from the core's replay"
-    online = {k: v for k, v in final_values(grouped).items() if v != 0}
-    assert online == {k: v for k, v in offline_finals(PLAN, records, work).items() if v != 0}
-    return final_values(grouped)
+    return check_run(PLAN, records, await service.changes(), await service.applied_order(), work)
 
 
 async def test_workers_join_and_leave_mid_stream(

@@ -89,3 +89,34 @@ def items_by_id(records: list[tuple[Source, dict[str, Any]]]) -> dict[str, Any]:
 
 def load(plan_path: Path) -> Plan:
     return load_plan(plan_path.read_text(), source=str(plan_path))
+
+
+def check_run(
+    plan_path: Path,
+    records: list[tuple[Source, dict[str, Any]]],
+    published: list[dict[str, Any]],
+    order: list[tuple[EntityKey, str, int]],
+    work: Path,
+) -> dict[ChangeKey, int]:
+    """Every check of a service run; returns the final value of each entity's score.
+
+    1. Distinct seqs are 1..n per entity and score; each change_id carries one content.
+    2. What was published equals, change for change, the pure core run over the order the
+       service applied (first occurrences in the entity-events log) with each record's "now".
+    3. Final scores equal ``leadscore score`` run offline on the same events.
+    """
+    grouped = distinct_changes(published)
+    expected = replay_with_core(
+        load(plan_path), [(key, ident) for key, ident, _ in order], items_by_id(records),
+        {(key, ident): now_ms for key, ident, now_ms in order},
+    )  # fmt: skip
+    strip = ("change_id", "emitted_at")
+    for key in sorted(set(grouped) | set(expected), key=str):
+        got = [{f: v for f, v in c.items() if f not in strip} for c in grouped.get(key, [])]
+        want = [{f: v for f, v in c.items() if f not in strip} for c in expected.get(key, [])]
+        assert got == want, f"{key}: published changes differ from the core's replay"
+    finals = final_values(grouped)
+    online = {k: v for k, v in finals.items() if v != 0}
+    offline = {k: v for k, v in offline_finals(plan_path, records, work).items() if v != 0}
+    assert online == offline
+    return finals
