@@ -11,7 +11,7 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
   too late anyway (``dedup_horizon >= lateness``);
 - attribute tombstones older than the horizon are dropped; repeat-once flags and caps of rules
   no longer in the plan are dropped;
-- the outbox keeps at most ``OUTBOX_LIMIT`` unacknowledged changes (see ``emit.acknowledge``).
+- the outbox keeps at most ``OUTBOX_LIMIT`` groups of unacknowledged changes (``emit.acknowledge``).
 """
 
 from __future__ import annotations

@@ -53,9 +53,8 @@ def remember(entity: EntityState, trigger: int, changes: Sequence[ScoreChange]) 
     rows: tuple[OutboxRow, ...] = tuple(c[3:] for c in changes)
     outbox = entity.outbox
     outbox.append((trigger, rows))
-    kept = sum(len(group_rows) for _, group_rows in outbox)
-    while kept > OUTBOX_LIMIT and len(outbox) > 1:
-        kept -= len(outbox.pop(0)[1])
+    if len(outbox) > OUTBOX_LIMIT:
+        del outbox[0]
 
 
 def acknowledge(entity: EntityState, delivered: Mapping[str, int]) -> None:

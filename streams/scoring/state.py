@@ -36,10 +36,11 @@ OutboxRow = tuple[
 OutboxGroup = tuple[int, tuple[OutboxRow, ...]]
 
 NO_EPOCH = -(2**62)
-#: At most this many changes stay in an entity's outbox (oldest groups dropped first). The
-#: shell trims changes it knows were delivered (``emit.acknowledge``), so in steady state the
-#: outbox holds only the changes of the last moments; the cap bounds it when acks never come.
-OUTBOX_LIMIT = 64
+#: At most this many groups of changes (the changes of one item or advance, at most one per
+#: score) stay in an entity's outbox, oldest dropped first. The shell trims changes it knows were
+#: delivered (``emit.acknowledge``), so in steady state the outbox holds only the changes of the
+#: last moments; the cap bounds it when acknowledgements never come (offline, or a slow broker).
+OUTBOX_LIMIT = 32
 
 
 class ScoreState:
