@@ -8,6 +8,7 @@ records finish, offsets are committed, the producer is flushed, RocksDB is close
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import faust
@@ -48,6 +49,12 @@ def run_worker() -> int:
     except LeadscoreError as exc:
         print(f"leadscore worker: {exc}", file=sys.stderr)
         return 2
+    # Start-up objects (modules, the compiled plan, schemas) never die: keep them out of the
+    # collector's scans, and collect young objects less often. On the scoring core this raised
+    # in-memory throughput by about 30% (`memory_events_per_s_worker_gc` in make bench-engine).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns only through SystemExit when the worker stops
     return 0
