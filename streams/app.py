@@ -32,10 +32,10 @@ from streams.codec import Codec
 from streams.deadletter import DeadLetter
 from streams.entity_stage import DueIndex, Emission, EntityStage
 from streams.faust_support import (
+    Ownership,
     deliver_without_dropping,
     install_gauges,
     make_buffer_flush_strict,
-    owns,
 )
 from streams.http_api import register_views
 from streams.ingest import Ingest
@@ -161,6 +161,7 @@ def create_app(
         for name in ("entities", "due")
     ]
     store = TableStore(*tables)
+    ownership = Ownership(app)
     stage = EntityStage(plan, DueIndex(settings.partitions))
 
     async def send(
@@ -208,7 +209,7 @@ def create_app(
     async def ingest(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             msg, started = event.message, time.perf_counter()
-            if not owns(app, msg):
+            if not ownership.owns(msg):
                 continue  # revoked while buffered: its new owner reads it from the commit
             try:
                 result = ingest_logic.handle(
@@ -277,7 +278,7 @@ def create_app(
     async def score(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             msg, started = event.message, time.perf_counter()
-            if not owns(app, msg):
+            if not ownership.owns(msg):
                 continue  # revoked while buffered: its new owner reads it from the commit
             try:
                 rec = records.decode(msg.value)

@@ -14,13 +14,14 @@ from aiokafka import AIOKafkaProducer
 
 from streams.codec import Codec, Source
 from streams.settings import Settings
-from streams.topics import input_topics
+from streams.topics import ensure_topics, input_topics
 from streams.traffic import TrafficShape, generate
 
 
 async def publish(
     settings: Settings, *, events: int, rate: float, contacts: int, deals: int, seed: int
 ) -> int:
+    await ensure_topics(settings)  # a demo may run before the first worker created them
     codec = Codec.load()
     topic_of = {source: topic for topic, source in input_topics(settings).items()}
     shape = replace(

@@ -47,7 +47,7 @@ async def test_kill_9_at_random_points_changes_nothing(
                 worker.kill()
                 worker.start()
                 await worker.wait_ready()
-        await service.wait_drained()
+        await service.wait_drained(timeout_s=max(180.0, EVENTS / 50))  # soak: big backlogs
         published = await service.changes()
         order = await service.applied_order()
     finally:
