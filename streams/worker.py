@@ -50,8 +50,8 @@ def run_worker() -> int:
         print(f"leadscore worker: {exc}", file=sys.stderr)
         return 2
     # Start-up objects (modules, the compiled plan, schemas) never die: keep them out of the
-    # collector's scans, and collect young objects less often. On the scoring core this raised
-    # in-memory throughput by about 30% (`memory_events_per_s_worker_gc` in make bench-engine).
+    # collector's scans, and collect young objects less often. In `make bench-engine` these
+    # settings moved the in-memory core from 10.6k to 11.6k events/s.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
