@@ -56,5 +56,9 @@ def run_worker() -> int:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # Faust's terminal spinner sets the root logger to DEBUG so that every record spins it: every
+    # debug call of aiokafka and Faust then builds a log record that no handler wants (about 9%
+    # more throughput without it, measured with 20,000 records through one worker).
+    worker.spinner = None
     worker.execute_from_commandline()  # returns only through SystemExit when the worker stops
     return 0
