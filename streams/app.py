@@ -21,7 +21,6 @@ import struct
 import time
 import traceback
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 import faust
@@ -188,22 +187,16 @@ def create_app(
         metrics.events.labels(letter.topic, "dead_letter").inc()
         await send(dead_topic, letter.key, letter.value, headers=letter.headers())
 
-    def unexpected(msg: Any, exc: BaseException | None) -> DeadLetter:
-        """A dead letter for ``msg``; with ``exc``, an unexpected error with its traceback."""
-        if exc is None:
-            return DeadLetter(msg.key, msg.value, msg.topic, msg.partition, msg.offset,
-                              "InvalidRecord", "")  # fmt: skip
-        summary = "".join(traceback.format_exception(exc, limit=6))[-1500:]
-        log.error("unexpected error on %s[%s]@%s: %r", msg.topic, msg.partition, msg.offset, exc)
+    def letter(msg: Any, error_class: str, reason: str) -> DeadLetter:
         return DeadLetter(
-            msg.key,
-            msg.value,
-            msg.topic,
-            msg.partition,
-            msg.offset,
-            f"Unexpected:{type(exc).__name__}",
-            summary,
+            msg.key, msg.value, msg.topic, msg.partition, msg.offset, error_class, reason
         )
+
+    def unexpected(msg: Any, exc: BaseException) -> DeadLetter:
+        """A dead letter for an unexpected error, with its traceback."""
+        log.error("unexpected error on %s[%s]@%s: %r", msg.topic, msg.partition, msg.offset, exc)
+        summary = "".join(traceback.format_exception(exc, limit=6))[-1500:]
+        return letter(msg, f"Unexpected:{type(exc).__name__}", summary)
 
     @app.agent(inputs, concurrency=1)
     async def ingest(stream: faust.StreamT[bytes]) -> None:
@@ -290,8 +283,7 @@ def create_app(
                 else:
                     emission = stage.on_item(store, msg.key, rec)
                     if emission.invalid is not None:
-                        reason = emission.invalid
-                        await dead_letter(replace(unexpected(msg, None), reason=reason))
+                        await dead_letter(letter(msg, "InvalidRecord", emission.invalid))
                     await settle(emission, rec.source[0], rec.appended_ms)
             except Exception as exc:  # nothing of this record was written: dead-letter it
                 stage.due.invalidate()  # popped due entries are rebuilt from the table

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.scoring import ScoreResult, Verdict
 
@@ -155,6 +155,3 @@ class Metrics:
                 for rule, points in result.awards:
                     direction = "awarded" if points >= 0 else "deducted"
                     self.points.labels(result.score, rule, direction).inc(abs(points))
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)
