@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine clean
+        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine bench clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -83,6 +83,17 @@ soak: venv ## crash soak outside CI: many more events and kill -9s than the CI c
 
 bench-engine: venv ## in-process scoring engine benchmark, writes bench/results/engine-<date>.json
 	$(PY) bench/engine.py
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
+	@touch $(BENCH_STAMP)
+
+# Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).
+bench: $(BENCH_STAMP) ## side-by-side: ceiling, our worker (now and baseline), Quix Streams; writes bench/results/<date>.*
+	@$(KAFKA) up
+	@bench/quix_venv.sh >/dev/null
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (keeps the Kafka jar cache and broker data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     web_advertised_host: str | None = None
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    faust_sensors: bool = False
 
     @field_validator("json_topics", mode="before")
     @classmethod

@@ -1,0 +1,46 @@
+"""PNG chart of a side-by-side result: throughput per contender, and latency percentiles."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def chart(result_path: Path, png_path: Path) -> None:
+    result = json.loads(result_path.read_text())
+    names = list(result["contenders"])
+    tput = [result["contenders"][n]["throughput"]["events_per_s"] for n in names]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    bars = left.bar(names, tput, color=["#888" if n not in ("ours",) else "#1f77b4" for n in names])
+    left.bar_label(bars, labels=[f"{v:,}" for v in tput], fontsize=8)
+    left.set_yscale("log")
+    left.set_ylabel("events/s (log)")
+    left.set_title("Sustained throughput, preloaded inputs")
+    width = 0.25
+    for i, pct in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        values = [result["contenders"][n].get("latency", {}).get(pct, 0) or 0 for n in names]
+        xs = [x + (i - 1) * width for x in range(len(names))]
+        right.bar(xs, values, width, label=pct.removesuffix("_ms"))
+    right.set_xticks(range(len(names)), names)
+    right.set_yscale("log")
+    right.set_ylabel("ms (log)")
+    right.set_title("Input append -> score change append, open loop at 50% of max")
+    right.legend()
+    fig.suptitle(
+        f"leadscore side-by-side, {result['run_at'][:10]}, {result['machine']['cpu']}, "
+        f"{result['machine']['cores']} cores",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    chart(Path(sys.argv[1]), Path(sys.argv[2]))

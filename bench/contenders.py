@@ -1,0 +1,177 @@
+"""The contenders of the side-by-side benchmark and how each one is started.
+
+- ``ceiling``: ``bench/ceiling.py``, a plain aiokafka consume -> decode -> produce pipe;
+- ``ours``: the service as shipped (``leadscore worker``), default settings;
+- ``baseline``: the service at an earlier commit (``--baseline``), same venv, same settings: the
+  "before" column of the profile-and-fix work;
+- ``quix-alo`` / ``quix-eos``: Quix Streams in its own venv running the same pure core
+  (``bench/peer_quix.py``), at-least-once and exactly-once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kafkaio import TopicSet
+
+ROOT = Path(__file__).resolve().parent.parent
+PLAN = ROOT / "plans" / "reference.yaml"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Process:
+    """A contender's process, with its CPU time and peak RSS read from /proc."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    port: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_mib(self, field_name: str = "VmHWM") -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def check(self) -> None:
+        if not self.alive():
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+
+    def ready(self) -> bool:
+        """Only the service has a readiness endpoint; the others are ready once running."""
+        if self.port is None:
+            return self.alive()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    kind: str  # "ceiling" | "service" | "quix"
+    guarantee: str = ""  # for quix
+    source_dir: Path = ROOT  # for the service: the tree whose streams/ runs (baseline: a checkout)
+    python: str = sys.executable
+
+    def start(self, bootstrap: str, topics: TopicSet, tag: str, workdir: Path) -> Process:
+        workdir.mkdir(parents=True, exist_ok=True)
+        log = workdir / f"{self.name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
+        port = None
+        inputs = ",".join(topics.inputs)
+        if self.kind == "ceiling":
+            argv = [
+                self.python,
+                str(ROOT / "bench" / "ceiling.py"),
+                "--bootstrap",
+                bootstrap,
+                "--group",
+                tag,
+                "--inputs",
+                inputs,
+                "--output",
+                topics.changed,
+            ]
+        elif self.kind == "quix":
+            argv = [
+                self.python,
+                str(ROOT / "bench" / "peer_quix.py"),
+                "--bootstrap",
+                bootstrap,
+                "--plan",
+                str(PLAN),
+                "--group",
+                tag,
+                "--state-dir",
+                str(workdir / "state"),
+                "--guarantee",
+                self.guarantee,
+                "--inputs",
+                inputs,
+                "--score-changed",
+                topics.changed,
+                "--scores",
+                topics.scores,
+                "--repartition-prefix",
+                tag,
+            ]
+        else:
+            port = free_port()
+            argv = [self.python, "-m", "streams.cli", "worker"]
+            env.update(service_env(bootstrap, topics, tag, workdir / "data", port))
+        env["PYTHONPATH"] = str(ROOT / "bench")
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv, cwd=self.source_dir, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        return Process(self.name, proc, log, port)
+
+    def group(self, tag: str) -> str:
+        """The consumer group that reads the input topics."""
+        return tag
+
+
+def service_env(
+    bootstrap: str, topics: TopicSet, app_id: str, data_dir: Path, port: int
+) -> dict[str, str]:
+    names = (
+        "PAGE_VISITS",
+        "EMAIL_EVENTS",
+        "PURCHASES",
+        "DEAL_STAGE_CHANGES",
+        "CONTACT_PROFILES",
+        "SCORE_ADJUSTMENTS",
+    )  # streams.codec.Source order
+    env = {f"LEADSCORE_TOPIC_{n}": t for n, t in zip(names, topics.inputs, strict=True)}
+    env.update(
+        {
+            "LEADSCORE_BOOTSTRAP_SERVERS": bootstrap,
+            "LEADSCORE_APP_ID": app_id,
+            "LEADSCORE_PLAN_PATH": str(PLAN),
+            "LEADSCORE_DATA_DIR": str(data_dir),
+            "LEADSCORE_TOPIC_SCORE_CHANGED": topics.changed,
+            "LEADSCORE_TOPIC_SCORES": topics.scores,
+            "LEADSCORE_TOPIC_DEAD_LETTERS": topics.dead,
+            "LEADSCORE_WEB_PORT": str(port),
+            "LEADSCORE_LOG_LEVEL": "WARNING",
+        }
+    )
+    return env

@@ -1,0 +1,168 @@
+"""Kafka plumbing of the side-by-side benchmark: topics, preloading, reading back, lag.
+
+Every topic the benchmark creates uses ``message.timestamp.type=LogAppendTime``, so each record's
+timestamp is the instant the broker appended it: latency is measured between two broker appends
+and throughput between the first and last output append, whatever the clocks of the contenders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from streams.codec import Codec, Source
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSet:
+    """The topics one contender reads and writes in one phase."""
+
+    inputs: tuple[str, ...]  # in streams.codec.Source order
+    changed: str
+    scores: str
+    dead: str
+
+    @classmethod
+    def named(cls, inputs: Sequence[str], prefix: str) -> TopicSet:
+        return cls(tuple(inputs), f"{prefix}-score-changed", f"{prefix}-scores", f"{prefix}-dead")
+
+    @staticmethod
+    def input_names(prefix: str) -> tuple[str, ...]:
+        return tuple(f"{prefix}-{source.value}" for source in Source)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (self.changed, self.scores, self.dead)
+
+
+async def create_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
+) -> None:
+    compact = set(compacted)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={
+                    **APPEND_TIME,
+                    **({"cleanup.policy": "compact"} if name in compact else {}),
+                },
+            )
+            for name in names
+            if name not in existing
+        ]
+        if new:
+            await admin.create_topics(new)
+    finally:
+        await admin.close()
+
+
+def producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kw)
+
+
+async def preload(
+    bootstrap: str, topics: TopicSet, events: Iterable[tuple[Source, dict[str, Any]]]
+) -> int:
+    """Produce every event, Avro-encoded, to its input topic as fast as the client can."""
+    codec = Codec.load()
+    topic_of = dict(zip(Source, topics.inputs, strict=True))
+    prod = producer(bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    await prod.start()
+    count = 0
+    try:
+        pending = []
+        for source, record in events:
+            value = codec.encode(codec.inputs[source], record)
+            key = (record.get("contact_id") or record.get("deal_id") or "").encode()
+            pending.append(await prod.send(topic_of[source], value, key=key))
+            count += 1
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+    return count
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = []
+        for topic in topics:
+            parts = await _partitions(consumer, topic)
+            tps += [TopicPartition(topic, p) for p in parts]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        parts = consumer.partitions_for_topic(topic)
+        if parts:
+            return set(parts)
+        await consumer._client.force_metadata_update()  # a topic created a moment ago
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"topic {topic} has no partitions")
+
+
+async def total(bootstrap: str, topic: str) -> int:
+    return sum((await end_offsets(bootstrap, [topic])).values())
+
+
+async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+    """Records of ``topics`` not yet committed by ``group``."""
+    ends = await end_offsets(bootstrap, topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    done = {tp: meta.offset for tp, meta in committed.items() if meta.offset >= 0}
+    return sum(max(0, end - done.get(tp, 0)) for tp, end in ends.items())
+
+
+async def read_all(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of a topic, from the beginning to the end offsets seen at the start."""
+    ends = {tp: off for tp, off in (await end_offsets(bootstrap, [topic])).items() if off > 0}
+    out: list[Any] = []
+    if not ends:
+        return out
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        remaining = dict(ends)
+        deadline = time.monotonic() + 300
+        while remaining and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for tp, messages in batches.items():
+                for msg in messages:
+                    if msg.offset < ends[tp]:
+                        out.append(msg)
+                if messages and messages[-1].offset >= ends[tp] - 1:
+                    remaining.pop(tp, None)
+    finally:
+        await consumer.stop()
+    return out

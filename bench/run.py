@@ -1,0 +1,548 @@
+"""Side-by-side benchmark (``make bench``): our worker, the raw-client ceiling, Quix Streams.
+
+One run, one broker, one machine, every contender in turn, so that the ratios hold while the
+absolute numbers drift. For each contender:
+
+1. **throughput**: the same preloaded Avro inputs (a deterministic, skewed mix of the six input
+   types, ``streams.traffic``); events/s from the first to the last output appended, once the
+   contender's consumer group has committed every input and the output has stopped growing; CPU
+   seconds per million events and peak RSS of the processing process over that window;
+2. **latency**: fresh topics, a short warm-up, then an open-loop producer at half the throughput
+   measured in step 1 for a fixed time; each input's append to each score change it caused
+   (``cause`` rule, state or adjustment) being appended (both broker ``LogAppendTime``);
+3. **restart** (our worker only): a changelog holding ``--restart-entities`` entity states, then
+   time to ``/readyz`` with no local state (rebuild from the changelog) and after a clean stop with
+   the state kept (warm restart), with the worker's RSS.
+
+Writes ``bench/results/<date>.json``, a Markdown table beside it, and the PNG chart
+(``bench/chart.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import kafkaio
+from contenders import PLAN, ROOT, Contender, Process
+from kafkaio import TopicSet
+
+from streams import records
+from streams.codec import Codec, Source
+from streams.scoring import (
+    EntityKey,
+    Invalid,
+    acknowledge,
+    apply,
+    dumps,
+    load_plan,
+    parse_input,
+    route,
+)
+from streams.traffic import TrafficShape, generate
+
+DIRECT_CAUSES = {"rule", "state", "adjustment"}  # changes caused by an input, not by the clock
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
+
+
+def traffic(
+    count: int, seed: int, *, contacts: int, deals: int
+) -> list[tuple[Source, dict[str, Any]]]:
+    now = int(time.time() * 1000)
+    shape = replace(
+        TrafficShape(),
+        contacts=contacts,
+        deals=deals,
+        start_ms=now - count * 20 - 60_000,
+        step_ms=20,
+    )
+    return list(generate(count, seed=seed, shape=shape))
+
+
+async def wait_ready(proc: Process, timeout_s: float = 180) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        proc.check()
+        if proc.ready():
+            return time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{proc.name} not ready within {timeout_s}s")
+
+
+async def wait_drained(
+    args: argparse.Namespace, proc: Process, group: str, topics: TopicSet, *, timeout_s: float
+) -> tuple[float | None, int]:
+    """Until the group has committed every input and the output stopped growing for a while.
+
+    Returns the CPU time of the process when the first output appeared, and the lag at the end.
+    """
+    started, last, stable_since, cpu_first = time.monotonic(), -1, time.monotonic(), None
+    while True:
+        proc.check()
+        out = await kafkaio.total(args.bootstrap, topics.changed)
+        now = time.monotonic()
+        if out > 0 and cpu_first is None:
+            cpu_first = proc.cpu_s()
+        if out != last:
+            last, stable_since = out, now
+        elif out > 0 and now - stable_since >= args.settle_s:
+            lag = await kafkaio.group_lag(args.bootstrap, group, topics.inputs)
+            if lag == 0:
+                return cpu_first, lag
+        if now - started > timeout_s:
+            raise RuntimeError(f"{proc.name}: not drained within {timeout_s:.0f}s ({out} outputs)")
+        await asyncio.sleep(0.5)
+
+
+async def throughput(
+    args: argparse.Namespace, who: Contender, inputs: tuple[str, ...]
+) -> dict[str, Any]:
+    tag = f"{args.run}-{who.name}-tput"
+    topics = TopicSet.named(inputs, tag)
+    await kafkaio.create_topics(
+        args.bootstrap, topics.outputs, args.partitions, compacted=[topics.scores]
+    )
+    proc = who.start(args.bootstrap, topics, tag, args.work / tag)
+    try:
+        cpu_first, lag = await wait_drained(
+            args, proc, who.group(tag), topics, timeout_s=args.events / 100 + 300
+        )
+        cpu_end, rss = proc.cpu_s(), proc.rss_mib()
+    finally:
+        proc.stop()
+    outputs = await kafkaio.read_all(args.bootstrap, topics.changed)
+    stamps = [m.timestamp for m in outputs]
+    window_s = (max(stamps) - min(stamps)) / 1000
+    return {
+        "events": args.events,
+        "outputs": len(outputs),
+        "window_s": round(window_s, 2),
+        "events_per_s": round(args.events / window_s),
+        "cpu_s_per_million_events": round((cpu_end - (cpu_first or 0)) / args.events * 1e6, 1),
+        "peak_rss_mib": round(rss, 1),
+        "input_lag_at_end": lag,
+    }
+
+
+def output_ids(who: Contender, outputs: list[Any], codec: Codec) -> list[tuple[str, int]]:
+    """(input id, append time) per output record that an input caused directly."""
+    if who.kind == "ceiling":
+        return [(m.key.decode(), m.timestamp) for m in outputs]
+    out = []
+    for m in outputs:
+        change = codec.decode(codec.score_changed, m.value)
+        if change["cause"] in DIRECT_CAUSES and change.get("source_event_id"):
+            out.append((change["source_event_id"], m.timestamp))
+    return out
+
+
+async def latency(args: argparse.Namespace, who: Contender, rate: float) -> dict[str, Any]:
+    tag = f"{args.run}-{who.name}-lat"
+    topics = TopicSet.named(TopicSet.input_names(tag), tag)
+    await kafkaio.create_topics(
+        args.bootstrap,
+        (*topics.inputs, *topics.outputs),
+        args.partitions,
+        compacted=[topics.scores],
+    )
+    count = max(200, int(rate * args.latency_s))
+    events = traffic(args.warmup + count, seed=7, contacts=args.contacts, deals=args.deals)
+    warm, timed = events[: args.warmup], events[args.warmup :]
+    proc = who.start(args.bootstrap, topics, tag, args.work / tag)
+    try:
+        await wait_ready(proc)
+        await kafkaio.preload(args.bootstrap, topics, warm)
+        await wait_drained(args, proc, who.group(tag), topics, timeout_s=300)
+        sent_s = await open_loop(args.bootstrap, topics, timed, rate)
+        _, lag = await wait_drained(
+            args, proc, who.group(tag), topics, timeout_s=count / max(rate, 1) * 4 + 300
+        )
+        rss = proc.rss_mib()
+    finally:
+        proc.stop()
+    codec = Codec.load()
+    timed_ids = {str(r.get("event_id") or r.get("command_id")) for _, r in timed}
+    appended: dict[str, int] = {}
+    for topic, source in zip(topics.inputs, Source, strict=True):
+        for m in await kafkaio.read_all(args.bootstrap, topic):
+            rec = fastavro.schemaless_reader(
+                __import__("io").BytesIO(m.value), codec.inputs[source], None
+            )
+            ident = str(rec.get("event_id") or rec.get("command_id"))
+            if ident in timed_ids:
+                appended[ident] = m.timestamp
+    samples = [
+        float(ts - appended[ident])
+        for ident, ts in output_ids(
+            who, await kafkaio.read_all(args.bootstrap, topics.changed), codec
+        )
+        if ident in appended
+    ]
+    return {
+        "target_rate_per_s": round(rate, 1),
+        "achieved_rate_per_s": round(len(timed) / sent_s, 1),
+        "events": len(timed),
+        "samples": len(samples),
+        "p50_ms": percentile(samples, 0.50),
+        "p95_ms": percentile(samples, 0.95),
+        "p99_ms": percentile(samples, 0.99),
+        "max_ms": max(samples) if samples else None,
+        "peak_rss_mib": round(rss, 1),
+        "input_lag_at_end": lag,
+    }
+
+
+async def open_loop(
+    bootstrap: str, topics: TopicSet, events: list[tuple[Source, dict[str, Any]]], rate: float
+) -> float:
+    """Send each event at its scheduled instant (start + i / rate), never waiting on the system."""
+    codec = Codec.load()
+    topic_of = dict(zip(Source, topics.inputs, strict=True))
+    encoded = [
+        (
+            topic_of[s],
+            codec.encode(codec.inputs[s], r),
+            (r.get("contact_id") or r.get("deal_id") or "").encode(),
+        )
+        for s, r in events
+    ]
+    prod = kafkaio.producer(bootstrap, linger_ms=0)
+    await prod.start()
+    try:
+        pending, started, i = [], time.monotonic(), 0
+        while i < len(encoded):
+            due = int((time.monotonic() - started) * rate) + 1
+            while i < min(due, len(encoded)):
+                topic, value, key = encoded[i]
+                pending.append(await prod.send(topic, value, key=key))
+                i += 1
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*pending)
+        return time.monotonic() - started
+    finally:
+        await prod.stop()
+
+
+def state_templates(count: int) -> list[tuple[bytes, dict[str, int]]]:
+    """Real contact states from the core, outboxes acknowledged: (blob, score totals)."""
+    plan = load_plan(PLAN.read_text(), source=str(PLAN))
+    codec = Codec.load()
+    states: dict[EntityKey, Any] = {}
+    now = 0
+    for source, raw in traffic(count * 6, seed=11, contacts=count, deals=count // 5):
+        record = codec.decode_input(source, codec.encode(codec.inputs[source], raw), fmt="avro")
+        item = parse_input(record)
+        if isinstance(item, Invalid):
+            continue
+        now = max(now, record["occurred_at"])
+        for key in route(item):
+            states[key] = apply(states.get(key), key, item, plan, now_ms=now).state
+    out = []
+    for key, state in states.items():
+        if key.kind == "contact" and state.scores:
+            acknowledge(state, {name: ledger.seq for name, ledger in state.scores.items()})
+            out.append(
+                (dumps(state), {name: ledger.total for name, ledger in state.scores.items()})
+            )
+    return out
+
+
+async def restart(args: argparse.Namespace) -> dict[str, Any]:
+    """Readiness of our worker over a changelog of ``--restart-entities`` entities."""
+    tag = f"{args.run}-ours-restart"
+    inputs = TopicSet.input_names(tag)
+    topics = TopicSet.named(inputs, tag)
+    changelog = f"{tag}-entities-changelog"
+    await kafkaio.create_topics(
+        args.bootstrap, (*inputs, *topics.outputs), args.partitions, compacted=[topics.scores]
+    )
+    await kafkaio.create_topics(args.bootstrap, [changelog], args.partitions, compacted=[changelog])
+    templates = state_templates(2000)
+    log(
+        f"restart: writing {args.restart_entities:,} entity states "
+        f"({len(templates)} templates) to {changelog}"
+    )
+    started = time.monotonic()
+    samples = await write_changelog(args, changelog, templates)
+    written_s = time.monotonic() - started
+    ours = Contender("ours", "service")
+    data = args.work / tag
+    figures: dict[str, Any] = {
+        "entities": args.restart_entities,
+        "changelog_write_s": round(written_s, 1),
+    }
+    for phase in ("rebuild", "warm"):
+        proc = ours.start(args.bootstrap, topics, tag, data)
+        try:
+            ready_s = await wait_ready(proc, timeout_s=900)
+            figures[f"{phase}_ready_s"] = round(ready_s, 2)
+            figures[f"{phase}_rss_mib"] = round(proc.rss_mib("VmRSS"), 1)
+            figures[f"{phase}_peak_rss_mib"] = round(proc.rss_mib(), 1)
+            figures[f"{phase}_checked"] = check_scores(proc, samples)
+            log(f"restart: {phase} ready in {ready_s:.1f}s, RSS {figures[f'{phase}_rss_mib']} MiB")
+        finally:
+            proc.stop()
+    figures["state_dir_mib"] = round(
+        sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) / 2**20, 1
+    )
+    return figures
+
+
+async def write_changelog(
+    args: argparse.Namespace, topic: str, templates: list[tuple[bytes, dict[str, int]]]
+) -> list[tuple[str, dict[str, int]]]:
+    prod = kafkaio.producer(args.bootstrap, linger_ms=50, max_batch_size=512 * 1024)
+    await prod.start()
+    samples = []
+    try:
+        pending = []
+        for i in range(args.restart_entities):
+            entity_id = f"bench-{i}"
+            key = records.entity_key_bytes(EntityKey(None, "contact", entity_id))
+            blob, totals = templates[i % len(templates)]
+            partition = records.partition_for(key, args.partitions)
+            pending.append(await prod.send(topic, blob, key=key, partition=partition))
+            if i % (args.restart_entities // 20 or 1) == 0:
+                samples.append((entity_id, totals))
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await prod.stop()
+    return samples
+
+
+def check_scores(proc: Process, samples: list[tuple[str, dict[str, int]]]) -> int:
+    """Ask the worker for sampled entities: each must answer with the score totals written."""
+    import urllib.request
+
+    for entity_id, totals in samples:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{proc.port}/scores/contact/{entity_id}", timeout=10
+        ) as r:
+            body = json.loads(r.read())
+        got = {name: score["value"] for name, score in body["scores"].items()}
+        if got != {name: totals.get(name, 0) for name in got}:
+            raise RuntimeError(f"{entity_id}: worker says {got}, the changelog holds {totals}")
+    return len(samples)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "cpu": cpu,
+        "cores": __import__("os").cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "memory_gib": round(
+            __import__("os").sysconf("SC_PAGE_SIZE")
+            * __import__("os").sysconf("SC_PHYS_PAGES")
+            / 2**30,
+            1,
+        ),
+    }
+
+
+def versions(quix_python: str) -> dict[str, str]:
+    from importlib.metadata import version
+
+    found = {
+        name: version(name) for name in ("faust-streaming", "aiokafka", "rocksdict", "fastavro")
+    }
+    found["quixstreams"] = (
+        subprocess.run(
+            [quix_python, "-c", "import quixstreams; print(quixstreams.__version__)"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if Path(quix_python).exists()
+        else "not installed"
+    )
+    current = ROOT / ".cache" / "kafka" / "current"
+    found["kafka"] = current.resolve().name if current.exists() else "unknown"
+    found["leadscore"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return found
+
+
+def baseline_tree(commit: str, work: Path) -> Path:
+    """A checkout of ``commit``'s sources (streams/, schemas/, plans/) to run the baseline from."""
+    tree = work / f"baseline-{commit}"
+    if not (tree / "streams").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "archive", commit, "streams", "schemas", "plans"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def markdown(result: dict[str, Any]) -> str:
+    rows = [
+        "| contender | events/s | CPU s per 1M events | peak RSS MiB "
+        "| p50 ms | p95 ms | p99 ms | latency at events/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, fig in result["contenders"].items():
+        t, lat = fig["throughput"], fig.get("latency", {})
+        rows.append(
+            f"| {name} | {t['events_per_s']:,} | {t['cpu_s_per_million_events']:,} | "
+            f"{t['peak_rss_mib']} | {lat.get('p50_ms', '-')} | {lat.get('p95_ms', '-')} | "
+            f"{lat.get('p99_ms', '-')} | {lat.get('achieved_rate_per_s', '-')} |"
+        )
+    lines = ["\n".join(rows), ""]
+    for name, value in result["ratios"].items():
+        lines.append(f"- {name}: {value}")
+    if "restart" in result:
+        lines.append("")
+        lines.append(
+            "Restart of our worker: " + ", ".join(f"{k} {v}" for k, v in result["restart"].items())
+        )
+    return "\n".join(lines) + "\n"
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    quix_python = str(ROOT / ".cache" / "bench" / "quix-venv" / "bin" / "python")
+    every = {
+        "ceiling": Contender("ceiling", "ceiling"),
+        "ours": Contender("ours", "service"),
+        "baseline": Contender(
+            "baseline", "service", source_dir=baseline_tree(args.baseline, args.work)
+        ),
+        "quix-alo": Contender("quix-alo", "quix", "at-least-once", python=quix_python),
+        "quix-eos": Contender("quix-eos", "quix", "exactly-once", python=quix_python),
+    }
+    chosen = [every[name] for name in args.contenders.split(",")]
+    inputs = TopicSet.input_names(f"{args.run}-tput")
+    await kafkaio.create_topics(args.bootstrap, inputs, args.partitions)
+    log(f"preloading {args.events:,} events, {args.contacts:,} contacts, {args.deals:,} deals")
+    await kafkaio.preload(
+        args.bootstrap,
+        TopicSet.named(inputs, "unused"),
+        traffic(args.events, seed=3, contacts=args.contacts, deals=args.deals),
+    )
+    result: dict[str, Any] = {"contenders": {}}
+    for who in chosen:
+        log(f"{who.name}: throughput")
+        tput = await throughput(args, who, inputs)
+        log(f"{who.name}: {tput}")
+        figures: dict[str, Any] = {"throughput": tput}
+        if args.latency_s > 0:
+            log(f"{who.name}: latency at {tput['events_per_s'] * args.load:.0f} events/s")
+            figures["latency"] = await latency(args, who, tput["events_per_s"] * args.load)
+            log(f"{who.name}: {figures['latency']}")
+        result["contenders"][who.name] = figures
+    if args.restart_entities > 0:
+        result["restart"] = await restart(args)
+    result["ratios"] = ratios(result["contenders"])
+    return result
+
+
+def ratios(contenders: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    ours = contenders.get("ours")
+    if ours is None:
+        return out
+    for other in ("ceiling", "baseline", "quix-alo", "quix-eos"):
+        if other in contenders:
+            out[f"throughput ours/{other}"] = round(
+                ours["throughput"]["events_per_s"]
+                / contenders[other]["throughput"]["events_per_s"],
+                3,
+            )
+            if "latency" in ours and "latency" in contenders[other]:
+                out[f"p99 ours/{other}"] = round(
+                    ours["latency"]["p99_ms"] / max(contenders[other]["latency"]["p99_ms"], 1.0), 3
+                )
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument(
+        "--events", type=int, default=50_000, help="preloaded events for throughput"
+    )
+    parser.add_argument("--contacts", type=int, default=20_000)
+    parser.add_argument("--deals", type=int, default=3_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--latency-s", type=float, default=30.0, help="open-loop seconds (0: skip)")
+    parser.add_argument("--load", type=float, default=0.5, help="latency load, share of throughput")
+    parser.add_argument("--warmup", type=int, default=300, help="events before the latency window")
+    parser.add_argument("--settle-s", type=float, default=4.0, help="output quiet time = drained")
+    parser.add_argument("--restart-entities", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--contenders", default="ceiling,ours,baseline,quix-alo,quix-eos")
+    parser.add_argument("--baseline", default="6b47c93", help="commit of the 'before' service")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
+    args = parser.parse_args()
+    args.run = f"bench-{uuid.uuid4().hex[:8]}"
+    args.work = args.work / args.run
+    started = datetime.now(UTC)
+    result = {
+        "benchmark": "side-by-side",
+        "run_at": started.isoformat(timespec="seconds"),
+        "command": " ".join(["python", *sys.argv]),
+        "machine": machine(),
+        "versions": versions(str(ROOT / ".cache" / "bench" / "quix-venv" / "bin" / "python")),
+        "settings": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in vars(args).items()
+            if k not in ("out", "work")
+        },
+        "goals": {
+            "ours_events_per_s": 20_000,
+            "ours_share_of_ceiling": 0.5,
+            "p99_ms": 100,
+            "rss_mib_at_1m_entities": 512,
+            "warm_ready_s": 10,
+            "rebuild_ready_s": 60,
+        },
+    }
+    result.update(asyncio.run(run(args)))
+    result["duration_s"] = round((datetime.now(UTC) - started).total_seconds())
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"{started:%Y-%m-%d}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(markdown(result))
+    log(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
+    print(markdown(result))
+    shutil.rmtree(args.work, ignore_errors=True)
+    from chart import chart
+
+    chart(stem.with_suffix(".json"), stem.with_suffix(".png"))
+    log(f"wrote {stem.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
