@@ -441,7 +441,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "quix-alo": Contender("quix-alo", "quix", "at-least-once", python=quix_python),
         "quix-eos": Contender("quix-eos", "quix", "exactly-once", python=quix_python),
     }
-    chosen = [every[name] for name in args.contenders.split(",")]
+    chosen = [every[name] for name in args.contenders.split(",") if name]
     inputs = TopicSet.input_names(f"{args.run}-tput")
     await kafkaio.create_topics(args.bootstrap, inputs, args.partitions)
     log(f"preloading {args.events:,} events, {args.contacts:,} contacts, {args.deals:,} deals")
@@ -537,10 +537,11 @@ def main() -> int:
     log(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.md')}")
     print(markdown(result))
     shutil.rmtree(args.work, ignore_errors=True)
-    from chart import chart
+    if result["contenders"]:
+        from chart import chart
 
-    chart(stem.with_suffix(".json"), stem.with_suffix(".png"))
-    log(f"wrote {stem.with_suffix('.png')}")
+        chart(stem.with_suffix(".json"), stem.with_suffix(".png"))
+        log(f"wrote {stem.with_suffix('.png')}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Any worker answers for any entity: a request for an entity whose partition another worker owns is
 forwarded to that worker (Faust's router, by the same murmur2 partitioning the tables use).
-``/metrics`` is served by Faust's Prometheus integration from our registry.
+``/metrics`` serves our Prometheus registry (with Faust's sensors in it when they are enabled).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 import faust
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streams import records
 from streams.entity_stage import Store
@@ -116,6 +117,12 @@ def register_views(
             if early is not None or blob is None:
                 return early
             return self.json(explain(loads(blob), plan, name).to_dict())
+
+    @app.page("/metrics")
+    class Exposition(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(metrics.registry)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     class Healthz(View):

@@ -13,8 +13,9 @@ import sys
 
 import faust
 
-from streams.app import create_app
+from streams.app import TABLES, create_app, rocksdb_options
 from streams.errors import LeadscoreError, StartupError
+from streams.restore import restore_tables
 from streams.scoring import Plan, PlanError, load_plan
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics
@@ -38,6 +39,7 @@ def prepare(settings: Settings) -> Plan:
     """Everything that must hold before the worker starts; raises LeadscoreError otherwise."""
     plan = load_plan_file(settings)
     asyncio.run(ensure_topics(settings))
+    asyncio.run(restore_tables(settings, TABLES, rocksdb_options(settings)))
     return plan
 
 
