@@ -16,8 +16,9 @@ import argparse
 import asyncio
 import signal
 import time
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import records
 from streams.codec import Codec, DecodeError, Source
@@ -43,15 +44,18 @@ async def pipe(args: argparse.Namespace) -> None:
     await consumer.start()
     await producer.start()
     try:
+        # One batch in flight while the next is decoded: a batch's offsets are committed once
+        # Kafka acknowledged all of its outputs.
+        previous: tuple[list[Any], dict[TopicPartition, int]] | None = None
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-            if not batches:
-                continue
             now_ms = int(time.time() * 1000)
-            pending = []
+            pending: list[Any] = []
+            offsets: dict[TopicPartition, int] = {}
             for tp, messages in batches.items():
                 source = sources[tp.topic]
                 for msg in messages:
+                    offsets[tp] = msg.offset + 1
                     try:
                         record = codec.decode_input(source, msg.value, fmt="avro")
                     except DecodeError:
@@ -64,8 +68,15 @@ async def pipe(args: argparse.Namespace) -> None:
                         appended_ms=msg.timestamp,
                     )
                     pending.append(await producer.send(args.output, value, key=ident.encode()))
-            await asyncio.gather(*pending)
-            await consumer.commit()
+            if previous is not None:
+                await asyncio.gather(*previous[0])
+                if previous[1]:
+                    await consumer.commit(previous[1])
+            previous = (pending, offsets)
+        if previous is not None:
+            await asyncio.gather(*previous[0])
+            if previous[1]:
+                await consumer.commit(previous[1])
     finally:
         await producer.stop()
         await consumer.stop()
