@@ -18,6 +18,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.codec import Codec, Source
 
+SHORT = {
+    Source.PAGE_VISITS: "pv",
+    Source.EMAIL_EVENTS: "em",
+    Source.PURCHASES: "pu",
+    Source.DEAL_STAGE_CHANGES: "ds",
+    Source.CONTACT_PROFILES: "cp",
+    Source.SCORE_ADJUSTMENTS: "sa",
+}
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 
 
@@ -36,7 +44,9 @@ class TopicSet:
 
     @staticmethod
     def input_names(prefix: str) -> tuple[str, ...]:
-        return tuple(f"{prefix}-{source.value}" for source in Source)
+        # short: Quix names its repartition topic after the group and every input topic, and
+        # Kafka topic names stop at 249 characters
+        return tuple(f"{prefix}-{SHORT[source]}" for source in Source)
 
     @property
     def outputs(self) -> tuple[str, ...]:

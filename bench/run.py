@@ -505,7 +505,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args()
-    args.run = f"bench-{uuid.uuid4().hex[:8]}"
+    args.run = f"b{uuid.uuid4().hex[:8]}"
     args.work = args.work / args.run
     started = datetime.now(UTC)
     result = {
