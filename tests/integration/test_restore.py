@@ -1,4 +1,4 @@
-"""Bulk restore of the tables from their changelogs (streams.restore), on the real broker and RocksDB.
+"""Bulk restore of the tables from their changelogs, on the real broker and RocksDB.
 
 The restored files must be exactly what Faust's own recovery would have produced: every latest
 value per key, tombstones applied, and Faust's persisted-offset key at the last offset applied, so
