@@ -84,29 +84,50 @@ def producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kw)
 
 
-async def preload(
-    bootstrap: str, topics: TopicSet, events: Iterable[tuple[Source, dict[str, Any]]]
+async def produce_all(
+    bootstrap: str,
+    records: Iterable[tuple[str, bytes, bytes, int | None]],
+    *,
+    window: int = 5000,
+    **config: Any,
 ) -> int:
-    """Produce every event, Avro-encoded, to its input topic as fast as the client can."""
-    codec = Codec.load()
-    topic_of = dict(zip(Source, topics.inputs, strict=True))
-    prod = producer(bootstrap, linger_ms=20, max_batch_size=256 * 1024)
+    """Produce (topic, key, value, partition) records as fast as the client can.
+
+    At most ``window`` records wait for their acknowledgement at a time.
+    """
+    prod = producer(bootstrap, **config)
     await prod.start()
     count = 0
     try:
         pending = []
-        for source, record in events:
-            value = codec.encode(codec.inputs[source], record)
-            key = (record.get("contact_id") or record.get("deal_id") or "").encode()
-            pending.append(await prod.send(topic_of[source], value, key=key))
+        for topic, key, value, partition in records:
+            pending.append(await prod.send(topic, value, key=key, partition=partition))
             count += 1
-            if len(pending) >= 5000:
+            if len(pending) >= window:
                 await asyncio.gather(*pending)
                 pending.clear()
         await asyncio.gather(*pending)
     finally:
         await prod.stop()
     return count
+
+
+def entity_hint(record: dict[str, Any]) -> bytes:
+    """The key a platform team would use on an input topic (the service does not trust it)."""
+    return (record.get("contact_id") or record.get("deal_id") or "").encode()
+
+
+async def preload(
+    bootstrap: str, topics: TopicSet, events: Iterable[tuple[Source, dict[str, Any]]]
+) -> int:
+    """Produce every event, Avro-encoded, to its input topic."""
+    codec = Codec.load()
+    topic_of = dict(zip(Source, topics.inputs, strict=True))
+    encoded = (
+        (topic_of[source], entity_hint(record), codec.encode(codec.inputs[source], record), None)
+        for source, record in events
+    )
+    return await produce_all(bootstrap, encoded, linger_ms=20, max_batch_size=256 * 1024)
 
 
 async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:

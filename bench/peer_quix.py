@@ -42,12 +42,10 @@ Kafka acknowledges it), which keeps the state the same size as ours.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from functools import partial, reduce
 from operator import attrgetter
 from pathlib import Path
@@ -60,6 +58,7 @@ from quixstreams.models import Row, SerializationContext, Serializer, Topic
 
 from streams.codec import Codec, DecodeError, Source
 from streams.publish import change_key, change_record, score_records
+from streams.records import entity_key_bytes, entity_key_from_bytes, msgpack_default
 from streams.scoring import (
     EntityKey,
     EntityState,
@@ -134,25 +133,6 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def entity_key_bytes(key: EntityKey) -> bytes:
-    packed: bytes = msgpack.packb([key.account_id, key.kind, key.entity_id])
-    return packed
-
-
-def entity_key_from_bytes(raw: bytes) -> EntityKey:
-    account_id, kind, entity_id = msgpack.unpackb(raw)
-    return EntityKey(account_id, kind, entity_id)
-
-
-def _plain(value: object) -> object:
-    """msgpack fallback, as ``records.encode_item``: decimals and datetimes travel as strings."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
 @dataclass(slots=True)
 class Scoring:
     """The work of each step, independent of how Quix wires the steps together."""
@@ -179,7 +159,7 @@ class Scoring:
         if not keys:
             self.counts.drop("Unroutable")
             return []
-        body: bytes = msgpack.packb([record, wall_ms()], default=_plain)
+        body: bytes = msgpack.packb([record, wall_ms()], default=msgpack_default)
         self.counts.routed += len(keys)
         return [Keyed(entity_key_bytes(key), body) for key in keys]
 

@@ -23,18 +23,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import kafkaio
 from contenders import PLAN, ROOT, Contender, Process
 from kafkaio import TopicSet
@@ -185,9 +187,7 @@ async def latency(args: argparse.Namespace, who: Contender, rate: float) -> dict
     appended: dict[str, int] = {}
     for topic, source in zip(topics.inputs, Source, strict=True):
         for m in await kafkaio.read_all(args.bootstrap, topic):
-            rec = fastavro.schemaless_reader(
-                __import__("io").BytesIO(m.value), codec.inputs[source], None
-            )
+            rec = codec.decode(codec.inputs[source], m.value)
             ident = str(rec.get("event_id") or rec.get("command_id"))
             if ident in timed_ids:
                 appended[ident] = m.timestamp
@@ -219,12 +219,7 @@ async def open_loop(
     codec = Codec.load()
     topic_of = dict(zip(Source, topics.inputs, strict=True))
     encoded = [
-        (
-            topic_of[s],
-            codec.encode(codec.inputs[s], r),
-            (r.get("contact_id") or r.get("deal_id") or "").encode(),
-        )
-        for s, r in events
+        (topic_of[s], codec.encode(codec.inputs[s], r), kafkaio.entity_hint(r)) for s, r in events
     ]
     prod = kafkaio.producer(bootstrap, linger_ms=5)  # latency counts from the append: no bias
     await prod.start()
@@ -311,32 +306,27 @@ async def restart(args: argparse.Namespace) -> dict[str, Any]:
 async def write_changelog(
     args: argparse.Namespace, topic: str, templates: list[tuple[bytes, dict[str, int]]]
 ) -> list[tuple[str, dict[str, int]]]:
-    prod = kafkaio.producer(args.bootstrap, linger_ms=50, max_batch_size=512 * 1024)
-    await prod.start()
-    samples = []
-    try:
-        pending = []
+    """One state per entity ``bench-<i>``, cycling through the templates; returns samples."""
+    every = args.restart_entities // 20 or 1
+    samples = [
+        (f"bench-{i}", templates[i % len(templates)][1])
+        for i in range(0, args.restart_entities, every)
+    ]
+
+    def states() -> Iterator[tuple[str, bytes, bytes, int]]:
         for i in range(args.restart_entities):
-            entity_id = f"bench-{i}"
-            key = records.entity_key_bytes(EntityKey(None, "contact", entity_id))
-            blob, totals = templates[i % len(templates)]
+            key = records.entity_key_bytes(EntityKey(None, "contact", f"bench-{i}"))
             partition = records.partition_for(key, args.partitions)
-            pending.append(await prod.send(topic, blob, key=key, partition=partition))
-            if i % (args.restart_entities // 20 or 1) == 0:
-                samples.append((entity_id, totals))
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await prod.stop()
+            yield topic, key, templates[i % len(templates)][0], partition
+
+    await kafkaio.produce_all(
+        args.bootstrap, states(), window=20_000, linger_ms=50, max_batch_size=512 * 1024
+    )
     return samples
 
 
 def check_scores(proc: Process, samples: list[tuple[str, dict[str, int]]]) -> int:
     """Ask the worker for sampled entities: each must answer with the score totals written."""
-    import urllib.request
-
     for entity_id, totals in samples:
         with urllib.request.urlopen(
             f"http://127.0.0.1:{proc.port}/scores/contact/{entity_id}", timeout=10
@@ -356,13 +346,11 @@ def machine() -> dict[str, Any]:
             break
     return {
         "cpu": cpu,
-        "cores": __import__("os").cpu_count(),
+        "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "memory_gib": round(
-            __import__("os").sysconf("SC_PAGE_SIZE")
-            * __import__("os").sysconf("SC_PHYS_PAGES")
-            / 2**30,
+            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
             1,
         ),
     }

@@ -60,7 +60,7 @@ def encode_item(
     record: Mapping[str, Any], *, now_ms: int, source: tuple[str, int, int], appended_ms: int
 ) -> bytes:
     packed: bytes = msgpack.packb(
-        {"i": record, "n": now_ms, "s": list(source), "a": appended_ms}, default=_default
+        {"i": record, "n": now_ms, "s": list(source), "a": appended_ms}, default=msgpack_default
     )
     return packed
 
@@ -78,7 +78,8 @@ def decode(value: bytes) -> ItemRecord | Tick:
     return ItemRecord(body["i"], body["n"], (topic, partition, offset), body["a"])
 
 
-def _default(value: object) -> object:
+def msgpack_default(value: object) -> object:
+    """msgpack fallback: decimals and datetimes travel as strings."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, dt.datetime):
