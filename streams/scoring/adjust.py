@@ -5,7 +5,9 @@
 - ``set``/``reset``: a new epoch starting at the command's ``occurred_at``: everything that
   occurred earlier stops counting (see ``ledger.start_epoch``); ``set`` then adds a base
   contribution ``adjustment:set`` of ``points``. A set/reset older than the current epoch is
-  superseded: only its ``command_id`` is recorded.
+  superseded: only its ``command_id`` is recorded. A ``repeat: once`` rule whose award the
+  epoch drops awards its stand-by match if that occurred after the epoch (``once.reopen``);
+  such rules are listed in the change's ``rule_ids`` after ``adjustment:set``/``reset``.
 - Idempotent by ``command_id`` per entity; subject to the plan's lateness like events; never
   suppressed by quiet hours.
 """
@@ -17,6 +19,7 @@ from streams.scoring.aggregate import total
 from streams.scoring.compaction import maybe_compact
 from streams.scoring.emit import emit, replay
 from streams.scoring.events import Adjustment, EntityKey
+from streams.scoring.once import Awards, reopen
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict
 from streams.scoring.plan import Plan
 from streams.scoring.state import EntityState, ScoreState
@@ -43,13 +46,14 @@ def apply_adjustment(
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
-    verdict = _adjust(entity, key, command, plan, now_ms, changes)
-    maybe_compact(entity, plan)
+    reopened: Awards = []
+    verdict = _adjust(entity, key, command, plan, now_ms, changes, reopened)
+    maybe_compact(entity, key.kind, plan)
     rule = f"adjustment:{command.op}"
     if verdict is not Verdict.ADJUSTED:
         return (ScoreResult(name, verdict),), ()
     signed = -command.points if command.op == "subtract" else command.points
-    return (ScoreResult(name, verdict, ((rule, signed),)),), ()
+    return (ScoreResult(name, verdict, ((rule, signed), *reopened)),), ()
 
 
 def _adjust(
@@ -59,6 +63,7 @@ def _adjust(
     plan: Plan,
     now_ms: int,
     changes: list[ScoreChange],
+    reopened: Awards,
 ) -> Verdict:
     score = plan.by_name.get(command.score)
     if score is None or score.entity != key.kind:
@@ -68,7 +73,7 @@ def _adjust(
         ledger = entity.scores[score.name] = ScoreState()
         ledger.total = total(score, {})
     at_ms = command.occurred_at_ms
-    rule = f"adjustment:{command.op}"
+    rule_ids: tuple[str, ...] = (f"adjustment:{command.op}",)
     if command.op in ("add", "subtract"):
         if at_ms < ledger.epoch_ms:
             return Verdict.BEFORE_RESET
@@ -77,13 +82,14 @@ def _adjust(
         if expires is not None and expires <= now_ms:
             return Verdict.EXPIRED
         points = command.points if command.op == "add" else -command.points
-        ledgers.record(ledger, (rule, points, None, at_ms, expires, command.command_id))
+        ledgers.record(ledger, (rule_ids[0], points, None, at_ms, expires, command.command_id))
     else:
         if at_ms < ledger.epoch_ms:
             return Verdict.SUPERSEDED
         ledgers.start_epoch(ledger, at_ms)
+        rule_ids += reopen(ledger, score, now_ms=now_ms, awards=reopened)
         if command.op == "set" and command.points:
             contrib = (ledgers.SET_RULE, command.points, None, at_ms, None, command.command_id)
             ledgers.record(ledger, contrib)
-    emit(changes, ledger, score, key, plan, Cause.ADJUSTMENT, (rule,), command.command_id, at_ms)
+    emit(changes, ledger, score, key, plan, Cause.ADJUSTMENT, rule_ids, command.command_id, at_ms)
     return Verdict.ADJUSTED

@@ -9,7 +9,7 @@ times, earlier or later, it holds whatever the arrival order.
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 
 from streams.scoring.plan import Cap
 
@@ -28,6 +28,15 @@ def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:
 def record_award(times: list[int], at_ms: int) -> None:
     """Remember an award time (keeps the list sorted)."""
     insort(times, at_ms)
+
+
+def release_slot(times: list[int], at_ms: int) -> bool:
+    """Forget one award at ``at_ms`` (its award went to another event); False if none."""
+    i = bisect_left(times, at_ms)
+    if i < len(times) and times[i] == at_ms:
+        del times[i]
+        return True
+    return False
 
 
 def prune(times: list[int], before_ms: int) -> list[int]:

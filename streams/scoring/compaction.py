@@ -11,13 +11,20 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
   too late anyway (``dedup_horizon >= lateness``);
 - attribute tombstones older than the horizon are dropped; repeat-once flags and caps of rules
   no longer in the plan are dropped;
+- stand-by matches of once rules older than the horizon are dropped: a set/reset that could
+  award them would be too late;
+- property history older than the horizon is dropped (keeping each property's value at the
+  horizon), after recording when the state-rule matches in progress then began (``holds``);
 - the outbox keeps at most ``OUTBOX_LIMIT`` groups of unacknowledged changes (``emit.acknowledge``).
 """
 
 from __future__ import annotations
 
 from streams.scoring.capping import prune
+from streams.scoring.catalog import EntityKind
+from streams.scoring.holds import settle_anchors
 from streams.scoring.plan import Plan
+from streams.scoring.profile import prune_history
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -29,17 +36,17 @@ from streams.scoring.state import (
 )
 
 
-def maybe_compact(state: EntityState, plan: Plan) -> None:
+def maybe_compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     watermark = state.watermark_ms
     if watermark is None or watermark - state.compacted_ms < plan.compaction_interval_ms:
         return
     if state.compacted_ms == NO_EPOCH:  # a new entity: nothing to compact yet
         state.compacted_ms = watermark
         return
-    compact(state, plan)
+    compact(state, kind, plan)
 
 
-def compact(state: EntityState, plan: Plan) -> None:
+def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     watermark = state.watermark_ms
     if watermark is None:
         return
@@ -47,6 +54,12 @@ def compact(state: EntityState, plan: Plan) -> None:
     horizon = watermark - plan.lateness_ms
     forget = watermark - plan.dedup_horizon_ms
     state.seen = {h: at for h, at in state.seen.items() if at >= forget}
+    if horizon > state.floor_ms:
+        for stateful in plan.stateful.get(kind, ()):
+            ledger = state.scores.get(stateful.name)
+            if ledger is not None:  # (it exists once the entity has any property)
+                settle_anchors(state, kind, ledger, stateful, horizon)
+        prune_history(state, horizon)
     state.props = {
         name: prop
         for name, prop in state.props.items()
@@ -76,4 +89,9 @@ def compact(state: EntityState, plan: Plan) -> None:
             rule_id: at
             for rule_id, at in ledger.statics.items()
             if rule_id in rules and rules[rule_id].once
+        }
+        ledger.standby = {
+            rule_id: match
+            for rule_id, match in ledger.standby.items()
+            if match[C_OCCURRED] >= horizon and rule_id in rules and rules[rule_id].once
         }

@@ -15,8 +15,9 @@ from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
 from streams.scoring.compaction import maybe_compact
 from streams.scoring.emit import emit, remember, replay
-from streams.scoring.evaluate import Awards, event_rules, state_rules
+from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
+from streams.scoring.holds import follow, recompute
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
 from streams.scoring.plan import Plan, Score
 from streams.scoring.profile import update_props
@@ -161,8 +162,9 @@ def _apply_event(
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
-    props_changed = update_props(entity, key.kind, event)
-    view = entity.view(key.kind) if props_changed and plan.stateful.get(key.kind) else None
+    stateful_kind = bool(plan.stateful.get(key.kind))
+    out_of_order = update_props(entity, key.kind, event, history=stateful_kind)
+    view = entity.view(key.kind) if out_of_order is not None and stateful_kind else None
     event_type = event.event_type
     results: list[ScoreResult] = []
     for score in scores:
@@ -176,6 +178,7 @@ def _apply_event(
             ledger = entity.scores[score.name] = ScoreState()
             ledger.total = total(score, {})
         awards: Awards = []
+        retracted: Awards = []
         contribs: list[Contribution] = []
         verdict = Verdict.NO_MATCH
         deferred = False
@@ -194,6 +197,7 @@ def _apply_event(
                     now_ms=now_ms,
                     awards=awards,
                     contribs=contribs,
+                    retracted=retracted,
                 )
                 if quiet_end is not None and verdict is Verdict.SCORED:
                     verdict, deferred = Verdict.DEFERRED, True
@@ -202,15 +206,25 @@ def _apply_event(
                 else:
                     for contrib in contribs:
                         ledgers.record(ledger, contrib)
+        decided = len(awards)
+        awards += retracted
         event_awards = len(awards)
         if stateful and view is not None:
-            state_rules(ledger, score, view, at_ms=at_ms, source_id=event.event_id, awards=awards)
+            if out_of_order:
+                recompute(
+                    entity, key.kind, ledger, score, view, source_id=event.event_id, awards=awards
+                )
+            else:
+                follow(ledger, score, view, at_ms=at_ms, source_id=event.event_id, awards=awards)
             if len(awards) > event_awards and verdict not in _KEEP:
                 verdict = Verdict.SCORED
-        counted = awards[event_awards:] if deferred else awards
-        cause = Cause.RULE if event_awards and not deferred else Cause.STATE
+        # a deferred event's own awards count when the quiet period ends; what it took back
+        # from a once rule's later award counts now
+        counted = awards[decided:] if deferred else awards
+        immediate = event_awards - decided if deferred else event_awards
+        cause = Cause.RULE if immediate else Cause.STATE
         rule_ids = tuple(dict.fromkeys(rule for rule, _ in counted))
         emit(changes, ledger, score, key, plan, cause, rule_ids, event.event_id, at_ms)
         results.append(ScoreResult(score.name, verdict, tuple(awards)))
-    maybe_compact(entity, plan)
+    maybe_compact(entity, key.kind, plan)
     return tuple(results), ()

@@ -1,8 +1,7 @@
-"""Steps 3-7 of SPEC §4 for one score: match, static, capping, points, record.
+"""Steps 3-7 of SPEC §4 for one score's event rules: match, static, capping, points, record.
 
-Event rules award per matching event; state rules (``while``) hold points while the entity's
-properties match. Both only *decide* and record into the score's ledger; emitting changes is
-the engine's job.
+Event rules award per matching event (state rules, ``while``, are in ``holds``). They only
+*decide* and record into the score's ledger; emitting changes is the engine's job.
 """
 
 from __future__ import annotations
@@ -10,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.scoring import ledger as ledgers
-from streams.scoring.capping import cap_allows, record_award
+from streams.scoring.capping import cap_allows, record_award, release_slot
+from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
-from streams.scoring.plan import Rule, Score
+from streams.scoring.plan import Rule
 from streams.scoring.points import award_points
-from streams.scoring.state import C_POINTS, Contribution, ScoreState
+from streams.scoring.state import Contribution, ScoreState
 
-#: Verdict of a score whose matched rules all failed, by precedence of the first failure.
+#: (rule id, points) per award, negative for points taken back.
 Awards = list[tuple[str, int]]
 
 
@@ -31,20 +30,32 @@ def event_rules(
     now_ms: int,
     awards: Awards,
     contribs: list[Contribution],
+    retracted: Awards,
 ) -> Verdict:
     """Evaluate the score's rules for one event; append awards and contributions.
 
     Returns SCORED if any rule awarded, else the reason of the first matched rule
-    (STATIC, EXPIRED, NO_VALUE, CAPPED, BEFORE_RESET) or NO_MATCH.
+    (STATIC, EXPIRED, NO_VALUE, CAPPED, BEFORE_RESET) or NO_MATCH. A once rule's award taken
+    over by this (earlier) event is taken back at once and listed in ``retracted`` (negative
+    points), whether or not this event's own award is deferred.
     """
     reason = Verdict.NO_MATCH
     for rule in rules:
         where = rule.where
         if where is not None and not where(fields):
             continue
-        if rule.once and rule.id in ledger.statics:
-            reason = _first(reason, Verdict.STATIC)
-            continue
+        displaced: int | None = None  # event time of the award this match takes over
+        if rule.once:
+            flag = ledger.statics.get(rule.id)
+            if flag is not None:
+                if not ledger.epoch_ms <= at_ms < flag:
+                    if at_ms > flag:
+                        stand_by(
+                            ledger, rule, fields, at_ms=at_ms, source_id=source_id, now_ms=now_ms
+                        )
+                    reason = _first(reason, Verdict.STATIC)
+                    continue
+                displaced = flag  # an earlier match than the award: it wins in event-time order
         expires = None if rule.ttl_ms is None else at_ms + rule.ttl_ms
         if expires is not None and expires <= now_ms:
             reason = _first(reason, Verdict.EXPIRED)
@@ -58,7 +69,10 @@ def event_rules(
             times = ledger.caps.get(rule.id)
             if times is None:
                 times = ledger.caps[rule.id] = []
+            freed = displaced is not None and release_slot(times, displaced)
             if not cap_allows(times, at_ms, cap):
+                if freed and displaced is not None:
+                    record_award(times, displaced)
                 reason = _first(reason, Verdict.CAPPED)
                 continue
             record_award(times, at_ms)
@@ -66,6 +80,10 @@ def event_rules(
             reason = _first(reason, Verdict.BEFORE_RESET)
             continue
         if rule.once:
+            if displaced is not None:
+                taken = take_over(ledger, rule, displaced)
+                if taken:
+                    retracted.append((rule.id, -taken))
             ledger.statics[rule.id] = at_ms
         awards.append((rule.id, points))
         if points:
@@ -75,41 +93,3 @@ def event_rules(
 
 def _first(current: Verdict, new: Verdict) -> Verdict:
     return new if current is Verdict.NO_MATCH else current
-
-
-def state_rules(
-    ledger: ScoreState,
-    score: Score,
-    view: Mapping[str, Any],
-    *,
-    at_ms: int,
-    source_id: str,
-    awards: Awards,
-) -> None:
-    """Re-evaluate the score's state rules after the entity's properties changed.
-
-    Entering a match holds the rule's points (contribution at the event's time); leaving it
-    gives them back; a value-weighted hold follows its value while matching. A hold suppressed
-    by a set/reset stays suppressed until the rule stops matching. Awards record the point
-    movement per rule (negative when given back).
-    """
-    holds = ledger.holds
-    for rule in score.state_rules:
-        assert rule.holds is not None  # noqa: S101 - state rules always have a condition
-        matching = rule.holds(view)
-        if not matching:
-            if rule.id in holds:
-                held = ledgers.release_hold(ledger, rule.id)
-                if held is not None and held[C_POINTS]:
-                    awards.append((rule.id, -held[C_POINTS]))
-            continue
-        if rule.id in holds and holds[rule.id] is None:
-            continue  # suppressed by a set/reset until it stops matching
-        points = award_points(rule.points, view) or 0
-        held = holds.get(rule.id)
-        before = 0 if held is None else held[C_POINTS]
-        if held is not None and before == points:
-            continue
-        ledgers.hold(ledger, rule.id, (rule.id, points, rule.category, at_ms, None, source_id))
-        if points != before:
-            awards.append((rule.id, points - before))

@@ -37,6 +37,9 @@ class Explanation:
     deferred: tuple[tuple[int, str, str, int], ...]
     thresholds_reached: tuple[str, ...]
     epoch_started_at_ms: int | None
+    #: (rule, points, occurred_at_ms, source id) per once rule: its latest match refused because
+    #: the rule had awarded; it is awarded if a late set/reset drops that award
+    stand_by: tuple[tuple[str, int, int, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         low, high = self.limits
@@ -72,6 +75,10 @@ class Explanation:
             ],
             "thresholds_reached": list(self.thresholds_reached),
             "epoch_started_at": self.epoch_started_at_ms,
+            "stand_by": [
+                {"rule": rule, "points": points, "occurred_at": occurred, "source_event_id": source}
+                for rule, points, occurred, source in self.stand_by
+            ],
         }
 
 
@@ -113,6 +120,12 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
         ),
         thresholds_reached=reached(score, value),
         epoch_started_at_ms=None if ledger.epoch_ms == NO_EPOCH else ledger.epoch_ms,
+        stand_by=tuple(
+            sorted(
+                (c[C_RULE], c[C_POINTS], c[C_OCCURRED], c[C_SOURCE])
+                for c in ledger.standby.values()
+            )
+        ),
     )
 
 

@@ -103,12 +103,35 @@ def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
     return due
 
 
+def take_back(ledger: ScoreState, rule_id: str, occurred_ms: int) -> Contribution | None:
+    """Remove the award of ``rule_id`` made for an event at ``occurred_ms``, live or deferred;
+    returns it (None if there is none, e.g. a 0-point award)."""
+    for i, c in enumerate(ledger.contribs):
+        if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
+            del ledger.contribs[i]
+            ledger.sums[c[C_CATEGORY]] -= c[C_POINTS]
+            ledger.recompute_due()
+            return c
+    for i, (due, source, contribs) in enumerate(ledger.pending):
+        for c in contribs:
+            if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
+                kept = tuple(other for other in contribs if other is not c)
+                if kept:
+                    ledger.pending[i] = (due, source, kept)
+                else:
+                    del ledger.pending[i]
+                ledger.recompute_due()
+                return c
+    return None
+
+
 def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
     """A set/reset at ``epoch_ms``: everything that occurred earlier stops counting.
 
-    Earlier contributions, folded totals, repeat-once flags and deferred awards go; earlier
-    state-rule holds are suppressed until the rule stops matching; a previous ``set`` base is
-    replaced. Cap history is kept (it is a rate limit, not points).
+    Earlier contributions, folded totals, repeat-once flags, stand-by matches and deferred awards
+    go; earlier state-rule holds are suppressed until the rule stops matching; a previous
+    ``set`` base is replaced. Cap history is kept (it is a rate limit, not points). A once rule
+    whose flag went may now award its stand-by match (``once.reopen``, called next).
     """
     ledger.epoch_ms = epoch_ms
     ledger.contribs = [
@@ -116,6 +139,9 @@ def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
     ]
     ledger.folded = {}
     ledger.statics = {rule: at for rule, at in ledger.statics.items() if at >= epoch_ms}
+    ledger.standby = {
+        rule: match for rule, match in ledger.standby.items() if match[C_OCCURRED] >= epoch_ms
+    }
     ledger.holds = {
         rule: (h if h is not None and h[C_OCCURRED] >= epoch_ms else None)
         for rule, h in ledger.holds.items()

@@ -3,15 +3,23 @@
 Each property is last-writer-wins by event time (a tie goes to the later arrival); a null
 attribute value deletes the attribute (kept as a tombstone with its time, so an older update
 cannot resurrect it, until compaction drops tombstones older than the lateness horizon).
+
+When the plan has state rules for the entity kind, the earlier values of each property are
+kept too (``EntityState.past``), including updates that arrived after a newer one: an update
+that arrives out of order changes what the entity looked like between its time and the next
+update, and state rules are replayed on that history (``view_at``, ``holds``). Compaction
+keeps the history from the lateness horizon on, plus the value each property had then
+(``prune_history``); ``EntityState.floor_ms`` says from when the history is complete.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from typing import Any
 
 from streams.scoring.events import Event
-from streams.scoring.state import EntityState
+from streams.scoring.state import EntityState, Prop
 
 _DEAL_FIELDS = (
     ("to_stage", "stage"),
@@ -21,23 +29,90 @@ _DEAL_FIELDS = (
 )
 
 
-def update_props(state: EntityState, kind: str, event: Event) -> bool:
-    """Apply a profile/deal update to the entity's properties; True if any value changed."""
+def _at(prop: Prop) -> int:
+    return prop[1]
+
+
+def update_props(state: EntityState, kind: str, event: Event, *, history: bool) -> bool | None:
+    """Apply a profile/deal update to the entity's properties.
+
+    Returns None if the event updates no properties, True if it is older than the newest
+    property time (out of order: state rules must be replayed on the history), else False.
+    ``history``: keep earlier values (the plan has state rules for this kind).
+    """
     if kind == "contact" and event.event_type == "contact.updated":
         updates: Mapping[str, Any] = event.fields["attributes"]
     elif kind == "deal" and event.event_type == "deal.stage_changed":
         fields = event.fields
         updates = {prop: fields[name] for name, prop in _DEAL_FIELDS if name in fields}
     else:
-        return False
+        return None
     at = event.occurred_at_ms
     props = state.props
-    changed = False
+    newest = max((prop[1] for prop in props.values()), default=at)
+    past = state.past
     for name, value in updates.items():
         current = props.get(name)
         if current is not None and current[1] > at:
+            if history:
+                _insert(past.setdefault(name, []), (value, at))
             continue
-        if current is None or current[0] != value or type(current[0]) is not type(value):
-            changed = changed or current is not None or value is not None
+        if history and current is not None and current[1] < at:
+            past.setdefault(name, []).append(current)
         props[name] = (value, at)
-    return changed
+    return at < newest
+
+
+def _insert(older: list[Prop], prop: Prop) -> None:
+    """Insert into a time-sorted history; at an equal time the later arrival wins."""
+    i = bisect_left(older, prop[1], key=_at)
+    if i < len(older) and older[i][1] == prop[1]:
+        older[i] = prop
+    else:
+        older.insert(i, prop)
+
+
+def view_at(state: EntityState, kind: str, at_ms: int) -> dict[str, object]:
+    """What ``while`` conditions saw right after the updates at ``at_ms`` (exact from
+    ``floor_ms`` on), in the shape of ``EntityState.view``."""
+    live: dict[str, object] = {}
+    past = state.past
+    for name, (value, at) in state.props.items():
+        if at > at_ms:
+            value = None
+            older = past.get(name)
+            if older:
+                i = bisect_right(older, at_ms, key=_at)
+                if i:
+                    value = older[i - 1][0]
+        if value is not None:
+            live[name] = value
+    return {"attributes": live} if kind == "contact" else live
+
+
+def update_times(state: EntityState, *, since_ms: int, before_ms: int | None = None) -> list[int]:
+    """Distinct times of property updates in ``[since_ms, before_ms)``, newest first."""
+    times = {at for _, at in state.props.values()}
+    for older in state.past.values():
+        times.update(at for _, at in older)
+    return sorted(
+        (t for t in times if t >= since_ms and (before_ms is None or t < before_ms)),
+        reverse=True,
+    )
+
+
+def prune_history(state: EntityState, horizon_ms: int) -> None:
+    """Keep the history from ``horizon_ms`` on, plus each property's value at that time."""
+    past: dict[str, list[Prop]] = {}
+    for name, older in state.past.items():
+        current = state.props.get(name)
+        if current is None or current[1] < horizon_ms:
+            continue  # the current value was already in force at the horizon
+        i = bisect_left(older, horizon_ms, key=_at)
+        kept = older[i:]
+        if i and older[i - 1][0] is not None:
+            kept.insert(0, older[i - 1])
+        if kept:
+            past[name] = kept
+    state.past = past
+    state.floor_ms = max(state.floor_ms, horizon_ms)

@@ -2,13 +2,19 @@
 
 Layout: one version byte, then a msgpack body.
 
-- **v2** (current): positional arrays. Seen ids are stored as ``hash -> watermark - time`` (small
-  non-negative ints); Decimal property values as msgpack ext type 1 (their exact text).
+- **v3** (current): v2 plus the property history (``past``, ``floor_ms``) per entity and the
+  once rules' stand-by matches and the state rules' anchors per score, appended.
+- **v2** (still readable): positional arrays. Seen ids are stored as ``hash -> watermark -
+  time`` (small non-negative ints); Decimal property values as msgpack ext type 1 (their
+  exact text).
 - **v1** (first release, still readable): self-describing maps with named keys and no outbox.
-  ``loads`` upgrades it; ``dumps`` always writes the current version.
 
-Derived data (category sums, next due times) is stored in v2 to keep loading cheap, and
-recomputed when reading v1.
+``loads`` upgrades older versions; ``dumps`` always writes the current one. An upgraded state
+has no stand-by matches, and its property history starts after its newest property time, with
+each held state rule anchored at its hold (suppressed holds before any epoch).
+
+Derived data (category sums, next due times) is stored to keep loading cheap, and recomputed
+when reading v1.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from typing import Any
 import msgpack
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import NO_EPOCH, EntityState, ScoreState
+from streams.scoring.state import C_OCCURRED, NO_EPOCH, EntityState, ScoreState
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 _DECIMAL_EXT = 1
-_V1, _V2 = b"\x01", b"\x02"
+_V1, _V2, _V3 = b"\x01", b"\x02", b"\x03"
 
 
 def _default(value: object) -> msgpack.ExtType:
@@ -63,14 +69,18 @@ def dumps(state: EntityState) -> bytes:
                 s.holds,
                 s.pending,
                 s.next_due_ms,
+                s.standby,
+                s.anchors,
             ]
             for name, s in state.scores.items()
         },
         state.outbox,
         state.next_due_ms,
+        state.past,
+        state.floor_ms,
     ]
     packed: bytes = _packer.pack(body)
-    return _V2 + packed
+    return _V3 + packed
 
 
 def loads(blob: bytes) -> EntityState:
@@ -82,7 +92,7 @@ def loads(blob: bytes) -> EntityState:
         body = msgpack.unpackb(
             blob[1:], use_list=False, strict_map_key=False, ext_hook=_ext_hook, raw=False
         )
-        if version == _V2:
+        if version in (_V3, _V2):
             return _from_v2(body)
         if version == _V1:
             return _from_v1(body)
@@ -90,11 +100,12 @@ def loads(blob: bytes) -> EntityState:
         raise
     except Exception as error:  # msgpack raises several unrelated types on corrupt input
         raise StateFormatError(f"corrupt state blob: {error}") from error
-    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-2)")
+    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-3)")
 
 
 def _from_v2(body: Any) -> EntityState:
-    watermark, compacted, seen, props, scores, outbox, next_due = body
+    """v2 and v3 (v3 appends fields to v2's arrays)."""
+    watermark, compacted, seen, props, scores, outbox, next_due, *v3 = body
     state = EntityState.__new__(EntityState)
     state.watermark_ms = watermark
     state.compacted_ms = compacted
@@ -105,15 +116,33 @@ def _from_v2(body: Any) -> EntityState:
     for name, row in scores.items():
         s = ScoreState.__new__(ScoreState)
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
-         pending, s.next_due_ms) = row  # fmt: skip
+         pending, s.next_due_ms, *added) = row  # fmt: skip
         s.contribs = list(contribs)
         s.caps = {rule: list(times) for rule, times in caps.items()}
         s.pending = list(pending)
+        s.standby, s.anchors = added if added else ({}, {})
         ledgers[name] = s
     state.scores = ledgers
     state.outbox = list(outbox)
     state.next_due_ms = next_due
+    if v3:
+        past, state.floor_ms = v3
+        state.past = {name: list(older) for name, older in past.items()}
+    else:
+        _start_history(state)
     return state
+
+
+def _start_history(state: EntityState) -> None:
+    """An upgraded state has no property history: it starts after the newest property time."""
+    state.past = {}
+    newest = max((at for _, at in state.props.values()), default=None)
+    state.floor_ms = NO_EPOCH if newest is None else newest + 1
+    for ledger in state.scores.values():
+        ledger.anchors = {
+            rule: NO_EPOCH if held is None else held[C_OCCURRED]
+            for rule, held in ledger.holds.items()
+        }
 
 
 def dumps_v1(state: EntityState) -> bytes:
@@ -157,5 +186,6 @@ def _from_v1(body: Any) -> EntityState:
         s.holds = {rule: (tuple(h) if h else None) for rule, h in raw["holds"].items()}
         s.pending = [(due, src, tuple(tuple(c) for c in cs)) for due, src, cs in raw["pending"]]
         s.recompute()
+    _start_history(state)
     state.recompute_due()
     return state

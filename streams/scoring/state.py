@@ -47,6 +47,7 @@ class ScoreState:
     """The ledger of one score of one entity."""
 
     __slots__ = (
+        "anchors",
         "caps",
         "contribs",
         "epoch_ms",
@@ -55,6 +56,7 @@ class ScoreState:
         "next_due_ms",
         "pending",
         "seq",
+        "standby",
         "statics",
         "sums",
         "total",
@@ -68,8 +70,15 @@ class ScoreState:
         self.sums: dict[str | None, int] = {}  # unclamped per-category sums (None = uncategorised)
         self.folded: dict[tuple[str, str | None], int] = {}  # (rule, category) -> folded points
         self.statics: dict[str, int] = {}  # repeat-once rule -> occurred_at of its award
+        #: repeat-once rule -> its latest match refused only because the rule had awarded
+        #: (awarded instead if a late set/reset drops that award; see ``once``)
+        self.standby: dict[str, Contribution] = {}
         self.caps: dict[str, list[int]] = {}  # capped rule -> sorted award times
-        self.holds: dict[str, Contribution | None] = {}  # matching state rule -> its points
+        #: matching state rule -> its points, occurred_at = when the match began;
+        #: None = suppressed by a set/reset until the rule stops matching (see ``holds``)
+        self.holds: dict[str, Contribution | None] = {}
+        #: state rule -> when the match in progress at the entity's ``floor_ms`` began
+        self.anchors: dict[str, int] = {}
         self.pending: list[Pending] = []  # deferred awards
         self.next_due_ms: int | None = None  # earliest expiry or deferred award
 
@@ -103,13 +112,27 @@ class ScoreState:
 class EntityState:
     """Everything kept for one entity (contact or deal) of one tenant."""
 
-    __slots__ = ("compacted_ms", "next_due_ms", "outbox", "props", "scores", "seen", "watermark_ms")
+    __slots__ = (
+        "compacted_ms",
+        "floor_ms",
+        "next_due_ms",
+        "outbox",
+        "past",
+        "props",
+        "scores",
+        "seen",
+        "watermark_ms",
+    )
 
     def __init__(self) -> None:
         self.watermark_ms: int | None = None  # latest event time applied
         self.compacted_ms = NO_EPOCH  # watermark at the last compaction
         self.seen: dict[int, int] = {}  # hash64(event/command id) -> occurred_at_ms
         self.props: dict[str, Prop] = {}  # contact attributes / deal stage, pipeline, ...
+        #: earlier values of each property, oldest first (the history state rules are replayed
+        #: on when an update arrives out of order; see ``profile``), complete from ``floor_ms``
+        self.past: dict[str, list[Prop]] = {}
+        self.floor_ms = NO_EPOCH
         self.scores: dict[str, ScoreState] = {}
         self.outbox: list[OutboxGroup] = []
         self.next_due_ms: int | None = None

@@ -77,6 +77,7 @@ def test_explain_everything() -> None:
         "deferred": [],
         "thresholds_reached": ["mql"],
         "epoch_started_at": None,
+        "stand_by": [],
     }
 
 
@@ -86,3 +87,21 @@ def test_explain_unknown_entity() -> None:
         ("interest", 0, None, 40, 0),
         ("fit", 0, None, None, 0),
     )
+
+
+def test_explain_shows_stand_by_matches() -> None:
+    plan = make_plan(
+        """
+        scores:
+          - name: s
+            entity: contact
+            rules: [{id: engaged, on: email.click, points: 10, repeat: once}]
+        """
+    )
+    runner = Runner(plan)
+    runner.feed(ev("email.click", "c1", T0), ev("email.click", "c2", T0 + 5))
+    explained = explain(runner.states[KEY], plan, "s").to_dict()
+    assert explained["value"] == 10
+    assert explained["stand_by"] == [
+        {"rule": "engaged", "points": 10, "occurred_at": T0 + 5, "source_event_id": "c2"}
+    ]

@@ -9,6 +9,7 @@ from scoring_helpers import T0, H, Runner, adj, ev, make_plan, visit
 
 from streams.scoring import EntityKey, StateFormatError, dumps, loads
 from streams.scoring.serialize import CURRENT_VERSION, dumps_v1
+from streams.scoring.state import ScoreState
 
 PLAN = make_plan(
     """
@@ -39,6 +40,25 @@ V1_BLOB = bytes.fromhex(
     "121700a5686f6c647381a366697496a366697414a3666974cf0000018f4d588d02c0a26533a770656e64696e"
     "679193cf0000018f56929c80a265349196a770726963696e671ec0cf0000018f55121700cf0000018fef90df"
     "00a26534"
+)
+
+#: ``dumps`` of the same state by the second release (format v2, before stand-by matches and
+#: property history), frozen here.
+V2_BLOB = bytes.fromhex(
+    "0297cf0000018f55121700cf0000018f5512170085cfe416f06cac09c142ce07b98a00cfe6bb3833eb7cae6b"
+    "ce07b989ffcf815fda2bb383d494ce07b989fecf0feb521eb5de6760ce07b989fdcf1a07317da40d8fb00082"
+    "a473697a6592c70301323530cf0000018f4d588d02a46e616d6592a3416e6ecf0000018f4d588d0281a1739b"
+    "0537d3c0000000000000009296a770726963696e671ec0cf0000018f4d588d00cf0000018fe7d75500a26531"
+    "96a46f70656e05c0cf0000018f4d588d01c0a2653282c023a3666974148081a46f70656ecf0000018f4d588d"
+    "0181a770726963696e6792cf0000018f4d588d00cf0000018f5512170081a366697496a366697414a3666974"
+    "cf0000018f4d588d02c0a265339193cf0000018f56929c80a265349196a770726963696e671ec0cf0000018f"
+    "55121700cf0000018fef90df00a26534cf0000018f56929c809492cfe416f06cac09c142919aa17301001ea4"
+    "72756c6591a770726963696e67a26531cf0000018f4d588d0090ac61633065386365363732326192cfe6bb38"
+    "33eb7cae6b919aa173021e23a472756c6591a46f70656ea26532cf0000018f4d588d0190ac61633065386365"
+    "363732326192cf815fda2bb383d494919aa173032337a5737461746591a3666974a26533cf0000018f4d588d"
+    "0290ac61633065386365363732326192cf0feb521eb5de6760919aa17304373baa61646a7573746d656e7491"
+    "ae61646a7573746d656e743a616464a26131cf0000018f4d588d0390ac616330653863653637323261cf0000"
+    "018f56929c80"
 )
 
 
@@ -82,6 +102,40 @@ def test_v1_blob_still_loads() -> None:
     assert old.outbox == []  # v1 had no outbox
 
 
+@pytest.mark.parametrize("blob", [V1_BLOB, V2_BLOB], ids=["v1", "v2"])
+def test_older_blobs_load_with_new_fields_empty(blob: bytes) -> None:
+    old = loads(blob)
+    ledger = old.scores["s"]
+    assert ledger.standby == {}
+    # the property history starts after the newest property time, each held state rule
+    # anchored at its hold
+    assert old.past == {}
+    assert old.floor_ms == T0 + 3
+    assert ledger.anchors == {"fit": T0 + 2}
+    assert dumps(old)[0] == CURRENT_VERSION
+
+
+def test_v2_blob_loads_like_the_current_state() -> None:
+    old, current = loads(V2_BLOB), build().states[KEY]
+    for name in ("watermark_ms", "compacted_ms", "seen", "props", "outbox", "next_due_ms"):
+        assert getattr(old, name) == getattr(current, name), name
+    for name in ScoreState.__slots__:
+        if name not in ("standby", "anchors"):
+            assert getattr(old.scores["s"], name) == getattr(current.scores["s"], name), name
+
+
+def test_stand_by_and_history_round_trip() -> None:
+    runner = build()
+    runner.feed(
+        ev("email.open", "e6", T0 + 40 * H),  # refused (static): stands by
+        ev("contact.updated", "e7", T0 + 39 * H, attributes={"size": 50}),  # 250 goes to past
+    )
+    state = runner.states[KEY]
+    assert state.scores["s"].standby == {"open": ("open", 5, None, T0 + 40 * H, None, "e6")}
+    assert state.past == {"size": [(Decimal(250), T0 + 2)]}
+    assert loads(dumps(state)) == state
+
+
 def test_v1_encoder_is_frozen() -> None:
     assert dumps_v1(build().states[KEY]) == V1_BLOB
 
@@ -89,7 +143,7 @@ def test_v1_encoder_is_frozen() -> None:
 def test_round_trip_and_version_byte() -> None:
     state = build().states[KEY]
     blob = dumps(state)
-    assert blob[0] == CURRENT_VERSION == 2
+    assert blob[0] == CURRENT_VERSION == 3
     assert loads(blob) == state
     assert dumps(loads(blob)) == blob
 
@@ -106,7 +160,7 @@ def test_loaded_state_keeps_scoring_identically() -> None:
     ("blob", "message"),
     [
         (b"", "empty state blob"),  # nothing stored
-        (b"\x09\x90", "unknown state format version 9 (this build reads 1-2)"),  # from the future
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-3)"),  # from the future
         (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
         (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
     ],
