@@ -78,6 +78,46 @@ def offline_finals(plan_path: Path, records: list[tuple[Source, dict[str, Any]]]
     return finals
 
 
+def applied_input_order(
+    records: list[tuple[Source, dict[str, Any]]], order: list[tuple[EntityKey, str]]
+) -> list[tuple[Source, dict[str, Any]]]:
+    """The input records arranged so that each entity sees its items in the applied order.
+
+    One input can feed several entities (a deal's page visit scores the contact and the deal),
+    so this merges the per-entity sequences: an input goes next once it heads the queue of every
+    entity it feeds. Ingest emits an input's items together, so the sequences always agree.
+    """
+    by_ident = {rec.get("event_id") or rec["command_id"]: (src, rec) for src, rec in records}
+    queues: dict[EntityKey, list[str]] = defaultdict(list)
+    feeds: dict[str, list[EntityKey]] = defaultdict(list)
+    for key, ident in order:
+        queues[key].append(ident)
+        feeds[ident].append(key)
+    heads = {key: 0 for key in queues}
+    out: list[tuple[Source, dict[str, Any]]] = []
+
+    def heads_all(ident: str) -> bool:
+        return all(heads[k] < len(queues[k]) and queues[k][heads[k]] == ident for k in feeds[ident])
+
+    ready = [ident for ident in feeds if heads_all(ident)]
+    done: set[str] = set()
+    while ready:
+        ident = ready.pop()
+        if ident in done:
+            continue
+        done.add(ident)
+        out.append(by_ident[ident])
+        for key in feeds[ident]:
+            heads[key] += 1
+            if heads[key] < len(queues[key]):
+                nxt = queues[key][heads[key]]
+                if heads_all(nxt):
+                    ready.append(nxt)
+    assert len(done) == len(feeds), "entities applied shared inputs in conflicting orders"
+    never_applied = [rec for ident, rec in by_ident.items() if ident not in feeds]
+    return out + never_applied
+
+
 def items_by_id(records: list[tuple[Source, dict[str, Any]]]) -> dict[str, Any]:
     out = {}
     for source, record in records:
@@ -103,7 +143,10 @@ def check_run(
     1. Distinct seqs are 1..n per entity and score; each change_id carries one content.
     2. What was published equals, change for change, the pure core run over the order the
        service applied (first occurrences in the entity-events log) with each record's "now".
-    3. Final scores equal ``leadscore score`` run offline on the same events.
+    3. Final scores equal ``leadscore score`` run offline on the same events, in the order the
+       service applied them per entity (SPEC §4 determinism: same events, same order per
+       entity, same scores). Event-time order is not enough: which matches a cap admits may
+       depend on arrival order (docs/plans.md, "Arrival order"), and a rebalance reorders.
     """
     grouped = distinct_changes(published)
     expected = replay_with_core(
@@ -117,6 +160,7 @@ def check_run(
         assert got == want, f"{key}: published changes differ from the core's replay"
     finals = final_values(grouped)
     online = {k: v for k, v in finals.items() if v != 0}
-    offline = {k: v for k, v in offline_finals(plan_path, records, work).items() if v != 0}
+    in_applied_order = applied_input_order(records, [(key, ident) for key, ident, _ in order])
+    offline = {k: v for k, v in offline_finals(plan_path, in_applied_order, work).items() if v != 0}
     assert online == offline
     return finals
