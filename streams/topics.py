@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -86,9 +88,43 @@ async def ensure_topics(settings: Settings) -> list[str]:
             for name, code, message in _errors(result):
                 if code != TopicAlreadyExistsError.errno:
                     raise StartupError(f"cannot create topic {name!r}: error {code} {message}")
+            await _wait_visible(admin, missing)
         return [spec.name for spec in missing]
     finally:
         await admin.close()
+
+
+#: How long a new topic may take to appear, with a leader for every partition, in metadata.
+VISIBLE_TIMEOUT_S = 30.0
+
+
+async def _wait_visible(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """Until the broker's metadata lists every new topic with a leader for each partition.
+
+    A create returns once the controller has the topic; brokers learn of it a moment later. A
+    consumer group whose leader assigns in between sees the topic as missing and assigns none
+    of its partitions (Faust logs "Ignoring missing topic"), and the group stays that way until
+    the next metadata refresh (observed with a broker under load, a few seconds after its start).
+    """
+    want = {spec.name: spec.partitions for spec in specs}
+    deadline = time.monotonic() + VISIBLE_TIMEOUT_S
+    while True:
+        described = await admin.describe_topics(list(want))
+        ready = {
+            t["topic"]
+            for t in described
+            if t["error_code"] == 0
+            and len(t["partitions"]) == want.get(t["topic"])
+            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
+        }
+        if ready >= want.keys():
+            return
+        if time.monotonic() > deadline:
+            late = sorted(want.keys() - ready)
+            raise StartupError(
+                f"topics created but not visible after {VISIBLE_TIMEOUT_S:.0f}s: {late}"
+            )
+        await asyncio.sleep(0.2)
 
 
 def _errors(result: object) -> list[tuple[str, int, str]]:
