@@ -42,13 +42,12 @@ from streams.metrics import Metrics
 from streams.publish import change_key, change_record, score_records
 from streams.scoring import EntityKey, Plan, ScoreChange
 from streams.settings import Settings
-from streams.topics import entity_topic, input_topics
+from streams.topics import TABLES, entity_topic, input_topics
 
 log = logging.getLogger(__name__)
 EXIT_DELIVERY_FAILED = 70
 _DUE = struct.Struct(">q")
 #: The two tables: entity states, and the next due time of each entity with time-driven work.
-TABLES = ("entities", "due")
 #: Consumer metadata refresh (see ``create_app``).
 METADATA_MAX_AGE_MS = 10_000
 

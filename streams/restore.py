@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.stores.rocksdb import RocksDBOptions, Store
 
 from streams.settings import Settings
+from streams.topics import changelog_topic
 
 log = logging.getLogger(__name__)
 OFFSET_KEY: bytes = Store.offset_key
@@ -46,10 +47,6 @@ class Restored:
 def table_path(settings: Settings, table: str, partition: int) -> Path:
     """Where Faust keeps a table partition (``Store.partition_path`` with our ``data_dir``)."""
     return settings.data_dir / "v1" / "tables" / f"{table}-{partition}.db"
-
-
-def changelog_topic(settings: Settings, table: str) -> str:
-    return f"{settings.app_id}-{table}-changelog"
 
 
 async def restore_tables(

@@ -34,6 +34,15 @@ def input_topics(settings: Settings) -> dict[str, Source]:
     }
 
 
+#: The worker's tables (Faust ``Table`` names); each has a changelog topic.
+TABLES = ("entities", "due")
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{settings.app_id}-{table}-changelog"
+
+
 def entity_topic(settings: Settings) -> str:
     """The internal topic that carries every item re-keyed by entity, plus partition ticks."""
     return f"{settings.app_id}-entity-events"
@@ -55,6 +64,9 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_scores, n, compacted),
         TopicSpec(settings.topic_dead_letters, n, plain),
     ]
+    # The tables' changelogs, as Faust would create them (compacted, the tables' partitions):
+    # created here so that start-up also waits until they are visible (``_wait_visible``).
+    specs += [TopicSpec(changelog_topic(settings, table), n, compacted) for table in TABLES]
     return specs
 
 

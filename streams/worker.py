@@ -13,12 +13,12 @@ import sys
 
 import faust
 
-from streams.app import TABLES, create_app, rocksdb_options
+from streams.app import create_app, rocksdb_options
 from streams.errors import LeadscoreError, StartupError
 from streams.restore import restore_tables
 from streams.scoring import Plan, PlanError, load_plan
 from streams.settings import Settings, load_settings
-from streams.topics import ensure_topics
+from streams.topics import TABLES, ensure_topics
 
 
 def load_plan_file(settings: Settings) -> Plan:

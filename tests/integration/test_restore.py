@@ -12,10 +12,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.app import TABLES, rocksdb_options
+from streams.app import rocksdb_options
 from streams.records import partition_for
 from streams.restore import OFFSET_KEY, restore_tables, table_path
 from streams.settings import Settings
+from streams.topics import TABLES
 from tests.integration.conftest import create_topics
 
 PARTITIONS = 3
