@@ -30,6 +30,15 @@ def record_award(times: list[int], at_ms: int) -> None:
     insort(times, at_ms)
 
 
+def take_slot(caps: dict[str, list[int]], rule_id: str, cap: Cap, at_ms: int) -> bool:
+    """Record an award of ``rule_id`` at ``at_ms`` if its cap allows it; False if capped."""
+    times = caps.setdefault(rule_id, [])
+    if not cap_allows(times, at_ms, cap):
+        return False
+    record_award(times, at_ms)
+    return True
+
+
 def release_slot(times: list[int], at_ms: int) -> bool:
     """Forget one award at ``at_ms`` (its award went to another event); False if none."""
     i = bisect_left(times, at_ms)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.scoring.capping import cap_allows, record_award, release_slot
+from streams.scoring.capping import record_award, release_slot, take_slot
 from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan import Rule
@@ -66,16 +66,13 @@ def event_rules(
             continue
         cap = rule.cap
         if cap is not None:
-            times = ledger.caps.get(rule.id)
-            if times is None:
-                times = ledger.caps[rule.id] = []
+            times = ledger.caps.setdefault(rule.id, [])
             freed = displaced is not None and release_slot(times, displaced)
-            if not cap_allows(times, at_ms, cap):
+            if not take_slot(ledger.caps, rule.id, cap, at_ms):
                 if freed and displaced is not None:
-                    record_award(times, displaced)
+                    record_award(times, displaced)  # no take-over: the award keeps its slot
                 reason = _first(reason, Verdict.CAPPED)
                 continue
-            record_award(times, at_ms)
         if at_ms < ledger.epoch_ms:
             reason = _first(reason, Verdict.BEFORE_RESET)
             continue

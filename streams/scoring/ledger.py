@@ -109,7 +109,7 @@ def take_back(ledger: ScoreState, rule_id: str, occurred_ms: int) -> Contributio
     for i, c in enumerate(ledger.contribs):
         if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
             del ledger.contribs[i]
-            ledger.sums[c[C_CATEGORY]] -= c[C_POINTS]
+            forget(ledger, [c])
             ledger.recompute_due()
             return c
     for i, (due, source, contribs) in enumerate(ledger.pending):

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.scoring import ledger as ledgers
-from streams.scoring.capping import cap_allows, record_award
+from streams.scoring.capping import take_slot
 from streams.scoring.plan import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.quiet_hours import quiet_until
@@ -93,11 +93,8 @@ def reopen(ledger: ScoreState, score: Score, *, now_ms: int, awards: Awards) -> 
         quiet_end = None if quiet is None else quiet_until(quiet, score.zone, at_ms)
         if quiet is not None and quiet_end is not None and quiet.policy == "skip":
             continue
-        if rule.cap is not None:
-            times = ledger.caps.setdefault(rule_id, [])
-            if not cap_allows(times, at_ms, rule.cap):
-                continue
-            record_award(times, at_ms)
+        if rule.cap is not None and not take_slot(ledger.caps, rule_id, rule.cap, at_ms):
+            continue
         ledger.statics[rule_id] = at_ms
         awards.append((rule_id, match[C_POINTS]))
         if quiet_end is not None:
