@@ -123,7 +123,7 @@ def create_app(
         producer_linger=0.005,
         producer_threaded=False,
         stream_publish_on_commit=False,
-        broker_commit_interval=settings.commit_interval_s,
+        broker_commit_interval=settings.commit_interval_ms / 1000,
         # A worker killed with -9 leaves the group only when its session times out; the
         # partitions it held wait that long, so keep it short (heartbeats every third of it).
         broker_session_timeout=settings.session_timeout_s,

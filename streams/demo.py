@@ -6,11 +6,12 @@ hours and expiry behave as they would live. Sends only to the configured bootstr
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from dataclasses import replace
+from decimal import Decimal
 
-from aiokafka import AIOKafkaProducer
+from confluent_kafka import Producer
 
 from streams.codec import Codec, Source
 from streams.settings import Settings
@@ -18,10 +19,10 @@ from streams.topics import ensure_topics, input_topics
 from streams.traffic import TrafficShape, generate
 
 
-async def publish(
+def publish(
     settings: Settings, *, events: int, rate: float, contacts: int, deals: int, seed: int
 ) -> int:
-    await ensure_topics(settings)  # a demo may run before the first worker created them
+    ensure_topics(settings)  # a demo may run before the first worker created them
     codec = Codec.load()
     topic_of = {source: topic for topic, source in input_topics(settings).items()}
     shape = replace(
@@ -31,48 +32,56 @@ async def publish(
         start_ms=int(time.time() * 1000),
         step_ms=max(1, int(1000 / max(rate, 1))),
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
+    producer = Producer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "log_level": 3,
+        }
     )
-    await producer.start()
+    failed: list[str] = []
+
+    def delivered(err: object, msg: object) -> None:
+        if err is not None:
+            failed.append(str(err))
+
     sent, started = 0, time.monotonic()
-    try:
-        for source, record in generate(events, seed=seed, shape=shape):
-            topic = topic_of[source]
-            key = (record.get("contact_id") or record.get("entity_id") or "").encode()
-            value = (
-                _json(record)
-                if settings.input_format(topic) == "json"
-                else codec.encode(codec.inputs[source], record)
-            )
-            await producer.send(topic, value, key=key)
-            sent += 1
-            if rate > 0:
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    for source, record in generate(events, seed=seed, shape=shape):
+        topic = topic_of[source]
+        key = (record.get("contact_id") or record.get("entity_id") or "").encode()
+        value = (
+            _json(record)
+            if settings.input_format(topic) == "json"
+            else codec.encode(codec.inputs[source], record)
+        )
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+        sent += 1
+        if rate > 0:
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+    left = producer.flush(60)
+    if left or failed:
+        raise RuntimeError(f"{left} records undelivered, {len(failed)} failed: {failed[:3]}")
     return sent
 
 
 def _json(record: dict[str, object]) -> bytes:
-    import json
-    from decimal import Decimal
-
     return json.dumps(record, default=lambda v: str(v) if isinstance(v, Decimal) else v).encode()
 
 
 def run_demo(
     settings: Settings, *, events: int, rate: float, contacts: int, deals: int, seed: int
 ) -> int:
-    sent = asyncio.run(
-        publish(settings, events=events, rate=rate, contacts=contacts, deals=deals, seed=seed)
-    )
+    sent = publish(settings, events=events, rate=rate, contacts=contacts, deals=deals, seed=seed)
     print(f"leadscore demo: published {sent} records to {settings.bootstrap_servers}")
     return 0
 

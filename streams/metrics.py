@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from streams.scoring import ScoreResult, Verdict
+from streams.scoring import ScoreChange, ScoreResult, Verdict
 
 if TYPE_CHECKING:
     from streams.entity_stage import Emission
@@ -50,6 +50,15 @@ class Metrics:
     ready: Gauge
     republished: Counter
     rereads: Counter
+    transactions: Counter
+    commit_seconds: Histogram
+    batch_size: Histogram
+    states_written: Counter
+    cache_lookups: Counter
+    cache_evictions: Counter
+    cache_entries: Gauge
+    restored_records: Counter
+    partitions_restoring: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -135,7 +144,76 @@ class Metrics:
                 "Changes published again after a replayed input (effectively-once recovery)",
                 registry=r,
             ),
+            transactions=Counter(
+                "leadscore_transactions",
+                "Kafka transactions of the processing loop, by result (committed, aborted)",
+                ["result"],
+                registry=r,
+            ),
+            commit_seconds=Histogram(
+                "leadscore_commit_seconds",
+                "Time of one commit: changelog records, offsets, commit_transaction, store write",
+                buckets=_LATENCY_BUCKETS,
+                registry=r,
+            ),
+            batch_size=Histogram(
+                "leadscore_batch_records",
+                "Records returned by one consume call of the processing loop",
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+                registry=r,
+            ),
+            states_written=Counter(
+                "leadscore_states_written",
+                "Entity states encoded and written (changelog and store) at commits",
+                registry=r,
+            ),
+            cache_lookups=Counter(
+                "leadscore_cache_lookups",
+                "Entity-state cache lookups, by result (hit, miss)",
+                ["result"],
+                registry=r,
+            ),
+            cache_evictions=Counter(
+                "leadscore_cache_evictions",
+                "Clean entity states evicted from the cache (least recently used)",
+                registry=r,
+            ),
+            cache_entries=Gauge(
+                "leadscore_cache_entries", "Decoded entity states held in the cache", registry=r
+            ),
+            restored_records=Counter(
+                "leadscore_restored_records",
+                "Changelog records applied to the local stores while restoring partitions",
+                registry=r,
+            ),
+            partitions_restoring=Gauge(
+                "leadscore_partitions_restoring",
+                "Assigned entity partitions still restoring from the changelog",
+                registry=r,
+            ),
         )
+
+    def observe_item(
+        self,
+        changes: tuple[ScoreChange, ...],
+        results: tuple[ScoreResult, ...],
+        source_topic: str,
+        appended_ms: int,
+        now_ms: int,
+    ) -> None:
+        """Count what one item did to one entity."""
+        for change in changes:
+            self.changes.labels(change.score, str(change.cause)).inc()
+            for name, direction in change.thresholds:
+                self.thresholds.labels(change.score, name, direction).inc()
+        if changes:
+            self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
+        if results:
+            self.events.labels(source_topic, str(headline(results))).inc()
+        for result in results:
+            for rule, points in result.awards:
+                direction = "awarded" if points >= 0 else "deducted"
+                self.points.labels(result.score, rule, direction).inc(abs(points))
 
     def observe(
         self, emission: Emission, source_topic: str | None, appended_ms: int | None, now_ms: int

@@ -58,9 +58,16 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
     rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
 
-    # Time-driven work and commits
+    # The processing loop, its transactions and time-driven work
+    runtime: Literal["engine", "faust"] = "engine"
+    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    commit_interval_ms: int = Field(100, ge=10, le=60_000)
+    commit_max_records: int = Field(20_000, ge=1, le=1_000_000)
+    batch_size: int = Field(2000, ge=1, le=100_000)
+    cache_entities: int = Field(100_000, ge=100, le=10_000_000)
+    transaction_timeout_ms: int = Field(10_000, ge=1000, le=900_000)
+    kafka_call_timeout_s: float = Field(30.0, ge=1, le=600)
     tick_interval_ms: int = Field(500, ge=50, le=60_000)
-    commit_interval_s: float = Field(1.0, gt=0, le=60)
     session_timeout_s: float = Field(10.0, ge=6, le=300)
 
     # HTTP and observability

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from streams.codec import Source
 from streams.errors import StartupError
@@ -43,6 +43,11 @@ def changelog_topic(settings: Settings, table: str) -> str:
     return f"{settings.app_id}-{table}-changelog"
 
 
+def state_changelog_topic(settings: Settings) -> str:
+    """The engine's changelog of entity states, partitioned like the entity-events topic."""
+    return f"{settings.app_id}-state-changelog"
+
+
 def entity_topic(settings: Settings) -> str:
     """The internal topic that carries every item re-keyed by entity, plus partition ticks."""
     return f"{settings.app_id}-entity-events"
@@ -67,67 +72,69 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
     # The tables' changelogs, as Faust would create them (compacted, the tables' partitions):
     # created here so that start-up also waits until they are visible (``_wait_visible``).
     specs += [TopicSpec(changelog_topic(settings, table), n, compacted) for table in TABLES]
+    specs.append(TopicSpec(state_changelog_topic(settings), n, compacted))
     return specs
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
+def ensure_topics(settings: Settings) -> list[str]:
     """Create every missing topic and return their names; existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=15000
-    )
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
     try:
-        await admin.start()
-    except KafkaError as exc:
+        existing = set(admin.list_topics(timeout=15).topics)
+    except KafkaException as exc:
         raise StartupError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc}): start the broker "
-            "(make broker-up) or fix LEADSCORE_BOOTSTRAP_SERVERS"
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}): start the "
+            "broker (make broker-up) or fix LEADSCORE_BOOTSTRAP_SERVERS"
         ) from None
-    try:
-        existing = set(await admin.list_topics())
-        missing = [spec for spec in required_topics(settings) if spec.name not in existing]
-        if missing:
-            result = await admin.create_topics(
-                [
-                    NewTopic(
-                        spec.name,
-                        num_partitions=spec.partitions,
-                        replication_factor=settings.replication_factor,
-                        topic_configs=dict(spec.configs),
-                    )
-                    for spec in missing
-                ]
+    missing = [spec for spec in required_topics(settings) if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.replication_factor,
+                config=dict(spec.configs),
             )
-            for name, code, message in _errors(result):
-                if code != TopicAlreadyExistsError.errno:
-                    raise StartupError(f"cannot create topic {name!r}: error {code} {message}")
-            await _wait_visible(admin, missing)
-        return [spec.name for spec in missing]
-    finally:
-        await admin.close()
+            for spec in missing
+        ],
+        request_timeout=15,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise StartupError(f"cannot create topic {name!r}: {err.str()}") from None
+    _wait_visible(admin, missing)
+    return [spec.name for spec in missing]
 
 
 #: How long a new topic may take to appear, with a leader for every partition, in metadata.
 VISIBLE_TIMEOUT_S = 30.0
 
 
-async def _wait_visible(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+def _wait_visible(admin: AdminClient, specs: list[TopicSpec]) -> None:
     """Until the broker's metadata lists every new topic with a leader for each partition.
 
     A create returns once the controller has the topic; brokers learn of it a moment later. A
     consumer group whose leader assigns in between sees the topic as missing and assigns none
-    of its partitions (Faust logs "Ignoring missing topic"), and the group stays that way until
-    the next metadata refresh (observed with a broker under load, a few seconds after its start).
+    of its partitions until the next metadata refresh (observed with a broker under load, a few
+    seconds after its start).
     """
     want = {spec.name: spec.partitions for spec in specs}
     deadline = time.monotonic() + VISIBLE_TIMEOUT_S
     while True:
-        described = await admin.describe_topics(list(want))
+        topics = admin.list_topics(timeout=10).topics
         ready = {
-            t["topic"]
-            for t in described
-            if t["error_code"] == 0
-            and len(t["partitions"]) == want.get(t["topic"])
-            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in t["partitions"])
+            name
+            for name, count in want.items()
+            if name in topics
+            and topics[name].error is None
+            and len(topics[name].partitions) == count
+            and all(p.leader >= 0 and p.error is None for p in topics[name].partitions.values())
         }
         if ready >= want.keys():
             return
@@ -136,14 +143,4 @@ async def _wait_visible(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> N
             raise StartupError(
                 f"topics created but not visible after {VISIBLE_TIMEOUT_S:.0f}s: {late}"
             )
-        await asyncio.sleep(0.2)
-
-
-def _errors(result: object) -> list[tuple[str, int, str]]:
-    out = []
-    for entry in getattr(result, "topic_errors", []):
-        name, code = entry[0], entry[1]
-        message = entry[2] if len(entry) > 2 else ""
-        if code:
-            out.append((name, code, message or ""))
-    return out
+        time.sleep(0.2)

@@ -105,7 +105,7 @@ class Service:
             "LEADSCORE_JSON_TOPICS": ",".join(self.topic(s) for s in self.json_sources),
             "LEADSCORE_WEB_PORT": str(port),
             "LEADSCORE_TICK_INTERVAL_MS": "200",
-            "LEADSCORE_COMMIT_INTERVAL_S": "0.5",
+            "LEADSCORE_COMMIT_INTERVAL_MS": "100",
             "LEADSCORE_LOG_LEVEL": os.environ.get("TEST_WORKER_LOG_LEVEL", "WARNING"),
             **self.extra,
         }
@@ -152,7 +152,10 @@ class Service:
     async def read_all(self, topic: str) -> list[Any]:
         """Every record of ``topic`` up to its current end (aiokafka ConsumerRecords)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+            isolation_level="read_committed",  # aborted transactions are not part of any result
         )
         await consumer.start()
         try:
@@ -162,7 +165,7 @@ class Service:
                 parts = consumer.partitions_for_topic(topic) or set()
             tps = [TopicPartition(topic, p) for p in sorted(parts)]
             consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
+            ends = await consumer.end_offsets(tps)  # the last stable offsets (read_committed)
             await consumer.seek_to_beginning(*tps)
             out: list[Any] = []
             pending = {tp for tp in tps if ends[tp] > 0}
@@ -171,7 +174,8 @@ class Service:
                     batch = await consumer.getmany(*pending, timeout_ms=500)
                     for tp, recs in batch.items():
                         out.extend(recs)
-                        if recs and recs[-1].offset + 1 >= ends[tp]:
+                    for tp in list(pending):  # control records move the position past the data
+                        if await consumer.position(tp) >= ends[tp]:
                             pending.discard(tp)
             return out
         finally:

@@ -1,0 +1,555 @@
+"""The processing loop: one consumer, one transactional producer, batches, transactions.
+
+Each turn of the loop:
+
+1. restore a batch of changelog records for partitions still restoring (``streams.state.restore``);
+2. ``consume`` up to ``batch_size`` records and group them per partition, in order;
+3. input partitions go through ingest (decode, validate, re-key to the entity-events partition,
+   or dead-letter); entity-events partitions go through the entity stage (the pure core, states
+   in the cache); every output is produced into the open transaction;
+4. every ``tick_interval_ms``, expiries and deferred awards that are due run from the stores' due
+   index (plus dirty states already due), in the same transaction;
+5. every ``commit_interval_ms`` or ``commit_max_records`` records, the transaction commits
+   (``streams.transaction``).
+
+Errors: a bad record is a dead letter. An exception of the core on an item is a bug: the
+transaction aborts, the item is marked and dead-lettered when it comes again, and processing goes
+on. An abortable Kafka error aborts, drops the dirty states, and rewinds every partition to its
+first uncommitted offset. A fatal one (fenced, a commit timed out, anything unknown) stops the
+process with :data:`EXIT_FATAL` before anything else is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import cast
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+
+from streams import records
+from streams.codec import Codec
+from streams.deadletter import DeadLetter
+from streams.entities import EntityStage, due_candidates
+from streams.ingest import Ingest
+from streams.kafka import (
+    ErrorKind,
+    Fatal,
+    classify,
+    consumer_config,
+    producer_config,
+    restore_consumer_config,
+)
+from streams.metrics import Metrics
+from streams.partitions import Held, PartitionPhase, Partitions
+from streams.publish import change_key, change_record, score_records
+from streams.routing import partition_for
+from streams.scoring import EntityState, Plan, ScoreChange, dumps, loads
+from streams.settings import Settings
+from streams.state.cache import Entry, StateCache
+from streams.state.restore import Restorer
+from streams.state.store import PartitionStore, StoreOptions, unpack_value
+from streams.topics import entity_topic, input_topics, state_changelog_topic
+from streams.transaction import Phase, Transaction, TransactionalProducer
+
+log = logging.getLogger(__name__)
+EXIT_FATAL = 70
+#: Entities advanced per partition and due check at most; the rest wait for the next check.
+MAX_ADVANCES = 2000
+GAUGE_INTERVAL_S = 5.0
+
+
+class _Abort(Exception):
+    """Abort the open transaction and rewind (raised inside a batch)."""
+
+
+class Engine:
+    """Everything of one worker process; built by ``streams.worker``, run by :meth:`run`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plan: Plan,
+        *,
+        metrics: Metrics,
+        client_id: str,
+        transactional_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings, self.plan, self.metrics, self.clock = settings, plan, metrics, clock
+        self.codec = Codec.load()
+        sources = input_topics(settings)
+        self.inputs = set(sources)
+        self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources})
+        self.entity_topic = entity_topic(settings)
+        self.changelog = state_changelog_topic(settings)
+        self.store_root = Path(settings.data_dir) / "state"
+        self.store_options = StoreOptions(
+            settings.rocksdb_block_cache_bytes,
+            settings.rocksdb_write_buffer_bytes,
+            settings.rocksdb_max_write_buffers,
+        )
+        self.consumer = Consumer(consumer_config(settings, client_id=client_id))
+        self.producer = Producer(producer_config(settings, transactional_id=transactional_id))
+        self.restorer = Restorer(
+            Consumer(restore_consumer_config(settings)), self.changelog,
+            settings.kafka_call_timeout_s,
+        )  # fmt: skip
+        self.partitions = Partitions()
+        #: Guards ``partitions`` and the stores' lifetimes against the HTTP thread.
+        self.lock = threading.Lock()
+        self.cache = StateCache(settings.cache_entities, loads)
+        self.stage = EntityStage(plan, self.cache)
+        self.txn = Transaction(
+            cast(TransactionalProducer, self.producer),
+            self.changelog,
+            settings.kafka_call_timeout_s,
+            score_records=self._score_records, encode_state=dumps,
+            make_offsets=lambda offs: [TopicPartition(t, p, o) for (t, p), o in offs.items()],
+        )  # fmt: skip
+        #: (topic, partition) -> committed position (next offset) of every assigned partition
+        self.positions: dict[tuple[str, int], int] = {}
+        #: records whose processing raised inside the core: dead-lettered when they come again
+        self.poison: dict[tuple[str, int, int], str] = {}
+        self.counts: dict[str, int] = {}
+        self.stopping = False
+        self.last_due = 0.0
+        self.last_gauges = 0.0
+        self.fatal_reason: str | None = None
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (returns 0) or a fatal error (returns ``EXIT_FATAL``)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        try:
+            self.producer.init_transactions(self.settings.kafka_call_timeout_s)
+            self.counts = self._partition_counts()
+            self.consumer.subscribe(
+                [*sorted(self.inputs), self.entity_topic],
+                on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
+            )  # fmt: skip
+            while not self.stopping:
+                self._turn()
+            self._commit()
+            self.consumer.close()  # revokes everything: the callback commits and closes stores
+            return 0
+        except Fatal as exc:
+            self.fatal_reason = str(exc)
+        except KafkaException as exc:
+            self.fatal_reason = f"Kafka error outside a transaction step: {exc.args[0]}"
+        log.critical("%s: exiting with %d, nothing more is committed", self.fatal_reason,
+                     EXIT_FATAL)  # fmt: skip
+        return EXIT_FATAL
+
+    def close(self) -> None:
+        with self.lock:
+            for held in self.partitions.held.values():
+                held.store.close()
+            self.partitions.held.clear()
+        self.restorer.consumer.close()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: committing and stopping", signum)
+        self.stopping = True
+
+    def _partition_counts(self) -> dict[str, int]:
+        topics = self.consumer.list_topics(timeout=self.settings.kafka_call_timeout_s).topics
+        names = (self.settings.topic_score_changed, self.settings.topic_scores,
+                 self.settings.topic_dead_letters, self.entity_topic)  # fmt: skip
+        return {name: len(topics[name].partitions) for name in names if name in topics}
+
+    # ----- the loop -----------------------------------------------------------------------------
+
+    def _turn(self) -> None:
+        if self.restorer.active:
+            self._restore_step()
+        timeout = (
+            0.0 if self.restorer.active else min(0.05, self.settings.commit_interval_ms / 2000)
+        )
+        messages = self.consumer.consume(self.settings.batch_size, timeout)
+        if messages:
+            self.metrics.batch_size.observe(len(messages))
+            self._process(messages)
+        now = time.monotonic()
+        if now - self.last_due >= self.settings.tick_interval_ms / 1000:
+            self.last_due = now
+            self._run_due()
+        if self.txn.due(now, self.settings.commit_interval_ms / 1000,
+                        self.settings.commit_max_records):  # fmt: skip
+            self._commit()
+        if now - self.last_gauges >= GAUGE_INTERVAL_S:
+            self.last_gauges = now
+            self._gauges()
+
+    def _process(self, messages: list[Message]) -> None:
+        groups: dict[tuple[str, int], list[Message]] = {}
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.fatal():
+                    raise Fatal(f"consumer error: {err}")
+                log.warning("consumer: %s", err)
+                continue
+            groups.setdefault((msg.topic(), msg.partition()), []).append(msg)  # type: ignore[arg-type]
+        done: set[tuple[str, int]] = set()
+        try:
+            for tp, batch in groups.items():
+                if tp[0] == self.entity_topic:
+                    self._score(tp[1], batch)
+                else:
+                    self._ingest(batch)
+                done.add(tp)
+        except _Abort:
+            pending = {tp: batch[0].offset() or 0 for tp, batch in groups.items() if tp not in done}
+            self._abort(pending)
+
+    def _ingest(self, batch: list[Message]) -> None:
+        entity_partitions = self.counts.get(self.entity_topic, self.settings.partitions)
+        now_ms = int(self.clock() * 1000)
+        started = time.perf_counter()
+        for msg in batch:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            try:
+                result = self.ingest.handle(
+                    topic=topic, partition=partition, offset=offset,  # type: ignore[arg-type]
+                    key=msg.key(), value=msg.value(), appended_ms=msg.timestamp()[1],
+                    now_ms=now_ms,
+                )  # fmt: skip
+                if isinstance(result, DeadLetter):
+                    self._dead_letter(result)
+                else:
+                    for key, value in result.outputs:
+                        p = partition_for(key, entity_partitions)
+                        self.txn.produce(self.entity_topic, key, value, p)
+            except Exception as exc:  # ingest is stateless: a dead letter, and go on
+                self._dead_letter(self._unexpected(msg, exc))
+            self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+        if batch:
+            self.metrics.processing_seconds.labels("ingest").observe(
+                (time.perf_counter() - started) / len(batch)
+            )
+
+    def _score(self, partition: int, batch: list[Message]) -> None:
+        held = self.partitions.held.get(partition)
+        if held is None:
+            return  # revoked: its new owner reads these records from the committed offset
+        if held.phase is not PartitionPhase.ACTIVE:  # fetched before the pause: read them again
+            self.consumer.seek(TopicPartition(self.entity_topic, partition, batch[0].offset() or 0))
+            return
+        started = time.perf_counter()
+        emitted_ms = int(self.clock() * 1000)
+        topic = self.entity_topic
+        for msg in batch:
+            offset = msg.offset()
+            poisoned = self.poison.pop((topic, partition, offset), None)  # type: ignore[arg-type]
+            if poisoned is not None:
+                self._dead_letter(self._letter(msg, "Unexpected", poisoned))
+                self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+                continue
+            try:
+                rec = records.decode(msg.value())  # type: ignore[arg-type]
+            except Exception as exc:  # not an entity-events record: nothing was touched
+                self._dead_letter(self._unexpected(msg, exc))
+                self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+                continue
+            if isinstance(rec, records.Tick):  # left by the Faust runtime: time is local now
+                self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+                continue
+            try:
+                result = self.stage.on_item(partition, msg.key(), rec)  # type: ignore[arg-type]
+            except Exception as exc:  # a core bug: the state may be half-changed
+                reason = "".join(traceback.format_exception(exc, limit=6))[-1500:]
+                log.error("%s[%d]@%d raised in the core, aborting: %r", topic, partition,
+                          offset, exc)  # fmt: skip
+                self.poison[(topic, partition, offset)] = reason  # type: ignore[index]
+                raise _Abort from exc
+            if result.invalid is not None:
+                self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
+            self._publish(result.changes, emitted_ms)
+            self.metrics.observe_item(result.changes, result.results, rec.source[0],
+                                      rec.appended_ms, emitted_ms)  # fmt: skip
+            self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+        if batch:
+            self.metrics.processing_seconds.labels("score").observe(
+                (time.perf_counter() - started) / len(batch)
+            )
+
+    def _publish(
+        self, changes: tuple[ScoreChange, ...] | list[ScoreChange], emitted_ms: int
+    ) -> None:
+        if not changes:
+            return
+        topic = self.settings.topic_score_changed
+        count = self.counts.get(topic, self.settings.partitions)
+        for change in changes:
+            key = change_key(change)
+            value = self.codec.encode(
+                self.codec.score_changed, change_record(change, emitted_at_ms=emitted_ms)
+            )
+            self.txn.produce(topic, key, value, partition_for(key, count))
+
+    def _score_records(self, key: bytes, entry: Entry) -> list[tuple[str, bytes, bytes, int]]:
+        if not entry.changed:
+            return []
+        topic = self.settings.topic_scores
+        count = self.counts.get(topic, self.settings.partitions)
+        updated = int(self.clock() * 1000)
+        entity = self.stage.entity_key(key)
+        return [
+            (
+                topic,
+                out_key,
+                self.codec.encode(self.codec.score, rec),
+                partition_for(out_key, count),
+            )
+            for out_key, rec in score_records(
+                self.plan, entity, entry.state, entry.changed, updated_at_ms=updated
+            )
+        ]
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        self.metrics.dead_letters.labels(letter.topic, letter.error_class).inc()
+        self.metrics.events.labels(letter.topic, "dead_letter").inc()
+        topic = self.settings.topic_dead_letters
+        partition = letter.partition % self.counts.get(topic, 1)
+        self.txn.produce(topic, letter.key, letter.value, partition, headers=letter.headers())
+
+    @staticmethod
+    def _letter(msg: Message, error_class: str, reason: str) -> DeadLetter:
+        return DeadLetter(msg.key(), msg.value(), msg.topic(), msg.partition(), msg.offset(),  # type: ignore[arg-type]
+                          error_class, reason)  # fmt: skip
+
+    def _unexpected(self, msg: Message, exc: BaseException) -> DeadLetter:
+        log.error("unexpected error on %s[%s]@%s: %r", msg.topic(), msg.partition(),
+                  msg.offset(), exc)  # fmt: skip
+        summary = "".join(traceback.format_exception(exc, limit=6))[-1500:]
+        return self._letter(msg, f"Unexpected:{type(exc).__name__}", summary)
+
+    # ----- time-driven work ---------------------------------------------------------------------
+
+    def _run_due(self) -> None:
+        now_ms = int(self.clock() * 1000)
+        backlog = 0
+        for partition, store in self.partitions.active().items():
+            candidates = due_candidates(self.stage, partition, store.due_keys, now_ms, MAX_ADVANCES)
+            if not candidates:
+                continue
+            backlog += len(candidates)
+            try:
+                changes = self.stage.advance_due(partition, candidates, now_ms)
+            except Exception as exc:  # a core bug: abort, keep going with the rest next time
+                log.error("advancing partition %d raised in the core: %r", partition, exc)
+                self._abort({})
+                return
+            self._publish(changes, now_ms)
+            for change in changes:
+                self.metrics.changes.labels(change.score, str(change.cause)).inc()
+                for name, direction in change.thresholds:
+                    self.metrics.thresholds.labels(change.score, name, direction).inc()
+        self.metrics.expiry_backlog.set(backlog)
+
+    # ----- commit and abort ---------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        if self.txn.records == 0 and not self.txn.offsets and not self.cache.dirty:
+            if self.txn.phase is not Phase.IDLE:
+                self._abort({})  # opened for nothing: close it cheaply
+            return
+        positions = self._assigned_positions()
+        started = time.perf_counter()
+        with self.lock:
+            stores = self.partitions.active()
+            try:
+                written = self.txn.commit(
+                    self.cache, stores, self.consumer.consumer_group_metadata, positions
+                )
+            except KafkaException as exc:
+                kind = classify(exc)
+                if kind is ErrorKind.FATAL:
+                    raise Fatal(f"commit failed: {exc.args[0]}") from exc
+                log.warning("commit failed (%s): %s; aborting and rewinding", kind, exc.args[0])
+                self.metrics.transactions.labels("aborted").inc()
+                rewind = self.txn.abort(self.cache)
+                self._seek(rewind)
+                return
+        self.positions.update(positions)
+        self.metrics.transactions.labels("committed").inc()
+        self.metrics.commit_seconds.observe(time.perf_counter() - started)
+        self.metrics.states_written.inc(written)
+        self._count_cache()
+
+    def _count_cache(self) -> None:
+        """Move the cache's own counts into the metrics (counters take increments)."""
+        stats = self.cache.stats
+        self.metrics.cache_lookups.labels("hit").inc(stats.hits)
+        self.metrics.cache_lookups.labels("miss").inc(stats.misses)
+        self.metrics.cache_evictions.inc(stats.evictions)
+        stats.hits = stats.misses = stats.evictions = 0
+
+    def _abort(self, pending: dict[tuple[str, int], int]) -> None:
+        """Abort the open transaction; rewind what it processed and the unprocessed ``pending``."""
+        self.metrics.transactions.labels("aborted").inc()
+        rewind = self.txn.abort(self.cache)
+        for tp, offset in pending.items():
+            rewind.setdefault(tp, offset)
+        self._seek(rewind)
+
+    def _seek(self, rewind: dict[tuple[str, int], int]) -> None:
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        for (topic, partition), offset in rewind.items():
+            if (topic, partition) in assigned:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _assigned_positions(self) -> dict[tuple[str, int], int]:
+        """The consumer's position on every assigned partition, sent with every commit.
+
+        Every record ``consume`` returned has been processed when a commit runs, so the position
+        is what to commit; unlike "last processed + 1" it is also past the transaction markers
+        that follow our own records on the entity-events topic (else the group would show a lag
+        of one record per partition forever). Partitions with no position yet (nothing consumed
+        since they were assigned) send their committed offset, so that even a transaction of
+        time-driven work alone carries the group's generation (zombie fencing, KIP-447).
+        """
+        out: dict[tuple[str, int], int] = {}
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return out
+        for tp in self.consumer.position(assigned):
+            key = (tp.topic, tp.partition)
+            if tp.offset is not None and tp.offset >= 0:
+                out[key] = tp.offset
+            elif key in self.positions:
+                out[key] = self.positions[key]
+        return out
+
+    # ----- rebalances ---------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.inc()
+        consumer.incremental_assign(partitions)
+        committed = consumer.committed(partitions, timeout=self.settings.kafka_call_timeout_s)
+        for tp in committed:
+            if tp.offset >= 0:
+                self.positions[(tp.topic, tp.partition)] = tp.offset
+        entity = [tp for tp in partitions if tp.topic == self.entity_topic]
+        if entity:
+            consumer.pause(entity)
+        with self.lock:
+            for tp in entity:
+                store = PartitionStore(self.store_root / f"p{tp.partition}", self.store_options)
+                self.partitions.held[tp.partition] = Held(store)
+                self.stage.loaders[tp.partition] = _loader(store)
+                self.restorer.start(tp.partition, store)
+            self.partitions.assigned_once = True
+        log.info("assigned %s", _names(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._commit()  # everything processed so far, before the partitions go
+        self._release(partitions)
+        log.info("revoked %s", _names(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.warning("lost %s: aborting the open transaction", _names(partitions))
+        try:
+            rewind = self.txn.abort(self.cache)
+        except Fatal:
+            raise
+        except KafkaException as exc:  # the abort itself failed: nothing committed, restart
+            raise Fatal(f"abort after a lost assignment failed: {exc.args[0]}") from exc
+        self.metrics.transactions.labels("aborted").inc()
+        self._release(partitions)
+        self._seek(rewind)
+
+    def _release(self, partitions: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions if tp.topic == self.entity_topic}
+        for tp in partitions:
+            self.positions.pop((tp.topic, tp.partition), None)
+        if not gone:
+            return
+        self.restorer.cancel(gone)
+        self.cache.drop_partitions(gone)
+        with self.lock:
+            for p in gone:
+                held = self.partitions.held.pop(p, None)
+                self.stage.loaders.pop(p, None)
+                if held is not None:
+                    held.store.close()
+
+    def _restore_step(self) -> None:
+        before = self.restorer.restored_records
+        done = self.restorer.step(10_000, 0.05)
+        self.metrics.restored_records.inc(self.restorer.restored_records - before)
+        self.metrics.partitions_restoring.set(len(self.restorer.active))
+        for partition, job in done:
+            with self.lock:
+                held = self.partitions.held.get(partition)
+                if held is None:
+                    continue
+                held.phase = PartitionPhase.ACTIVE
+            self.consumer.resume([TopicPartition(self.entity_topic, partition)])
+            elapsed = time.monotonic() - job.started
+            self.metrics.recovery_seconds.set(elapsed)
+            log.info("partition %d restored: %d changelog records in %.1fs", partition,
+                     job.records, elapsed)  # fmt: skip
+
+    # ----- gauges -------------------------------------------------------------------------------
+
+    def _gauges(self) -> None:
+        try:
+            for tp in self.consumer.assignment():
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                done = self.txn.offsets.get((tp.topic, tp.partition)) or self.positions.get(
+                    (tp.topic, tp.partition), 0
+                )
+                if high is not None and high >= 0:
+                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                        max(0, high - done)
+                    )
+            with self.lock:
+                self.metrics.entities.set(
+                    sum(h.store.entities for h in self.partitions.held.values())
+                )
+            self.metrics.cache_entries.set(len(self.cache))
+        except Exception as exc:  # a gauge must never hurt the service
+            log.warning("could not update gauges: %r", exc)
+
+    # ----- reads for the HTTP thread ------------------------------------------------------------
+
+    def read_state(self, key: bytes) -> tuple[str, EntityState | None]:
+        """Committed state of an entity: ("ok", state or None), "restoring" or "elsewhere"."""
+        partition = partition_for(key, self.counts.get(self.entity_topic, self.settings.partitions))
+        with self.lock:
+            held = self.partitions.held.get(partition)
+            if held is None:
+                return "elsewhere", None
+            if held.phase is PartitionPhase.RESTORING:
+                return "restoring", None
+            value = held.store.get(key)
+        return "ok", None if value is None else loads(unpack_value(value)[1])
+
+    def entity_partition(self, key: bytes) -> int:
+        return partition_for(key, self.counts.get(self.entity_topic, self.settings.partitions))
+
+    @property
+    def ready(self) -> bool:
+        return self.partitions.ready and not self.stopping
+
+
+def _loader(store: PartitionStore) -> Callable[[bytes], tuple[int | None, bytes] | None]:
+    def load(key: bytes) -> tuple[int | None, bytes] | None:
+        value = store.get(key)
+        return None if value is None else unpack_value(value)
+
+    return load
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

@@ -1,0 +1,121 @@
+"""The entity stage of the loop: the pure core over one partition's items, states in the cache.
+
+No Kafka here: the loop hands in decoded entity-events records and takes back the changes to
+publish. States come from :class:`streams.state.cache.StateCache` (read-your-writes) and go back
+to it marked dirty; the transaction encodes each dirty state once, at commit.
+
+The core's delivery outbox is not needed on this loop: a state and the changes it caused are
+committed in one Kafka transaction, so a replayed (duplicate) item has nothing to republish. The
+stage therefore clears the outbox of every state it touches and ignores ``Outcome.replayed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streams import records
+from streams.scoring import (
+    EntityKey,
+    EntityState,
+    Invalid,
+    Outcome,
+    Plan,
+    ScoreChange,
+    ScoreResult,
+    advance,
+    apply,
+    parse_input,
+)
+from streams.state.cache import Entry, Loader, StateCache
+
+
+@dataclass(slots=True)
+class ItemResult:
+    """What one item did to one entity."""
+
+    changes: tuple[ScoreChange, ...] = ()
+    results: tuple[ScoreResult, ...] = ()
+    invalid: str | None = None
+
+
+@dataclass(slots=True)
+class EntityStage:
+    plan: Plan
+    cache: StateCache
+    #: partition -> loader of committed states (the partition's store)
+    loaders: dict[int, Loader] = field(default_factory=dict)
+    #: entity keys decoded once per process (keys repeat far more than they vary)
+    keys: dict[bytes, EntityKey] = field(default_factory=dict)
+
+    def entity_key(self, key_bytes: bytes) -> EntityKey:
+        key = self.keys.get(key_bytes)
+        if key is None:
+            if len(self.keys) >= 200_000:
+                self.keys.clear()
+            key = self.keys[key_bytes] = records.entity_key_from_bytes(key_bytes)
+        return key
+
+    def _entry(self, partition: int, key_bytes: bytes) -> Entry | None:
+        return self.cache.get(key_bytes, partition, self.loaders[partition])
+
+    def on_item(self, partition: int, key_bytes: bytes, rec: records.ItemRecord) -> ItemResult:
+        item = parse_input(rec.record)
+        if isinstance(item, Invalid):  # validated at ingest; only a plan/schema skew gets here
+            return ItemResult(invalid=item.reason)
+        key = self.entity_key(key_bytes)
+        entry = self._entry(partition, key_bytes)
+        outcome = apply(
+            entry.state if entry is not None else None, key, item, self.plan, now_ms=rec.now_ms
+        )
+        self._keep(partition, key_bytes, entry, outcome)
+        return ItemResult(outcome.changes, outcome.results)
+
+    def advance_due(
+        self, partition: int, candidates: list[bytes], now_ms: int
+    ) -> list[ScoreChange]:
+        """Expiries and deferred awards due by ``now_ms`` of the candidate entities."""
+        out: list[ScoreChange] = []
+        for key_bytes in candidates:
+            entry = self._entry(partition, key_bytes)
+            if entry is None:
+                continue
+            due = entry.state.next_due_ms
+            if due is None or due > now_ms:
+                if entry.stored_due_ms != due and not entry.dirty:
+                    self.cache.touch(key_bytes, entry, entry.state, ())  # stale index entry
+                continue
+            outcome = advance(entry.state, self.entity_key(key_bytes), self.plan, now_ms=now_ms)
+            self._keep(partition, key_bytes, entry, outcome)
+            out.extend(outcome.changes)
+        return out
+
+    def dirty_due(self, partition: int, now_ms: int) -> list[bytes]:
+        """Dirty entities of the partition already due (their due time is not in the store yet)."""
+        return [
+            k
+            for k, e in self.cache.dirty.items()
+            if e.partition == partition
+            and e.state.next_due_ms is not None
+            and e.state.next_due_ms <= now_ms
+        ]
+
+    def _keep(
+        self, partition: int, key_bytes: bytes, entry: Entry | None, outcome: Outcome
+    ) -> None:
+        state: EntityState = outcome.state
+        if state.outbox:
+            state.outbox = []  # see the module docstring: transactions make it redundant
+        if entry is None:
+            entry = self.cache.new(key_bytes, partition, state)
+        self.cache.touch(key_bytes, entry, state, (c.score for c in outcome.changes))
+
+
+def due_candidates(
+    stage: EntityStage, partition: int, stored: Callable[[int, int], list[bytes]], now_ms: int,
+    limit: int,
+) -> list[bytes]:  # fmt: skip
+    """Stored due entries plus dirty states already due, without repeats, at most ``limit``."""
+    keys = dict.fromkeys(stored(now_ms, limit))
+    keys.update(dict.fromkeys(stage.dirty_due(partition, now_ms)))
+    return list(keys)[:limit]

@@ -1,0 +1,113 @@
+"""Kafka clients of the worker (confluent-kafka, librdkafka): their configs and error classes.
+
+Checked against confluent-kafka 2.16.1 / librdkafka 2.16.0. librdkafka speaks the transaction
+protocol from before KIP-890, so a commit that timed out may or may not have committed: the only
+safe way on is a new producer, which here means a restart (``Fatal``); ``init_transactions`` of the
+restarted process (same ``transactional.id``) then completes or aborts what was left open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streams.settings import Settings
+
+T = TypeVar("T")
+
+
+class ErrorKind(StrEnum):
+    RETRIABLE = "retriable"  # try the same call again
+    ABORTABLE = "abortable"  # abort the transaction, rewind, go on
+    FATAL = "fatal"  # log why and exit non-zero: a restart makes a new producer
+
+
+class Fatal(Exception):
+    """The worker cannot go on safely; the message says why. The process exits non-zero."""
+
+
+def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
+    """What to do about an exception raised by a transactional call."""
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return ErrorKind.FATAL
+    err = exc.args[0]
+    if not isinstance(err, KafkaError):
+        return ErrorKind.FATAL
+    if err.fatal():
+        return ErrorKind.FATAL
+    if committing and err.code() == KafkaError._TIMED_OUT:
+        return ErrorKind.FATAL  # pre-KIP-890: the outcome of a timed-out commit is unknown
+    if err.txn_requires_abort():
+        return ErrorKind.ABORTABLE
+    if err.retriable():
+        return ErrorKind.RETRIABLE
+    return ErrorKind.FATAL
+
+
+def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool = False) -> T:
+    """Run a transactional call; retry retriable errors, re-raise abortable ones, else ``Fatal``."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except KafkaException as exc:
+            kind = classify(exc, committing=committing)
+            if kind is ErrorKind.RETRIABLE and attempt < attempts:
+                continue
+            if kind is ErrorKind.ABORTABLE:
+                raise
+            raise Fatal(f"{what} failed ({kind}): {exc.args[0] if exc.args else exc}") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def common(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.bootstrap_servers, "log_level": 3}
+
+
+def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
+    session_ms = int(settings.session_timeout_s * 1000)
+    return {
+        **common(settings),
+        "group.id": settings.app_id,
+        # The HTTP API finds the owner of a partition from the group description: each member's
+        # client id carries its advertised URL (see ``streams.queries``).
+        "client.id": client_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(1000, session_ms // 3),
+        "topic.metadata.refresh.interval.ms": 10_000,
+        "fetch.wait.max.ms": 50,
+        "enable.partition.eof": False,
+    }
+
+
+def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, Any]:
+    return {
+        **common(settings),
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+    }
+
+
+def restore_consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **common(settings),
+        "group.id": f"{settings.app_id}-restore",  # never joined: partitions are assigned
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 64 * 1024 * 1024,
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
+    }

@@ -1,0 +1,240 @@
+"""HTTP on every worker (SPEC §7): scores, explanations, health, readiness, metrics. Read-only.
+
+Served by waitress (a maintained, pure-Python WSGI server) on threads of its own, so a slow
+client never stalls the processing loop. Reads see committed state only: the partition stores,
+which the loop writes after each transaction commits.
+
+Any worker answers for any entity. The entity's partition (murmur2 of its key, as the loop routes
+it) is owned by one member of the consumer group; each member's client id carries its advertised
+URL (``leadscore@http://host:port``), so the group description that the admin client returns
+(members, their client ids and their assigned partitions: Kafka's own group metadata) says
+where to forward. The map is cached for a few seconds and refreshed on a miss. A forwarded
+request carries ``X-Leadscore-Forwarded``; a worker that gets one for a partition it does not
+hold answers 503 rather than forwarding again.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from waitress.server import create_server
+
+from streams import records
+from streams.metrics import Metrics
+from streams.scoring import EntityKey, EntityState, Plan, category_values, explain, reached
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+ENTITY_KINDS = ("contact", "deal")
+CLIENT_ID_PREFIX = "leadscore@"
+FORWARDED = "X-Leadscore-Forwarded"
+OWNERS_TTL_S = 5.0
+
+
+def client_id(settings: Settings) -> str:
+    """The consumer's client id: it advertises this worker's HTTP URL to the group."""
+    return CLIENT_ID_PREFIX + settings.advertised_url
+
+
+def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any]:
+    """The one view of an entity's scores (HTTP; the ``scores`` topic has the same fields)."""
+    scores: dict[str, Any] = {}
+    for score in plan.by_kind.get(key.kind, ()):
+        ledger = state.scores.get(score.name)
+        value = ledger.total if ledger is not None else 0
+        sums = ledger.sums if ledger is not None else {}
+        scores[score.name] = {
+            "value": value,
+            "seq": ledger.seq if ledger is not None else 0,
+            "categories": category_values(score, sums),
+            "thresholds_reached": list(reached(score, value)),
+        }
+    return {
+        "account_id": key.account_id,
+        "entity": key.kind,
+        "entity_id": key.entity_id,
+        "plan_version": plan.version,
+        "scores": scores,
+    }
+
+
+class StateSource(Protocol):
+    """What the HTTP side needs of the engine."""
+
+    @property
+    def ready(self) -> bool: ...
+    def read_state(self, key: bytes) -> tuple[str, EntityState | None]: ...
+    def entity_partition(self, key: bytes) -> int: ...
+
+
+class Owners:
+    """Entity partition -> the advertised URL of the group member that holds it."""
+
+    def __init__(self, settings: Settings, entity_topic: str) -> None:
+        self.group = settings.app_id
+        self.topic = entity_topic
+        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        self.urls: dict[int, str] = {}
+        self.fetched = 0.0
+        self.lock = threading.Lock()
+
+    def url_of(self, partition: int) -> str | None:
+        with self.lock:
+            if time.monotonic() - self.fetched > OWNERS_TTL_S or partition not in self.urls:
+                self._refresh()
+            return self.urls.get(partition)
+
+    def _refresh(self) -> None:
+        self.fetched = time.monotonic()
+        try:
+            described = self.admin.describe_consumer_groups([self.group], request_timeout=5)
+            group = described[self.group].result()
+        except Exception as exc:
+            log.warning("cannot describe consumer group %s: %s", self.group, exc)
+            return
+        urls: dict[int, str] = {}
+        for member in group.members:
+            if not member.client_id.startswith(CLIENT_ID_PREFIX) or member.assignment is None:
+                continue
+            url = member.client_id[len(CLIENT_ID_PREFIX) :]
+            for tp in member.assignment.topic_partitions:
+                if tp.topic == self.topic:
+                    urls[tp.partition] = url
+        self.urls = urls
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+def _json(status: int, body: Any) -> Response:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class Api:
+    """The WSGI application."""
+
+    def __init__(self, settings: Settings, plan: Plan, engine: StateSource, metrics: Metrics,
+                 owners: Owners | None) -> None:  # fmt: skip
+        self.settings, self.plan, self.engine, self.metrics = settings, plan, engine, metrics
+        self.owners = owners
+        self.own_url = settings.advertised_url
+        self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            status, headers, body = self.route(environ)
+        except Exception:  # never a traceback to the client, never a dead server thread
+            log.exception("HTTP %s failed", environ.get("PATH_INFO"))
+            status, headers, body = _json(500, {"error": "internal error (see the worker log)"})
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                  405: "Method Not Allowed", 500: "Internal Server Error", 502: "Bad Gateway",
+                  503: "Service Unavailable"}.get(status, "")  # fmt: skip
+        start_response(f"{status} {reason}", [*headers.items(), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _authorised(self, environ: WSGIEnvironment) -> bool:
+        if self.token is None:
+            return True
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token)
+
+    def route(self, environ: WSGIEnvironment) -> Response:
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _json(405, {"error": "only GET is served"})
+        path: str = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(200, {"status": "ok"})
+        if path == "/readyz":
+            ready = self.engine.ready
+            self.metrics.ready.set(1 if ready else 0)
+            return _json(200 if ready else 503, {"ready": ready})
+        if path == "/metrics":
+            return (
+                200,
+                {"Content-Type": CONTENT_TYPE_LATEST},
+                generate_latest(self.metrics.registry),
+            )
+        parts = path.strip("/").split("/")
+        if (
+            len(parts) in (3, 4)
+            and parts[0] == "scores"
+            and (len(parts) == 3 or parts[3] == "explain")
+        ):
+            if not self._authorised(environ):  # the token first: errors must not reveal the plan
+                return _json(401, {"error": "missing or wrong bearer token"})
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            return self.scores(environ, parts[1], parts[2], query, explain_it=len(parts) == 4)
+        return _json(404, {"error": f"no such path {path!r}"})
+
+    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str,
+               query: dict[str, list[str]], *, explain_it: bool) -> Response:  # fmt: skip
+        if entity not in ENTITY_KINDS:
+            return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
+        name = (query.get("score") or [""])[0]
+        if explain_it:
+            score = self.plan.by_name.get(name)
+            if score is None or score.entity != entity:
+                known = [s.name for s in self.plan.by_kind.get(entity, ())]
+                return _json(400, {"error": f"score must be one of {known}"})
+        key = EntityKey((query.get("account") or [""])[0] or None, entity, entity_id)  # type: ignore[arg-type]
+        key_bytes = records.entity_key_bytes(key)
+        where, state = self.engine.read_state(key_bytes)
+        if where == "restoring":
+            return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
+        if where == "elsewhere":
+            return self.forward(environ, key_bytes)
+        if state is None:
+            return _json(404, {"error": "no state for this entity"})
+        if explain_it:
+            return _json(200, explain(state, self.plan, name).to_dict())
+        return _json(200, scores_view(self.plan, key, state))
+
+    def forward(self, environ: WSGIEnvironment, key_bytes: bytes) -> Response:
+        partition = self.engine.entity_partition(key_bytes)
+        url = self.owners.url_of(partition) if self.owners is not None else None
+        if environ.get("HTTP_X_LEADSCORE_FORWARDED") or url is None or url == self.own_url:
+            return _json(503, {"error": f"partition {partition} has no owner right now "
+                                        "(a rebalance); retry shortly"})  # fmt: skip
+        target = url + environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+        headers = {FORWARDED: "1"}
+        if environ.get("HTTP_AUTHORIZATION"):
+            headers["Authorization"] = environ["HTTP_AUTHORIZATION"]
+        request = urllib.request.Request(target, headers=headers)  # noqa: S310 - a peer's URL
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310
+                return reply.status, {"Content-Type": "application/json"}, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {"Content-Type": "application/json"}, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            return _json(502, {"error": f"the owner of partition {partition} ({url}) did not "
+                                        f"answer: {exc}"})  # fmt: skip
+
+
+class HttpServer:
+    """waitress on a thread of its own; ``stop`` closes it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int,
+                 threads: int = 4) -> None:  # fmt: skip
+        self.server = create_server(app, host=host, port=port, threads=threads, ident="leadscore",
+                                    clear_untrusted_proxy_headers=True)  # fmt: skip
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.close()

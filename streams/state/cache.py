@@ -1,0 +1,125 @@
+"""The cache of decoded entity states above the partition stores, with a dirty set.
+
+Read-your-writes: an entity touched by several items of one transaction is decoded once and
+encoded once, at commit (``dirty()``), not once per item. Only clean entries are evicted, least
+recently used first; dirty ones stay until their transaction commits (``committed()``) or aborts
+(``abort()``, which drops them: the store still holds their committed state).
+
+Lifecycle of an entry (a table, as the style guide asks):
+
+=========  ================  =========
+from       event             to
+=========  ================  =========
+(none)     ``load``/``new``  clean
+clean      ``touch``         dirty
+dirty      ``committed``     clean
+dirty      ``abort``         (none)
+clean      evicted (LRU)     (none)
+any        partition closed  (none)
+=========  ================  =========
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from streams.scoring import EntityState
+
+#: Loads the committed (due, blob) of a key, or None when the entity has no state yet.
+Loader = Callable[[bytes], "tuple[int | None, bytes] | None"]
+
+
+@dataclass(slots=True)
+class Entry:
+    partition: int
+    state: EntityState
+    stored_due_ms: int | None  # the next due time the store holds for this entity
+    existed: bool  # the store holds a state for this entity
+    dirty: bool = False
+    changed: set[str] = field(default_factory=set)  # scores changed since the last commit
+
+
+@dataclass(slots=True)
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+
+
+class StateCache:
+    def __init__(self, capacity: int, decode: Callable[[bytes], EntityState]) -> None:
+        self.capacity = capacity
+        self.decode = decode
+        self.entries: OrderedDict[bytes, Entry] = OrderedDict()
+        self.dirty: dict[bytes, Entry] = {}
+        self.stats = CacheStats()
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: bytes, partition: int, load: Loader) -> Entry | None:
+        """The entry of ``key`` (loaded and decoded on a miss), or None if it has no state."""
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.entries.move_to_end(key)
+            self.stats.hits += 1
+            return entry
+        self.stats.misses += 1
+        stored = load(key)
+        if stored is None:
+            return None
+        due, blob = stored
+        entry = Entry(partition, self.decode(blob), due, True)
+        self.entries[key] = entry
+        return entry
+
+    def new(self, key: bytes, partition: int, state: EntityState) -> Entry:
+        entry = Entry(partition, state, None, False)
+        self.entries[key] = entry
+        return entry
+
+    def touch(self, key: bytes, entry: Entry, state: EntityState, changed: Iterable[str]) -> None:
+        """The entity's state was (or may have been) changed by the core in this transaction."""
+        entry.state = state
+        entry.changed.update(changed)
+        if not entry.dirty:
+            entry.dirty = True
+            self.dirty[key] = entry
+
+    def committed(self) -> None:
+        """The transaction holding every dirty state committed and the stores have them."""
+        for entry in self.dirty.values():
+            entry.dirty = False
+            entry.existed = True
+            entry.stored_due_ms = entry.state.next_due_ms
+            entry.changed.clear()
+        self.dirty.clear()
+        self.evict()
+
+    def abort(self) -> None:
+        """The transaction aborted: forget every state it changed."""
+        for key in self.dirty:
+            del self.entries[key]
+        self.dirty.clear()
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """The partitions are closed (revoked or lost): forget their entries, dirty or not."""
+        for key in [k for k, e in self.entries.items() if e.partition in partitions]:
+            del self.entries[key]
+            self.dirty.pop(key, None)
+
+    def evict(self) -> None:
+        over = len(self.entries) - self.capacity
+        if over <= 0:
+            return
+        victims = []
+        for key, entry in self.entries.items():
+            if not entry.dirty:
+                victims.append(key)
+                if len(victims) == over:
+                    break
+        for key in victims:
+            del self.entries[key]
+        self.stats.evictions += len(victims)

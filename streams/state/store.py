@@ -1,0 +1,173 @@
+"""One RocksDB database (rocksdict, raw bytes) per owned partition of the entity-events topic.
+
+It holds only committed state: the loop writes it after the Kafka transaction that carried the same
+states to the changelog has committed, in one ``WriteBatch`` with the changelog position, so a
+crash between the two leaves the store behind the changelog (restore catches up), never ahead.
+
+Layout (one column family, prefixed keys):
+
+==========================  ===============================================================
+``s`` + entity key          value: 8-byte big-endian next due time (-1: none) + state blob
+``d`` + due (8 B) + key     empty: the due index, in due order (offset by 2^63 so negative
+                            times sort first)
+``m:offset``                the next changelog offset to read on restore (8 B)
+``m:count``                 entities stored (8 B)
+==========================  ===============================================================
+
+The value layout is also the changelog record's value, so restore needs no decoding of states.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import rocksdict
+
+_I64 = struct.Struct(">q")
+_U64 = struct.Struct(">Q")
+_SIGN = 1 << 63
+_STATE, _DUE = b"s", b"d"
+_OFFSET, _COUNT = b"m:offset", b"m:count"
+NO_DUE = -1
+
+
+def pack_value(due_ms: int | None, blob: bytes) -> bytes:
+    """A stored (and changelog) value: the next due time, then the state blob."""
+    return _I64.pack(NO_DUE if due_ms is None else due_ms) + blob
+
+
+def _due_key(due_ms: int, key: bytes) -> bytes:
+    return _DUE + _U64.pack(due_ms + _SIGN) + key
+
+
+def unpack_value(value: bytes) -> tuple[int | None, bytes]:
+    (due,) = _I64.unpack_from(value)
+    return (None if due == NO_DUE else due), value[8:]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOptions:
+    block_cache_bytes: int = 16 * 1024 * 1024
+    write_buffer_bytes: int = 8 * 1024 * 1024
+    max_write_buffers: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One entity's committed state: ``value`` None deletes it."""
+
+    key: bytes
+    value: bytes | None
+    old_due_ms: int | None
+    new_due_ms: int | None
+    existed: bool
+
+
+def _options(opts: StoreOptions) -> rocksdict.Options:
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(opts.write_buffer_bytes)
+    options.set_max_write_buffer_number(opts.max_write_buffers)
+    options.set_target_file_size_base(16 * 1024 * 1024)
+    options.set_max_open_files(512)
+    table = rocksdict.BlockBasedOptions()
+    table.set_block_cache(rocksdict.Cache(opts.block_cache_bytes))
+    options.set_block_based_table_factory(table)
+    return options
+
+
+class PartitionStore:
+    """Committed states, due index and changelog position of one partition."""
+
+    def __init__(self, path: Path, options: StoreOptions) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._options = _options(options)
+        self.db = rocksdict.Rdict(str(path), options=self._options)
+        raw_count = self.db.get(_COUNT)
+        self.entities: int = _I64.unpack(raw_count)[0] if raw_count is not None else 0
+
+    # ----- reads -------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """The stored value (``pack_value`` layout) of an entity, or None."""
+        value: bytes | None = self.db.get(_STATE + key)
+        return value
+
+    @property
+    def changelog_offset(self) -> int | None:
+        raw = self.db.get(_OFFSET)
+        return None if raw is None else int(_I64.unpack(raw)[0])
+
+    def due_keys(self, now_ms: int, limit: int) -> list[bytes]:
+        """Entity keys whose stored next due time is at or before ``now_ms``, earliest first."""
+        out: list[bytes] = []
+        it = self.db.iter()
+        it.seek(_DUE)
+        while it.valid() and len(out) < limit:
+            k: bytes = it.key()
+            if not k.startswith(_DUE) or _U64.unpack_from(k, 1)[0] - _SIGN > now_ms:
+                break
+            out.append(k[9:])
+            it.next()
+        del it
+        return out
+
+    def due_count(self, now_ms: int) -> int:
+        return len(self.due_keys(now_ms, 1_000_000))
+
+    # ----- writes ------------------------------------------------------------------------------
+
+    def write(self, writes: Iterable[Write], changelog_offset: int | None) -> None:
+        """Committed states and the changelog position, atomically."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        count = self.entities
+        for w in writes:
+            if w.old_due_ms is not None and w.old_due_ms != w.new_due_ms:
+                batch.delete(_due_key(w.old_due_ms, w.key))
+            if w.value is None:
+                batch.delete(_STATE + w.key)
+                count -= 1 if w.existed else 0
+                continue
+            if w.new_due_ms is not None:
+                batch.put(_due_key(w.new_due_ms, w.key), b"")
+            batch.put(_STATE + w.key, w.value)
+            count += 0 if w.existed else 1
+        if changelog_offset is not None:
+            batch.put(_OFFSET, _I64.pack(changelog_offset))
+        batch.put(_COUNT, _I64.pack(count))
+        self.db.write(batch)
+        self.entities = count
+
+    def apply_changelog(
+        self, records: Iterable[tuple[bytes, bytes | None]], next_offset: int
+    ) -> None:
+        """Restore: changelog records (key, value or tombstone) up to ``next_offset``, atomically.
+
+        Within one call a key may repeat; later records win, as in the log.
+        """
+        latest: dict[bytes, bytes | None] = {}
+        for key, value in records:
+            latest[key] = value
+        writes = []
+        for key, value in latest.items():
+            old = self.get(key)
+            old_due = unpack_value(old)[0] if old is not None else None
+            new_due = unpack_value(value)[0] if value is not None else None
+            writes.append(Write(key, value, old_due, new_due, old is not None))
+        self.write(writes, next_offset)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def wipe(self) -> None:
+        """Delete every byte of this store (its changelog position fell off the log)."""
+        self.db.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.db = rocksdict.Rdict(str(self.path), options=self._options)
+        self.entities = 0

@@ -1,0 +1,369 @@
+"""The loop's pure parts with fakes: routing, the state cache, the entity stage, the due index,
+the partition store (real RocksDB in a temporary folder) and the commit's steps (a recorded
+transaction instead of Kafka). No Kafka here; the loop against the real broker is in
+``tests/integration``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+
+from streams import records
+from streams.entities import EntityStage, due_candidates
+from streams.kafka import ErrorKind, Fatal, classify
+from streams.routing import murmur2, partition_for
+from streams.scoring import EntityKey, EntityState, dumps, load_plan, loads
+from streams.state.cache import StateCache
+from streams.state.store import PartitionStore, StoreOptions, Write, pack_value, unpack_value
+from streams.transaction import Phase, Transaction
+
+PLAN = load_plan(
+    """
+version: t1
+scores:
+  - name: s
+    entity: contact
+    timezone: UTC
+    rules:
+      - {id: visit, on: page_visit, points: 5, expires_after: 1h}
+""",
+    source="test.yaml",
+)
+T0 = 1_714_989_600_000
+HOUR = 3_600_000
+
+
+def visit(event_id: str, at_ms: int, contact: str = "c1") -> records.ItemRecord:
+    record = {"type": "page_visit", "event_id": event_id, "account_id": None,
+              "occurred_at": at_ms, "contact_id": contact, "deal_id": None,
+              "url": "https://x.io/"}  # fmt: skip
+    return records.ItemRecord(record, at_ms, ("page-visits", 0, 0), at_ms)
+
+
+def key_of(contact: str) -> bytes:
+    return records.entity_key_bytes(EntityKey(None, "contact", contact))
+
+
+# ----- routing ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        # Vectors of Kafka's own UtilsTest.testMurmur2 (Java ints, here as unsigned 32-bit).
+        (b"21", -973932308 & 0xFFFFFFFF),
+        (b"foobar", -790332482 & 0xFFFFFFFF),
+        (b"a-little-bit-long-string", -985981536 & 0xFFFFFFFF),
+        (b"a-little-bit-longer-string", -1486304829 & 0xFFFFFFFF),
+        (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971 & 0xFFFFFFFF),
+        (b"abc", 479470107),
+    ],
+)
+def test_murmur2_matches_kafka(data: bytes, expected: int) -> None:
+    assert murmur2(data) == expected
+
+
+def test_partition_for_is_the_java_default_partitioner() -> None:
+    # toPositive(murmur2) % n, as the Java producer picks a partition for a keyed record.
+    assert partition_for(b"21", 8) == ((-973932308 & 0x7FFFFFFF) % 8)
+    assert {partition_for(bytes([i]), 4) for i in range(64)} == {0, 1, 2, 3}
+
+
+# ----- the store ----------------------------------------------------------------------------------
+
+
+def test_store_keeps_states_due_index_count_and_offset(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.write([Write(b"a", pack_value(T0 + 10, b"A"), None, T0 + 10, False),
+                 Write(b"b", pack_value(None, b"B"), None, None, False),
+                 Write(b"c", pack_value(T0 + 5, b"C"), None, T0 + 5, False)], 7)  # fmt: skip
+    assert store.due_keys(T0 + 10, 10) == [b"c", b"a"]  # earliest first
+    assert store.due_keys(T0 + 7, 10) == [b"c"]
+    assert store.due_keys(T0 + 10, 1) == [b"c"]
+    assert (store.entities, store.changelog_offset) == (3, 7)
+    # a due time moves: the old index entry goes; a deletion lowers the count
+    store.write([Write(b"c", pack_value(T0 + 50, b"C2"), T0 + 5, T0 + 50, True),
+                 Write(b"b", None, None, None, True)], None)  # fmt: skip
+    assert store.due_keys(T0 + 49, 10) == [b"a"]
+    assert store.get(b"b") is None
+    assert unpack_value(store.get(b"c") or b"") == (T0 + 50, b"C2")
+    assert (store.entities, store.changelog_offset) == (2, 7)
+    store.close()
+    again = PartitionStore(tmp_path / "p0", StoreOptions())
+    assert (again.entities, again.changelog_offset) == (2, 7)
+    again.close()
+
+
+def test_store_applies_changelog_records_last_one_wins(tmp_path: Path) -> None:
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.apply_changelog([(b"a", pack_value(T0, b"1")), (b"a", pack_value(T0 + 1, b"2")),
+                           (b"b", pack_value(None, b"3")), (b"b", None)], 4)  # fmt: skip
+    assert unpack_value(store.get(b"a") or b"") == (T0 + 1, b"2")
+    assert store.get(b"b") is None
+    assert store.due_keys(T0 + 1, 10) == [b"a"]
+    assert (store.entities, store.changelog_offset) == (1, 4)
+    store.apply_changelog([(b"a", pack_value(None, b"4"))], 5)  # its due entry goes away
+    assert store.due_keys(T0 + 100, 10) == []
+    store.wipe()
+    assert (store.entities, store.changelog_offset, store.get(b"a")) == (0, None, None)
+    store.close()
+
+
+# ----- the cache and the entity stage -------------------------------------------------------------
+
+
+@dataclass
+class FakeStore:
+    """An in-memory store: committed values by key, as ``PartitionStore`` holds them."""
+
+    values: dict[bytes, bytes] = field(default_factory=dict)
+    loads: int = 0
+    offset: int | None = None
+
+    def load(self, key: bytes) -> tuple[int | None, bytes] | None:
+        self.loads += 1
+        value = self.values.get(key)
+        return None if value is None else unpack_value(value)
+
+    def write(self, writes: Iterable[Write], changelog_offset: int | None) -> None:
+        for w in writes:
+            if w.value is None:
+                self.values.pop(w.key, None)
+            else:
+                self.values[w.key] = w.value
+        self.offset = changelog_offset
+
+    def due_keys(self, now_ms: int, limit: int) -> list[bytes]:
+        due = sorted((unpack_value(v)[0], k) for k, v in self.values.items()
+                     if unpack_value(v)[0] is not None and unpack_value(v)[0] <= now_ms)  # type: ignore[operator]  # fmt: skip
+        return [k for _, k in due][:limit]
+
+
+def make_stage(capacity: int = 100) -> tuple[EntityStage, FakeStore]:
+    store = FakeStore()
+    stage = EntityStage(PLAN, StateCache(capacity, loads))
+    stage.loaders[0] = store.load
+    return stage, store
+
+
+def test_a_busy_entity_is_decoded_once_per_transaction() -> None:
+    stage, store = make_stage()
+    for i in range(5):
+        result = stage.on_item(0, key_of("c1"), visit(f"e{i}", T0 + i))
+        assert [c.new_value for c in result.changes] == [5 * (i + 1)]
+    assert store.loads == 1  # one miss, then read-your-writes from the cache
+    assert list(stage.cache.dirty) == [key_of("c1")]
+    assert stage.cache.stats.hits == 4
+    assert stage.cache.dirty[key_of("c1")].changed == {"s"}
+
+
+def test_abort_drops_dirty_states_and_the_store_state_comes_back() -> None:
+    stage, store = make_stage()
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    entry = stage.cache.dirty[key_of("c1")]
+    store.values[key_of("c1")] = pack_value(entry.state.next_due_ms, dumps(entry.state))
+    stage.cache.committed()
+    stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))
+    assert stage.cache.entries[key_of("c1")].state.scores["s"].total == 10
+    stage.cache.abort()
+    assert key_of("c1") not in stage.cache.entries
+    again = stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))  # replayed after the abort
+    assert [(c.old_value, c.new_value, c.seq) for c in again.changes] == [(5, 10, 2)]
+
+
+def test_the_outbox_is_not_kept_and_a_duplicate_republishes_nothing() -> None:
+    stage, _ = make_stage()
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    assert stage.cache.dirty[key_of("c1")].state.outbox == []
+    duplicate = stage.on_item(0, key_of("c1"), visit("e1", T0))
+    assert duplicate.changes == ()
+    assert [r.verdict.value for r in duplicate.results] == ["duplicate"]
+
+
+def test_eviction_takes_only_clean_entries_least_recently_used_first() -> None:
+    stage, store = make_stage(capacity=2)
+    for c in ("c1", "c2", "c3"):
+        stage.on_item(0, key_of(c), visit(f"e-{c}", T0, contact=c))
+    stage.cache.evict()
+    assert len(stage.cache) == 3  # all dirty: nothing may go before the commit
+    for k, e in stage.cache.dirty.items():
+        store.values[k] = pack_value(e.state.next_due_ms, dumps(e.state))
+    stage.cache.committed()  # now clean: the oldest goes
+    assert list(stage.cache.entries) == [key_of("c2"), key_of("c3")]
+    assert stage.cache.stats.evictions == 1
+
+
+def test_due_work_comes_from_the_store_index_and_from_dirty_states() -> None:
+    stage, store = make_stage()
+    stage.on_item(0, key_of("c1"), visit("e1", T0))  # expires at T0 + 1h
+    # not committed yet: the store's index does not know it, the dirty set does
+    assert due_candidates(stage, 0, store.due_keys, T0 + HOUR, 10) == [key_of("c1")]
+    for k, e in stage.cache.dirty.items():
+        store.values[k] = pack_value(e.state.next_due_ms, dumps(e.state))
+    stage.cache.committed()
+    assert due_candidates(stage, 0, store.due_keys, T0 + HOUR - 1, 10) == []
+    candidates = due_candidates(stage, 0, store.due_keys, T0 + HOUR, 10)
+    changes = stage.advance_due(0, candidates, T0 + HOUR)
+    assert [(c.cause.value, c.old_value, c.new_value) for c in changes] == [("expiry", 5, 0)]
+    assert stage.advance_due(0, candidates, T0 + HOUR) == []  # advanced already: idempotent
+
+
+# ----- the commit's steps, recorded -----------------------------------------------------------
+
+
+@dataclass
+class RecordedProducer:
+    """Records every transactional call in order; fails a named step once when asked."""
+
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+    fail: dict[str, KafkaException] = field(default_factory=dict)
+    next_offset: int = 100
+    pending: list[tuple[Any, Any]] = field(default_factory=list)
+
+    def _step(self, name: str, *args: Any) -> None:
+        self.calls.append((name, *args))
+        exc = self.fail.pop(name, None)
+        if exc is not None:
+            raise exc
+
+    def begin_transaction(self) -> None:
+        self._step("begin")
+
+    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None,
+                partition: int = -1, on_delivery: Any = None, headers: Any = None) -> None:  # fmt: skip
+        self.calls.append(("produce", topic, key, partition))
+        if on_delivery is not None:
+            self.pending.append((on_delivery, _Msg(partition, self.next_offset)))
+        self.next_offset += 1
+
+    def send_offsets_to_transaction(self, positions: Any, group_metadata: Any,
+                                    timeout: float) -> None:  # fmt: skip
+        self._step("send_offsets", sorted(positions), group_metadata)
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._step("commit")
+        for callback, msg in self.pending:
+            callback(None, msg)
+        self.pending.clear()
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._step("abort")
+        self.pending.clear()
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+@dataclass
+class _Msg:
+    _partition: int
+    _offset: int
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+def make_txn(producer: RecordedProducer) -> Transaction:
+    return Transaction(
+        producer, "changelog", 5.0,
+        score_records=lambda key, entry: [("scores", key, b"v", 0) for _ in entry.changed],
+        encode_state=dumps,
+        make_offsets=lambda offsets: sorted(offsets.items()),
+    )  # fmt: skip
+
+
+def kafka_error(code: int, *, abortable: bool = False, retriable: bool = False,
+                fatal: bool = False) -> KafkaException:  # fmt: skip
+    return KafkaException(KafkaError(code, "test", fatal=fatal, retriable=retriable,
+                                     txn_requires_abort=abortable))  # fmt: skip
+
+
+def test_commit_steps_run_once_in_order_and_the_store_gets_the_changelog_offset() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer()
+    txn = make_txn(producer)
+    txn.produce("entity-events", b"k", b"v", 0)
+    result = stage.on_item(0, key_of("c1"), visit("e1", T0))
+    assert result.changes
+    txn.consumed("page-visits", 0, 41)
+    stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))
+    written = txn.commit(stage.cache, {0: store}, lambda: "group-meta", {("page-visits", 1): 9})
+    assert written == 1  # one entity, encoded once for two items
+    assert [c[0] for c in producer.calls] == [
+        "begin", "produce", "produce", "produce", "send_offsets", "commit",
+    ]  # fmt: skip
+    assert producer.calls[2][1:] == ("changelog", key_of("c1"), 0)
+    assert producer.calls[3][1:] == ("scores", key_of("c1"), 0)
+    # offsets: last processed + 1, and the other assigned positions; the fresh group metadata
+    assert producer.calls[4][1:] == ([(("page-visits", 0), 42), (("page-visits", 1), 9)],
+                                     "group-meta")  # fmt: skip
+    assert store.offset == 102  # the changelog record's offset + 1
+    assert loads(unpack_value(store.values[key_of("c1")])[1]).scores["s"].total == 10
+    assert not stage.cache.dirty and txn.phase is Phase.IDLE
+
+
+def test_an_abortable_commit_error_leaves_the_store_untouched_and_rewinds() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._STATE, abortable=True)})
+    txn = make_txn(producer)
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    txn.consumed("entity-events", 0, 5)
+    txn.consumed("entity-events", 0, 6)
+    with pytest.raises(KafkaException):
+        txn.commit(stage.cache, {0: store}, lambda: "meta")
+    assert store.values == {} and store.offset is None
+    assert txn.abort(stage.cache) == {("entity-events", 0): 5}  # the first uncommitted offset
+    assert [c[0] for c in producer.calls][-1] == "abort"
+    assert not stage.cache.entries
+
+
+def test_a_retriable_send_offsets_error_is_retried() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer(fail={"send_offsets": kafka_error(KafkaError._TRANSPORT,
+                                                                   retriable=True)})  # fmt: skip
+    txn = make_txn(producer)
+    txn.consumed("page-visits", 0, 1)
+    txn.commit(stage.cache, {0: store}, lambda: "meta")
+    assert [c[0] for c in producer.calls] == ["begin", "send_offsets", "send_offsets", "commit"]
+
+
+def test_a_timed_out_commit_is_fatal() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._TIMED_OUT,
+                                                             retriable=True)})  # fmt: skip
+    txn = make_txn(producer)
+    txn.consumed("page-visits", 0, 1)
+    with pytest.raises(Fatal, match="commit_transaction failed"):
+        txn.commit(stage.cache, {0: store}, lambda: "meta")
+
+
+@pytest.mark.parametrize(
+    ("error", "committing", "kind"),
+    [
+        (kafka_error(KafkaError._FENCED, fatal=True), False, ErrorKind.FATAL),  # a zombie
+        (kafka_error(KafkaError._STATE, abortable=True), False, ErrorKind.ABORTABLE),
+        (kafka_error(KafkaError._TRANSPORT, retriable=True), False, ErrorKind.RETRIABLE),
+        (kafka_error(KafkaError._TIMED_OUT, retriable=True), True, ErrorKind.FATAL),  # pre-890
+        (kafka_error(KafkaError._TIMED_OUT, retriable=True), False, ErrorKind.RETRIABLE),
+        (kafka_error(KafkaError.UNKNOWN), False, ErrorKind.FATAL),  # anything unknown
+        (RuntimeError("not Kafka"), False, ErrorKind.FATAL),
+    ],
+)
+def test_error_classes(error: BaseException, committing: bool, kind: ErrorKind) -> None:
+    assert classify(error, committing=committing) is kind
+
+
+def test_state_roundtrip_through_the_stored_value() -> None:
+    state = EntityState()
+    value = pack_value(T0, dumps(state))
+    due, blob = unpack_value(value)
+    assert due == T0 and loads(blob).scores == {}
