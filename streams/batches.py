@@ -536,7 +536,11 @@ class Engine:
         return "ok", None if value is None else loads(unpack_value(value)[1])
 
     def entity_partition(self, key: bytes) -> int:
-        return partition_for(key, self.counts.get(self.entity_topic, self.settings.partitions))
+        return partition_for(key, self.entity_partitions)
+
+    @property
+    def entity_partitions(self) -> int:
+        return self.counts.get(self.entity_topic, self.settings.partitions)
 
     @property
     def ready(self) -> bool:

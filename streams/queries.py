@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
@@ -77,6 +78,8 @@ class StateSource(Protocol):
     def ready(self) -> bool: ...
     def read_state(self, key: bytes) -> tuple[str, EntityState | None]: ...
     def entity_partition(self, key: bytes) -> int: ...
+    @property
+    def entity_partitions(self) -> int: ...
 
 
 class Owners:
@@ -87,8 +90,24 @@ class Owners:
         self.topic = entity_topic
         self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
         self.urls: dict[int, str] = {}
+        self.stable = False
         self.fetched = 0.0
         self.lock = threading.Lock()
+
+    def settled(self, partitions: int) -> bool:
+        """The group is stable and every entity partition has an owner (no rebalance under way).
+
+        A worker that joins gets nothing in the first round of a cooperative rebalance; the
+        partitions others give up come in a second round. Until then no worker could answer
+        for them, so no worker reports ready.
+        """
+        with self.lock:
+            if not self._settled(partitions) or time.monotonic() - self.fetched > OWNERS_TTL_S:
+                self._refresh()
+            return self._settled(partitions)
+
+    def _settled(self, partitions: int) -> bool:
+        return self.stable and len(self.urls) == partitions
 
     def url_of(self, partition: int) -> str | None:
         with self.lock:
@@ -105,6 +124,7 @@ class Owners:
             log.warning("cannot describe consumer group %s: %s", self.group, exc)
             return
         urls: dict[int, str] = {}
+        self.stable = group.state == ConsumerGroupState.STABLE
         for member in group.members:
             if not member.client_id.startswith(CLIENT_ID_PREFIX) or member.assignment is None:
                 continue
@@ -157,7 +177,9 @@ class Api:
         if path == "/healthz":
             return _json(200, {"status": "ok"})
         if path == "/readyz":
-            ready = self.engine.ready
+            ready = self.engine.ready and (
+                self.owners is None or self.owners.settled(self.engine.entity_partitions)
+            )
             self.metrics.ready.set(1 if ready else 0)
             return _json(200 if ready else 503, {"ready": ready})
         if path == "/metrics":
