@@ -119,6 +119,7 @@ class Engine:
         self.poison: dict[tuple[str, int, int], str] = {}
         self.counts: dict[str, int] = {}
         self.stopping = False
+        self.commits = 0
         self.last_due = 0.0
         self.last_gauges = 0.0
         self.fatal_reason: str | None = None
@@ -364,12 +365,18 @@ class Engine:
                 self._abort({})  # opened for nothing: close it cheaply
             return
         positions = self._assigned_positions()
+        self.commits += 1
+        every = self.settings.fault_abort_every
         started = time.perf_counter()
         with self.lock:
             stores = self.partitions.active()
             try:
                 written = self.txn.commit(
-                    self.cache, stores, self.consumer.consumer_group_metadata, positions
+                    self.cache,
+                    stores,
+                    self.consumer.consumer_group_metadata,
+                    positions,
+                    drill_abort=every > 0 and self.commits % every == 0,
                 )
             except KafkaException as exc:
                 kind = classify(exc)

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(10_000, ge=1000, le=900_000)
     kafka_call_timeout_s: float = Field(30.0, ge=1, le=600)
     tick_interval_ms: int = Field(500, ge=50, le=60_000)
+    fault_abort_every: int = Field(0, ge=0, le=1_000_000)
     session_timeout_s: float = Field(10.0, ge=6, le=300)
 
     # HTTP and observability

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaError, KafkaException
+
 from streams.kafka import call
 from streams.scoring import EntityState
 from streams.state.cache import Entry, StateCache
@@ -155,6 +157,8 @@ class Transaction:
         stores: Mapping[int, StoreWriter],
         group_metadata: Callable[[], Any],
         positions: Mapping[tuple[str, int], int] | None = None,
+        *,
+        drill_abort: bool = False,
     ) -> int:
         """The five steps of the module docstring; returns the number of states written.
 
@@ -179,6 +183,9 @@ class Transaction:
         if offsets:  # 2. offsets, with the group's current generation
             call("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
                 self.make_offsets(offsets), group_metadata(), self.timeout_s))  # fmt: skip
+        if drill_abort:  # a fault drill: fail between the produce calls and the commit
+            raise KafkaException(KafkaError(KafkaError._STATE, "fault drill: abort before the "
+                                            "commit", txn_requires_abort=True))  # fmt: skip
         call("commit_transaction",  # 3.
              lambda: self.producer.commit_transaction(self.timeout_s), committing=True)  # fmt: skip
         self.producer.poll(0)  # serve the remaining delivery reports (changelog offsets)

@@ -172,7 +172,7 @@ class Service:
             async with asyncio.timeout(60):
                 while pending:
                     batch = await consumer.getmany(*pending, timeout_ms=500)
-                    for tp, recs in batch.items():
+                    for recs in batch.values():
                         out.extend(recs)
                     for tp in list(pending):  # control records move the position past the data
                         if await consumer.position(tp) >= ends[tp]:
@@ -285,6 +285,10 @@ class Worker:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+            return str(r.read().decode())
+
     async def wait_ready(self, timeout_s: float = 90) -> float:
         started = time.monotonic()
         while time.monotonic() - started < timeout_s:
@@ -308,6 +312,18 @@ class Worker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
+
+    def stop_signal(self) -> None:
+        """SIGSTOP: the process freezes (a zombie once its session times out)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def continue_signal(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
 
     def terminate(self, timeout_s: float = 60) -> int:
         assert self.proc is not None

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.codec import Codec, Source, load_schema
 from tests.integration.service import SOURCES, Service
-from tests.integration.verify import distinct_changes
+from tests.integration.verify import exactly_once
 
 KEY = b"any-key"
 JSON_SOURCES = frozenset({Source.EMAIL_EVENTS})
@@ -271,7 +271,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
         deadline = time.monotonic() + 60
         while True:
             dead = await service.read_all(service.dead)
-            grouped = distinct_changes(await service.changes())
+            grouped = exactly_once(await service.changes())
             if len(dead) >= n_bad and all(k in grouped for k in expected):
                 break
             worker.assert_alive()
@@ -283,7 +283,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
         await service.wait_drained(60)
         await asyncio.sleep(1)  # anything more (a second copy) would be here by now
         dead = await service.read_all(service.dead)
-        grouped = distinct_changes(await service.changes())
+        grouped = exactly_once(await service.changes())
         originals = {}
         for source in Source:
             for rec in await service.read_all(service.topic(source)):

@@ -17,7 +17,7 @@ from typing import Any
 from streams.codec import Source
 from streams.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
-from tests.integration.verify import check_run, distinct_changes, final_values
+from tests.integration.verify import check_run, exactly_once, final_values
 
 EVENTS = 6000
 
@@ -52,7 +52,7 @@ async def test_workers_join_and_leave_mid_stream(
         await second.wait_ready()
 
         # Any worker answers for any entity: compare both workers' answers for a sample.
-        finals = final_values(distinct_changes(await service.changes()))
+        finals = final_values(exactly_once(await service.changes()))
         sample = sorted((k for k in finals if k[1] == "contact"), key=str)[:40]
         assert len(sample) == 40
         for account, entity, entity_id, score in sample:

@@ -41,7 +41,7 @@ import pytest
 
 from streams.codec import Codec, Source
 from tests.integration.service import PLAN, Service
-from tests.integration.verify import distinct_changes, load
+from tests.integration.verify import exactly_once, load
 
 TOKEN = "s3cret"  # noqa: S105 - a test token
 EXPIRY_MS = 3000
@@ -369,7 +369,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
             latest[(row["account_id"], row["entity"], row["entity_id"], row["score"])] = row
     finally:
         service.stop_all()
-    return Run(distinct_changes(changes), exp, times, observed, latest,
+    return Run(exactly_once(changes), exp, times, observed, latest,
                metrics[1].decode(errors="replace"), alive)  # fmt: skip
 
 
@@ -464,7 +464,7 @@ def test_quiet_hours_skip_and_defer(run: Run) -> None:
 
 
 def test_no_unexpected_changes_and_seqs_contiguous(run: Run) -> None:
-    # distinct_changes already checked seq = 1..n and one content per change_id.
+    # exactly_once already checked each change_id once, seq = 1..n and chained values.
     assert set(run.grouped) == set(run.expected)
     for changes in run.grouped.values():
         assert [c["seq"] for c in changes] == list(range(1, len(changes) + 1))

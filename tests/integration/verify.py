@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -15,30 +16,32 @@ from streams.scoring import EntityKey, Plan, apply, load_plan, parse_input
 from streams.traffic import as_offline_line
 
 ChangeKey = tuple[str | None, str, str, str]  # account, entity, entity id, score
-_CONTENT = ("old_value", "new_value", "delta", "cause", "rule_ids", "source_event_id",
-            "occurred_at", "thresholds", "plan_version", "seq")  # fmt: skip
 
 
-def distinct_changes(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict[str, Any]]]:
-    """Group published changes by entity and score, drop re-publications, and check them.
+def exactly_once(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict[str, Any]]]:
+    """Group published changes by entity and score and check SPEC §6 on them (read_committed).
 
-    Every ``change_id`` must always carry the same content, and the distinct ``seq`` values of an
-    entity's score must be exactly 1..n.
+    Every (entity, score, seq) and every ``change_id`` appears exactly once (no re-publication:
+    the transactions make it needless); the seqs of an entity's score are exactly 1..n in the
+    order a partition's consumer sees them; and each change starts where the previous one ended
+    (``old_value`` of seq k+1 = ``new_value`` of seq k).
     """
-    by_id: dict[str, dict[str, Any]] = {}
-    grouped: dict[ChangeKey, dict[int, dict[str, Any]]] = defaultdict(dict)
+    ids: set[str] = set()
+    grouped: dict[ChangeKey, list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
-        content = {k: change[k] for k in _CONTENT}
-        seen = by_id.setdefault(change["change_id"], content)
-        assert seen == content, f"change {change['change_id']} published with two contents"
+        assert change["change_id"] not in ids, f"change {change['change_id']} published twice"
+        ids.add(change["change_id"])
         key = (change["account_id"], change["entity"], change["entity_id"], change["score"])
-        grouped[key].setdefault(change["seq"], change)
-    out = {}
-    for key, by_seq in grouped.items():
-        seqs = sorted(by_seq)
-        assert seqs == list(range(1, len(seqs) + 1)), f"{key}: seqs {seqs[:20]} have a gap"
-        out[key] = [by_seq[s] for s in seqs]
-    return out
+        grouped[key].append(change)
+    for key, rows in grouped.items():
+        seqs = [c["seq"] for c in rows]
+        assert seqs == list(range(1, len(seqs) + 1)), f"{key}: seqs {seqs[:20]} not 1..n in order"
+        for before, after in itertools.pairwise(rows):
+            assert after["old_value"] == before["new_value"], (
+                f"{key}: seq {after['seq']} starts "
+                f"at {after['old_value']}, seq {before['seq']} ended at {before['new_value']}"
+            )
+    return dict(grouped)
 
 
 def final_values(grouped: dict[ChangeKey, list[dict[str, Any]]]) -> dict[ChangeKey, int]:
@@ -140,7 +143,7 @@ def check_run(
 ) -> dict[ChangeKey, int]:
     """Every check of a service run; returns the final value of each entity's score.
 
-    1. Distinct seqs are 1..n per entity and score; each change_id carries one content.
+    1. Exactly once: each (entity, score, seq) and change_id once, seqs 1..n, values chained.
     2. What was published equals, change for change, the pure core run over the order the
        service applied (first occurrences in the entity-events log) with each record's "now".
     3. Final scores equal ``leadscore score`` run offline on the same events, in the order the
@@ -148,7 +151,7 @@ def check_run(
        entity, same scores). Event-time order is not enough: which matches a cap admits may
        depend on arrival order (docs/plans.md, "Arrival order"), and a rebalance reorders.
     """
-    grouped = distinct_changes(published)
+    grouped = exactly_once(published)
     expected = replay_with_core(
         load(plan_path), [(key, ident) for key, ident, _ in order], items_by_id(records),
         {(key, ident): now_ms for key, ident, now_ms in order},

@@ -235,8 +235,15 @@ class RecordedProducer:
     def begin_transaction(self) -> None:
         self._step("begin")
 
-    def produce(self, topic: str, value: bytes | None = None, key: bytes | None = None,
-                partition: int = -1, on_delivery: Any = None, headers: Any = None) -> None:  # fmt: skip
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int = -1,
+        on_delivery: Any = None,
+        headers: Any = None,
+    ) -> None:
         self.calls.append(("produce", topic, key, partition))
         if on_delivery is not None:
             self.pending.append((on_delivery, _Msg(partition, self.next_offset)))
