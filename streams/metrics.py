@@ -6,14 +6,10 @@ A registry per app (not the process-global one) keeps two apps in one process, a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from streams.scoring import ScoreChange, ScoreResult, Verdict
-
-if TYPE_CHECKING:
-    from streams.entity_stage import Emission
 
 #: For ``leadscore_events_total``: one outcome per record and entity, the most telling of its
 #: scores' verdicts (a page visit scored by one score and unmatched by two counts as scored).
@@ -48,8 +44,6 @@ class Metrics:
     rebalances: Counter
     recovery_seconds: Gauge
     ready: Gauge
-    republished: Counter
-    rereads: Counter
     transactions: Counter
     commit_seconds: Histogram
     batch_size: Histogram
@@ -132,18 +126,6 @@ class Metrics:
                 registry=r,
             ),
             ready=Gauge("leadscore_ready", "1 once state recovery is complete, else 0", registry=r),
-            rereads=Counter(
-                "leadscore_offsets_reread",
-                "Partitions sought back to their committed offset because records there were "
-                "never delivered to the agent (a Faust fetcher fault the watchdog heals)",
-                ["topic", "partition"],
-                registry=r,
-            ),
-            republished=Counter(
-                "leadscore_changes_republished",
-                "Changes published again after a replayed input (effectively-once recovery)",
-                registry=r,
-            ),
             transactions=Counter(
                 "leadscore_transactions",
                 "Kafka transactions of the processing loop, by result (committed, aborted)",
@@ -214,22 +196,3 @@ class Metrics:
             for rule, points in result.awards:
                 direction = "awarded" if points >= 0 else "deducted"
                 self.points.labels(result.score, rule, direction).inc(abs(points))
-
-    def observe(
-        self, emission: Emission, source_topic: str | None, appended_ms: int | None, now_ms: int
-    ) -> None:
-        """Count what one record of the entity-events topic did (ticks have no source topic)."""
-        for change in emission.changes:
-            self.changes.labels(change.score, str(change.cause)).inc()
-            for name, direction in change.thresholds:
-                self.thresholds.labels(change.score, name, direction).inc()
-        if appended_ms is not None and emission.changes:
-            self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
-        self.republished.inc(len(emission.republished))
-        for results in emission.results:
-            if source_topic is not None:
-                self.events.labels(source_topic, str(headline(results))).inc()
-            for result in results:
-                for rule, points in result.awards:
-                    direction = "awarded" if points >= 0 else "deducted"
-                    self.points.labels(result.score, rule, direction).inc(abs(points))

@@ -1,12 +1,13 @@
-"""The internal entity-events topic: items re-keyed by entity, and partition ticks.
+"""The internal entity-events topic: input items re-keyed by entity.
 
-Every record of that topic carries the instant ``now_ms`` its processing uses as "now". Items get it
-when they are re-keyed (the ingest wall clock), ticks when they are produced. Because "now" travels
-inside the log, replaying a partition after a crash or a rebalance recomputes exactly the same
-states and the same score changes (same ``seq``, same ``change_id``).
+Every item carries the instant ``now_ms`` its processing uses as "now": the ingest wall clock when
+it was re-keyed. Because that "now" travels inside the log, the core's work on an item is the same
+whenever the item is processed (after an aborted transaction, a crash or a rebalance).
 
-Key of an item record: the entity key (msgpack ``[account_id, kind, entity_id]``). Key of a tick:
-:data:`TICK_KEY`. Values are msgpack maps; decimals travel as strings.
+Key: the entity key (msgpack ``[account_id, kind, entity_id]``). Value: a msgpack map; decimals
+travel as strings. Records ``{"t": now}`` are partition ticks left by the Faust runtime (before
+the transactional loop, time-driven work travelled through this topic); they decode to
+:class:`Tick` and the loop skips them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 import msgpack
-from aiokafka.partitioner import murmur2
 
 from streams.scoring import EntityKey
-
-TICK_KEY = b"\x00tick"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +35,8 @@ class ItemRecord:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
+    """A partition tick of the Faust runtime (read only, to be skipped)."""
+
     now_ms: int
 
 
@@ -50,23 +50,12 @@ def entity_key_from_bytes(raw: bytes) -> EntityKey:
     return EntityKey(account_id, kind, entity_id)
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2), as the producer and Faust's router use it."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
-
-
 def encode_item(
     record: Mapping[str, Any], *, now_ms: int, source: tuple[str, int, int], appended_ms: int
 ) -> bytes:
     packed: bytes = msgpack.packb(
         {"i": record, "n": now_ms, "s": list(source), "a": appended_ms}, default=msgpack_default
     )
-    return packed
-
-
-def encode_tick(now_ms: int) -> bytes:
-    packed: bytes = msgpack.packb({"t": now_ms})
     return packed
 
 

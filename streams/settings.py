@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     entity_topic_retention_ms: int = Field(7 * 86_400_000, ge=3_600_000)
     partitions: int = Field(8, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=16)
-    standby_replicas: int = Field(0, ge=0, le=8)
 
     # State (RocksDB through rocksdict)
     rocksdb_block_cache_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
@@ -59,7 +58,6 @@ class Settings(BaseSettings):
     rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
 
     # The processing loop, its transactions and time-driven work
-    runtime: Literal["engine", "faust"] = "engine"
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     commit_interval_ms: int = Field(100, ge=10, le=60_000)
     commit_max_records: int = Field(20_000, ge=1, le=1_000_000)
@@ -77,7 +75,6 @@ class Settings(BaseSettings):
     web_advertised_host: str | None = None
     api_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    faust_sensors: bool = False
 
     @field_validator("json_topics", mode="before")
     @classmethod

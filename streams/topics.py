@@ -34,22 +34,13 @@ def input_topics(settings: Settings) -> dict[str, Source]:
     }
 
 
-#: The worker's tables (Faust ``Table`` names); each has a changelog topic.
-TABLES = ("entities", "due")
-
-
-def changelog_topic(settings: Settings, table: str) -> str:
-    """Faust's name for a table's changelog topic."""
-    return f"{settings.app_id}-{table}-changelog"
-
-
 def state_changelog_topic(settings: Settings) -> str:
     """The engine's changelog of entity states, partitioned like the entity-events topic."""
     return f"{settings.app_id}-state-changelog"
 
 
 def entity_topic(settings: Settings) -> str:
-    """The internal topic that carries every item re-keyed by entity, plus partition ticks."""
+    """The internal topic that carries every item re-keyed by entity."""
     return f"{settings.app_id}-entity-events"
 
 
@@ -69,9 +60,8 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_scores, n, compacted),
         TopicSpec(settings.topic_dead_letters, n, plain),
     ]
-    # The tables' changelogs, as Faust would create them (compacted, the tables' partitions):
-    # created here so that start-up also waits until they are visible (``_wait_visible``).
-    specs += [TopicSpec(changelog_topic(settings, table), n, compacted) for table in TABLES]
+    # The state changelog: compacted, partitioned like the entity-events topic (a store per
+    # partition restores from the same partition of it).
     specs.append(TopicSpec(state_changelog_topic(settings), n, compacted))
     return specs
 

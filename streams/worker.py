@@ -4,8 +4,6 @@ Invalid settings or an invalid plan stop the process with exit code 2 and a mess
 variable, or the file, score, rule and field at fault. SIGTERM/SIGINT stop it cleanly: the open
 transaction commits, the partitions are released, the stores are closed. A fatal Kafka error
 (fenced, a commit that timed out) exits with 70 before anything else is committed.
-
-``LEADSCORE_RUNTIME=faust`` still runs the previous Faust worker, until it is removed.
 """
 
 from __future__ import annotations
@@ -51,8 +49,6 @@ def run_worker() -> int:
     except LeadscoreError as exc:
         print(f"leadscore worker: {exc}", file=sys.stderr)
         return 2
-    if settings.runtime == "faust":
-        return _run_faust(settings, plan)
     return _run_engine(settings, plan)
 
 
@@ -95,25 +91,3 @@ def _run_engine(settings: Settings, plan: Plan) -> int:
         engine.close()
     logging.shutdown()
     return code
-
-
-def _run_faust(settings: Settings, plan: Plan) -> int:
-    import asyncio
-
-    import faust
-
-    from streams.app import create_app, rocksdb_options
-    from streams.restore import restore_tables
-    from streams.topics import TABLES
-
-    try:
-        asyncio.run(restore_tables(settings, TABLES, rocksdb_options(settings)))
-        app = create_app(settings, plan)
-    except LeadscoreError as exc:
-        print(f"leadscore worker: {exc}", file=sys.stderr)
-        return 2
-    _tune_gc()
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
-    worker.spinner = None  # it sets the root logger to DEBUG (about 9% of throughput)
-    worker.execute_from_commandline()  # returns only through SystemExit when the worker stops
-    return 0

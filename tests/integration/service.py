@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.codec import Codec, Source
-from streams.records import TICK_KEY, decode, entity_key_from_bytes
+from streams.records import ItemRecord, decode, entity_key_from_bytes
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -195,19 +195,20 @@ class Service:
     async def applied_order(self) -> list[tuple[Any, str, int]]:
         """Items in the order the entity stage saw them: (entity key, item id, its "now").
 
-        Replays after a crash appear twice in the log; the first occurrence is the applied one.
+        Only committed records count (read_committed); a producer duplicate of an input appears
+        twice, and its first occurrence is the applied one (the second is dropped as a duplicate).
         """
         seen: set[tuple[Any, str]] = set()
         order = []
         for rec in await self.read_all(self.entity_events):
-            if rec.key == TICK_KEY:
-                continue
             item = decode(rec.value)
-            record = item.record  # type: ignore[union-attr]
+            if not isinstance(item, ItemRecord):
+                continue
+            record = item.record
             ident = (entity_key_from_bytes(rec.key), record.get("event_id") or record["command_id"])
             if ident not in seen:
                 seen.add(ident)
-                order.append((*ident, item.now_ms))  # type: ignore[union-attr]
+                order.append((*ident, item.now_ms))
         return order
 
     async def lag(self) -> int:
@@ -243,7 +244,7 @@ class Service:
             for worker in self.workers:
                 if worker.running:
                     worker.assert_alive()
-            # Ticks keep arriving; a little lag from them is normal, so require zero twice.
+            # Zero twice: a commit of re-keyed items can add entity-events records in between.
             quiet = quiet + 1 if await self.lag() == 0 else 0
             if quiet >= 2:
                 return

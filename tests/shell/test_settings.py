@@ -46,7 +46,12 @@ def named_variables(exc: SettingsError) -> set[str]:
         ("LEADSCORE_API_TOKEN", "  "),  # a blank token would silently turn auth off
         ("LEADSCORE_TICK_INTERVAL_MS", "49"),  # below the 50 ms minimum
         ("LEADSCORE_TICK_INTERVAL_MS", "60001"),  # above one minute
-        ("LEADSCORE_COMMIT_INTERVAL_S", "0"),  # must be strictly positive
+        ("LEADSCORE_COMMIT_INTERVAL_MS", "9"),  # below the 10 ms minimum
+        ("LEADSCORE_BATCH_SIZE", "0"),  # a consume call takes at least one record
+        ("LEADSCORE_CACHE_ENTITIES", "99"),  # below the 100 entries minimum
+        ("LEADSCORE_TRANSACTION_TIMEOUT_MS", "999"),  # below one second
+        ("LEADSCORE_INSTANCE_ID", "w 1"),  # a space cannot be in a transactional.id here
+        ("LEADSCORE_FAULT_ABORT_EVERY", "-1"),  # a drill count is never negative
         ("LEADSCORE_SESSION_TIMEOUT_S", "5"),  # below the 6 s minimum
         ("LEADSCORE_ROCKSDB_BLOCK_CACHE_BYTES", "1048575"),  # one byte under 1 MiB
         ("LEADSCORE_ROCKSDB_WRITE_BUFFER_BYTES", "1000"),  # far under 1 MiB
@@ -104,7 +109,8 @@ def test_unknown_override_argument_is_rejected() -> None:
         ("LEADSCORE_WEB_PORT", "65535", "web_port", 65535),  # highest port
         ("LEADSCORE_APP_ID", "ls.prod_eu-1", "app_id", "ls.prod_eu-1"),  # dots, _ and - allowed
         ("LEADSCORE_TICK_INTERVAL_MS", "50", "tick_interval_ms", 50),  # minimum tick
-        ("LEADSCORE_COMMIT_INTERVAL_S", "0.25", "commit_interval_s", 0.25),  # fractions
+        ("LEADSCORE_COMMIT_INTERVAL_MS", "250", "commit_interval_ms", 250),  # milliseconds
+        ("LEADSCORE_INSTANCE_ID", "leadscore-0", "instance_id", "leadscore-0"),  # a pod name
         ("LEADSCORE_LOG_LEVEL", "WARNING", "log_level", "WARNING"),  # a valid level
         ("LEADSCORE_DATA_DIR", "/srv/ls", "data_dir", Path("/srv/ls")),  # a path
         ("leadscore_partitions", "3", "partitions", 3),  # variable names are case-insensitive
