@@ -1,9 +1,11 @@
 """The contenders of the side-by-side benchmark and how each one is started.
 
-- ``ceiling``: ``bench/ceiling.py``, a plain aiokafka consume -> decode -> produce pipe;
+- ``pipe-aiokafka``: ``bench/ceiling.py``, a plain aiokafka consume -> decode -> produce pipe;
+- ``pipe-confluent`` / ``pipe-confluent-txn``: ``bench/pipe_confluent.py``, the same pipe on
+  confluent-kafka, at least once, and with a transaction every 100 ms carrying the offsets;
 - ``ours``: the service as shipped (``leadscore worker``), default settings;
-- ``baseline``: the service at an earlier commit (``--baseline``), same venv, same settings: the
-  "before" column of the profile-and-fix work;
+- ``faust-baseline``: the last Faust worker (``--baseline``, commit 2110d38) from a
+  ``git archive``, in a venv of its own built from that commit's pins (``bench/faust_venv.sh``);
 - ``quix-alo`` / ``quix-eos``: Quix Streams in its own venv running the same pure core
   (``bench/peer_quix.py``), at-least-once and exactly-once.
 """
@@ -86,8 +88,10 @@ class Process:
 @dataclass(frozen=True)
 class Contender:
     name: str
-    kind: str  # "ceiling" | "service" | "quix"
+    kind: str  # "pipe" | "service" | "quix"
     guarantee: str = ""  # for quix
+    script: str = "ceiling.py"  # for a pipe
+    extra: tuple[str, ...] = ()  # for a pipe
     source_dir: Path = ROOT  # for the service: the tree whose streams/ runs (baseline: a checkout)
     python: str = sys.executable
 
@@ -97,10 +101,11 @@ class Contender:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LEADSCORE_")}
         port = None
         inputs = ",".join(topics.inputs)
-        if self.kind == "ceiling":
+        if self.kind == "pipe":
             argv = [
                 self.python,
-                str(ROOT / "bench" / "ceiling.py"),
+                str(ROOT / "bench" / self.script),
+                *self.extra,
                 "--bootstrap",
                 bootstrap,
                 "--group",
@@ -171,7 +176,7 @@ def service_env(
             "LEADSCORE_TOPIC_SCORES": topics.scores,
             "LEADSCORE_TOPIC_DEAD_LETTERS": topics.dead,
             "LEADSCORE_WEB_PORT": str(port),
-            "LEADSCORE_LOG_LEVEL": "WARNING",
+            "LEADSCORE_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         }
     )
     return env

@@ -178,7 +178,10 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
     if not ends:
         return out
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,
+        isolation_level="read_committed",  # transactional outputs: committed records only
     )
     await consumer.start()
     try:
@@ -192,7 +195,8 @@ async def read_all(bootstrap: str, topic: str) -> list[Any]:
                 for msg in messages:
                     if msg.offset < ends[tp]:
                         out.append(msg)
-                if messages and messages[-1].offset >= ends[tp] - 1:
+            for tp in list(remaining):  # the position also moves past transaction markers
+                if await consumer.position(tp) >= ends[tp]:
                     remaining.pop(tp, None)
     finally:
         await consumer.stop()

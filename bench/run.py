@@ -43,6 +43,7 @@ from kafkaio import TopicSet
 
 from streams import records
 from streams.codec import Codec, Source
+from streams.routing import partition_for
 from streams.scoring import (
     EntityKey,
     Invalid,
@@ -53,9 +54,14 @@ from streams.scoring import (
     parse_input,
     route,
 )
+from streams.state.store import pack_value
 from streams.traffic import TrafficShape, generate
 
 DIRECT_CAUSES = {"rule", "state", "adjustment"}  # changes caused by an input, not by the clock
+#: The last Faust worker, built by ``bench/faust_venv.sh`` (``make bench`` runs it first).
+BASELINE_COMMIT = "2110d38"
+BASELINE_TREE = ROOT / ".cache" / "bench" / f"faust-baseline-{BASELINE_COMMIT}"
+BASELINE_PYTHON = str(ROOT / ".cache" / "bench" / "faust-venv" / "bin" / "python")
 
 
 def log(msg: str) -> None:
@@ -148,7 +154,7 @@ async def throughput(
 
 def output_ids(who: Contender, outputs: list[Any], codec: Codec) -> list[tuple[str, int]]:
     """(input id, append time) per output record that an input caused directly."""
-    if who.kind == "ceiling":
+    if who.kind == "pipe":
         return [(m.key.decode(), m.timestamp) for m in outputs]
     out = []
     for m in outputs:
@@ -256,9 +262,8 @@ def state_templates(count: int) -> list[tuple[bytes, dict[str, int]]]:
     for key, state in states.items():
         if key.kind == "contact" and state.scores:
             acknowledge(state, {name: ledger.seq for name, ledger in state.scores.items()})
-            out.append(
-                (dumps(state), {name: ledger.total for name, ledger in state.scores.items()})
-            )
+            value = pack_value(state.next_due_ms, dumps(state))  # the loop's changelog layout
+            out.append((value, {name: ledger.total for name, ledger in state.scores.items()}))
     return out
 
 
@@ -267,7 +272,7 @@ async def restart(args: argparse.Namespace) -> dict[str, Any]:
     tag = f"{args.run}-ours-restart"
     inputs = TopicSet.input_names(tag)
     topics = TopicSet.named(inputs, tag)
-    changelog = f"{tag}-entities-changelog"
+    changelog = f"{tag}-state-changelog"  # streams.topics.state_changelog_topic
     await kafkaio.create_topics(
         args.bootstrap, (*inputs, *topics.outputs), args.partitions, compacted=[topics.scores]
     )
@@ -316,7 +321,7 @@ async def write_changelog(
     def states() -> Iterator[tuple[str, bytes, bytes, int]]:
         for i in range(args.restart_entities):
             key = records.entity_key_bytes(EntityKey(None, "contact", f"bench-{i}"))
-            partition = records.partition_for(key, args.partitions)
+            partition = partition_for(key, args.partitions)
             yield topic, key, templates[i % len(templates)][0], partition
 
     await kafkaio.produce_all(
@@ -360,8 +365,12 @@ def versions(quix_python: str) -> dict[str, str]:
     from importlib.metadata import version
 
     found = {
-        name: version(name) for name in ("faust-streaming", "aiokafka", "rocksdict", "fastavro")
+        name: version(name)
+        for name in ("confluent-kafka", "aiokafka", "rocksdict", "fastavro", "waitress")
     }
+    import confluent_kafka
+
+    found["librdkafka"] = confluent_kafka.libversion()[0]
     found["quixstreams"] = (
         subprocess.run(
             [quix_python, "-c", "import quixstreams; print(quixstreams.__version__)"],
@@ -377,21 +386,6 @@ def versions(quix_python: str) -> dict[str, str]:
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     return found
-
-
-def baseline_tree(commit: str, work: Path) -> Path:
-    """A checkout of ``commit``'s sources (streams/, schemas/, plans/) to run the baseline from."""
-    tree = work / f"baseline-{commit}"
-    if not (tree / "streams").exists():
-        tree.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "archive", commit, "streams", "schemas", "plans"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    return tree
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -421,10 +415,14 @@ def markdown(result: dict[str, Any]) -> str:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     quix_python = str(ROOT / ".cache" / "bench" / "quix-venv" / "bin" / "python")
     every = {
-        "ceiling": Contender("ceiling", "ceiling"),
+        "pipe-aiokafka": Contender("pipe-aiokafka", "pipe"),
+        "pipe-confluent": Contender("pipe-confluent", "pipe", script="pipe_confluent.py"),
+        "pipe-confluent-txn": Contender(
+            "pipe-confluent-txn", "pipe", script="pipe_confluent.py", extra=("--transactional",)
+        ),
         "ours": Contender("ours", "service"),
-        "baseline": Contender(
-            "baseline", "service", source_dir=baseline_tree(args.baseline, args.work)
+        "faust-baseline": Contender(
+            "faust-baseline", "service", source_dir=BASELINE_TREE, python=BASELINE_PYTHON
         ),
         "quix-alo": Contender("quix-alo", "quix", "at-least-once", python=quix_python),
         "quix-eos": Contender("quix-eos", "quix", "exactly-once", python=quix_python),
@@ -460,7 +458,8 @@ def ratios(contenders: dict[str, Any]) -> dict[str, float]:
     ours = contenders.get("ours")
     if ours is None:
         return out
-    for other in ("ceiling", "baseline", "quix-alo", "quix-eos"):
+    for other in ("pipe-aiokafka", "pipe-confluent", "pipe-confluent-txn", "faust-baseline",
+                  "quix-alo", "quix-eos"):  # fmt: skip
         if other in contenders:
             out[f"throughput ours/{other}"] = round(
                 ours["throughput"]["events_per_s"]
@@ -488,8 +487,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300, help="events before the latency window")
     parser.add_argument("--settle-s", type=float, default=4.0, help="output quiet time = drained")
     parser.add_argument("--restart-entities", type=int, default=1_000_000, help="0: skip")
-    parser.add_argument("--contenders", default="ceiling,ours,baseline,quix-alo,quix-eos")
-    parser.add_argument("--baseline", default="6b47c93", help="commit of the 'before' service")
+    parser.add_argument(
+        "--contenders",
+        default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,faust-baseline,quix-alo,"
+        "quix-eos",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args()
@@ -508,12 +510,15 @@ def main() -> int:
             if k not in ("out", "work")
         },
         "goals": {
-            "ours_events_per_s": 20_000,
-            "ours_share_of_ceiling": 0.5,
-            "p99_ms": 100,
+            "ours_events_per_s": 10_000,
+            "ours_events_per_s_stretch": 20_000,
+            "ours_over_quix_alo": 4.0,
+            "ours_over_faust_baseline": 14.0,
+            "cpu_us_per_event": 100,
+            "p99_ms_at_half_load": 250,
             "rss_mib_at_1m_entities": 512,
-            "warm_ready_s": 10,
-            "rebuild_ready_s": 60,
+            "rebuild_ready_s": 30,
+            "warm_ready_s": 5,
         },
     }
     result.update(asyncio.run(run(args)))

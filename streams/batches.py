@@ -21,6 +21,7 @@ process with :data:`EXIT_FATAL` before anything else is committed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -31,7 +32,14 @@ from pathlib import Path
 from types import FrameType
 from typing import cast
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from streams import records
 from streams.codec import Codec
@@ -116,7 +124,9 @@ class Engine:
         #: (topic, partition) -> committed position (next offset) of every assigned partition
         self.positions: dict[tuple[str, int], int] = {}
         #: records whose processing raised inside the core: dead-lettered when they come again
-        self.poison: dict[tuple[str, int, int], str] = {}
+        self.poison: dict[tuple[str, int, int], tuple[str, str]] = {}
+        #: entities whose time-driven work raised inside the core: skipped until a restart
+        self.bad_due: set[bytes] = set()
         self.counts: dict[str, int] = {}
         self.stopping = False
         self.commits = 0
@@ -224,14 +234,20 @@ class Engine:
                     key=msg.key(), value=msg.value(), appended_ms=msg.timestamp()[1],
                     now_ms=now_ms,
                 )  # fmt: skip
-                if isinstance(result, DeadLetter):
-                    self._dead_letter(result)
-                else:
+            except Exception as exc:  # ingest is stateless: a dead letter, and go on
+                result = self._unexpected(msg, exc)
+            if isinstance(result, DeadLetter):
+                self._dead_letter(result)
+            else:
+                try:
                     for key, value in result.outputs:
                         p = partition_for(key, entity_partitions)
                         self.txn.produce(self.entity_topic, key, value, p)
-            except Exception as exc:  # ingest is stateless: a dead letter, and go on
-                self._dead_letter(self._unexpected(msg, exc))
+                except KafkaException as exc:  # only local refusals are raised by produce
+                    if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise
+                    self._dead_letter(self._letter(msg, "Oversized", "the re-keyed record is "
+                                                   "larger than the producer accepts"))  # fmt: skip
             self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
         if batch:
             self.metrics.processing_seconds.labels("ingest").observe(
@@ -252,7 +268,7 @@ class Engine:
             offset = msg.offset()
             poisoned = self.poison.pop((topic, partition, offset), None)  # type: ignore[arg-type]
             if poisoned is not None:
-                self._dead_letter(self._letter(msg, "Unexpected", poisoned))
+                self._dead_letter(self._letter(msg, *poisoned))
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -270,7 +286,9 @@ class Engine:
                 reason = "".join(traceback.format_exception(exc, limit=6))[-1500:]
                 log.error("%s[%d]@%d raised in the core, aborting: %r", topic, partition,
                           offset, exc)  # fmt: skip
-                self.poison[(topic, partition, offset)] = reason  # type: ignore[index]
+                self.poison[(topic, partition, offset)] = (  # type: ignore[index]
+                    f"Unexpected:{type(exc).__name__}", reason,
+                )  # fmt: skip
                 raise _Abort from exc
             if result.invalid is not None:
                 self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
@@ -321,7 +339,8 @@ class Engine:
         self.metrics.events.labels(letter.topic, "dead_letter").inc()
         topic = self.settings.topic_dead_letters
         partition = letter.partition % self.counts.get(topic, 1)
-        self.txn.produce(topic, letter.key, letter.value, partition, headers=letter.headers())
+        key, value, headers = letter.for_kafka()
+        self.txn.produce(topic, key, value, partition, headers=headers)
 
     @staticmethod
     def _letter(msg: Message, error_class: str, reason: str) -> DeadLetter:
@@ -341,29 +360,31 @@ class Engine:
         backlog = 0
         for partition, store in self.partitions.active().items():
             candidates = due_candidates(self.stage, partition, store.due_keys, now_ms, MAX_ADVANCES)
-            if not candidates:
-                continue
+            candidates = [k for k in candidates if k not in self.bad_due]
             backlog += len(candidates)
-            try:
-                changes = self.stage.advance_due(partition, candidates, now_ms)
-            except Exception as exc:  # a core bug: abort, keep going with the rest next time
-                log.error("advancing partition %d raised in the core: %r", partition, exc)
-                self._abort({})
-                return
-            self._publish(changes, now_ms)
-            for change in changes:
-                self.metrics.changes.labels(change.score, str(change.cause)).inc()
-                for name, direction in change.thresholds:
-                    self.metrics.thresholds.labels(change.score, name, direction).inc()
+            for key in candidates:
+                try:
+                    changes = self.stage.advance_due(partition, [key], now_ms)
+                except Exception as exc:  # a core bug: never again for this entity; abort
+                    log.error(
+                        "advancing %r (partition %d) raised in the core, skipping its "
+                        "time-driven work until a restart: %r", key, partition, exc,
+                    )  # fmt: skip
+                    self.bad_due.add(key)
+                    self._abort({})
+                    return
+                self._publish(changes, now_ms)
+                for change in changes:
+                    self.metrics.changes.labels(change.score, str(change.cause)).inc()
+                    for name, direction in change.thresholds:
+                        self.metrics.thresholds.labels(change.score, name, direction).inc()
         self.metrics.expiry_backlog.set(backlog)
 
     # ----- commit and abort ---------------------------------------------------------------------
 
     def _commit(self) -> None:
-        if self.txn.records == 0 and not self.txn.offsets and not self.cache.dirty:
-            if self.txn.phase is not Phase.IDLE:
-                self._abort({})  # opened for nothing: close it cheaply
-            return
+        if self.txn.phase is Phase.IDLE and not self.cache.dirty:
+            return  # nothing processed, produced or changed since the last commit
         positions = self._assigned_positions()
         self.commits += 1
         every = self.settings.fault_abort_every
@@ -403,7 +424,8 @@ class Engine:
 
     def _abort(self, pending: dict[tuple[str, int], int]) -> None:
         """Abort the open transaction; rewind what it processed and the unprocessed ``pending``."""
-        self.metrics.transactions.labels("aborted").inc()
+        if self.txn.phase is not Phase.IDLE:
+            self.metrics.transactions.labels("aborted").inc()
         rewind = self.txn.abort(self.cache)
         for tp, offset in pending.items():
             rewind.setdefault(tp, offset)
@@ -450,12 +472,17 @@ class Engine:
         if entity:
             consumer.pause(entity)
         with self.lock:
+            ready = []
             for tp in entity:
                 store = PartitionStore(self.store_root / f"p{tp.partition}", self.store_options)
                 self.partitions.held[tp.partition] = Held(store)
                 self.stage.loaders[tp.partition] = _loader(store)
-                self.restorer.start(tp.partition, store)
+                if self.restorer.start(tp.partition, store):  # nothing to restore
+                    self.partitions.held[tp.partition].phase = PartitionPhase.ACTIVE
+                    ready.append(tp)
             self.partitions.assigned_once = True
+        if ready:
+            consumer.resume(ready)
         log.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -465,13 +492,15 @@ class Engine:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.warning("lost %s: aborting the open transaction", _names(partitions))
+        was_open = self.txn.phase is not Phase.IDLE
         try:
             rewind = self.txn.abort(self.cache)
         except Fatal:
             raise
         except KafkaException as exc:  # the abort itself failed: nothing committed, restart
             raise Fatal(f"abort after a lost assignment failed: {exc.args[0]}") from exc
-        self.metrics.transactions.labels("aborted").inc()
+        if was_open:
+            self.metrics.transactions.labels("aborted").inc()
         self._release(partitions)
         self._seek(rewind)
 
@@ -479,9 +508,12 @@ class Engine:
         gone = {tp.partition for tp in partitions if tp.topic == self.entity_topic}
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
+            with contextlib.suppress(KeyError):  # never measured
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         if not gone:
             return
         self.restorer.cancel(gone)
+        self.metrics.partitions_restoring.set(len(self.restorer.active))
         self.cache.drop_partitions(gone)
         with self.lock:
             for p in gone:
@@ -525,6 +557,7 @@ class Engine:
                     sum(h.store.entities for h in self.partitions.held.values())
                 )
             self.metrics.cache_entries.set(len(self.cache))
+            self.metrics.ready.set(1 if self.ready else 0)
         except Exception as exc:  # a gauge must never hurt the service
             log.warning("could not update gauges: %r", exc)
 

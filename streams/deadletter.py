@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_REASON = 2000
+#: Above this many key and value bytes the value is left out of the dead letter (its size and the
+#: source coordinates say where to find it): the producer refuses records over 1,000,000 bytes.
+MAX_LETTER_BYTES = 900_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +28,12 @@ class DeadLetter:
             ("leadscore.error.class", self.error_class.encode()),
             ("leadscore.error.reason", self.reason[:MAX_REASON].encode("utf-8", "replace")),
         ]
+
+    def for_kafka(self) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
+        """Key, value and headers as produced; a value too large to produce is left out."""
+        headers = self.headers()
+        size = len(self.key or b"") + len(self.value or b"")
+        if size <= MAX_LETTER_BYTES:
+            return self.key, self.value, headers
+        headers.append(("leadscore.value.omitted", str(len(self.value or b"")).encode()))
+        return self.key, None, headers

@@ -109,5 +109,6 @@ def restore_consumer_config(settings: Settings) -> dict[str, Any]:
         "enable.partition.eof": True,
         "auto.offset.reset": "earliest",
         "fetch.max.bytes": 64 * 1024 * 1024,
+        "fetch.wait.max.ms": 20,  # the end of a partition is reported sooner
         "max.partition.fetch.bytes": 16 * 1024 * 1024,
     }

@@ -114,7 +114,8 @@ class Metrics:
             ),
             expiry_backlog=Gauge(
                 "leadscore_expiry_backlog",
-                "Entities with expiries or deferred awards already due but not yet applied",
+                "Entities found due (expiries, deferred awards) at the last due check of the loop; "
+                "each check applies up to 2,000 per partition",
                 registry=r,
             ),
             rebalances=Counter(

@@ -13,7 +13,8 @@ active       revoked (``on_revoke``)                (none): transaction committe
 active       lost (``on_lost``)                     (none): transaction aborted, store closed
 ===========  =====================================  ===========
 
-``/readyz`` is true once the first assignment arrived and no partition is restoring.
+The engine is ready once the first assignment arrived and no partition is restoring;
+``/readyz`` also waits until the group is settled (``streams.queries.Owners.settled``).
 """
 
 from __future__ import annotations

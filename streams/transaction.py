@@ -165,7 +165,9 @@ class Transaction:
         Raises ``KafkaException`` (abortable) or ``streams.kafka.Fatal``; the caller aborts.
         """
         if self.phase is Phase.IDLE:
-            return 0
+            if not cache.dirty:
+                return 0
+            self.ensure_open()  # time-driven work changed states without publishing anything
         dirty = list(cache.dirty.items())
         writes: dict[int, list[Write]] = {}
         for key, entry in dirty:  # 1. changelog and latest scores

@@ -43,7 +43,8 @@ class Restorer:
         self.active: dict[int, Restoring] = {}
         self.restored_records = 0
 
-    def start(self, partition: int, store: PartitionStore) -> None:
+    def start(self, partition: int, store: PartitionStore) -> bool:
+        """Begin restoring; True when there is nothing to read (the store is at the log's end)."""
         low, high = self.consumer.get_watermark_offsets(
             TopicPartition(self.topic, partition), timeout=self.timeout_s
         )
@@ -55,9 +56,12 @@ class Restorer:
             )  # fmt: skip
             store.wipe()
             start = None
+        if high == low or start == high:  # an empty log, or the store already has all of it
+            return True
         begin = OFFSET_BEGINNING if start is None else start
         self.active[partition] = Restoring(store, time.monotonic(), next_offset=start or 0)
         self.consumer.incremental_assign([TopicPartition(self.topic, partition, begin)])
+        return False
 
     def cancel(self, partitions: set[int]) -> None:
         gone = [p for p in partitions if p in self.active]
@@ -106,7 +110,8 @@ class Restorer:
             on_progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
         """Restore the given stores to the end of their changelogs, blocking (tools and tests)."""
         for p, store in partitions.items():
-            self.start(p, store)
+            if self.start(p, store):
+                continue
         while self.active:
             self.step(batch, 0.5)
             if on_progress is not None:

@@ -374,3 +374,15 @@ def test_state_roundtrip_through_the_stored_value() -> None:
     value = pack_value(T0, dumps(state))
     due, blob = unpack_value(value)
     assert due == T0 and loads(blob).scores == {}
+
+
+def test_a_dead_letter_too_large_to_produce_keeps_its_size_but_not_its_value() -> None:
+    from streams.deadletter import MAX_LETTER_BYTES, DeadLetter
+
+    small = DeadLetter(b"k", b"v" * 10, "t", 1, 2, "InvalidAvro", "bad")
+    assert small.for_kafka()[:2] == (b"k", b"v" * 10)
+    big = DeadLetter(b"k", b"v" * MAX_LETTER_BYTES, "t", 1, 2, "Oversized", "too big")
+    key, value, headers = big.for_kafka()
+    assert (key, value) == (b"k", None)
+    assert dict(headers)["leadscore.value.omitted"] == str(MAX_LETTER_BYTES).encode()
+    assert dict(headers)["leadscore.error.class"] == b"Oversized"
