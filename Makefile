@@ -90,9 +90,10 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).
-bench: $(BENCH_STAMP) ## side-by-side: ceiling, our worker (now and baseline), Quix Streams; writes bench/results/<date>.*
+bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust worker, Quix Streams; writes bench/results/<date>.*
 	@$(KAFKA) up
 	@bench/quix_venv.sh >/dev/null
+	@bench/faust_venv.sh >/dev/null
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## remove the virtualenv and caches (keeps the Kafka jar cache and broker data)

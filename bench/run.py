@@ -123,14 +123,36 @@ async def wait_drained(
 
 
 async def throughput(
-    args: argparse.Namespace, who: Contender, inputs: tuple[str, ...]
+    args: argparse.Namespace, who: Contender, inputs: tuple[str, ...], *, profile: bool = False
 ) -> dict[str, Any]:
-    tag = f"{args.run}-{who.name}-tput"
+    tag = f"{args.run}-{who.name}-{'prof' if profile else 'tput'}"
     topics = TopicSet.named(inputs, tag)
     await kafkaio.create_topics(
         args.bootstrap, topics.outputs, args.partitions, compacted=[topics.scores]
     )
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
+    raw = args.work / tag / "profile.txt"
+    spy = (
+        subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(proc.proc.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        if profile
+        else None
+    )
     try:
         cpu_first, lag = await wait_drained(
             args, proc, who.group(tag), topics, timeout_s=args.events / 100 + 300
@@ -138,9 +160,19 @@ async def throughput(
         cpu_end, rss = proc.cpu_s(), proc.rss_mib()
     finally:
         proc.stop()
+        if spy is not None:
+            spy.wait(60)
     outputs = await kafkaio.read_all(args.bootstrap, topics.changed)
     stamps = [m.timestamp for m in outputs]
     window_s = (max(stamps) - min(stamps)) / 1000
+    if spy is not None:
+        from profile import summarise
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        kept = args.out / f"{datetime.now(UTC):%Y-%m-%d}-{who.name}.profile.txt"
+        shutil.copyfile(raw, kept)
+        return {"layers": summarise(raw), "profile_events_per_s": round(args.events / window_s),
+                "raw_profile": kept.name}  # fmt: skip
     return {
         "events": args.events,
         "outputs": len(outputs),
@@ -447,6 +479,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["latency"] = await latency(args, who, tput["events_per_s"] * args.load)
             log(f"{who.name}: {figures['latency']}")
         result["contenders"][who.name] = figures
+    if args.profile and "ours" in args.contenders.split(","):
+        log("ours: profile under load (py-spy, a run of its own)")
+        result["profile_ours"] = await throughput(args, every["ours"], inputs, profile=True)
+        log(f"ours: {result['profile_ours']}")
     if args.restart_entities > 0:
         result["restart"] = await restart(args)
     result["ratios"] = ratios(result["contenders"])
@@ -487,6 +523,12 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300, help="events before the latency window")
     parser.add_argument("--settle-s", type=float, default=4.0, help="output quiet time = drained")
     parser.add_argument("--restart-entities", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="profile ours under load with py-spy (a throughput run of its own)",
+    )
     parser.add_argument(
         "--contenders",
         default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,faust-baseline,quix-alo,"

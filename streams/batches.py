@@ -71,6 +71,10 @@ EXIT_FATAL = 70
 #: Entities advanced per partition and due check at most; the rest wait for the next check.
 MAX_ADVANCES = 2000
 GAUGE_INTERVAL_S = 5.0
+#: Keyed records leave the choice of partition to the producer's partitioner, ``murmur2_random``
+#: (librdkafka's murmur2, in C): the Java client's choice, which ``streams.routing`` computes too
+#: for the readers that must know where an entity lives (the HTTP API, tools, tests).
+PARTITIONER = -1
 
 
 class _Abort(Exception):
@@ -223,7 +227,6 @@ class Engine:
             self._abort(pending)
 
     def _ingest(self, batch: list[Message]) -> None:
-        entity_partitions = self.counts.get(self.entity_topic, self.settings.partitions)
         now_ms = int(self.clock() * 1000)
         started = time.perf_counter()
         for msg in batch:
@@ -241,8 +244,7 @@ class Engine:
             else:
                 try:
                     for key, value in result.outputs:
-                        p = partition_for(key, entity_partitions)
-                        self.txn.produce(self.entity_topic, key, value, p)
+                        self.txn.produce(self.entity_topic, key, value, PARTITIONER)
                 except KafkaException as exc:  # only local refusals are raised by produce
                     if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
                         raise
@@ -307,19 +309,17 @@ class Engine:
         if not changes:
             return
         topic = self.settings.topic_score_changed
-        count = self.counts.get(topic, self.settings.partitions)
         for change in changes:
             key = change_key(change)
             value = self.codec.encode(
                 self.codec.score_changed, change_record(change, emitted_at_ms=emitted_ms)
             )
-            self.txn.produce(topic, key, value, partition_for(key, count))
+            self.txn.produce(topic, key, value, PARTITIONER)
 
     def _score_records(self, key: bytes, entry: Entry) -> list[tuple[str, bytes, bytes, int]]:
         if not entry.changed:
             return []
         topic = self.settings.topic_scores
-        count = self.counts.get(topic, self.settings.partitions)
         updated = int(self.clock() * 1000)
         entity = self.stage.entity_key(key)
         return [
@@ -327,7 +327,7 @@ class Engine:
                 topic,
                 out_key,
                 self.codec.encode(self.codec.score, rec),
-                partition_for(out_key, count),
+                PARTITIONER,
             )
             for out_key, rec in score_records(
                 self.plan, entity, entry.state, entry.changed, updated_at_ms=updated
@@ -375,9 +375,10 @@ class Engine:
                     return
                 self._publish(changes, now_ms)
                 for change in changes:
-                    self.metrics.changes.labels(change.score, str(change.cause)).inc()
+                    m = self.metrics
+                    m.child(m.changes, change.score, change.cause.value).inc()
                     for name, direction in change.thresholds:
-                        self.metrics.thresholds.labels(change.score, name, direction).inc()
+                        m.child(m.thresholds, change.score, name, direction).inc()
         self.metrics.expiry_backlog.set(backlog)
 
     # ----- commit and abort ---------------------------------------------------------------------
@@ -565,7 +566,7 @@ class Engine:
 
     def read_state(self, key: bytes) -> tuple[str, EntityState | None]:
         """Committed state of an entity: ("ok", state or None), "restoring" or "elsewhere"."""
-        partition = partition_for(key, self.counts.get(self.entity_topic, self.settings.partitions))
+        partition = partition_for(key, self.entity_partitions)
         with self.lock:
             held = self.partitions.held.get(partition)
             if held is None:

@@ -95,6 +95,9 @@ def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, A
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
+        # murmur2 as the Java client: an entity's items, state and changes stay in the partition
+        # that ``streams.routing.partition_for`` names (librdkafka's default is CRC32).
+        "partitioner": "murmur2_random",
         "queue.buffering.max.messages": 500_000,
         "queue.buffering.max.kbytes": 1_048_576,
     }

@@ -5,7 +5,8 @@ A registry per app (not the process-global one) keeps two apps in one process, a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -53,6 +54,14 @@ class Metrics:
     cache_entries: Gauge
     restored_records: Counter
     partitions_restoring: Gauge
+    #: labelled children already looked up (``labels()`` validates and locks on every call)
+    children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
+
+    def child(self, metric: Any, *values: str) -> Any:
+        found = self.children.get((id(metric), values))
+        if found is None:
+            found = self.children[(id(metric), values)] = metric.labels(*values)
+        return found
 
     @classmethod
     def create(cls) -> Metrics:
@@ -185,15 +194,16 @@ class Metrics:
         now_ms: int,
     ) -> None:
         """Count what one item did to one entity."""
+        child = self.child
         for change in changes:
-            self.changes.labels(change.score, str(change.cause)).inc()
+            child(self.changes, change.score, change.cause.value).inc()
             for name, direction in change.thresholds:
-                self.thresholds.labels(change.score, name, direction).inc()
+                child(self.thresholds, change.score, name, direction).inc()
         if changes:
             self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
         if results:
-            self.events.labels(source_topic, str(headline(results))).inc()
+            child(self.events, source_topic, headline(results).value).inc()
         for result in results:
             for rule, points in result.awards:
                 direction = "awarded" if points >= 0 else "deducted"
-                self.points.labels(result.score, rule, direction).inc(abs(points))
+                child(self.points, result.score, rule, direction).inc(abs(points))

@@ -1,8 +1,10 @@
 """Which partition of the entity-events topic (and of its state and changelog) holds an entity.
 
 Kafka's default partitioner of the Java client: ``murmur2(key) & 0x7fffffff`` modulo the partition
-count. librdkafka's default partitioner is a different one (CRC32), so the service never leaves the
-choice to the client: it computes the partition here and names it in every produce call.
+count. librdkafka's default partitioner is a different one (CRC32), so the producer is configured
+with ``partitioner=murmur2_random`` (the same murmur2, in C, for every keyed record) and this
+module computes the same choice where the service must know it without producing: the HTTP API
+finding the partition (and so the owner) of an entity, tools and tests.
 """
 
 from __future__ import annotations
@@ -38,5 +40,5 @@ def murmur2(data: bytes) -> int:
 
 
 def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's Java producer (and Faust's router) would choose for ``key``."""
+    """The partition the Java producer (and librdkafka's ``murmur2_random``) picks for ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
