@@ -30,7 +30,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 from confluent_kafka import (
     Consumer,
@@ -205,15 +205,11 @@ class Engine:
             self._gauges()
 
     def _process(self, messages: list[Message]) -> None:
-        groups: dict[tuple[str, int], list[Message]] = {}
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.fatal():
-                    raise Fatal(f"consumer error: {err}")
-                log.warning("consumer: %s", err)
-                continue
-            groups.setdefault((msg.topic(), msg.partition()), []).append(msg)  # type: ignore[arg-type]
+        groups, errors = group_batch(messages)
+        for err in errors:
+            if err.fatal():
+                raise Fatal(f"consumer error: {err}")
+            log.warning("consumer: %s", err)
         done: set[tuple[str, int]] = set()
         try:
             for tp, batch in groups.items():
@@ -223,8 +219,7 @@ class Engine:
                     self._ingest(batch)
                 done.add(tp)
         except _Abort:
-            pending = {tp: batch[0].offset() or 0 for tp, batch in groups.items() if tp not in done}
-            self._abort(pending)
+            self._abort(unprocessed(groups, done))
 
     def _ingest(self, batch: list[Message]) -> None:
         now_ms = int(self.clock() * 1000)
@@ -586,6 +581,28 @@ class Engine:
     @property
     def ready(self) -> bool:
         return self.partitions.ready and not self.stopping
+
+
+def group_batch(
+    messages: list[Any],
+) -> tuple[dict[tuple[str, int], list[Any]], list[KafkaError]]:
+    """A consumed batch per (topic, partition), each in offset order, and its error events."""
+    groups: dict[tuple[str, int], list[Any]] = {}
+    errors: list[KafkaError] = []
+    for msg in messages:
+        err = msg.error()
+        if err is not None:
+            errors.append(err)
+            continue
+        groups.setdefault((msg.topic(), msg.partition()), []).append(msg)
+    return groups, errors
+
+
+def unprocessed(
+    groups: dict[tuple[str, int], list[Any]], done: set[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """Where to rewind the partitions of a batch that an abort cut short: their first offset."""
+    return {tp: batch[0].offset() for tp, batch in groups.items() if tp not in done}
 
 
 def _loader(store: PartitionStore) -> Callable[[bytes], tuple[int | None, bytes] | None]:

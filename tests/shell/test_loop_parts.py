@@ -386,3 +386,48 @@ def test_a_dead_letter_too_large_to_produce_keeps_its_size_but_not_its_value() -
     assert (key, value) == (b"k", None)
     assert dict(headers)["leadscore.value.omitted"] == str(MAX_LETTER_BYTES).encode()
     assert dict(headers)["leadscore.error.class"] == b"Oversized"
+
+
+# ----- grouping a consumed batch --------------------------------------------------------------
+
+
+@dataclass
+class FakeMessage:
+    _topic: str
+    _partition: int
+    _offset: int
+    _error: KafkaError | None = None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+
+def test_a_batch_is_grouped_per_partition_in_order_and_errors_set_apart() -> None:
+    from streams.batches import group_batch, unprocessed
+
+    eof = KafkaError(KafkaError._PARTITION_EOF)
+    batch = [
+        FakeMessage("in", 0, 5),
+        FakeMessage("ev", 1, 7),
+        FakeMessage("in", 0, 6),
+        FakeMessage("in", 1, 2),
+        FakeMessage("in", 0, 9, eof),
+        FakeMessage("ev", 1, 8),
+    ]
+    groups, errors = group_batch(batch)
+    assert {tp: [m.offset() for m in ms] for tp, ms in groups.items()} == {
+        ("in", 0): [5, 6], ("ev", 1): [7, 8], ("in", 1): [2],
+    }  # fmt: skip
+    assert list(groups) == [("in", 0), ("ev", 1), ("in", 1)]  # first-seen order
+    assert [e.code() for e in errors] == [KafkaError._PARTITION_EOF]
+    # an abort after ("in", 0) was processed: the rest of the batch rewinds to its first offsets
+    assert unprocessed(groups, {("in", 0)}) == {("ev", 1): 7, ("in", 1): 2}
