@@ -18,25 +18,24 @@ How our pipeline maps onto Quix:
   ``[account_id, kind, entity_id]``, the same bytes as ``records.entity_key_bytes``) writes to a
   Quix repartition topic named after ``--repartition-prefix``; each entity's state lives in
   exactly one of its partitions.
-- **Entity stage** (``streams/entity_stage.py``): a stateful ``apply`` loads the entity's state
+- **Entity stage** (``streams/entities.py``): a stateful ``apply`` loads the entity's state
   from Quix's RocksDB store (``state.get_bytes``), re-parses the record, calls the core's
   ``apply`` with the record's ``now_ms`` and saves ``dumps(state)`` (``state.set_bytes``); Quix
   keeps the store's changelog topic.
-- **Outputs** (``streams/app.py`` ``outputs()``): every change (and replayed change) goes to
+- **Outputs** (``streams/batches.py``, ``Engine._publish`` and the commit's ``scores`` records):
+  every change goes to
   ``--score-changed`` and the latest values of the changed scores to ``--scores``, encoded
   exactly as ours; they are produced by Quix (``to_topic``), so ``exactly-once`` covers them.
 
-Settings that differ from Quix's defaults: ``commit_interval`` is 1 s (ours commits every second;
-Quix's default is 5 s) and ``consumer_poll_timeout`` is 0.1 s. ``concat`` makes Quix read all
+Settings that differ from Quix's defaults: ``commit_interval`` is 1 s (Quix's default is 5 s;
+ours commits every 100 ms) and ``consumer_poll_timeout`` is 0.1 s. ``concat`` makes Quix read all
 topics "time-aligned" (buffered), and a buffered read waits for a full batch (10,000 messages)
 or the poll timeout, so with Quix's default of 1 s every trickle of repartitioned records stalls
 for up to a second and throughput drops by more than half.
 
-Unlike ours, the peer does no time-driven work (no ticks): due expiries and deferred awards are
-settled only when the next item of the entity arrives, which ``apply`` does first anyway.
-Because Quix commits state and outputs together at each checkpoint, every change is considered
-delivered as soon as it is produced and is trimmed from the entity's outbox (ours trims it when
-Kafka acknowledges it), which keeps the state the same size as ours.
+Unlike ours, the peer does no time-driven work: due expiries and deferred awards are settled only
+when the next item of the entity arrives, which ``apply`` does first anyway. Ours publishes
+``scores`` records once per entity per commit; the peer publishes them with every change.
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ from streams.scoring import (
     Invalid,
     Plan,
     ScoreChange,
-    acknowledge,
     apply,
     dumps,
     load_plan,
@@ -175,9 +173,7 @@ class Scoring:
         entity = entity_key_from_bytes(key)
         blob = state.get_bytes(STATE_KEY)
         outcome = apply(loads(blob) if blob else None, entity, item, self.plan, now_ms=now_ms)
-        published = (*outcome.changes, *outcome.replayed)
-        outputs = self.outputs(entity, outcome.state, published)
-        acknowledge(outcome.state, highest_seqs(published))
+        outputs = self.outputs(entity, outcome.state, outcome.changes)
         state.set_bytes(STATE_KEY, dumps(outcome.state))
         self.counts.applied += 1
         self.counts.changes += len(outcome.changes)
@@ -186,7 +182,7 @@ class Scoring:
     def outputs(
         self, entity: EntityKey, state: EntityState, changes: Sequence[ScoreChange]
     ) -> list[Output]:
-        """What ``streams.app`` publishes for an entity's changes, encoded the same way."""
+        """What our worker publishes for an entity's changes, encoded the same way."""
         if not changes:
             return []
         now = wall_ms()
@@ -204,14 +200,6 @@ class Scoring:
         for out_key, rec in score_records(self.plan, entity, state, names, updated_at_ms=now):
             out.append(Output(self.scores_topic, out_key, codec.encode(codec.score, rec), now))
         return out
-
-
-def highest_seqs(changes: Sequence[ScoreChange]) -> dict[str, int]:
-    """score -> highest seq among ``changes``: what ``acknowledge`` takes as delivered."""
-    seqs: dict[str, int] = {}
-    for change in changes:
-        seqs[change.score] = max(change.seq, seqs.get(change.score, 0))
-    return seqs
 
 
 def build_pipeline(app: Application, scoring: Scoring, args: argparse.Namespace) -> None:

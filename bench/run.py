@@ -47,7 +47,6 @@ from streams.routing import partition_for
 from streams.scoring import (
     EntityKey,
     Invalid,
-    acknowledge,
     apply,
     dumps,
     load_plan,
@@ -277,7 +276,7 @@ async def open_loop(
 
 
 def state_templates(count: int) -> list[tuple[bytes, dict[str, int]]]:
-    """Real contact states from the core, outboxes acknowledged: (blob, score totals)."""
+    """Real contact states from the core: (changelog value, score totals)."""
     plan = load_plan(PLAN.read_text(), source=str(PLAN))
     codec = Codec.load()
     states: dict[EntityKey, Any] = {}
@@ -293,7 +292,6 @@ def state_templates(count: int) -> list[tuple[bytes, dict[str, int]]]:
     out = []
     for key, state in states.items():
         if key.kind == "contact" and state.scores:
-            acknowledge(state, {name: ledger.seq for name, ledger in state.scores.items()})
             value = pack_value(state.next_due_ms, dumps(state))  # the loop's changelog layout
             out.append((value, {name: ledger.total for name, ledger in state.scores.items()}))
     return out

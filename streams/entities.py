@@ -4,9 +4,8 @@ No Kafka here: the loop hands in decoded entity-events records and takes back th
 publish. States come from :class:`streams.state.cache.StateCache` (read-your-writes) and go back
 to it marked dirty; the transaction encodes each dirty state once, at commit.
 
-The core's delivery outbox is not needed on this loop: a state and the changes it caused are
-committed in one Kafka transaction, so a replayed (duplicate) item has nothing to republish. The
-stage therefore clears the outbox of every state it touches and ignores ``Outcome.replayed``.
+A state and the changes it caused are committed in one Kafka transaction, so a duplicate item has
+nothing to republish: the core keeps no outbox of published changes.
 """
 
 from __future__ import annotations
@@ -104,8 +103,6 @@ class EntityStage:
         self, partition: int, key_bytes: bytes, entry: Entry | None, outcome: Outcome
     ) -> None:
         state: EntityState = outcome.state
-        if state.outbox:
-            state.outbox = []  # see the module docstring: transactions make it redundant
         if entry is None:
             entry = self.cache.new(key_bytes, partition, state)
         self.cache.touch(key_bytes, entry, state, (c.score for c in outcome.changes))

@@ -5,7 +5,6 @@ The stream shell and the offline scorer call only the names exported below.
 """
 
 from streams.scoring.aggregate import category_values, reached
-from streams.scoring.emit import acknowledge, outbox_changes
 from streams.scoring.engine import advance, apply, new_state, next_due_ms
 from streams.scoring.errors import PlanError, PlanIssue, ScoringError, StateFormatError
 from streams.scoring.events import (
@@ -43,7 +42,6 @@ __all__ = [
     "ScoringError",
     "StateFormatError",
     "Verdict",
-    "acknowledge",
     "advance",
     "apply",
     "category_values",
@@ -53,7 +51,6 @@ __all__ = [
     "loads",
     "new_state",
     "next_due_ms",
-    "outbox_changes",
     "parse_input",
     "reached",
     "route",

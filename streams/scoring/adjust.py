@@ -17,14 +17,14 @@ from __future__ import annotations
 from streams.scoring import ledger as ledgers
 from streams.scoring.aggregate import total
 from streams.scoring.compaction import maybe_compact
-from streams.scoring.emit import emit, replay
+from streams.scoring.emit import emit
 from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.once import Awards, reopen
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict
 from streams.scoring.plan import Plan
 from streams.scoring.state import EntityState, ScoreState
 
-Applied = tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]
+Applied = tuple[ScoreResult, ...]
 
 
 def apply_adjustment(
@@ -38,11 +38,11 @@ def apply_adjustment(
 ) -> Applied:
     name = command.score
     if trigger in entity.seen:
-        return (ScoreResult(name, Verdict.DUPLICATE),), replay(entity, key, trigger)
+        return (ScoreResult(name, Verdict.DUPLICATE),)
     at_ms = command.occurred_at_ms
     watermark = entity.watermark_ms
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
-        return (ScoreResult(name, Verdict.TOO_LATE),), ()
+        return (ScoreResult(name, Verdict.TOO_LATE),)
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
@@ -51,9 +51,9 @@ def apply_adjustment(
     maybe_compact(entity, key.kind, plan)
     rule = f"adjustment:{command.op}"
     if verdict is not Verdict.ADJUSTED:
-        return (ScoreResult(name, verdict),), ()
+        return (ScoreResult(name, verdict),)
     signed = -command.points if command.op == "subtract" else command.points
-    return (ScoreResult(name, verdict, ((rule, signed), *reopened)),), ()
+    return (ScoreResult(name, verdict, ((rule, signed), *reopened)),)
 
 
 def _adjust(

@@ -15,7 +15,6 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
   award them would be too late;
 - property history older than the horizon is dropped (keeping each property's value at the
   horizon), after recording when the state-rule matches in progress then began (``holds``);
-- the outbox keeps at most ``OUTBOX_LIMIT`` groups of unacknowledged changes (``emit.acknowledge``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
 from streams.scoring.compaction import maybe_compact
-from streams.scoring.emit import emit, remember, replay
+from streams.scoring.emit import emit
 from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.holds import follow, recompute
@@ -55,21 +55,18 @@ def apply(
     changes: list[ScoreChange] = []
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         _advance(entity, key, plan, now_ms, changes)
-    before = len(changes)
     if type(item) is Event:
         trigger = id_hash("e", item.event_id)
-        results, replayed = _apply_event(entity, key, item, trigger, plan, now_ms, changes)
+        results = _apply_event(entity, key, item, trigger, plan, now_ms, changes)
     else:
         assert type(item) is Adjustment  # noqa: S101 - Item is a closed union
         trigger = id_hash("c", item.command_id)
-        results, replayed = apply_adjustment(entity, key, item, trigger, plan, now_ms, changes)
+        results = apply_adjustment(entity, key, item, trigger, plan, now_ms, changes)
     entity.recompute_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
         entity.recompute_due()
-    if len(changes) > before:
-        remember(entity, trigger, changes[before:])
-    return Outcome(entity, tuple(changes), results, replayed)
+    return Outcome(entity, tuple(changes), results)
 
 
 def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: int) -> Outcome:
@@ -82,8 +79,6 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
     changes: list[ScoreChange] = []
     if state.next_due_ms is not None and state.next_due_ms <= now_ms:
         _advance(state, key, plan, now_ms, changes)
-        if changes:
-            remember(state, 0, changes)
         state.recompute_due()
     return Outcome(state, tuple(changes))
 
@@ -150,15 +145,14 @@ def _apply_event(
     plan: Plan,
     now_ms: int,
     changes: list[ScoreChange],
-) -> tuple[tuple[ScoreResult, ...], tuple[ScoreChange, ...]]:
+) -> tuple[ScoreResult, ...]:
     scores = plan.by_kind.get(key.kind, ())
     if trigger in entity.seen:
-        replayed = replay(entity, key, trigger)
-        return tuple(_plain(s.name, Verdict.DUPLICATE) for s in scores), replayed
+        return tuple(_plain(s.name, Verdict.DUPLICATE) for s in scores)
     at_ms = event.occurred_at_ms
     watermark = entity.watermark_ms
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
-        return tuple(_plain(s.name, Verdict.TOO_LATE) for s in scores), ()
+        return tuple(_plain(s.name, Verdict.TOO_LATE) for s in scores)
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
@@ -227,4 +221,4 @@ def _apply_event(
         emit(changes, ledger, score, key, plan, cause, rule_ids, event.event_id, at_ms)
         results.append(ScoreResult(score.name, verdict, tuple(awards)))
     maybe_compact(entity, key.kind, plan)
-    return tuple(results), ()
+    return tuple(results)

@@ -50,7 +50,7 @@ class ScoreChange(NamedTuple):
     """A ``score-changed`` record (SPEC §5) minus ``emitted_at``, which the shell adds.
 
     An immutable named tuple rather than a frozen dataclass: it is built on the hot path and a
-    tuple is several times cheaper to construct (and packs directly into the outbox).
+    tuple is several times cheaper to construct.
     """
 
     account_id: str | None
@@ -116,11 +116,9 @@ class Outcome:
     """Result of ``apply``/``advance``.
 
     ``changes``: score changes in the order they happened (expiries/deferred awards due
-    before the item first). ``replayed``: for a duplicate, the changes the original item caused,
-    if still in the outbox, to be republished with the same ids (effectively-once).
+    before the item first).
     """
 
     state: EntityState
     changes: tuple[ScoreChange, ...] = ()
     results: tuple[ScoreResult, ...] = ()
-    replayed: tuple[ScoreChange, ...] = ()

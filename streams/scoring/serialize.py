@@ -7,7 +7,10 @@ Layout: one version byte, then a msgpack body.
 - **v2** (still readable): positional arrays. Seen ids are stored as ``hash -> watermark -
   time`` (small non-negative ints); Decimal property values as msgpack ext type 1 (their
   exact text).
-- **v1** (first release, still readable): self-describing maps with named keys and no outbox.
+- **v1** (first release, still readable): self-describing maps with named keys.
+
+v2 and v3 bodies have a slot for an outbox of published changes that earlier releases kept;
+it is always written empty and ignored on reading (transactions made it redundant).
 
 ``loads`` upgrades older versions; ``dumps`` always writes the current one. An upgraded state
 has no stand-by matches, and its property history starts after its newest property time, with
@@ -74,7 +77,7 @@ def dumps(state: EntityState) -> bytes:
             ]
             for name, s in state.scores.items()
         },
-        state.outbox,
+        (),  # the outbox of earlier releases: always empty now
         state.next_due_ms,
         state.past,
         state.floor_ms,
@@ -105,7 +108,7 @@ def loads(blob: bytes) -> EntityState:
 
 def _from_v2(body: Any) -> EntityState:
     """v2 and v3 (v3 appends fields to v2's arrays)."""
-    watermark, compacted, seen, props, scores, outbox, next_due, *v3 = body
+    watermark, compacted, seen, props, scores, _outbox, next_due, *v3 = body
     state = EntityState.__new__(EntityState)
     state.watermark_ms = watermark
     state.compacted_ms = compacted
@@ -123,7 +126,6 @@ def _from_v2(body: Any) -> EntityState:
         s.standby, s.anchors = added if added else ({}, {})
         ledgers[name] = s
     state.scores = ledgers
-    state.outbox = list(outbox)
     state.next_due_ms = next_due
     if v3:
         past, state.floor_ms = v3

@@ -1,4 +1,4 @@
-"""Per-entity state: seen ids, profile/deal properties, per-score ledgers, outbox.
+"""Per-entity state: seen ids, profile/deal properties, per-score ledgers.
 
 Ownership rule (for speed): ``apply``/``advance`` *consume* the state they are given and return
 the updated one (it may be the same object, mutated). Callers must not keep using the input
@@ -27,20 +27,8 @@ Contribution = tuple[str, int, str | None, int, int | None, str]
 Pending = tuple[int, str, tuple[Contribution, ...]]
 #: An attribute / deal property value with the event time that set it (LWW); None = deleted.
 Prop = tuple[str | Decimal | bool | None, int]
-#: A remembered change without its entity key (implied by the state's owner): (score, seq,
-#: old, new, cause, rule_ids, source id, occurred_at_ms, thresholds, plan_version).
-OutboxRow = tuple[
-    str, int, int, int, str, tuple[str, ...], str, int, tuple[tuple[str, str], ...], str
-]
-#: (trigger id hash, rows); trigger 0 = produced by ``advance``.
-OutboxGroup = tuple[int, tuple[OutboxRow, ...]]
 
 NO_EPOCH = -(2**62)
-#: At most this many groups of changes (the changes of one item or advance, at most one per
-#: score) stay in an entity's outbox, oldest dropped first. The shell trims changes it knows were
-#: delivered (``emit.acknowledge``), so in steady state the outbox holds only the changes of the
-#: last moments; the cap bounds it when acknowledgements never come (offline, or a slow broker).
-OUTBOX_LIMIT = 32
 
 
 class ScoreState:
@@ -116,7 +104,6 @@ class EntityState:
         "compacted_ms",
         "floor_ms",
         "next_due_ms",
-        "outbox",
         "past",
         "props",
         "scores",
@@ -134,7 +121,6 @@ class EntityState:
         self.past: dict[str, list[Prop]] = {}
         self.floor_ms = NO_EPOCH
         self.scores: dict[str, ScoreState] = {}
-        self.outbox: list[OutboxGroup] = []
         self.next_due_ms: int | None = None
 
     def __eq__(self, other: object) -> bool:

@@ -99,7 +99,6 @@ def test_v1_blob_still_loads() -> None:
     ):
         assert getattr(ledger, name) == getattr(expected, name), name
     assert old.next_due_ms == current.next_due_ms
-    assert old.outbox == []  # v1 had no outbox
 
 
 @pytest.mark.parametrize("blob", [V1_BLOB, V2_BLOB], ids=["v1", "v2"])
@@ -117,7 +116,7 @@ def test_older_blobs_load_with_new_fields_empty(blob: bytes) -> None:
 
 def test_v2_blob_loads_like_the_current_state() -> None:
     old, current = loads(V2_BLOB), build().states[KEY]
-    for name in ("watermark_ms", "compacted_ms", "seen", "props", "outbox", "next_due_ms"):
+    for name in ("watermark_ms", "compacted_ms", "seen", "props", "next_due_ms"):
         assert getattr(old, name) == getattr(current, name), name
     for name in ScoreState.__slots__:
         if name not in ("standby", "anchors"):
