@@ -61,7 +61,7 @@ from streams.routing import partition_for
 from streams.scoring import EntityState, Plan, ScoreChange, dumps, loads
 from streams.settings import Settings
 from streams.state.cache import Entry, StateCache
-from streams.state.restore import Restorer
+from streams.state.restore import RestoreError, Restorer
 from streams.state.store import PartitionStore, StoreOptions, unpack_value
 from streams.topics import entity_topic, input_topics, state_changelog_topic
 from streams.transaction import Phase, Transaction, TransactionalProducer
@@ -132,6 +132,8 @@ class Engine:
         #: entities whose time-driven work raised inside the core: skipped until a restart
         self.bad_due: set[bytes] = set()
         self.counts: dict[str, int] = {}
+        #: (topic, partition) assigned to this consumer now (kept by the rebalance callbacks)
+        self.assigned: set[tuple[str, int]] = set()
         self.stopping = False
         self.commits = 0
         self.last_due = 0.0
@@ -160,6 +162,8 @@ class Engine:
             self.fatal_reason = str(exc)
         except KafkaException as exc:
             self.fatal_reason = f"Kafka error outside a transaction step: {exc.args[0]}"
+        except RestoreError as exc:
+            self.fatal_reason = str(exc)
         log.critical("%s: exiting with %d, nothing more is committed", self.fatal_reason,
                      EXIT_FATAL)  # fmt: skip
         return EXIT_FATAL
@@ -206,6 +210,8 @@ class Engine:
 
     def _process(self, messages: list[Message]) -> None:
         groups, errors = group_batch(messages)
+        for tp in [tp for tp in groups if tp not in self.assigned]:
+            del groups[tp]  # revoked in this consume call: the new owner reads them
         for err in errors:
             if err.fatal():
                 raise Fatal(f"consumer error: {err}")
@@ -219,6 +225,11 @@ class Engine:
                     self._ingest(batch)
                 done.add(tp)
         except _Abort:
+            self._abort(unprocessed(groups, done))
+        except KafkaException as exc:  # a produce refused because the transaction must abort
+            if classify(exc) is not ErrorKind.ABORTABLE:
+                raise
+            log.warning("transaction must abort (%s): rewinding", exc.args[0])
             self._abort(unprocessed(groups, done))
 
     def _ingest(self, batch: list[Message]) -> None:
@@ -286,6 +297,7 @@ class Engine:
                 self.poison[(topic, partition, offset)] = (  # type: ignore[index]
                     f"Unexpected:{type(exc).__name__}", reason,
                 )  # fmt: skip
+                self.cache.forget(msg.key())  # type: ignore[arg-type]  # changed in place, maybe
                 raise _Abort from exc
             if result.invalid is not None:
                 self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
@@ -366,9 +378,17 @@ class Engine:
                         "time-driven work until a restart: %r", key, partition, exc,
                     )  # fmt: skip
                     self.bad_due.add(key)
+                    self.cache.forget(key)  # the core may have changed it in place
                     self._abort({})
                     return
-                self._publish(changes, now_ms)
+                try:
+                    self._publish(changes, now_ms)
+                except KafkaException as exc:
+                    if classify(exc) is not ErrorKind.ABORTABLE:
+                        raise
+                    log.warning("transaction must abort (%s): rewinding", exc.args[0])
+                    self._abort({})
+                    return
                 for change in changes:
                     m = self.metrics
                     m.child(m.changes, change.score, change.cause.value).inc()
@@ -460,7 +480,12 @@ class Engine:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.metrics.rebalances.inc()
         consumer.incremental_assign(partitions)
-        committed = consumer.committed(partitions, timeout=self.settings.kafka_call_timeout_s)
+        self.assigned.update((tp.topic, tp.partition) for tp in partitions)
+        try:
+            committed = consumer.committed(partitions, timeout=self.settings.kafka_call_timeout_s)
+        except KafkaException as exc:
+            raise Fatal(f"reading the committed offsets of new partitions failed: "
+                        f"{exc.args[0]}") from exc  # fmt: skip
         for tp in committed:
             if tp.offset >= 0:
                 self.positions[(tp.topic, tp.partition)] = tp.offset
@@ -503,6 +528,7 @@ class Engine:
     def _release(self, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions if tp.topic == self.entity_topic}
         for tp in partitions:
+            self.assigned.discard((tp.topic, tp.partition))
             self.positions.pop((tp.topic, tp.partition), None)
             with contextlib.suppress(KeyError):  # never measured
                 self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))

@@ -1,13 +1,17 @@
 """Kafka clients of the worker (confluent-kafka, librdkafka): their configs and error classes.
 
 Checked against confluent-kafka 2.16.1 / librdkafka 2.16.0. librdkafka speaks the transaction
-protocol from before KIP-890, so a commit that timed out may or may not have committed: the only
-safe way on is a new producer, which here means a restart (``Fatal``); ``init_transactions`` of the
-restarted process (same ``transactional.id``) then completes or aborts what was left open.
+protocol from before KIP-890. librdkafka documents a timed-out ``commit_transaction`` as retriable
+(the commit goes on in the background); this service does not retry it but treats it as fatal and
+restarts with a new producer, the conservative choice: while the outcome is unknown nothing else
+may be committed, and ``init_transactions`` of the restarted process (same ``transactional.id``)
+completes or aborts what was left open. Retriable errors of the other calls are retried a few
+times with a short backoff; abortable ones abort the transaction and rewind.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -55,6 +59,7 @@ def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool 
         except KafkaException as exc:
             kind = classify(exc, committing=committing)
             if kind is ErrorKind.RETRIABLE and attempt < attempts:
+                time.sleep(0.1 * attempt)
                 continue
             if kind is ErrorKind.ABORTABLE:
                 raise
@@ -82,7 +87,7 @@ def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "session.timeout.ms": session_ms,
         "heartbeat.interval.ms": max(1000, session_ms // 3),
         "topic.metadata.refresh.interval.ms": 10_000,
-        "fetch.wait.max.ms": 50,
+        "fetch.wait.max.ms": 10,  # records of a just-committed transaction are fetched sooner
         "enable.partition.eof": False,
     }
 

@@ -131,6 +131,13 @@ class Transaction:
                 return
             except BufferError:  # the client's queue is full: let it deliver, then go on
                 self.producer.poll(0.05)
+            except KafkaException as exc:
+                # After a failed delivery librdkafka refuses further records of the transaction
+                # with a plain _STATE error: the transaction must abort (then rewind, retry).
+                if exc.args[0].code() != KafkaError._STATE:
+                    raise
+                raise KafkaException(KafkaError(KafkaError._STATE, f"produce refused: "
+                                                f"{exc.args[0].str()}", txn_requires_abort=True)) from exc  # noqa: E501  # fmt: skip
 
     def consumed(self, topic: str, partition: int, offset: int) -> None:
         """A record was processed: its offset goes with this transaction."""
@@ -182,9 +189,10 @@ class Transaction:
             )
         self.phase = Phase.COMMITTING
         offsets = {**self.offsets, **(positions or {})}
-        if offsets:  # 2. offsets, with the group's current generation
+        if offsets:  # 2. offsets, with the group's current generation (the same on a retry)
+            metadata = group_metadata()
             call("send_offsets_to_transaction", lambda: self.producer.send_offsets_to_transaction(
-                self.make_offsets(offsets), group_metadata(), self.timeout_s))  # fmt: skip
+                self.make_offsets(offsets), metadata, self.timeout_s))  # fmt: skip
         if drill_abort:  # a fault drill: fail between the produce calls and the commit
             raise KafkaException(KafkaError(KafkaError._STATE, "fault drill: abort before the "
                                             "commit", txn_requires_abort=True))  # fmt: skip

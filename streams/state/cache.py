@@ -104,6 +104,11 @@ class StateCache:
             del self.entries[key]
         self.dirty.clear()
 
+    def forget(self, key: bytes) -> None:
+        """Drop one entry, dirty or not (the core raised while changing it in place)."""
+        self.entries.pop(key, None)
+        self.dirty.pop(key, None)
+
     def drop_partitions(self, partitions: set[int]) -> None:
         """The partitions are closed (revoked or lost): forget their entries, dirty or not."""
         for key in [k for k, e in self.entries.items() if e.partition in partitions]:

@@ -35,6 +35,10 @@ class Restoring:
     next_offset: int = 0
 
 
+class RestoreError(Exception):
+    """A changelog partition could not be read; the worker stops (exit 70) and is restarted."""
+
+
 class Restorer:
     def __init__(self, consumer: Consumer, topic: str, timeout_s: float) -> None:
         self.consumer = consumer
@@ -88,7 +92,7 @@ class Restorer:
                     ended.add(p)
                     job.next_offset = max(job.next_offset, msg.offset())
                     continue
-                raise RuntimeError(f"restoring {self.topic}[{p}]: {err}")
+                raise RestoreError(f"restoring {self.topic}[{p}] failed: {err}")
             job.pending.append((msg.key(), msg.value()))
             job.next_offset = msg.offset() + 1
         for p, job in self.active.items():

@@ -430,3 +430,28 @@ def test_a_batch_is_grouped_per_partition_in_order_and_errors_set_apart() -> Non
     assert [e.code() for e in errors] == [KafkaError._PARTITION_EOF]
     # an abort after ("in", 0) was processed: the rest of the batch rewinds to its first offsets
     assert unprocessed(groups, {("in", 0)}) == {("ev", 1): 7, ("in", 1): 2}
+
+
+def test_a_produce_refused_after_a_failed_delivery_makes_the_transaction_abortable() -> None:
+    # librdkafka refuses every record of a transaction whose earlier delivery failed with a plain
+    # _STATE error; the loop must see it as "abort and rewind", not as fatal.
+    class Refusing(RecordedProducer):
+        def produce(self, *args: Any, **kwargs: Any) -> None:
+            raise kafka_error(KafkaError._STATE)
+
+    txn = make_txn(Refusing())
+    with pytest.raises(KafkaException) as caught:
+        txn.produce("score-changed", b"k", b"v", -1)
+    assert classify(caught.value) is ErrorKind.ABORTABLE
+
+
+def test_forget_drops_an_entry_the_core_may_have_half_changed() -> None:
+    stage, store = make_stage()
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    for k, e in stage.cache.dirty.items():
+        store.values[k] = pack_value(e.state.next_due_ms, dumps(e.state))
+    stage.cache.committed()
+    stage.cache.entries[key_of("c1")].state.scores["s"].seq += 1  # changed in place, not dirty
+    stage.cache.forget(key_of("c1"))
+    again = stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))
+    assert [(c.seq, c.old_value, c.new_value) for c in again.changes] == [(2, 5, 10)]
