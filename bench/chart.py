@@ -16,10 +16,11 @@ def chart(result_path: Path, png_path: Path) -> None:
     result = json.loads(result_path.read_text())
     names = list(result["contenders"])
     tput = [result["contenders"][n]["throughput"]["events_per_s"] for n in names]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4))
     bars = left.bar(names, tput, color=["#888" if n not in ("ours",) else "#1f77b4" for n in names])
     left.bar_label(bars, labels=[f"{v:,}" for v in tput], fontsize=8)
     left.set_yscale("log")
+    left.tick_params(axis="x", labelrotation=30)
     left.set_ylabel("events/s (log)")
     left.set_title("Sustained throughput, preloaded inputs")
     width = 0.25
@@ -27,7 +28,7 @@ def chart(result_path: Path, png_path: Path) -> None:
         values = [result["contenders"][n].get("latency", {}).get(pct, 0) or 0 for n in names]
         xs = [x + (i - 1) * width for x in range(len(names))]
         right.bar(xs, values, width, label=pct.removesuffix("_ms"))
-    right.set_xticks(range(len(names)), names)
+    right.set_xticks(range(len(names)), names, rotation=30)
     right.set_yscale("log")
     right.set_ylabel("ms (log)")
     right.set_title("Input append -> score change append, open loop at 50% of max")

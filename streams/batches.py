@@ -71,6 +71,10 @@ EXIT_FATAL = 70
 #: Entities advanced per partition and due check at most; the rest wait for the next check.
 MAX_ADVANCES = 2000
 GAUGE_INTERVAL_S = 5.0
+#: Longest wait of one ``consume`` call for a full batch (none while partitions restore).
+POLL_S = 0.02
+#: A transaction may commit this early when the input ran dry (see ``Engine._turn``).
+EARLY_COMMIT_S = 0.02
 #: Keyed records leave the choice of partition to the producer's partitioner, ``murmur2_random``
 #: (librdkafka's murmur2, in C): the Java client's choice, which ``streams.routing`` computes too
 #: for the readers that must know where an entity lives (the HTTP API, tools, tests).
@@ -190,9 +194,7 @@ class Engine:
     def _turn(self) -> None:
         if self.restorer.active:
             self._restore_step()
-        timeout = (
-            0.0 if self.restorer.active else min(0.05, self.settings.commit_interval_ms / 2000)
-        )
+        timeout = 0.0 if self.restorer.active else POLL_S
         messages = self.consumer.consume(self.settings.batch_size, timeout)
         if messages:
             self.metrics.batch_size.observe(len(messages))
@@ -201,8 +203,15 @@ class Engine:
         if now - self.last_due >= self.settings.tick_interval_ms / 1000:
             self.last_due = now
             self._run_due()
-        if self.txn.due(now, self.settings.commit_interval_ms / 1000,
-                        self.settings.commit_max_records):  # fmt: skip
+        # Commit at the interval; earlier when the input ran dry (a batch short of full) and the
+        # transaction is a few ms old: at low load the loop has nothing better to do, and each
+        # of the two hops an input takes waits for a commit. Under full load batches are full
+        # and only the interval (or the record cap) commits.
+        interval = self.settings.commit_interval_ms / 1000
+        if self.txn.due(now, interval, self.settings.commit_max_records) or (
+            len(messages) < self.settings.batch_size
+            and self.txn.due(now, min(interval, EARLY_COMMIT_S), self.settings.commit_max_records)
+        ):
             self._commit()
         if now - self.last_gauges >= GAUGE_INTERVAL_S:
             self.last_gauges = now
