@@ -17,6 +17,7 @@ import yaml
 
 MAX_PLAN_BYTES = 1_000_000
 
+_STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -39,6 +40,9 @@ class _PlanLoader(yaml.SafeLoader):
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: set[str] = set()
         for key_node, _ in node.value:
+            if key_node.tag != _STR:  # every field name in a plan is text
+                self.problems.append(_key_problem(key_node))
+                continue
             if isinstance(key_node, yaml.ScalarNode):
                 if key_node.value in seen:
                     self.problems.append(
@@ -46,6 +50,17 @@ class _PlanLoader(yaml.SafeLoader):
                     )
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
+
+
+def _key_problem(key_node: Any) -> str:
+    line = key_node.start_mark.line + 1
+    if key_node.tag == _BOOL:
+        return (
+            f"line {line}: key {key_node.value} is read as a boolean, not as text: a YAML 1.1 "
+            "tool writes the rule field 'on' as 'true'; write on: (or quote the key)"
+        )
+    shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "(a list or mapping)"
+    return f"line {line}: key {shown} is not text; field names are text (quote the key)"
 
 
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
@@ -88,6 +103,8 @@ def read_yaml(text: str) -> tuple[Any, list[str]]:
         data = loader.get_single_data()
     except yaml.YAMLError as error:
         return None, ["not valid YAML: " + " ".join(str(error).split())]
+    except TypeError as error:  # a key PyYAML cannot hash even as a problem (e.g. a list)
+        return None, [f"not valid YAML for a plan: {error}"]
     finally:
         loader.dispose()
     return data, loader.problems

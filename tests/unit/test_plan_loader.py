@@ -233,6 +233,18 @@ def test_all_mistakes_at_once() -> None:
         ),
         # duplicate keys are not silently overwritten
         ("scores: []\nscores: []", "plans/x.yaml: line 2: duplicate key 'scores'"),
+        # a rule's `on` written back by a YAML 1.1 tool becomes the boolean key `true`
+        (
+            "scores:\n- name: s\n  entity: contact\n  rules:\n  - id: r\n    true: page_visit\n"
+            "    points: 1\n",
+            "plans/x.yaml: line 6: key true is read as a boolean, not as text: a YAML 1.1 tool "
+            "writes the rule field 'on' as 'true'; write on: (or quote the key)",
+        ),
+        # any other key that is not text
+        (
+            "1: 2\nscores: []",
+            "plans/x.yaml: line 1: key 1 is not text; field names are text (quote the key)",
+        ),
         # a list instead of a mapping
         (
             "- 1",
