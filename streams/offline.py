@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import IO, Any
 
+from streams.publish import score_view
 from streams.scoring import (
     EntityKey,
     EntityState,
@@ -24,13 +25,10 @@ from streams.scoring import (
     ScoreChange,
     advance,
     apply,
-    category_values,
     load_plan,
     parse_input,
-    reached,
     route,
 )
-from streams.scoring.aggregate import total
 from streams.scoring.durations import parse_instant
 
 
@@ -90,18 +88,15 @@ class OfflineScorer:
         for key in keys:
             state = self.states[key]
             for score in sorted(self.plan.by_kind.get(key.kind, ()), key=lambda s: s.name):
-                ledger = state.scores.get(score.name)
-                sums = ledger.sums if ledger is not None else {}
-                value = ledger.total if ledger is not None else total(score, {})
+                view = score_view(score, state)
+                del view["seq"]  # the offline rows leave it out: it counts changes, not a value
                 yield {
                     "kind": "score",
                     "account_id": key.account_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": score.name,
-                    "value": value,
-                    "categories": category_values(score, sums),
-                    "thresholds_reached": list(reached(score, value)),
+                    **view,
                 }
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from streams.scoring import EntityKey, EntityState, Plan, ScoreChange, category_values, reached
+from streams.scoring import (
+    EntityKey,
+    EntityState,
+    Plan,
+    Score,
+    ScoreChange,
+    category_values,
+    reached,
+)
+from streams.scoring.aggregate import total
 
 
 def output_key(account_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
@@ -21,14 +30,29 @@ def change_record(change: ScoreChange, *, emitted_at_ms: int) -> dict[str, Any]:
     return change.to_dict(emitted_at_ms=emitted_at_ms)
 
 
+def score_view(score: Score, state: EntityState) -> dict[str, Any]:
+    """The one view of a score's current value: the HTTP API, the ``scores`` topic and the
+    offline scorer all show these fields (a score the entity never touched shows its empty total).
+    """
+    ledger = state.scores.get(score.name)
+    sums = ledger.sums if ledger is not None else {}
+    value = ledger.total if ledger is not None else total(score, sums)
+    return {
+        "value": value,
+        "seq": ledger.seq if ledger is not None else 0,
+        "categories": category_values(score, sums),
+        "thresholds_reached": list(reached(score, value)),
+    }
+
+
 def score_records(
     plan: Plan, key: EntityKey, state: EntityState, scores: set[str], *, updated_at_ms: int
 ) -> list[tuple[bytes, dict[str, Any]]]:
     """Latest value of each named score of the entity, for the compacted ``scores`` topic."""
     out = []
     for name in sorted(scores):
-        score, ledger = plan.by_name.get(name), state.scores.get(name)
-        if score is None or ledger is None:
+        score = plan.by_name.get(name)
+        if score is None or name not in state.scores:
             continue
         out.append(
             (
@@ -38,10 +62,7 @@ def score_records(
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": name,
-                    "value": ledger.total,
-                    "seq": ledger.seq,
-                    "categories": category_values(score, ledger.sums),
-                    "thresholds_reached": list(reached(score, ledger.total)),
+                    **score_view(score, state),
                     "updated_at": updated_at_ms,
                     "plan_version": plan.version,
                 },

@@ -34,7 +34,8 @@ from waitress.server import create_server
 
 from streams import records
 from streams.metrics import Metrics
-from streams.scoring import EntityKey, EntityState, Plan, category_values, explain, reached
+from streams.publish import score_view
+from streams.scoring import EntityKey, EntityState, Plan, explain
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,18 +51,8 @@ def client_id(settings: Settings) -> str:
 
 
 def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any]:
-    """The one view of an entity's scores (HTTP; the ``scores`` topic has the same fields)."""
-    scores: dict[str, Any] = {}
-    for score in plan.by_kind.get(key.kind, ()):
-        ledger = state.scores.get(score.name)
-        value = ledger.total if ledger is not None else 0
-        sums = ledger.sums if ledger is not None else {}
-        scores[score.name] = {
-            "value": value,
-            "seq": ledger.seq if ledger is not None else 0,
-            "categories": category_values(score, sums),
-            "thresholds_reached": list(reached(score, value)),
-        }
+    """Every score of an entity, each in the one score view (``streams.publish.score_view``)."""
+    scores = {score.name: score_view(score, state) for score in plan.by_kind.get(key.kind, ())}
     return {
         "account_id": key.account_id,
         "entity": key.kind,
