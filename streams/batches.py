@@ -142,7 +142,6 @@ class Engine:
         self.commits = 0
         self.last_due = 0.0
         self.last_gauges = 0.0
-        self.fatal_reason: str | None = None
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
@@ -162,14 +161,11 @@ class Engine:
             self._commit()
             self.consumer.close()  # revokes everything: the callback commits and closes stores
             return 0
-        except Fatal as exc:
-            self.fatal_reason = str(exc)
+        except (Fatal, RestoreError) as exc:
+            reason = str(exc)
         except KafkaException as exc:
-            self.fatal_reason = f"Kafka error outside a transaction step: {exc.args[0]}"
-        except RestoreError as exc:
-            self.fatal_reason = str(exc)
-        log.critical("%s: exiting with %d, nothing more is committed", self.fatal_reason,
-                     EXIT_FATAL)  # fmt: skip
+            reason = f"Kafka error outside a transaction step: {exc.args[0]}"
+        log.critical("%s: exiting with %d, nothing more is committed", reason, EXIT_FATAL)
         return EXIT_FATAL
 
     def close(self) -> None:
@@ -185,8 +181,7 @@ class Engine:
 
     def _partition_counts(self) -> dict[str, int]:
         topics = self.consumer.list_topics(timeout=self.settings.kafka_call_timeout_s).topics
-        names = (self.settings.topic_score_changed, self.settings.topic_scores,
-                 self.settings.topic_dead_letters, self.entity_topic)  # fmt: skip
+        names = (self.settings.topic_dead_letters, self.entity_topic)  # the others: PARTITIONER
         return {name: len(topics[name].partitions) for name in names if name in topics}
 
     # ----- the loop -----------------------------------------------------------------------------

@@ -80,9 +80,7 @@ class EntityStage:
             if entry is None:
                 continue
             due = entry.state.next_due_ms
-            if due is None or due > now_ms:
-                if entry.stored_due_ms != due and not entry.dirty:
-                    self.cache.touch(key_bytes, entry, entry.state, ())  # stale index entry
+            if due is None or due > now_ms:  # advanced already in this transaction
                 continue
             outcome = advance(entry.state, self.entity_key(key_bytes), self.plan, now_ms=now_ms)
             self._keep(partition, key_bytes, entry, outcome)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,14 +108,3 @@ class Restorer:
     @property
     def partitions(self) -> set[int]:
         return set(self.active)
-
-    def run(self, partitions: dict[int, PartitionStore], *, batch: int = 10_000,
-            on_progress: Callable[[int], None] | None = None) -> None:  # fmt: skip
-        """Restore the given stores to the end of their changelogs, blocking (tools and tests)."""
-        for p, store in partitions.items():
-            if self.start(p, store):
-                continue
-        while self.active:
-            self.step(batch, 0.5)
-            if on_progress is not None:
-                on_progress(self.restored_records)

@@ -117,9 +117,6 @@ class PartitionStore:
         del it
         return out
 
-    def due_count(self, now_ms: int) -> int:
-        return len(self.due_keys(now_ms, 1_000_000))
-
     # ----- writes ------------------------------------------------------------------------------
 
     def write(self, writes: Iterable[Write], changelog_offset: int | None) -> None:
