@@ -53,6 +53,7 @@ from streams.kafka import (
     consumer_config,
     producer_config,
     restore_consumer_config,
+    until_settled,
 )
 from streams.metrics import Metrics
 from streams.partitions import Held, PartitionPhase, Partitions
@@ -485,11 +486,12 @@ class Engine:
         self.metrics.rebalances.inc()
         consumer.incremental_assign(partitions)
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)
-        try:
-            committed = consumer.committed(partitions, timeout=self.settings.kafka_call_timeout_s)
-        except KafkaException as exc:
-            raise Fatal(f"reading the committed offsets of new partitions failed: "
-                        f"{exc.args[0]}") from exc  # fmt: skip
+        timeout = self.settings.kafka_call_timeout_s
+        committed = until_settled(
+            "reading the committed offsets of new partitions",
+            lambda: consumer.committed(partitions, timeout=timeout),
+            timeout_s=timeout,
+        )
         for tp in committed:
             if tp.offset >= 0:
                 self.positions[(tp.topic, tp.partition)] = tp.offset

@@ -67,6 +67,34 @@ def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: Errors of metadata-like calls (watermarks, committed offsets) that pass on their own: a
+#: partition's leader moving or just elected (seen on a broker just started, with topics just
+#: created), a coordinator loading. librdkafka does not flag these as retriable on such calls.
+TRANSIENT = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+})  # fmt: skip
+
+
+def until_settled(what: str, fn: Callable[[], T], *, timeout_s: float) -> T:
+    """Run a metadata-like call, retrying transient errors with backoff for up to ``timeout_s``;
+    then, or on any other error, raise ``Fatal`` naming the call."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.05
+    while True:
+        try:
+            return fn()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            transient = isinstance(err, KafkaError) and (err.code() in TRANSIENT or err.retriable())
+            if not transient or time.monotonic() + pause > deadline:
+                raise Fatal(f"{what} failed: {err if err is not None else exc}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
 def common(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.bootstrap_servers, "log_level": 3}
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from streams.kafka import until_settled
 from streams.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,11 @@ class Restorer:
 
     def start(self, partition: int, store: PartitionStore) -> bool:
         """Begin restoring; True when there is nothing to read (the store is at the log's end)."""
-        low, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=self.timeout_s
+        tp = TopicPartition(self.topic, partition)
+        low, high = until_settled(
+            f"reading the watermarks of {self.topic}[{partition}]",
+            lambda: self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s),
+            timeout_s=self.timeout_s,
         )
         start = store.changelog_offset
         if start is not None and (start < low or start > high):

@@ -455,3 +455,39 @@ def test_forget_drops_an_entry_the_core_may_have_half_changed() -> None:
     stage.cache.forget(key_of("c1"))
     again = stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))
     assert [(c.seq, c.old_value, c.new_value) for c in again.changes] == [(2, 5, 10)]
+
+
+def test_restore_start_waits_out_a_leader_election(tmp_path: Path) -> None:
+    # Seen in CI on a broker just started: get_watermark_offsets raised NOT_LEADER_FOR_PARTITION
+    # (not flagged retriable by librdkafka) and the worker exited. It must retry instead.
+    from streams.state.restore import Restorer
+
+    class ElectingConsumer:
+        def __init__(self) -> None:
+            self.calls, self.assigned = 0, []
+
+        def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+            self.calls += 1
+            if self.calls < 3:
+                raise KafkaException(KafkaError(KafkaError.NOT_LEADER_FOR_PARTITION))
+            return 0, 5
+
+        def incremental_assign(self, tps: list[Any]) -> None:
+            self.assigned.extend((tp.partition, tp.offset) for tp in tps)
+
+    consumer = ElectingConsumer()
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    assert Restorer(consumer, "changelog", 5.0).start(0, store) is False  # type: ignore[arg-type]
+    assert consumer.calls == 3
+    assert consumer.assigned == [(0, -2)]  # OFFSET_BEGINNING: an empty store reads it all
+    store.close()
+
+
+def test_until_settled_gives_up_on_other_errors_and_names_the_call() -> None:
+    from streams.kafka import until_settled
+
+    def unauthorised() -> int:
+        raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+
+    with pytest.raises(Fatal, match="reading the watermarks of x"):
+        until_settled("reading the watermarks of x", unauthorised, timeout_s=5.0)
