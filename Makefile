@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine bench clean
+        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-venv: $(STAMP) ## create the virtual environment from pyproject.toml + constraints.txt
+# The scoring core compiled with mypyc beside its sources (tools/build_core.py): about 30 s the
+# first time, nothing while the sources are unchanged. LEADSCORE_CORE=pure skips it.
+venv: $(STAMP) ## create the virtual environment (pyproject.toml + constraints.txt), compile the core
+	@$(PY) tools/build_core.py
 
 broker-up: ## start the single-node Kafka broker on 127.0.0.1:9092 (fetches the jars once)
 	@$(KAFKA) up
@@ -45,23 +48,30 @@ cluster-status: ## status of each cluster node
 	@$(KAFKA) cluster-status
 
 lint: venv ## ruff, formatting, mypy (strict on streams/) and the pure-core import contract
-	$(VENV)/bin/ruff check streams tests bench
-	$(VENV)/bin/ruff format --check streams tests bench
+	$(VENV)/bin/ruff check streams tests bench tools
+	$(VENV)/bin/ruff format --check streams tests bench tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 fmt: venv ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix streams tests bench
-	$(VENV)/bin/ruff format streams tests bench
+	$(VENV)/bin/ruff check --fix streams tests bench tools
+	$(VENV)/bin/ruff format streams tests bench tools
 
-test-unit: venv ## the pure unit tests only (no broker)
+test-unit: venv ## the unit tests of the core only (no broker), with the build make venv chose
 	$(VENV)/bin/pytest tests/unit
+
+# make test runs everything with the compiled core (LEADSCORE_CORE=compiled unless you set pure),
+# then the core's unit tests again in pure Python: compiled code can differ from interpreted.
+test test-integration: export LEADSCORE_CORE ?= compiled
+test-pure: venv ## the core's unit tests in pure Python (LEADSCORE_CORE=pure)
+	LEADSCORE_CORE=pure $(VENV)/bin/pytest -q tests/unit
 
 # Starts the broker only if it is not already up, and stops only what it started.
 test: venv ## everything: lint, then unit and integration tests against a real broker
 	@started=0; \
 	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
-	rc=0; $(MAKE) --no-print-directory lint && $(VENV)/bin/pytest || rc=$$?; \
+	rc=0; $(MAKE) --no-print-directory lint && $(VENV)/bin/pytest \
+	  && $(MAKE) --no-print-directory test-pure || rc=$$?; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
 

@@ -7,9 +7,19 @@ import sys
 from collections.abc import Sequence
 
 
+def _version() -> str:
+    import platform
+
+    import streams.scoring.engine  # noqa: F401 - what is loaded is what is reported
+    from streams import __version__, native
+
+    return f"leadscore {__version__}, {native.describe()}, Python {platform.python_version()}"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Kafka-native lead scoring.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="store_true", help="version and core build, then exit")
+    sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("worker", help="run the stream service (reads LEADSCORE_* settings)")
 
@@ -37,7 +47,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        print(_version())
+        return 0
+    if args.command is None:
+        parser.error("a command is required (worker, plan, score, demo)")
     if args.command == "plan":
         from streams.offline import cmd_plan_check
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from streams import __version__, native
 from streams.scoring import ScoreChange, ScoreResult, Verdict
 
 #: For ``leadscore_events_total``: one outcome per record and entity, the most telling of its
@@ -66,6 +67,9 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         r = CollectorRegistry(auto_describe=True)
+        Info(
+            "leadscore_build", "Version and scoring-core build (compiled or pure)", registry=r
+        ).info({"version": __version__, "core": native.loaded()})
         return cls(
             registry=r,
             events=Counter(

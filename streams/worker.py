@@ -12,6 +12,7 @@ import gc
 import logging
 import sys
 
+from streams import native
 from streams.errors import LeadscoreError, StartupError
 from streams.scoring import Plan, PlanError, load_plan
 from streams.settings import Settings, load_settings
@@ -80,8 +81,8 @@ def _run_engine(settings: Settings, plan: Plan) -> int:
         return 2
     http.start()
     logging.getLogger(__name__).info(
-        "worker %s (transactional.id %s) serving %s", identity.instance_id,
-        identity.transactional_id, settings.advertised_url,
+        "worker %s (transactional.id %s) serving %s, %s", identity.instance_id,
+        identity.transactional_id, settings.advertised_url, native.describe(),
     )  # fmt: skip
     _tune_gc()
     try:

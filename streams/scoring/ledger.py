@@ -113,9 +113,11 @@ def take_back(ledger: ScoreState, rule_id: str, occurred_ms: int) -> Contributio
             ledger.recompute_due()
             return c
     for i, (due, source, contribs) in enumerate(ledger.pending):
-        for c in contribs:
+        for j, c in enumerate(contribs):
             if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
-                kept = tuple(other for other in contribs if other is not c)
+                # by position, not identity: compiled code unboxes tuples, so ``is`` between
+                # two contributions says nothing there
+                kept = contribs[:j] + contribs[j + 1 :]
                 if kept:
                     ledger.pending[i] = (due, source, kept)
                 else:

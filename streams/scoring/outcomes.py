@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
-if TYPE_CHECKING:
-    from streams.scoring.state import EntityState
+from streams.scoring.state import EntityState
 
 #: Namespace of deterministic change ids (uuid5 over tenant, entity, score and seq).
 CHANGE_NAMESPACE = uuid.UUID("6f1c1d1e-5b0e-4f57-9d57-3c0a3f0f7a11")

@@ -30,25 +30,38 @@ Prop = tuple[str | Decimal | bool | None, int]
 
 NO_EPOCH = -(2**62)
 
+#: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
+SCORE_FIELDS: Final = (
+    "anchors",
+    "caps",
+    "contribs",
+    "epoch_ms",
+    "folded",
+    "holds",
+    "next_due_ms",
+    "pending",
+    "seq",
+    "standby",
+    "statics",
+    "sums",
+    "total",
+)
+ENTITY_FIELDS: Final = (
+    "compacted_ms",
+    "floor_ms",
+    "next_due_ms",
+    "past",
+    "props",
+    "scores",
+    "seen",
+    "watermark_ms",
+)
+
 
 class ScoreState:
     """The ledger of one score of one entity."""
 
-    __slots__ = (
-        "anchors",
-        "caps",
-        "contribs",
-        "epoch_ms",
-        "folded",
-        "holds",
-        "next_due_ms",
-        "pending",
-        "seq",
-        "standby",
-        "statics",
-        "sums",
-        "total",
-    )
+    __slots__ = SCORE_FIELDS
 
     def __init__(self) -> None:
         self.seq = 0  # seq of the last change emitted
@@ -73,7 +86,7 @@ class ScoreState:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ScoreState):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in SCORE_FIELDS)
 
     def __repr__(self) -> str:
         return f"ScoreState(seq={self.seq}, total={self.total}, contribs={len(self.contribs)})"
@@ -100,16 +113,7 @@ class ScoreState:
 class EntityState:
     """Everything kept for one entity (contact or deal) of one tenant."""
 
-    __slots__ = (
-        "compacted_ms",
-        "floor_ms",
-        "next_due_ms",
-        "past",
-        "props",
-        "scores",
-        "seen",
-        "watermark_ms",
-    )
+    __slots__ = ENTITY_FIELDS
 
     def __init__(self) -> None:
         self.watermark_ms: int | None = None  # latest event time applied
@@ -126,7 +130,7 @@ class EntityState:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityState):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+        return all(getattr(self, name) == getattr(other, name) for name in ENTITY_FIELDS)
 
     def __repr__(self) -> str:
         return f"EntityState(watermark_ms={self.watermark_ms}, scores={self.scores!r})"

@@ -1,0 +1,93 @@
+"""Compile the scoring core's hot modules with mypyc, in place (run by ``make venv``).
+
+Skipped with ``LEADSCORE_CORE=pure``. Idempotent: when the stamp matches the sources, nothing
+is rebuilt. On success the extension modules sit beside their sources
+(``streams/scoring/*.so``) and ``streams/scoring/native.stamp`` holds the hash of the sources
+they were built from; ``streams.native`` uses the build only while that hash matches.
+
+If compiling fails (no C compiler, no Python headers), this says why and exits 0: the pure
+build runs, ``leadscore --version`` reports it, and ``LEADSCORE_CORE=compiled`` refuses to
+start. Set ``LEADSCORE_CORE_BUILD_STRICT=1`` to make a failed compile fail the build.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streams import native  # noqa: E402
+
+SETUP = """
+from setuptools import setup
+from mypyc.build import mypycify
+
+setup(
+    name="leadscore-core",
+    packages=[],
+    ext_modules=mypycify({paths!r}, opt_level="3", group_name={group!r}),
+)
+"""
+
+
+def clean() -> None:
+    for path in native.extension_paths():
+        path.unlink()
+    native.STAMP.unlink(missing_ok=True)
+
+
+def build() -> int:
+    wanted = native.sources_hash()
+    if native.STAMP.exists() and native.STAMP.read_text().strip() == wanted:
+        print("core: compiled build is up to date")
+        return 0
+    clean()
+    paths = [str(native.CORE_DIR / f"{name}.py") for name in native.MODULES]
+    work = ROOT / ".cache" / "core-build"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    setup = work / "setup.py"
+    setup.write_text(SETUP.format(paths=paths, group=native.GROUP))
+    started = time.monotonic()
+    print(f"core: compiling {len(paths)} modules with mypyc (about a minute) ...", flush=True)
+    env = {**os.environ, "MYPYC_OPT_LEVEL": "3"}
+    with tempfile.TemporaryDirectory() as temp:
+        result = subprocess.run(
+            [sys.executable, str(setup), "build_ext", "--build-lib", "lib", "--build-temp", temp],
+            cwd=work, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    log = work / "build.log"
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        clean()
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+        print(f"core: mypyc build FAILED (the pure-Python core will run); log {log}\n{tail}")
+        return 1 if os.environ.get("LEADSCORE_CORE_BUILD_STRICT") == "1" else 0
+    # built in the work directory (away from the project's pyproject.toml), then moved beside
+    # the sources
+    for built in (work / "lib" / "streams" / "scoring").iterdir():
+        if built.suffix in (".so", ".pyd"):
+            shutil.copy2(built, native.CORE_DIR / built.name)
+    native.STAMP.write_text(wanted + "\n")
+    took = time.monotonic() - started
+    print(f"core: compiled {len(native.extension_paths())} extension modules in {took:.0f} s")
+    return 0
+
+
+def main() -> int:
+    if os.environ.get("LEADSCORE_CORE", "auto").strip() == "pure":
+        clean()
+        print("core: LEADSCORE_CORE=pure: not compiling (pure-Python core)")
+        return 0
+    return build()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
