@@ -91,13 +91,13 @@ soak: venv ## crash soak outside CI: many more events and kill -9s than the CI c
 	CRASH_CONTACTS=$${CRASH_CONTACTS:-20000} $(VENV)/bin/pytest -p no:cacheprovider \
 	  tests/integration/test_crash.py --durations=1
 
-bench-engine: venv ## in-process scoring engine benchmark, writes bench/results/engine-<date>.json
-	$(PY) bench/engine.py
-
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,bench]"
 	@touch $(BENCH_STAMP)
+
+bench-engine: venv $(BENCH_STAMP) ## scoring core: base commit, pure and compiled side by side (BASE=, EVENTS=)
+	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),300000) --profile
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).
 bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust worker, Quix Streams; writes bench/results/<date>.*

@@ -1,16 +1,23 @@
-"""In-process benchmark of the scoring engine over plans/reference.yaml.
+"""In-process benchmark of the scoring core: this tree compiled and pure, against a baseline commit.
 
-Run ``make bench-engine`` (or ``.venv/bin/python bench/engine.py [--events N]``). A seeded
-generator produces a realistic workload over 100,000 entities with skewed popularity; the
-benchmark measures, on one core:
+Run ``make bench-engine`` (or ``.venv/bin/python bench/engine.py [--events N] [--base SHA]``).
+A seeded generator produces a realistic workload over 100,000 entities with skewed popularity
+(``plans/reference.yaml``). Each *variant* runs in its own interpreter, one after another, and
+the rounds alternate variants so a noisy machine slows them alike:
 
-1. events/s with entity states held in memory (a dict),
-2. events/s when every event also loads and stores its entity state through
-   ``serialize.loads``/``dumps`` (what the stream shell does against RocksDB),
-3. serialized state size per entity (median, p99, max) at the end,
-4. peak resident memory of the process.
+- ``base``: the core of the baseline commit (``--base``, default ``2110d38``, pure Python),
+  exported with ``git archive`` into ``.cache/bench/core-<sha>``;
+- ``pure``: this tree's core, interpreted (``LEADSCORE_CORE=pure``);
+- ``compiled``: this tree's core compiled by mypyc (``LEADSCORE_CORE=compiled``).
 
-Results go to ``bench/results/engine-<UTC date>.json`` and a summary is printed.
+Each variant measures, on one core: parsing; ``apply`` with states in memory (the default
+garbage collector, then the worker's GC policy); ``apply`` with a state round trip per event
+(``loads`` + ``dumps``, timed apart); and a worker-shaped pass (batches of 2,000 items over an
+in-memory cache, each dirty state encoded once per batch) under each GC policy the worker could
+use. The best round of each figure is kept. ``--profile`` adds one sampled run per variant
+(py-spy ``--native``, so compiled frames are seen) and reports microseconds per event by stage.
+
+Results: ``bench/results/engine-<UTC date>.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -18,31 +25,39 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import random
+import re
 import resource
+import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The tree whose core a child imports (``--tree``); the driver imports nothing of the core.
 sys.path.insert(0, str(ROOT))
+if "--tree" in sys.argv:
+    sys.path.insert(0, sys.argv[sys.argv.index("--tree") + 1])
 
-from streams.scoring import (  # noqa: E402
-    EntityKey,
-    EntityState,
-    Invalid,
-    Item,
-    Plan,
-    apply,
-    dumps,
-    load_plan,
-    loads,
-    parse_input,
-    route,
-)
+if "--child" in sys.argv:
+    from streams.scoring import (
+        EntityKey,
+        EntityState,
+        Invalid,
+        Item,
+        Plan,
+        apply,
+        dumps,
+        load_plan,
+        loads,
+        parse_input,
+        route,
+    )
 
 T_START = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 SPAN_MS = 30 * 86_400_000
@@ -132,6 +147,9 @@ def generate(count: int, seed: int) -> list[dict[str, Any]]:
     return records
 
 
+# --- the child: one variant, one round -------------------------------------------------------
+
+
 def run_memory(items: list[Item], plan: Plan) -> tuple[float, dict[EntityKey, EntityState], int]:
     states: dict[EntityKey, EntityState] = {}
     changes = 0
@@ -147,23 +165,220 @@ def run_memory(items: list[Item], plan: Plan) -> tuple[float, dict[EntityKey, En
     return time.perf_counter() - started, states, changes
 
 
-def run_serialized(items: list[Item], plan: Plan) -> tuple[float, dict[EntityKey, bytes]]:
+def run_serialized(items: list[Item], plan: Plan) -> tuple[float, float, float, list[int]]:
+    """Every apply loads its state from bytes and stores it back: (total, decode, encode) seconds
+    and the final blob sizes."""
     blobs: dict[EntityKey, bytes] = {}
     clock = 0
-    started = time.perf_counter()
+    decode = encode = 0.0
+    timer = time.perf_counter
+    started = timer()
     for item in items:
         if item.occurred_at_ms > clock:
             clock = item.occurred_at_ms
         for key in route(item):
             blob = blobs.get(key)
-            outcome = apply(None if blob is None else loads(blob), key, item, plan, now_ms=clock)
+            t0 = timer()
+            state = None if blob is None else loads(blob)
+            t1 = timer()
+            outcome = apply(state, key, item, plan, now_ms=clock)
+            t2 = timer()
             blobs[key] = dumps(outcome.state)
-    return time.perf_counter() - started, blobs
+            encode += timer() - t2
+            decode += t1 - t0
+    took = timer() - started
+    return took, decode, encode, [len(b) for b in blobs.values()]
 
 
-def percentile(values: list[int], p: float) -> int:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+BATCH = 2000  # the worker's default LEADSCORE_BATCH_SIZE
+
+
+def run_batches(items: list[Item], plan: Plan, policy: str) -> float:
+    """The worker's shape: batches over a cache of decoded states, each dirty state encoded once
+    per batch (the commit), under one garbage-collector policy."""
+    cache: dict[EntityKey, EntityState] = {}
+    clock = 0
+    saved = gc.get_threshold()
+    gc.collect()
+    if policy == "worker-thresholds":  # freeze start-up objects, young collections every 50k
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
+    elif policy == "freeze-after-restore":  # as above, plus the restored states frozen once
+        gc.set_threshold(50_000, 20, 100)
+    elif policy == "between-batches":  # off inside a batch; young generation after each
+        gc.disable()
+    started = time.perf_counter()
+    half = len(items) // 2
+    for start in range(0, len(items), BATCH):
+        if policy == "freeze-after-restore" and start == half - half % BATCH:
+            gc.freeze()  # the first half stands for the states a restore loaded
+        dirty: dict[EntityKey, EntityState] = {}
+        for item in items[start : start + BATCH]:
+            if item.occurred_at_ms > clock:
+                clock = item.occurred_at_ms
+            for key in route(item):
+                outcome = apply(cache.get(key), key, item, plan, now_ms=clock)
+                cache[key] = dirty[key] = outcome.state
+        for state in dirty.values():
+            dumps(state)
+        if policy == "between-batches":
+            gc.collect(0)
+    took = time.perf_counter() - started
+    gc.enable()
+    gc.unfreeze()
+    gc.set_threshold(*saved)
+    return took
+
+
+GC_POLICIES = ("default", "worker-thresholds", "freeze-after-restore", "between-batches")
+
+
+def child(args: argparse.Namespace) -> int:
+    import streams.scoring as core
+
+    build = "pure"
+    try:
+        from streams import native  # absent in older trees: they are pure
+
+        build = native.loaded()
+    except ImportError:
+        pass
+    plan = load_plan(Path(args.plan).read_text(), source=args.plan)
+    records = generate(args.events, args.seed)
+    started = time.perf_counter()
+    parsed = [parse_input(r) for r in records]
+    parse_s = time.perf_counter() - started
+    items: list[Item] = [p for p in parsed if not isinstance(p, Invalid)]
+    del records, parsed
+    n = len(items)
+    out: dict[str, Any] = {"tree": str(Path(core.__file__).resolve().parents[2]), "build": build,
+                           "items": n, "parse_s": parse_s}  # fmt: skip
+    if args.only == "serialized":  # the profiled run: parse + the round-trip pass
+        gc.collect()
+        out["serialized_s"] = run_serialized(items, plan)[0]
+        out["section_s"] = parse_s + out["serialized_s"]
+        print(json.dumps(out))
+        return 0
+    gc.collect()
+    memory_s, states, changes = run_memory(items, plan)
+    out.update(memory_s=memory_s, changes=changes, entities=len(states),
+               applications=sum(len(route(i)) for i in items))  # fmt: skip
+    del states
+    gc.collect()
+    took, decode, encode, sizes = run_serialized(items, plan)
+    out.update(serialized_s=took, decode_s=decode, encode_s=encode, sizes=sorted(sizes))
+    for policy in GC_POLICIES:
+        out[f"batches_{policy}_s"] = run_batches(items, plan, policy)
+    out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(out))
+    return 0
+
+
+# --- the driver ------------------------------------------------------------------------------
+
+#: Stage of a sampled stack, first match wins; each pattern is tried on every frame.
+STAGE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("gc", r"gc_collect_main|collect_with_callback|gc_collect"),
+        ("parse", r"parse_input|scoring/events\.py|events___"),
+        ("decode", r"\bloads \(|serialize___loads|_from_v\d|unpackb"),
+        ("encode", r"\bdumps \(|serialize___dumps|Packer|msgpack_pack|_cmsgpack.*pack"),
+        ("compaction", r"compaction\.py|compaction___|prune_history|settle_anchors"),
+        ("emit", r"scoring/emit\.py|emit___|scoring/aggregate\.py|aggregate___|ScoreChange"),
+        ("cap", r"scoring/capping\.py|capping___"),
+        ("match", r"scoring/(conditions|patterns|catalog)\.py|(conditions|patterns|catalog)___"),
+        ("dedup hash", r"id_hash|blake2b"),
+        ("quiet hours", r"quiet_hours"),
+        ("properties, state rules", r"scoring/(holds|profile)\.py|(holds|profile)___"),
+        ("ledger", r"scoring/ledger\.py|ledger___|recompute"),
+        ("event rules", r"scoring/(evaluate|once|points)\.py|(evaluate|once|points)___"),
+        ("engine, results", r"streams/scoring/|CPyDef_|CPyPy_"),
+    )
+)  # fmt: skip
+
+
+def stage_of(stack: list[str]) -> str:
+    for name, pattern in STAGE_PATTERNS:
+        if any(pattern.search(frame) for frame in stack):
+            return name
+    return "harness"
+
+
+def stage_costs(raw: Path, section_s: float, items: int) -> dict[str, float]:
+    """Microseconds per event by stage: each stage's share of the samples x the section's time
+    *without* the profiler (native sampling slows the process; the shares are what it gives)."""
+    busy: Counter[str] = Counter()
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if count.isdigit() and any("run_serialized" in f or "<listcomp>" in f for f in frames):
+            busy[stage_of(frames)] += int(count)
+    total = sum(busy.values())
+    per_event = section_s / items * 1e6
+    return (
+        {name: round(per_event * n / total, 2) for name, n in busy.most_common()} if total else {}
+    )
+
+
+def export_base(sha: str) -> Path:
+    """The baseline commit's core (and plans) in .cache/bench/core-<sha>, once."""
+    full = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{sha}^{{commit}}"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    tree = ROOT / ".cache" / "bench" / f"core-{full[:12]}"
+    if not (tree / "streams" / "scoring" / "engine.py").exists():
+        tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", full, "streams"],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
+              wrap: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("LEADSCORE_CORE", "PYTHONPATH")}
+    if variant != "base":
+        env["LEADSCORE_CORE"] = variant
+    command = [sys.executable, __file__, "--child", "--tree", str(tree), "--events",
+               str(args.events), "--seed", str(args.seed), "--plan", args.plan, *extra]  # fmt: skip
+    result = subprocess.run([*(wrap or []), *command], env=env, capture_output=True, text=True,
+                            check=False)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"bench-engine: the {variant} run failed:\n{result.stderr[-3000:]}")
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    figures: dict[str, Any] = json.loads(lines[-1])
+    if Path(figures["tree"]) != tree.resolve() or (
+        variant != "base" and figures["build"] != variant
+    ):
+        raise SystemExit(f"bench-engine: the {variant} run imported {figures['build']} from "
+                         f"{figures['tree']}, not {tree}")  # fmt: skip
+    return figures
+
+
+def best(rounds: list[dict[str, Any]], key: str) -> float:
+    return min(r[key] for r in rounds)
+
+
+def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    first = rounds[0]
+    n = first["items"]
+    sizes = first["sizes"]
+    out: dict[str, Any] = {
+        "changes": first["changes"],
+        "entities": first["entities"],
+        "parse_events_per_s": round(n / best(rounds, "parse_s")),
+        "memory_events_per_s": round(n / best(rounds, "memory_s")),
+        "serialized_events_per_s": round(n / best(rounds, "serialized_s")),
+        "decode_us_per_event": round(best(rounds, "decode_s") / n * 1e6, 2),
+        "encode_us_per_event": round(best(rounds, "encode_s") / n * 1e6, 2),
+        "state_bytes_median": sizes[len(sizes) // 2],
+        "state_bytes_p99": sizes[min(len(sizes) - 1, int(0.99 * len(sizes)))],
+        "state_bytes_max": sizes[-1],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in rounds),
+    }
+    for policy in GC_POLICIES:
+        out[f"batches_{policy}_events_per_s"] = round(n / best(rounds, f"batches_{policy}_s"))
+    return out
 
 
 def cpu_model() -> str:
@@ -176,88 +391,107 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def markdown(result: dict[str, Any]) -> str:
+    variants = list(result["variants"])
+    rows = [f"# Scoring-core benchmark, {result['run_at']}", "",
+            f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
+            f"cores), Python {result['machine']['python']}; {result['workload']['events']:,} "
+            f"events, best of {result['rounds']} rounds; baseline `{result['base']}`.", "",
+            "| figure | " + " | ".join(variants) + " |",
+            "|---|" + "---:|" * len(variants)]  # fmt: skip
+    names = list(next(iter(result["variants"].values()))["figures"])
+    for name in names:
+        cells = [f"{result['variants'][v]['figures'][name]:,}" for v in variants]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    rows += ["", "| ratio to the baseline | " + " | ".join(variants) + " |",
+             "|---|" + "---:|" * len(variants)]  # fmt: skip
+    for name in ("memory", "serialized"):
+        cells = [f"{result['variants'][v]['ratio_to_base'][name]:.2f}x" for v in variants]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    if result.get("stages"):
+        stages = sorted({s for v in result["stages"].values() for s in v})
+        rows += ["", "Microseconds per event by stage (parse + state round trip, py-spy --native):",
+                 "", "| stage | " + " | ".join(result["stages"]) + " |",
+                 "|---|" + "---:|" * len(result["stages"])]  # fmt: skip
+        for stage in stages:
+            cells = [f"{result['stages'][v].get(stage, 0):.2f}" for v in result["stages"]]
+            rows.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=500_000, help="events to generate")
+    parser.add_argument("--events", type=int, default=300_000, help="events to generate")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--plan", default=str(ROOT / "plans" / "reference.yaml"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--base", default="2110d38", help="baseline commit ('' = none)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds; the best is kept")
+    parser.add_argument("--variants", default="base,pure,compiled")
+    parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
+    parser.add_argument("--only", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return child(args)
 
-    plan = load_plan(Path(args.plan).read_text(), source=args.plan)
-    print(f"plan {args.plan}: {len(plan.scores)} scores, {plan.rule_count} rules")
-    records = generate(args.events, args.seed)
-    started = time.perf_counter()
-    parsed = [parse_input(r) for r in records]
-    parse_s = time.perf_counter() - started
-    items: list[Item] = [p for p in parsed if not isinstance(p, Invalid)]
-    invalid = len(parsed) - len(items)
-    del records, parsed
-    applies = sum(len(route(i)) for i in items)
-    print(f"generated {len(items):,} items ({invalid} invalid), {applies:,} entity applications")
-
-    gc.collect()
-    memory_s, states, changes = run_memory(items, plan)
-    sizes = [len(dumps(s)) for s in states.values()]
-    entities = len(states)
-    del states
-    gc.collect()
-    serialized_s, blobs = run_serialized(items, plan)
-    del blobs
-    # The worker's garbage-collector settings (streams/worker.py): start-up objects frozen, young
-    # objects collected every 50,000 allocations instead of 700. Same items, same plan.
-    gc.collect()
-    gc.freeze()
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 100)
-    tuned_s, states, _ = run_memory(items, plan)
-    del states
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    figures = {
-        "items": len(items),
-        "entity_applications": applies,
-        "entities": entities,
-        "changes": changes,
-        "parse_events_per_s": round(len(items) / parse_s),
-        "memory_events_per_s": round(len(items) / memory_s),
-        "memory_seconds": round(memory_s, 3),
-        "memory_events_per_s_worker_gc": round(len(items) / tuned_s),
-        "serialized_events_per_s": round(len(items) / serialized_s),
-        "serialized_seconds": round(serialized_s, 3),
-        "state_bytes_median": percentile(sizes, 0.5),
-        "state_bytes_p99": percentile(sizes, 0.99),
-        "state_bytes_max": max(sizes),
-        "peak_rss_mib": round(peak_kib / 1024, 1),
-    }
+    variants = [v for v in args.variants.split(",") if v and (v != "base" or args.base)]
+    trees = {v: (export_base(args.base) if v == "base" else ROOT) for v in variants}
+    rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for i in range(args.rounds):
+        for variant in variants if i % 2 == 0 else reversed(variants):
+            print(f"round {i + 1}/{args.rounds}: {variant} ...", flush=True)
+            rounds[variant].append(run_child(variant, trees[variant], args))
+    stages: dict[str, dict[str, float]] = {}
+    if args.profile:
+        spy = Path(sys.executable).parent / "py-spy"
+        for variant in variants:
+            raw = ROOT / ".cache" / "bench" / f"engine-{variant}.raw"
+            print(f"profile: {variant} ...", flush=True)
+            figures = run_child(variant, trees[variant], args, "--only", "serialized", wrap=[
+                str(spy), "record", "--native", "--format", "raw", "--rate", "250",
+                "--output", str(raw), "--"])  # fmt: skip
+            section_s = best(rounds[variant], "parse_s") + best(rounds[variant], "serialized_s")
+            stages[variant] = stage_costs(raw, section_s, figures["items"])
+    results = {v: {"figures": summarise(r), "rounds": r} for v, r in rounds.items()}
+    for v in variants:
+        for r in results[v]["rounds"]:
+            del r["sizes"]
+    reference = results.get("base", results[variants[0]])["figures"]
+    for v in variants:
+        f = results[v]["figures"]
+        results[v]["ratio_to_base"] = {
+            "memory": round(f["memory_events_per_s"] / reference["memory_events_per_s"], 2),
+            "serialized": round(f["serialized_events_per_s"]
+                                / reference["serialized_events_per_s"], 2),
+        }  # fmt: skip
+    changes = {v: results[v]["figures"]["changes"] for v in variants}
+    if len(set(changes.values())) != 1:
+        print(f"WARNING: the variants disagree on the number of changes: {changes}")
     now = datetime.now(UTC)
     result = {
         "benchmark": "engine",
         "run_at": now.isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {
-            "cpu": cpu_model(),
-            "cores": __import__("os").cpu_count(),
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-        },
-        "workload": {"plan": Path(args.plan).name, "plan_version": plan.version,
-                     "rules": plan.rule_count, "scores": len(plan.scores),
-                     "seed": args.seed, "events": args.events,
+        "command": " ".join(["python", "bench/engine.py", *(argv or sys.argv[1:])]),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "platform": platform.platform()},
+        "workload": {"plan": Path(args.plan).name, "seed": args.seed, "events": args.events,
                      "contacts": CONTACTS, "deals": DEALS, "span_days": SPAN_MS // 86_400_000},
-        "goals": {"memory_events_per_s": 100_000, "serialized_events_per_s": 50_000},
-        "figures": figures,
+        "base": args.base,
+        "rounds": args.rounds,
+        "goals": {"memory_ratio": 3.0, "memory_ratio_stretch": 5.0, "serialized_ratio": 3.0},
+        "variants": results,
+        "stages": stages,
     }  # fmt: skip
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"engine-{now:%Y-%m-%d}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    for name, value in figures.items():
-        print(f"  {name:26} {value:>14,}")
-    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    table = markdown(result)
+    path.with_suffix(".md").write_text(table)
+    print(table)
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} and .md")
     return 0
 
 
