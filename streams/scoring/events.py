@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from streams.scoring.catalog import DEAL_STATUSES, EMAIL_ACTIONS, EVENT_TYPES, EntityKind
 from streams.scoring.durations import parse_duration, parse_instant
@@ -31,9 +31,11 @@ _OPTIONAL_TEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class EntityKey:
-    """One scored entity: tenant (None = default tenant), kind and id."""
+class EntityKey(NamedTuple):
+    """One scored entity: tenant (None = default tenant), kind and id.
+
+    A named tuple: it keys every state lookup, and a tuple hashes and compares in C.
+    """
 
     account_id: str | None
     kind: EntityKind

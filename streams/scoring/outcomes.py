@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -110,9 +109,8 @@ class ScoreResult(NamedTuple):
     awards: tuple[tuple[str, int], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """Result of ``apply``/``advance``.
+class Outcome(NamedTuple):
+    """Result of ``apply``/``advance`` (a named tuple: one is built per item and entity).
 
     ``changes``: score changes in the order they happened (expiries/deferred awards due
     before the item first).

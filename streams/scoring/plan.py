@@ -86,6 +86,11 @@ class QuietHours:
     memo: dict[int, int | None] = dataclasses.field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
+    #: The last span of instants with one answer, ``(from, until, quiet end or -1 if not
+    #: quiet)``, replaced whole (one store: readers in other threads see one span or the other).
+    span: list[tuple[int, int, int]] = dataclasses.field(
+        default_factory=lambda: [(0, 0, -1)], compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)

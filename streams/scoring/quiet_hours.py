@@ -28,16 +28,44 @@ def quiet_until(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:
     """Epoch millis at which the quiet period containing ``at_ms`` ends; None if not quiet.
 
     Windows have minute resolution, so the answer only depends on the minute of ``at_ms``;
-    it is memoised per minute on the (per-score) ``QuietHours`` object.
+    it is memoised per minute on the (per-score) ``QuietHours`` object. The answer is also the
+    same until the next window start or end (or midnight): that span is remembered too, so
+    events arriving roughly in time order are answered without any date arithmetic.
     """
+    since, until, known = quiet.span[0]
+    if since <= at_ms < until:
+        return None if known < 0 else known
     minute = at_ms // 60_000
     memo = quiet.memo
     if minute in memo:
         return memo[minute]
     if len(memo) >= _MEMO_LIMIT:
         memo.clear()
-    end = memo[minute] = _quiet_until(quiet, zone, minute * 60_000)
+    start = minute * 60_000
+    end = memo[minute] = _quiet_until(quiet, zone, start)
+    quiet.span[0] = (start, _next_boundary(quiet, zone, start), -1 if end is None else end)
     return end
+
+
+def _next_boundary(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int:
+    """The first window start or end, or midnight, after ``at_ms``: until then the answer of
+    ``_quiet_until`` stays the same. Across a change of UTC offset (the local clock jumps) only
+    the minute of ``at_ms`` is vouched for."""
+    local = datetime.fromtimestamp(at_ms // 1000, UTC).astimezone(zone)
+    today = local.date()
+    tomorrow = today + timedelta(days=1)
+    first = _local_ms(tomorrow, 0, zone, after_ms=at_ms)
+    for window in quiet.windows:
+        for minute in (window.start_min, window.end_min):
+            for day in (today, tomorrow):
+                moment = _local_ms(day, minute, zone, after_ms=at_ms)
+                if moment is not None and (first is None or moment < first):
+                    first = moment
+    minute_end = at_ms + 60_000
+    if first is None or first <= minute_end:
+        return minute_end
+    before = datetime.fromtimestamp((first - 1) // 1000, UTC).astimezone(zone)
+    return first if before.utcoffset() == local.utcoffset() else minute_end
 
 
 def _quiet_until(quiet: QuietHours, zone: ZoneInfo, at_ms: int) -> int | None:

@@ -147,3 +147,21 @@ def test_condition_mistakes(spec: Any, problem: tuple[str, str]) -> None:
     )
     assert result is None
     assert problems == [problem]
+
+
+def test_glob_memo_gives_the_same_answers_and_stays_bounded() -> None:
+    """More distinct texts than the memo holds, each asked twice: answers as fnmatch's."""
+    import fnmatch
+
+    from streams.scoring.patterns import MEMO_LIMIT, glob_predicate
+
+    for pattern in ("*/pricing*", "https://*.example.com/docs/?*", "exact"):
+        match = glob_predicate(pattern, lambda f: f.get("url"))
+        texts = [f"https://www.example.com/{'pricing' if i % 7 else 'docs'}/{i}"
+                 for i in range(MEMO_LIMIT + 500)]  # fmt: skip
+        texts += ["EXACT", "exact", "https://a.example.com/docs/x"]
+        for text in texts + texts:
+            expected = fnmatch.fnmatchcase(text.lower(), pattern.lower())
+            assert match({"url": text}) is expected, (pattern, text)
+        assert match({"url": 7}) is False
+        assert match({}) is False

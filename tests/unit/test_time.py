@@ -5,10 +5,12 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.scoring.durations import format_duration, format_instant, parse_duration, parse_instant
 from streams.scoring.plan import QuietHours, QuietWindow
-from streams.scoring.quiet_hours import quiet_until
+from streams.scoring.quiet_hours import _quiet_until, quiet_until
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,44 @@ def test_adjacent_windows_chain() -> None:
     )
     utc = ZoneInfo("UTC")
     assert quiet_until(quiet, utc, at("2024-05-10T19:00:00Z")) == at("2024-05-13T00:00:00Z")
+
+
+ZONES = ("UTC", "Europe/Warsaw", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata")
+windows = st.builds(
+    QuietWindow,
+    st.frozensets(st.integers(0, 6), min_size=1),
+    st.integers(0, 1439),
+    st.integers(1, 1440),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(windows, min_size=1, max_size=3),
+    st.sampled_from(ZONES),
+    # around the 2024 DST changes of the zones above, in order with small steps and jumps back
+    st.integers(at("2024-03-09T00:00:00Z"), at("2024-04-08T00:00:00Z"))
+    | st.integers(at("2024-10-25T00:00:00Z"), at("2024-11-05T00:00:00Z")),
+    st.lists(st.integers(-3 * 3_600_000, 9 * 3_600_000), min_size=1, max_size=40),
+)
+def test_memoised_quiet_until_matches_the_direct_answer(
+    ws: list[QuietWindow], zone_name: str, start: int, steps: list[int]
+) -> None:
+    """The span and minute memos never change an answer, whatever the order of instants."""
+    zone = ZoneInfo(zone_name)
+    quiet = QuietHours("defer", tuple(ws))
+    instant = start
+    for step in steps:
+        instant += step
+        expected = _quiet_until(QuietHours("defer", tuple(ws)), zone, instant // 60_000 * 60_000)
+        assert quiet_until(quiet, zone, instant) == expected, (zone_name, instant)
+
+
+def test_the_span_memo_stops_where_the_clock_goes_back() -> None:
+    """27 October 2024 in Warsaw: 02:00-03:00 happens twice. After the first 02:30 the window
+    01:00-02:30 is over, yet it is quiet again in the repeated hour until the second 02:30."""
+    quiet = QuietHours("defer", EARLY.windows)
+    assert quiet_until(quiet, WARSAW, at("2024-10-27T02:40:00+02:00")) is None
+    assert quiet_until(quiet, WARSAW, at("2024-10-27T02:10:00+01:00")) == at(
+        "2024-10-27T02:30:00+01:00"
+    )
