@@ -62,6 +62,22 @@ V2_BLOB = bytes.fromhex(
 )
 
 
+#: ``dumps`` of ``build()`` plus a stand-by match and property history by the fourth release
+#: (format v3, the last one with the outbox slot), frozen here.
+V3_BLOB = bytes.fromhex(
+    "0399cf0000018f55edd100cf0000018f5512170087cfe416f06cac09c142ce08954400cfe6bb3833eb7cae6b"
+    "ce089543ffcf815fda2bb383d494ce089543fecf0feb521eb5de6760ce089543fdcf1a07317da40d8fb0ce00"
+    "dbba00cf3c9a0d314bee4f2b00cf93e36ac959aac3e9ce0036ee8082a473697a6592d5013530cf0000018f55"
+    "b6e280a46e616d6592a3416e6ecf0000018f4d588d0281a1739d0623d3c0000000000000009296a770726963"
+    "696e671ec0cf0000018f4d588d00cf0000018fe7d75500a2653196a46f70656e05c0cf0000018f4d588d01c0"
+    "a2653282c023a3666974008081a46f70656ecf0000018f4d588d0181a770726963696e6792cf0000018f4d58"
+    "8d00cf0000018f55121700809193cf0000018f56929c80a265349196a770726963696e671ec0cf0000018f55"
+    "121700cf0000018fef90df00a26534cf0000018f56929c8081a46f70656e96a46f70656e05c0cf0000018f55"
+    "edd100c0a265368090cf0000018f56929c8081a473697a659192c70301323530cf0000018f4d588d02cf0000"
+    "018f31059300"
+)
+
+
 def build() -> Runner:
     runner = Runner(PLAN)
     runner.feed(
@@ -135,6 +151,30 @@ def test_stand_by_and_history_round_trip() -> None:
     assert loads(dumps(state)) == state
 
 
+def build_with_history() -> Runner:
+    runner = build()
+    runner.feed(
+        ev("email.open", "e6", T0 + 40 * H),  # refused (static): stands by
+        ev("contact.updated", "e7", T0 + 39 * H, attributes={"size": 50}),  # 250 goes to past
+    )
+    return runner
+
+
+def test_v3_blob_loads_as_the_same_state() -> None:
+    state = build_with_history().states[KEY]
+    assert loads(V3_BLOB) == state
+    assert state.past == {"size": [(Decimal(250), T0 + 2)]}  # a Decimal in the history
+    # v4 is the same encoding of each value without v3's empty outbox slot
+    assert len(dumps(state)) == len(V3_BLOB) - 1
+
+
+def test_corrupt_v4_blobs_raise_state_format_errors() -> None:
+    blob = dumps(build_with_history().states[KEY])
+    for broken in (blob[:-3], blob[:1] + b"\x93\x01\x02\x03", blob[:1] + b"\xc7\x01\x09x"):
+        with pytest.raises(StateFormatError):
+            loads(broken)
+
+
 def test_v1_encoder_is_frozen() -> None:
     assert dumps_v1(build().states[KEY]) == V1_BLOB
 
@@ -142,7 +182,7 @@ def test_v1_encoder_is_frozen() -> None:
 def test_round_trip_and_version_byte() -> None:
     state = build().states[KEY]
     blob = dumps(state)
-    assert blob[0] == CURRENT_VERSION == 3
+    assert blob[0] == CURRENT_VERSION == 4
     assert loads(blob) == state
     assert dumps(loads(blob)) == blob
 
@@ -159,7 +199,7 @@ def test_loaded_state_keeps_scoring_identically() -> None:
     ("blob", "message"),
     [
         (b"", "empty state blob"),  # nothing stored
-        (b"\x09\x90", "unknown state format version 9 (this build reads 1-3)"),  # from the future
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-4)"),  # from the future
         (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
         (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
     ],
