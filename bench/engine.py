@@ -195,17 +195,16 @@ BATCH = 2000  # the worker's default LEADSCORE_BATCH_SIZE
 
 def run_batches(items: list[Item], plan: Plan, policy: str) -> float:
     """The worker's shape: batches over a cache of decoded states, each dirty state encoded once
-    per batch (the commit), under one garbage-collector policy."""
+    per batch (the commit), under one garbage-collector policy (see GC_POLICIES)."""
     cache: dict[EntityKey, EntityState] = {}
     clock = 0
     saved = gc.get_threshold()
     gc.collect()
-    if policy == "worker-thresholds":  # freeze start-up objects, young collections every 50k
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 100)
-    elif policy == "freeze-after-restore":  # as above, plus the restored states frozen once
-        gc.set_threshold(50_000, 20, 100)
-    elif policy == "between-batches":  # off inside a batch; young generation after each
+    if policy in ("worker-thresholds", "commit-freeze"):
+        gc.freeze()  # start-up objects out of every scan
+    if policy in ("worker-thresholds", "freeze-after-restore", "commit-freeze"):
+        gc.set_threshold(50_000, 20, 100)  # young collections every 50k allocations, not 700
+    if policy in ("between-batches", "off"):
         gc.disable()
     started = time.perf_counter()
     half = len(items) // 2
@@ -221,8 +220,11 @@ def run_batches(items: list[Item], plan: Plan, policy: str) -> float:
                 cache[key] = dirty[key] = outcome.state
         for state in dirty.values():
             dumps(state)
-        if policy == "between-batches":
+        if policy == "between-batches":  # off inside a batch, the young generation after it
             gc.collect(0)
+        elif policy == "commit-freeze":  # young generations after each batch, then freeze
+            gc.collect(1)
+            gc.freeze()
     took = time.perf_counter() - started
     gc.enable()
     gc.unfreeze()
@@ -230,7 +232,13 @@ def run_batches(items: list[Item], plan: Plan, policy: str) -> float:
     return took
 
 
-GC_POLICIES = ("default", "worker-thresholds", "freeze-after-restore", "between-batches")
+#: default: CPython's (700, 10, 10); worker-thresholds: the worker's (start-up objects frozen,
+#: 50,000 / 20 / 100); freeze-after-restore: those thresholds, the warm cache frozen once;
+#: between-batches: off in a batch, young generation collected after it; commit-freeze:
+#: worker thresholds, young generations collected and everything frozen after each batch;
+#: off: never collected (the lower bound, not a policy: cycles would leak).
+GC_POLICIES = ("default", "worker-thresholds", "freeze-after-restore", "between-batches",
+               "commit-freeze", "off")  # fmt: skip
 
 
 def child(args: argparse.Namespace) -> int:
@@ -326,19 +334,37 @@ def export_base(sha: str) -> Path:
     full = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{sha}^{{commit}}"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     tree = ROOT / ".cache" / "bench" / f"core-{full[:12]}"
-    if not (tree / "streams" / "scoring" / "engine.py").exists():
+    if not (tree / ".exported").exists():
         tree.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", full, "streams"],
+        paths = ["streams"]
+        has_tools = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e",
+                                    f"{full}:tools/build_core.py"], check=False)  # fmt: skip
+        if has_tools.returncode == 0:
+            paths.append("tools")
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", full, *paths],
                                  capture_output=True, check=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        (tree / ".exported").write_text(full + "\n")
     return tree
+
+
+def compile_base(tree: Path) -> bool:
+    """Compile the baseline's core with its own build script (trees from before the mypyc
+    build have none: then there is no compiled baseline)."""
+    script = tree / "tools" / "build_core.py"
+    if not script.exists():
+        return False
+    env = {k: v for k, v in os.environ.items() if k != "LEADSCORE_CORE"}
+    subprocess.run([sys.executable, str(script)], cwd=tree, env=env, check=True)
+    return (tree / "streams" / "scoring" / "native.stamp").exists()
 
 
 def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
               wrap: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("LEADSCORE_CORE", "PYTHONPATH")}
-    if variant != "base":
-        env["LEADSCORE_CORE"] = variant
+    build = variant.removeprefix("base-") if variant != "base" else ""
+    if build:
+        env["LEADSCORE_CORE"] = build
     command = [sys.executable, __file__, "--child", "--tree", str(tree), "--events",
                str(args.events), "--seed", str(args.seed), "--plan", args.plan, *extra]  # fmt: skip
     result = subprocess.run([*(wrap or []), *command], env=env, capture_output=True, text=True,
@@ -347,9 +373,7 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
         raise SystemExit(f"bench-engine: the {variant} run failed:\n{result.stderr[-3000:]}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     figures: dict[str, Any] = json.loads(lines[-1])
-    if Path(figures["tree"]) != tree.resolve() or (
-        variant != "base" and figures["build"] != variant
-    ):
+    if Path(figures["tree"]) != tree.resolve() or (build and figures["build"] != build):
         raise SystemExit(f"bench-engine: the {variant} run imported {figures['build']} from "
                          f"{figures['tree']}, not {tree}")  # fmt: skip
     return figures
@@ -427,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--base", default="2110d38", help="baseline commit ('' = none)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the best is kept")
-    parser.add_argument("--variants", default="base,pure,compiled")
+    parser.add_argument("--variants", default="base,pure,compiled",
+                        help="of base, base-pure, base-compiled, pure, compiled")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
@@ -436,8 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child(args)
 
-    variants = [v for v in args.variants.split(",") if v and (v != "base" or args.base)]
-    trees = {v: (export_base(args.base) if v == "base" else ROOT) for v in variants}
+    variants = [v for v in args.variants.split(",") if v and (args.base or "base" not in v)]
+    trees = {v: (export_base(args.base) if v.startswith("base") else ROOT) for v in variants}
+    if "base-compiled" in variants and not compile_base(trees["base-compiled"]):
+        print(f"no compiled build of {args.base} (it predates tools/build_core.py): skipped")
+        variants.remove("base-compiled")
     rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for i in range(args.rounds):
         for variant in variants if i % 2 == 0 else reversed(variants):
@@ -458,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in variants:
         for r in results[v]["rounds"]:
             del r["sizes"]
-    reference = results.get("base", results[variants[0]])["figures"]
+    reference = results[variants[0]]["figures"]  # the first variant: the baseline
     for v in variants:
         f = results[v]["figures"]
         results[v]["ratio_to_base"] = {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from streams.scoring.plan import Score
 
 
@@ -15,7 +13,7 @@ def clamp(value: int, low: int | None, high: int | None) -> int:
     return value
 
 
-def category_values(score: Score, sums: Mapping[str | None, int]) -> dict[str, int]:
+def category_values(score: Score, sums: dict[str | None, int]) -> dict[str, int]:
     """Each declared category's clamped value (categories without points count 0)."""
     return {
         name: clamp(sums.get(name, 0), category.min, category.max)
@@ -23,7 +21,7 @@ def category_values(score: Score, sums: Mapping[str | None, int]) -> dict[str, i
     }
 
 
-def unlimited_total(score: Score, sums: Mapping[str | None, int]) -> int:
+def unlimited_total(score: Score, sums: dict[str | None, int]) -> int:
     """Sum of clamped categories plus uncategorised points, before the score's limits.
 
     A declared category without points counts as ``clamp(0, min, max)``. Points of a category
@@ -42,7 +40,7 @@ def unlimited_total(score: Score, sums: Mapping[str | None, int]) -> int:
     return total
 
 
-def total(score: Score, sums: Mapping[str | None, int]) -> int:
+def total(score: Score, sums: dict[str | None, int]) -> int:
     """The score's value: ``clamp(sum of clamped categories + uncategorised, limits)``."""
     return clamp(unlimited_total(score, sums), score.min, score.max)
 

@@ -52,18 +52,20 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     state.compacted_ms = watermark
     horizon = watermark - plan.lateness_ms
     forget = watermark - plan.dedup_horizon_ms
-    state.seen = {h: at for h, at in state.seen.items() if at >= forget}
+    seen = state.seen
+    if seen and min(seen.values()) < forget:  # (usually nothing is old enough to forget)
+        state.seen = {h: at for h, at in seen.items() if at >= forget}
     if horizon > state.floor_ms:
         for stateful in plan.stateful.get(kind, ()):
             ledger = state.scores.get(stateful.name)
             if ledger is not None:  # (it exists once the entity has any property)
                 settle_anchors(state, kind, ledger, stateful, horizon)
         prune_history(state, horizon)
-    state.props = {
-        name: prop
-        for name, prop in state.props.items()
-        if prop[0] is not None or prop[1] >= horizon
-    }
+    props = state.props
+    if any(prop[0] is None and prop[1] < horizon for prop in props.values()):
+        state.props = {
+            name: prop for name, prop in props.items() if prop[0] is not None or prop[1] >= horizon
+        }
     for name, ledger in state.scores.items():
         score = plan.by_name.get(name)
         rules = score.rule_by_id if score is not None else {}
@@ -84,13 +86,15 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
                 if kept:
                     caps[rule_id] = kept
         ledger.caps = caps
-        ledger.statics = {
-            rule_id: at
-            for rule_id, at in ledger.statics.items()
-            if rule_id in rules and rules[rule_id].once
-        }
-        ledger.standby = {
-            rule_id: match
-            for rule_id, match in ledger.standby.items()
-            if match[C_OCCURRED] >= horizon and rule_id in rules and rules[rule_id].once
-        }
+        if ledger.statics:
+            ledger.statics = {
+                rule_id: at
+                for rule_id, at in ledger.statics.items()
+                if rule_id in rules and rules[rule_id].once
+            }
+        if ledger.standby:
+            ledger.standby = {
+                rule_id: match
+                for rule_id, match in ledger.standby.items()
+                if match[C_OCCURRED] >= horizon and rule_id in rules and rules[rule_id].once
+            }

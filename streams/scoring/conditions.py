@@ -15,13 +15,13 @@ which is case-insensitive. Booleans equal only booleans. Nothing here ever evalu
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from streams.scoring.patterns import glob_predicate
 
-Predicate = Callable[[Mapping[str, Any]], bool]
+Predicate = Callable[[dict[str, Any]], bool]
 Report = Callable[[str, str], None]
 
 MAX_PATTERN_LENGTH = 256
@@ -67,13 +67,13 @@ def plan_number(value: object) -> Decimal | None:
     return None
 
 
-def make_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
+def make_getter(path: str) -> Callable[[dict[str, Any]], Any]:
     """A fast accessor for a validated dotted path (one or two segments); None if missing."""
     head, _, tail = path.partition(".")
     if not tail:
         return lambda fields: fields.get(head)
 
-    def get(fields: Mapping[str, Any]) -> Any:
+    def get(fields: dict[str, Any]) -> Any:
         inner = fields.get(head)
         return inner.get(tail) if type(inner) is dict else None
 
@@ -176,7 +176,7 @@ def _compile_ops(path: str, ops: object, *, report: Report, field: str) -> Predi
     return _all([part for part in parts if part is not None])
 
 
-Getter = Callable[[Mapping[str, Any]], Any]
+Getter = Callable[[dict[str, Any]], Any]
 Compiled = tuple[str | None, Predicate | None]
 
 
@@ -209,7 +209,7 @@ def _equality(operand: object, get: Getter) -> Predicate | None:
     if number is None:
         return None
 
-    def equal(fields: Mapping[str, Any]) -> bool:
+    def equal(fields: dict[str, Any]) -> bool:
         value = get(fields)
         if type(value) is Decimal:
             return bool(value == number)
@@ -235,7 +235,7 @@ def _membership(operand: object, get: Getter) -> Predicate | None:
         else:
             return None
 
-    def member(fields: Mapping[str, Any]) -> bool:
+    def member(fields: dict[str, Any]) -> bool:
         value = get(fields)
         kind = type(value)
         if kind is str:
@@ -263,7 +263,7 @@ def _ordering(op: str, operand: object, get: Getter) -> Compiled:
     if number is None:
         return "must be a number or a string", None
 
-    def ordered(fields: Mapping[str, Any]) -> bool:
+    def ordered(fields: dict[str, Any]) -> bool:
         value = to_number(get(fields))
         return value is not None and compare(value, number)
 

@@ -6,7 +6,6 @@ Event rules award per matching event (state rules, ``while``, are in ``holds``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from streams.scoring.capping import record_award, release_slot, take_slot
@@ -23,7 +22,7 @@ Awards = list[tuple[str, int]]
 def event_rules(
     ledger: ScoreState,
     rules: tuple[Rule, ...],
-    fields: Mapping[str, Any],
+    fields: dict[str, Any],
     *,
     at_ms: int,
     source_id: str,

@@ -52,7 +52,7 @@ class Event:
     occurred_at_ms: int
     contact_id: str | None
     deal_id: str | None
-    fields: Mapping[str, Any]
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ match in progress at the entity's ``floor_ms`` began (``settle_anchors``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from streams.scoring import ledger as ledgers
@@ -26,7 +26,7 @@ from streams.scoring.profile import update_times, view_at
 from streams.scoring.state import C_OCCURRED, C_POINTS, C_SOURCE, EntityState, ScoreState
 
 Awards = list[tuple[str, int]]
-View = Mapping[str, Any]
+View = dict[str, Any]
 
 
 def follow(
@@ -90,8 +90,15 @@ def settle_anchors(
     if horizon_ms <= entity.floor_ms:
         return
     times = update_times(entity, since_ms=entity.floor_ms, before_ms=horizon_ms)
-    views = _views(entity, kind)
     anchors: dict[str, int] = {}
+    if not times:  # no update in the history dropped: every match in progress keeps its start
+        for rule in score.state_rules:
+            began = ledger.anchors.get(rule.id)
+            if began is not None:
+                anchors[rule.id] = began
+        ledger.anchors = anchors
+        return
+    views = _views(entity, kind)
     for rule in score.state_rules:
         began = match_began(rule, times, views, ledger.anchors)
         if began is not None:
@@ -100,7 +107,7 @@ def settle_anchors(
 
 
 def match_began(
-    rule: Rule, times: list[int], views: Callable[[int], View], anchors: Mapping[str, int]
+    rule: Rule, times: list[int], views: Callable[[int], View], anchors: dict[str, int]
 ) -> int | None:
     """When the rule's match in progress at ``times[0]`` began (None if it does not match).
 

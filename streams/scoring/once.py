@@ -22,7 +22,6 @@ is awarded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from streams.scoring import ledger as ledgers
@@ -38,7 +37,7 @@ Awards = list[tuple[str, int]]
 def stand_by(
     ledger: ScoreState,
     rule: Rule,
-    fields: Mapping[str, Any],
+    fields: dict[str, Any],
     *,
     at_ms: int,
     source_id: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Final
 
 #: Distinct texts remembered per pattern before the memo starts over.
@@ -16,13 +16,13 @@ MEMO_LIMIT: Final = 4096
 
 
 def glob_predicate(
-    pattern: str, get: Callable[[Mapping[str, Any]], Any]
-) -> Callable[[Mapping[str, Any]], bool]:
+    pattern: str, get: Callable[[dict[str, Any]], Any]
+) -> Callable[[dict[str, Any]], bool]:
     """Case-insensitive fnmatch; patterns made of literals and ``*`` avoid the regex engine."""
     test = _text_test(pattern)
     memo: dict[str, bool] = {}
 
-    def match(fields: Mapping[str, Any]) -> bool:
+    def match(fields: dict[str, Any]) -> bool:
         value = get(fields)
         if type(value) is not str:
             return False

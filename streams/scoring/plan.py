@@ -7,7 +7,7 @@ Everything here is immutable and precomputed for the hot path: rules are indexed
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -36,7 +36,7 @@ class ValuePoints:
     """Value-weighted points: ``round_half_even(value * multiply + add)`` clamped to min/max."""
 
     field: str
-    get: Callable[[Mapping[str, Any]], Any] = dataclasses.field(compare=False, repr=False)
+    get: Callable[[dict[str, Any]], Any] = dataclasses.field(compare=False, repr=False)
     multiply: Decimal = Decimal(1)
     add: Decimal = Decimal(0)
     min: int | None = None
@@ -118,13 +118,13 @@ class Score:
     quiet_hours: QuietHours | None = None
     min: int | None = None
     max: int | None = None
-    categories: Mapping[str, Category] = dataclasses.field(default_factory=dict)
+    categories: dict[str, Category] = dataclasses.field(default_factory=dict)
     #: Sorted by ``at``.
     thresholds: tuple[Threshold, ...] = ()
     #: Event type -> event rules listening to it, in plan order.
-    event_rules: Mapping[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
+    event_rules: dict[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
     state_rules: tuple[Rule, ...] = ()
-    rule_by_id: Mapping[str, Rule] = dataclasses.field(default_factory=dict)
+    rule_by_id: dict[str, Rule] = dataclasses.field(default_factory=dict)
 
 
 #: The scores listening to one (entity kind, event type), each with its rules for that type.
@@ -140,14 +140,14 @@ class Plan:
     scores: tuple[Score, ...]
     lateness_ms: int = DEFAULT_LATENESS_MS
     dedup_horizon_ms: int = DEFAULT_LATENESS_MS
-    by_name: Mapping[str, Score] = dataclasses.field(default_factory=dict)
-    by_kind: Mapping[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
+    by_name: dict[str, Score] = dataclasses.field(default_factory=dict)
+    by_kind: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
     #: (entity kind, event type) -> ((score, its rules for that type), ...), only non-empty.
-    dispatch: Mapping[tuple[str, str], tuple[tuple[Score, tuple[Rule, ...]], ...]] = (
+    dispatch: dict[tuple[str, str], tuple[tuple[Score, tuple[Rule, ...]], ...]] = (
         dataclasses.field(default_factory=dict)
     )
     #: Entity kind -> scores that have state rules.
-    stateful: Mapping[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
+    stateful: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
 
     #: How far an entity's watermark moves between two compactions of its state.
     compaction_interval_ms: int = DEFAULT_LATENESS_MS // 8

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Any
 
@@ -12,7 +11,7 @@ from streams.scoring.plan import MAX_POINTS, Points
 _CONTEXT = Context(prec=60)
 
 
-def award_points(points: Points, fields: Mapping[str, Any]) -> int | None:
+def award_points(points: Points, fields: dict[str, Any]) -> int | None:
     """Points for an item with these fields; None if a value-weighted field has no number.
 
     ``round_half_even(value * multiply + add)``, then clamped to ``min``/``max`` and to

@@ -15,7 +15,6 @@ keeps the history from the lateness horizon on, plus the value each property had
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping
 from typing import Any
 
 from streams.scoring.events import Event
@@ -41,7 +40,7 @@ def update_props(state: EntityState, kind: str, event: Event, *, history: bool) 
     ``history``: keep earlier values (the plan has state rules for this kind).
     """
     if kind == "contact" and event.event_type == "contact.updated":
-        updates: Mapping[str, Any] = event.fields["attributes"]
+        updates: dict[str, Any] = event.fields["attributes"]
     elif kind == "deal" and event.event_type == "deal.stage_changed":
         fields = event.fields
         updates = {prop: fields[name] for name, prop in _DEAL_FIELDS if name in fields}

@@ -153,11 +153,14 @@ class EntityState:
         return {"attributes": live} if kind == "contact" else live
 
 
+_PERSON: Final = {"e": b"e", "c": b"c"}
+
+
 def id_hash(kind: str, item_id: str) -> int:
     """Stable 64-bit hash of an event id (kind ``e``) or command id (kind ``c``).
 
     With n ids remembered per entity the chance of any false duplicate is about n^2 / 2^65:
     for 10,000 ids in the dedup horizon of one entity, 2.7e-12.
     """
-    digest = blake2b(item_id.encode(), digest_size=8, person=kind.encode()).digest()
+    digest = blake2b(item_id.encode(), digest_size=8, person=_PERSON[kind]).digest()
     return int.from_bytes(digest, "big") or 1
