@@ -143,8 +143,8 @@ class Plan:
     by_name: dict[str, Score] = dataclasses.field(default_factory=dict)
     by_kind: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
     #: (entity kind, event type) -> ((score, its rules for that type), ...), only non-empty.
-    dispatch: dict[tuple[str, str], tuple[tuple[Score, tuple[Rule, ...]], ...]] = (
-        dataclasses.field(default_factory=dict)
+    dispatch: dict[tuple[str, str], tuple[tuple[Score, tuple[Rule, ...]], ...]] = dataclasses.field(
+        default_factory=dict
     )
     #: Entity kind -> scores that have state rules.
     stateful: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
