@@ -97,7 +97,8 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 bench-engine: venv $(BENCH_STAMP) ## scoring core: base commit, pure and compiled side by side (BASE=, EVENTS=)
-	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),300000) --profile
+	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),300000) --profile \
+	  --instructions 5000 $(BENCH_ENGINE_ARGS)
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).
 bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust worker, Quix Streams; writes bench/results/<date>.*

@@ -32,6 +32,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -261,6 +262,11 @@ def child(args: argparse.Namespace) -> int:
     n = len(items)
     out: dict[str, Any] = {"tree": str(Path(core.__file__).resolve().parents[2]), "build": build,
                            "items": n, "parse_s": parse_s}  # fmt: skip
+    if args.only == "memory":  # the instruction-count run: the in-memory pass alone, GC off
+        gc.disable()
+        out["memory_s"], _, out["changes"] = run_memory(items, plan)
+        print(json.dumps(out))
+        return 0
     if args.only == "serialized":  # the profiled run: parse + the round-trip pass
         gc.collect()
         out["serialized_s"] = run_serialized(items, plan)[0]
@@ -379,6 +385,25 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
     return figures
 
 
+def instructions(variant: str, tree: Path, args: argparse.Namespace) -> int:
+    """Instructions per event of the in-memory pass (parse included, GC off), counted by
+    valgrind's cachegrind: the difference between a run of 3N and one of N events, over 2N.
+    Unlike a timing, the count does not depend on what else the machine is doing."""
+    small = max(1000, args.instructions)
+    counts = []
+    for events in (small, 3 * small):
+        with tempfile.TemporaryDirectory() as temp:
+            out = Path(temp) / "cachegrind.out"
+            wrap = ["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                    f"--cachegrind-out-file={out}"]  # fmt: skip
+            run_child(variant, tree, argparse.Namespace(**{**vars(args), "events": events}),
+                      "--only", "memory", wrap=wrap)  # fmt: skip
+            summary = next(line for line in out.read_text().splitlines()
+                           if line.startswith("summary:"))  # fmt: skip
+            counts.append(int(summary.split()[1]))
+    return (counts[1] - counts[0]) // (2 * small)
+
+
 def best(rounds: list[dict[str, Any]], key: str) -> float:
     return min(r[key] for r in rounds)
 
@@ -454,6 +479,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", default="base,pure,compiled",
                         help="of base, base-pure, base-compiled, pure, compiled")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count instructions per event with valgrind (N and 3N events)",
+    )
+    parser.add_argument(
+        "--no-timing",
+        action="store_true",
+        help="skip the timed rounds (with --instructions: counts only)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)
@@ -466,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     if "base-compiled" in variants and not compile_base(trees["base-compiled"]):
         print(f"no compiled build of {args.base} (it predates tools/build_core.py): skipped")
         variants.remove("base-compiled")
+    counted: dict[str, int] = {}
+    if args.instructions:
+        for variant in variants:
+            print(f"instructions: {variant} ...", flush=True)
+            counted[variant] = instructions(variant, trees[variant], args)
+            print(f"  {counted[variant]:,} per event")
+        if args.no_timing:
+            return 0
     rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for i in range(args.rounds):
         for variant in variants if i % 2 == 0 else reversed(variants):
@@ -483,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
             section_s = best(rounds[variant], "parse_s") + best(rounds[variant], "serialized_s")
             stages[variant] = stage_costs(raw, section_s, figures["items"])
     results = {v: {"figures": summarise(r), "rounds": r} for v, r in rounds.items()}
+    for v, count in counted.items():
+        results[v]["figures"]["instructions_per_event"] = count
     for v in variants:
         for r in results[v]["rounds"]:
             del r["sizes"]
