@@ -42,9 +42,12 @@ class EntityKey(NamedTuple):
     entity_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A behavioural or profile event (SPEC §2). ``fields`` holds the type's own fields."""
+class Event(NamedTuple):
+    """A behavioural or profile event (SPEC §2). ``fields`` holds the type's own fields.
+
+    Named tuples, not frozen dataclasses, for the items: one is built per input record, and a
+    frozen dataclass's ``__init__`` costs about ten thousand instructions, compiled or not.
+    """
 
     event_id: str
     event_type: str
@@ -55,8 +58,7 @@ class Event:
     fields: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     """A score-adjustment command (add/subtract/set/reset), idempotent by ``command_id``."""
 
     command_id: str

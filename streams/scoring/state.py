@@ -153,7 +153,7 @@ class EntityState:
         return {"attributes": live} if kind == "contact" else live
 
 
-_PERSON: Final = {"e": b"e", "c": b"c"}
+_HASHERS: Final = {kind: blake2b(digest_size=8, person=kind.encode()) for kind in ("e", "c")}
 
 
 def id_hash(kind: str, item_id: str) -> int:
@@ -162,5 +162,7 @@ def id_hash(kind: str, item_id: str) -> int:
     With n ids remembered per entity the chance of any false duplicate is about n^2 / 2^65:
     for 10,000 ids in the dedup horizon of one entity, 2.7e-12.
     """
-    digest = blake2b(item_id.encode(), digest_size=8, person=_PERSON[kind]).digest()
+    hasher = _HASHERS[kind].copy()  # (a copy skips parsing keyword arguments per call)
+    hasher.update(item_id.encode())
+    digest = hasher.digest()
     return int.from_bytes(digest, "big") or 1
