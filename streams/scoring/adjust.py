@@ -20,7 +20,7 @@ from streams.scoring.compaction import maybe_compact
 from streams.scoring.emit import emit
 from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.once import Awards, reopen
-from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict
+from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict, score_result
 from streams.scoring.plan import Plan
 from streams.scoring.state import EntityState, ScoreState
 
@@ -38,11 +38,11 @@ def apply_adjustment(
 ) -> Applied:
     name = command.score
     if trigger in entity.seen:
-        return (ScoreResult(name, Verdict.DUPLICATE),)
+        return (score_result(name, Verdict.DUPLICATE),)
     at_ms = command.occurred_at_ms
     watermark = entity.watermark_ms
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
-        return (ScoreResult(name, Verdict.TOO_LATE),)
+        return (score_result(name, Verdict.TOO_LATE),)
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
@@ -51,9 +51,9 @@ def apply_adjustment(
     maybe_compact(entity, key.kind, plan)
     rule = f"adjustment:{command.op}"
     if verdict is not Verdict.ADJUSTED:
-        return (ScoreResult(name, verdict),)
+        return (score_result(name, verdict),)
     signed = -command.points if command.op == "subtract" else command.points
-    return (ScoreResult(name, verdict, ((rule, signed), *reopened)),)
+    return (score_result(name, verdict, ((rule, signed), *reopened)),)
 
 
 def _adjust(

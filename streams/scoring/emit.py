@@ -12,6 +12,9 @@ from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan import Plan, Score
 from streams.scoring.state import ScoreState
 
+#: Builds the change without the named tuple's generated ``__new__`` (see ``outcomes``).
+_new = tuple.__new__
+
 
 def emit(
     changes: list[ScoreChange],
@@ -32,19 +35,22 @@ def emit(
     ledger.seq += 1
     ledger.total = new
     changes.append(
-        ScoreChange(
-            key.account_id,
-            key.kind,
-            key.entity_id,
-            score.name,
-            ledger.seq,
-            old,
-            new,
-            cause,
-            rule_ids,
-            source_id,
-            occurred_at_ms,
-            crossings(score, old, new),
-            plan.version,
+        _new(
+            ScoreChange,
+            (
+                key.account_id,
+                key.kind,
+                key.entity_id,
+                score.name,
+                ledger.seq,
+                old,
+                new,
+                cause,
+                rule_ids,
+                source_id,
+                occurred_at_ms,
+                crossings(score, old, new),
+                plan.version,
+            ),
         )
     )

@@ -8,8 +8,6 @@ aggregate -> emit. State ownership: the input state is consumed (see ``state``).
 
 from __future__ import annotations
 
-from functools import cache
-
 from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
@@ -18,7 +16,15 @@ from streams.scoring.emit import emit
 from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.holds import follow, recompute
-from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
+from streams.scoring.outcomes import (
+    Cause,
+    Outcome,
+    ScoreChange,
+    ScoreResult,
+    Verdict,
+    outcome,
+    score_result,
+)
 from streams.scoring.plan import Plan, Score
 from streams.scoring.profile import update_props
 from streams.scoring.quiet_hours import quiet_until
@@ -66,7 +72,7 @@ def apply(
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
         entity.recompute_due()
-    return Outcome(entity, tuple(changes), results)
+    return outcome(entity, tuple(changes), results)
 
 
 def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: int) -> Outcome:
@@ -75,12 +81,12 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
     Idempotent: advancing again to the same instant changes nothing.
     """
     if state is None:
-        return Outcome(EntityState())
+        return outcome(EntityState())
     changes: list[ScoreChange] = []
     if state.next_due_ms is not None and state.next_due_ms <= now_ms:
         _advance(state, key, plan, now_ms, changes)
         state.recompute_due()
-    return Outcome(state, tuple(changes))
+    return outcome(state, tuple(changes))
 
 
 def _advance(
@@ -97,7 +103,7 @@ def _advance(
                 continue
             for gone in ledgers.expire_through(ledger, now_ms):  # the common case: one pass
                 ledgers.forget(ledger, gone)
-                rules = tuple(dict.fromkeys(c[C_RULE] for c in gone))
+                rules = _unique([c[C_RULE] for c in gone])
                 due_ms = gone[0][C_EXPIRES]
                 assert due_ms is not None  # noqa: S101 - only expiring contributions expire
                 emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE],
@@ -118,23 +124,40 @@ def _settle(
     """Everything due at exactly ``due_ms`` (the ledger's earliest due time)."""
     gone = ledgers.expire(ledger, due_ms)
     if gone:
-        rules = tuple(dict.fromkeys(c[C_RULE] for c in gone))
+        rules = _unique([c[C_RULE] for c in gone])
         emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE], due_ms)
     for _, source_id, held in ledgers.release(ledger, due_ms):
         kept = [c for c in held if c[C_EXPIRES] is None or c[C_EXPIRES] > due_ms]
         for contrib in kept:
             ledgers.record(ledger, contrib)
-        rules = tuple(dict.fromkeys(c[C_RULE] for c in kept))
+        rules = _unique([c[C_RULE] for c in kept])
         emit(changes, ledger, score, key, plan, Cause.DEFERRED, rules, source_id, due_ms)
     ledger.recompute_due()
 
 
 _KEEP = (Verdict.SCORED, Verdict.DEFERRED, Verdict.QUIET)
 
+#: Score name -> its result without awards, per verdict, built once (most scores of most items
+#: get one). Separate dicts: hashing an enum member runs Python code.
+_NO_MATCH: dict[str, ScoreResult] = {}
+_DUPLICATE: dict[str, ScoreResult] = {}
+_TOO_LATE: dict[str, ScoreResult] = {}
 
-@cache
-def _plain(score: str, verdict: Verdict) -> ScoreResult:
-    return ScoreResult(score, verdict)
+
+def _plain(score: str, verdict: Verdict, known: dict[str, ScoreResult]) -> ScoreResult:
+    result = known.get(score)
+    if result is None:
+        result = known[score] = score_result(score, verdict)
+    return result
+
+
+def _unique(rule_ids: list[str]) -> tuple[str, ...]:
+    """The rule ids in first-seen order, each once (a list scan: there are only a few)."""
+    seen: list[str] = []
+    for rule_id in rule_ids:
+        if rule_id not in seen:
+            seen.append(rule_id)
+    return tuple(seen)
 
 
 def _apply_event(
@@ -148,11 +171,11 @@ def _apply_event(
 ) -> tuple[ScoreResult, ...]:
     scores = plan.by_kind.get(key.kind, ())
     if trigger in entity.seen:
-        return tuple(_plain(s.name, Verdict.DUPLICATE) for s in scores)
+        return tuple(_plain(s.name, Verdict.DUPLICATE, _DUPLICATE) for s in scores)
     at_ms = event.occurred_at_ms
     watermark = entity.watermark_ms
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
-        return tuple(_plain(s.name, Verdict.TOO_LATE) for s in scores)
+        return tuple(_plain(s.name, Verdict.TOO_LATE, _TOO_LATE) for s in scores)
     entity.seen[trigger] = at_ms
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
@@ -165,7 +188,7 @@ def _apply_event(
         rules = score.event_rules.get(event_type, ())
         stateful = view is not None and bool(score.state_rules)
         if not rules and not stateful:
-            results.append(_plain(score.name, Verdict.NO_MATCH))
+            results.append(_plain(score.name, Verdict.NO_MATCH, _NO_MATCH))
             continue
         ledger = entity.scores.get(score.name)
         if ledger is None:
@@ -217,8 +240,8 @@ def _apply_event(
         counted = awards[decided:] if deferred else awards
         immediate = event_awards - decided if deferred else event_awards
         cause = Cause.RULE if immediate else Cause.STATE
-        rule_ids = tuple(dict.fromkeys(rule for rule, _ in counted))
+        rule_ids = _unique([rule for rule, _ in counted])
         emit(changes, ledger, score, key, plan, cause, rule_ids, event.event_id, at_ms)
-        results.append(ScoreResult(score.name, verdict, tuple(awards)))
+        results.append(score_result(score.name, verdict, tuple(awards)))
     maybe_compact(entity, key.kind, plan)
     return tuple(results)

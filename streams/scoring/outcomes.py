@@ -119,3 +119,22 @@ class Outcome(NamedTuple):
     state: EntityState
     changes: tuple[ScoreChange, ...] = ()
     results: tuple[ScoreResult, ...] = ()
+
+
+#: Builds the named tuples above without their generated ``__new__`` (a Python function, even in
+#: the compiled build); the hot path makes several per item.
+_new = tuple.__new__
+
+
+def score_result(
+    score: str, verdict: Verdict, awards: tuple[tuple[str, int], ...] = ()
+) -> ScoreResult:
+    return _new(ScoreResult, (score, verdict, awards))
+
+
+def outcome(
+    state: EntityState,
+    changes: tuple[ScoreChange, ...] = (),
+    results: tuple[ScoreResult, ...] = (),
+) -> Outcome:
+    return _new(Outcome, (state, changes, results))
