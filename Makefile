@@ -97,7 +97,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 bench-engine: venv $(BENCH_STAMP) ## scoring core: base commit, pure and compiled side by side (BASE=, EVENTS=)
-	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),300000) --profile \
+	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),200000) --profile \
 	  --instructions 5000 $(BENCH_ENGINE_ARGS)
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).

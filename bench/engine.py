@@ -470,7 +470,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000, help="events to generate")
+    parser.add_argument("--events", type=int, default=200_000, help="events to generate")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--plan", default=str(ROOT / "plans" / "reference.yaml"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
