@@ -23,6 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+#: What was asked for; the import below must not insist on a build that does not exist yet.
+MODE = os.environ.get("LEADSCORE_CORE", "auto").strip()
+os.environ["LEADSCORE_CORE"] = "pure"
 from streams import native  # noqa: E402
 
 SETUP = """
@@ -57,7 +60,7 @@ def build() -> int:
     setup.write_text(SETUP.format(paths=paths, group=native.GROUP))
     started = time.monotonic()
     print(f"core: compiling {len(paths)} modules with mypyc (about a minute) ...", flush=True)
-    env = {**os.environ, "MYPYC_OPT_LEVEL": "3"}
+    env = {**os.environ, "MYPYC_OPT_LEVEL": "3", "LEADSCORE_CORE": MODE}
     with tempfile.TemporaryDirectory() as temp:
         result = subprocess.run(
             [sys.executable, str(setup), "build_ext", "--build-lib", "lib", "--build-temp", temp],
@@ -82,7 +85,7 @@ def build() -> int:
 
 
 def main() -> int:
-    if os.environ.get("LEADSCORE_CORE", "auto").strip() == "pure":
+    if MODE == "pure":
         clean()
         print("core: LEADSCORE_CORE=pure: not compiling (pure-Python core)")
         return 0
