@@ -107,5 +107,6 @@ bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust w
 	@bench/faust_venv.sh >/dev/null
 	$(PY) bench/run.py $(BENCH_ARGS)
 
-clean: ## remove the virtualenv and caches (keeps the Kafka jar cache and broker data)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean: ## remove the virtualenv, the compiled core and caches (keeps the Kafka jar cache and broker data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache/core-build
+	rm -f streams/scoring/*.so streams/scoring/native.stamp
