@@ -66,10 +66,23 @@ test test-integration: export LEADSCORE_CORE ?= compiled
 test-pure: venv ## the core's unit tests in pure Python (LEADSCORE_CORE=pure)
 	LEADSCORE_CORE=pure $(VENV)/bin/pytest -q tests/unit
 
-# Starts the broker only if it is not already up, and stops only what it started.
+# Starts the broker only if it is not already up, and stops only what it started. When the
+# default ports are taken (say, by another checkout's broker), it starts one of its own on free
+# ports; the cluster test likewise.
 test: venv ## everything: lint, then unit and integration tests against a real broker
 	@started=0; \
-	if ! $(KAFKA) status >/dev/null 2>&1; then $(KAFKA) up || exit 1; started=1; fi; \
+	if ! $(KAFKA) status >/dev/null 2>&1; then \
+	  if [ -z "$$KAFKA_PORT" ] && ! $(KAFKA) ports-free; then \
+	    KAFKA_PORT=$$($(KAFKA) free-port) || exit 1; export KAFKA_PORT; \
+	    echo "make test: 127.0.0.1:9092/9093 are taken: using a broker of its own on 127.0.0.1:$$KAFKA_PORT"; \
+	  fi; \
+	  $(KAFKA) up || exit 1; started=1; \
+	fi; \
+	[ -n "$$LEADSCORE_TEST_BOOTSTRAP" ] || export LEADSCORE_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap); \
+	if [ -z "$$KAFKA_CLUSTER_PORT" ] && ! $(KAFKA) cluster-ports-free; then \
+	  KAFKA_CLUSTER_PORT=$$($(KAFKA) free-cluster-port) || exit 1; export KAFKA_CLUSTER_PORT; \
+	  echo "make test: the cluster's default ports are taken: its test uses 127.0.0.1:$$KAFKA_CLUSTER_PORT.."; \
+	fi; \
 	rc=0; $(MAKE) --no-print-directory lint && $(VENV)/bin/pytest \
 	  && $(MAKE) --no-print-directory test-pure || rc=$$?; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \

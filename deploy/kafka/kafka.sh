@@ -9,6 +9,13 @@
 #   deploy/kafka/kafka.sh cluster-kill N   kill -9 node N (1..3)
 #   deploy/kafka/kafka.sh cluster-start N  bring node N back
 #   deploy/kafka/kafka.sh bootstrap [cluster]  print the bootstrap servers
+#   deploy/kafka/kafka.sh ports-free|cluster-ports-free   exit 0 if the ports are free (or ours)
+#   deploy/kafka/kafka.sh free-port|free-cluster-port     print a KAFKA_PORT / KAFKA_CLUSTER_PORT
+#                                          whose ports are all free
+#
+# Before starting, every port a broker will listen on is checked; a taken one stops the start
+# with one line naming the port, the process holding it and a free KAFKA_PORT to use instead.
+# A broker started on other ports records them, so status, bootstrap and down find it.
 #
 # Environment (all optional):
 #   KAFKA_PORT=9092            single-node client port; its controller listens on KAFKA_PORT+1
@@ -26,8 +33,18 @@ var_dir="${LEADSCORE_VAR_DIR:-$repo/var}/kafka"
 version_range="[4.0.0,5.0.0)"
 slf4j_version="2.0.17"
 log4j_version="2.25.2"
-single_port="${KAFKA_PORT:-9092}"
-cluster_port="${KAFKA_CLUSTER_PORT:-19092}"
+# A broker of this checkout started on other ports recorded them: use those unless told otherwise.
+recorded_port() { [[ -f "$1/port" && -f "$1/kafka.pid" ]] && kill -0 "$(cat "$1/kafka.pid")" 2>/dev/null && cat "$1/port"; }
+single_port="${KAFKA_PORT:-$(recorded_port "$var_dir/single" || echo 9092)}"
+recorded_cluster_port() {
+  local n
+  for n in 1 2 3; do
+    [[ -f "$var_dir/cluster/node-$n/kafka.pid" ]] && kill -0 "$(cat "$var_dir/cluster/node-$n/kafka.pid")" 2>/dev/null \
+      && [[ -f "$var_dir/cluster/port" ]] && { cat "$var_dir/cluster/port"; return 0; }
+  done
+  return 1
+}
+cluster_port="${KAFKA_CLUSTER_PORT:-$(recorded_cluster_port || echo 19092)}"
 start_timeout_s="${KAFKA_START_TIMEOUT:-90}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -205,14 +222,66 @@ stop_node() {
 
 single_dir="$var_dir/single"
 
+# port_in_use <port>: something listens on 127.0.0.1:<port> (the port cannot be bound).
+port_in_use() {
+  python3 - "$1" <<'PY'
+import socket, sys
+with socket.socket() as s:
+    try:
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+    except OSError:
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
+# port_owner <port>: the listening process, as far as ss can tell.
+port_owner() {
+  local pid
+  pid="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
+  if [[ -n "$pid" ]]; then echo "pid $pid ($(ps -o args= -p "$pid" 2>/dev/null | cut -c1-60))"
+  else echo "another process"; fi
+}
+
+single_ports() { echo "$single_port" $(( single_port + 1 )); }
+cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)"; done; }
+
+# free_base <first> <step> <offsets...>: the first base from <first> on whose base+offset ports
+# are all free.
+free_base() {
+  local base="$1" step="$2" offset busy; shift 2
+  for _ in $(seq 1 200); do
+    busy=0
+    for offset in "$@"; do port_in_use $(( base + offset )) && { busy=1; break; }; done
+    (( busy == 0 )) && { echo "$base"; return 0; }
+    base=$(( base + step ))
+  done
+  die "no free ports found from $1 on."
+}
+free_single() { free_base 29092 2 0 1; }
+free_cluster() { free_base 39092 20 0 1 2 10 11 12; }
+
+# check_ports <variable> <suggest command> <ports...>: stop with one line if one is taken.
+check_ports() {
+  local variable="$1" suggest="$2" port; shift 2
+  for port in "$@"; do
+    if port_in_use "$port"; then
+      die "127.0.0.1:$port is taken by $(port_owner "$port"): stop it, or use other ports, e.g. $variable=$($suggest)."
+    fi
+  done
+}
+
 single_up() {
-  fetch
   local cport=$(( single_port + 1 ))
   if is_running "$single_dir"; then
     wait_ready "$single_dir" "$single_port"
     say "broker already running on 127.0.0.1:$single_port"; return 0
   fi
+  # shellcheck disable=SC2046
+  check_ports KAFKA_PORT free_single $(single_ports)
+  fetch
   write_config "$single_dir" 1 "$single_port" "$cport" "1@127.0.0.1:$cport" 1
+  echo "$single_port" > "$single_dir/port"
   format_storage "$single_dir" "$(cluster_id_for "$single_dir/cluster.id")"
   start_node "$single_dir" "$single_port" "${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
   wait_ready "$single_dir" "$single_port"
@@ -235,8 +304,13 @@ cluster_prepare() {
   done
 }
 
+cluster_running() { local n; for n in 1 2 3; do is_running "$(node_dir $n)" && return 0; done; return 1; }
+
 cluster_up() {
+  # shellcheck disable=SC2046
+  cluster_running || check_ports KAFKA_CLUSTER_PORT free_cluster $(cluster_ports)
   cluster_prepare
+  echo "$cluster_port" > "$var_dir/cluster/port"
   local n
   for n in 1 2 3; do start_node "$(node_dir $n)" "$(node_port $n)" "-Xms192m -Xmx512m"; done
   for n in 1 2 3; do wait_ready "$(node_dir $n)" "$(node_port $n)"; done
@@ -290,6 +364,12 @@ case "$cmd" in
   cluster-start) cluster_start_one "${1:-}" ;;
   cluster-wipe) for n in 1 2 3; do stop_node "$(node_dir $n)"; done; rm -rf "$var_dir/cluster"; say "cluster data deleted" ;;
   bootstrap) bootstrap "${1:-}" ;;
-  help|-h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
+  ports-free) is_running "$single_dir" && exit 0
+    for p in $(single_ports); do port_in_use "$p" && exit 1; done; exit 0 ;;
+  cluster-ports-free) cluster_running && exit 0
+    for p in $(cluster_ports); do port_in_use "$p" && exit 1; done; exit 0 ;;
+  free-port) free_single ;;
+  free-cluster-port) free_cluster ;;
+  help|-h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd' (try: deploy/kafka/kafka.sh help)" ;;
 esac

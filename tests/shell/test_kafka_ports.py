@@ -1,0 +1,70 @@
+"""``deploy/kafka/kafka.sh`` with its ports taken: one line naming the port, the process holding it
+and free ports to use instead, before anything is fetched or started. Runs against a scratch
+``LEADSCORE_VAR_DIR``, so the broker of the test run is not touched."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+KAFKA = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
+
+
+def kafka(*args: str, tmp: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    return subprocess.run([str(KAFKA), *args], env={**clean, "LEADSCORE_VAR_DIR": str(tmp), **env},
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def taken() -> Iterator[int]:
+    """A port this process listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.mark.parametrize("offset", [0, -1], ids=["client port", "controller port"])
+def test_a_taken_port_stops_the_broker_in_one_line(taken: int, offset: int, tmp_path: Path) -> None:
+    result = kafka("up", tmp=tmp_path, KAFKA_PORT=str(taken + offset))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"127.0.0.1:{taken} is taken by pid {os.getpid()} (" in lines[0]
+    suggested = int(lines[0].rsplit("KAFKA_PORT=", 1)[1].rstrip("."))
+    assert bindable(suggested) and bindable(suggested + 1)
+    assert not (tmp_path / "kafka" / "single" / "kafka.pid").exists()  # nothing was started
+
+
+def test_a_taken_cluster_port_stops_the_cluster_in_one_line(taken: int, tmp_path: Path) -> None:
+    result = kafka(
+        "cluster-up", tmp=tmp_path, KAFKA_CLUSTER_PORT=str(taken - 11)
+    )  # node 2's controller
+    assert result.returncode == 1
+    assert f"127.0.0.1:{taken} is taken by pid {os.getpid()} (" in result.stderr
+    assert "KAFKA_CLUSTER_PORT=" in result.stderr
+
+
+def test_port_checks_and_free_ports(taken: int, tmp_path: Path) -> None:
+    assert kafka("ports-free", tmp=tmp_path, KAFKA_PORT=str(taken)).returncode == 1
+    free = int(kafka("free-port", tmp=tmp_path).stdout)
+    assert bindable(free) and bindable(free + 1)
+    assert kafka("ports-free", tmp=tmp_path, KAFKA_PORT=str(free)).returncode == 0
+    base = int(kafka("free-cluster-port", tmp=tmp_path).stdout)
+    assert all(bindable(base + offset) for offset in (0, 1, 2, 10, 11, 12))
+    assert kafka("cluster-ports-free", tmp=tmp_path, KAFKA_CLUSTER_PORT=str(base)).returncode == 0
