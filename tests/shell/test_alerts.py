@@ -1,0 +1,66 @@
+"""The alert rules (``deploy/prometheus/alerts.yml``): valid for Prometheus, each alert's unit test
+passes (``promtool test rules``), every metric they read is one the worker exports, and every
+alert has a runbook in ``docs/operations.md``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streams.metrics import Metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """promtool from the PATH or Debian's package (fetched once by promtool.sh)."""
+    found = subprocess.run([str(ROOT / "deploy" / "prometheus" / "promtool.sh")],
+                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    if found.returncode != 0:
+        pytest.fail(found.stderr.strip(), pytrace=False)
+    return found.stdout.strip()
+
+
+def alerts() -> list[dict[str, object]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def test_promtool_checks_the_rules(promtool: str) -> None:
+    done = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(alerts())} rules found" in done.stdout
+
+
+def test_every_alert_passes_its_unit_test(promtool: str) -> None:
+    done = subprocess.run([promtool, "test", "rules", TESTS.name], cwd=TESTS.parent,
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    tested = set(re.findall(r"alertname: (\w+)", TESTS.read_text()))
+    assert tested == {rule["alert"] for rule in alerts()}
+
+
+def test_the_rules_read_only_metrics_the_worker_exports() -> None:
+    exported = {"up"}
+    for family in Metrics.create().registry.collect():  # (labelled ones have no samples yet)
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
+        exported.update(family.name + s for s in suffixes.get(family.type, ("",)))
+        exported.update(sample.name for sample in family.samples)
+    for rule in alerts():
+        names = set(re.findall(r"\b(leadscore_\w+|up)\b", str(rule["expr"])))
+        assert names, rule["alert"]
+        assert names <= exported, (rule["alert"], names - exported)
+
+
+def test_every_alert_has_a_runbook() -> None:
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    for rule in alerts():
+        assert f"\n### {rule['alert']}\n" in operations, rule["alert"]
