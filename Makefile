@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
-# The scoring core compiled with mypyc beside its sources (tools/build_core.py): about 30 s the
+# The scoring core compiled with mypyc beside its sources (tools/build_core.py): about 40 s the
 # first time, nothing while the sources are unchanged. LEADSCORE_CORE=pure skips it.
 venv: $(STAMP) ## create the virtual environment (pyproject.toml + constraints.txt), compile the core
 	@$(PY) tools/build_core.py

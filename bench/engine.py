@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import random
-import re
 import resource
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from profile import compiled  # bench/profile.py (this script's directory)
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,9 +291,8 @@ def child(args: argparse.Namespace) -> int:
 # --- the driver ------------------------------------------------------------------------------
 
 #: Stage of a sampled stack, first match wins; each pattern is tried on every frame.
-STAGE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern))
-    for name, pattern in (
+STAGE_PATTERNS = compiled(
+    (
         ("gc", r"gc_collect_main|collect_with_callback|gc_collect"),
         ("parse", r"parse_input|scoring/events\.py|events___"),
         ("decode", r"\bloads \(|serialize___loads|_from_v\d|unpackb"),

@@ -13,10 +13,17 @@ import re
 from collections import Counter
 from pathlib import Path
 
+Patterns = tuple[tuple[str, re.Pattern[str]], ...]
+
+
+def compiled(pairs: tuple[tuple[str, str], ...]) -> Patterns:
+    """(name, regular expression) pairs, compiled."""
+    return tuple((name, re.compile(pattern)) for name, pattern in pairs)
+
+
 #: (layer, pattern on "function (file:line)"), checked against each frame from the innermost out.
-LAYERS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern))
-    for name, pattern in (
+LAYERS = compiled(
+    (
         ("state encode/decode (msgpack)", r"scoring/serialize\.py"),
         ("scoring core", r"streams/scoring/"),
         ("RocksDB store", r"streams/state/store\.py|rocksdict"),

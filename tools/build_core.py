@@ -59,7 +59,7 @@ def build() -> int:
     setup = work / "setup.py"
     setup.write_text(SETUP.format(paths=paths, group=native.GROUP))
     started = time.monotonic()
-    print(f"core: compiling {len(paths)} modules with mypyc (about a minute) ...", flush=True)
+    print(f"core: compiling {len(paths)} modules with mypyc (about 40 s) ...", flush=True)
     env = {**os.environ, "MYPYC_OPT_LEVEL": "3", "LEADSCORE_CORE": MODE}
     with tempfile.TemporaryDirectory() as temp:
         result = subprocess.run(

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from streams.scoring.aggregate import crossings, total
 from streams.scoring.events import EntityKey
-from streams.scoring.outcomes import Cause, ScoreChange
+from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan import Plan, Score
 from streams.scoring.state import ScoreState
-
-#: Builds the change without the named tuple's generated ``__new__`` (see ``outcomes``).
-_new = tuple.__new__
 
 
 def emit(
@@ -35,22 +32,19 @@ def emit(
     ledger.seq += 1
     ledger.total = new
     changes.append(
-        _new(
-            ScoreChange,
-            (
-                key.account_id,
-                key.kind,
-                key.entity_id,
-                score.name,
-                ledger.seq,
-                old,
-                new,
-                cause,
-                rule_ids,
-                source_id,
-                occurred_at_ms,
-                crossings(score, old, new),
-                plan.version,
-            ),
+        score_change(
+            key.account_id,
+            key.kind,
+            key.entity_id,
+            score.name,
+            ledger.seq,
+            old,
+            new,
+            cause,
+            rule_ids,
+            source_id,
+            occurred_at_ms,
+            crossings(score, old, new),
+            plan.version,
         )
     )

@@ -90,15 +90,8 @@ def settle_anchors(
     if horizon_ms <= entity.floor_ms:
         return
     times = update_times(entity, since_ms=entity.floor_ms, before_ms=horizon_ms)
-    anchors: dict[str, int] = {}
-    if not times:  # no update in the history dropped: every match in progress keeps its start
-        for rule in score.state_rules:
-            began = ledger.anchors.get(rule.id)
-            if began is not None:
-                anchors[rule.id] = began
-        ledger.anchors = anchors
-        return
     views = _views(entity, kind)
+    anchors: dict[str, int] = {}
     for rule in score.state_rules:
         began = match_began(rule, times, views, ledger.anchors)
         if began is not None:

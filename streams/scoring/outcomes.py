@@ -132,6 +132,11 @@ def score_result(
     return _new(ScoreResult, (score, verdict, awards))
 
 
+def score_change(*fields: Any) -> ScoreChange:
+    """A ``ScoreChange`` from its fields, in declaration order."""
+    return _new(ScoreChange, fields)
+
+
 def outcome(
     state: EntityState,
     changes: tuple[ScoreChange, ...] = (),

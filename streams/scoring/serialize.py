@@ -150,14 +150,27 @@ def loads(blob: bytes) -> EntityState:
     raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-4)")
 
 
-def _from_v4(body: _Body) -> EntityState:
-    watermark, compacted, seen, props, scores, next_due, past, floor = body
+def _entity(
+    watermark: int | None,
+    compacted: int,
+    seen_ages: dict[int, int],
+    props: Any,
+    next_due: int | None,
+) -> EntityState:
+    """The entity-level fields shared by v2-v4 (seen ids stored as ``watermark - time``)."""
     state = EntityState.__new__(EntityState)
     state.watermark_ms = watermark
     state.compacted_ms = compacted
     base = watermark if watermark is not None else 0
-    state.seen = {h: base - age for h, age in seen.items()}
+    state.seen = {h: base - age for h, age in seen_ages.items()}
     state.props = props
+    state.next_due_ms = next_due
+    return state
+
+
+def _from_v4(body: _Body) -> EntityState:
+    watermark, compacted, seen, props, scores, next_due, past, floor = body
+    state = _entity(watermark, compacted, seen, props, next_due)
     ledgers: dict[str, ScoreState] = {}
     for name, row in scores.items():
         s = ScoreState.__new__(ScoreState)
@@ -165,7 +178,6 @@ def _from_v4(body: _Body) -> EntityState:
          s.pending, s.next_due_ms, s.standby, s.anchors) = row  # fmt: skip
         ledgers[name] = s
     state.scores = ledgers
-    state.next_due_ms = next_due
     state.past = past
     state.floor_ms = floor
     return state
@@ -174,12 +186,7 @@ def _from_v4(body: _Body) -> EntityState:
 def _from_v2(body: Any) -> EntityState:
     """v2 and v3 (v3 appends fields to v2's arrays)."""
     watermark, compacted, seen, props, scores, _outbox, next_due, *v3 = body
-    state = EntityState.__new__(EntityState)
-    state.watermark_ms = watermark
-    state.compacted_ms = compacted
-    base = watermark if watermark is not None else 0
-    state.seen = {h: base - age for h, age in seen.items()}
-    state.props = props
+    state = _entity(watermark, compacted, seen, props, next_due)
     ledgers: dict[str, ScoreState] = {}
     for name, row in scores.items():
         s = ScoreState.__new__(ScoreState)
@@ -191,7 +198,6 @@ def _from_v2(body: Any) -> EntityState:
         s.standby, s.anchors = added if added else ({}, {})
         ledgers[name] = s
     state.scores = ledgers
-    state.next_due_ms = next_due
     if v3:
         past, state.floor_ms = v3
         state.past = {name: list(older) for name, older in past.items()}
