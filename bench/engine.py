@@ -29,6 +29,7 @@ import os
 import platform
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -503,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no compiled build of {args.base} (it predates tools/build_core.py): skipped")
         variants.remove("base-compiled")
     counted: dict[str, int] = {}
-    if args.instructions:
+    if args.instructions and shutil.which("valgrind") is None:
+        print("valgrind is not on the PATH: no instruction counts (apt-get install valgrind)")
+    elif args.instructions:
         for variant in variants:
             print(f"instructions: {variant} ...", flush=True)
             counted[variant] = instructions(variant, trees[variant], args)
