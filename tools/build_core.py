@@ -60,11 +60,10 @@ def build() -> int:
     setup.write_text(SETUP.format(paths=paths, group=native.GROUP))
     started = time.monotonic()
     print(f"core: compiling {len(paths)} modules with mypyc (about 40 s) ...", flush=True)
-    env = {**os.environ, "MYPYC_OPT_LEVEL": "3", "LEADSCORE_CORE": MODE}
     with tempfile.TemporaryDirectory() as temp:
         result = subprocess.run(
             [sys.executable, str(setup), "build_ext", "--build-lib", "lib", "--build-temp", temp],
-            cwd=work, env=env, capture_output=True, text=True, check=False,
+            cwd=work, capture_output=True, text=True, check=False,
         )  # fmt: skip
     log = work / "build.log"
     log.write_text(result.stdout + result.stderr)
