@@ -14,6 +14,7 @@ from decimal import Decimal
 from confluent_kafka import Producer
 
 from streams.codec import Codec, Source
+from streams.kafka import common
 from streams.settings import Settings
 from streams.topics import ensure_topics, input_topics
 from streams.traffic import TrafficShape, generate
@@ -34,11 +35,10 @@ def publish(
     )
     producer = Producer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **common(settings),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
-            "log_level": 3,
         }
     )
     failed: list[str] = []

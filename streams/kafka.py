@@ -96,7 +96,20 @@ def until_settled(what: str, fn: Callable[[], T], *, timeout_s: float) -> T:
 
 
 def common(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap_servers, "log_level": 3}
+    """What every Kafka client of the service shares: the brokers and how to authenticate."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "log_level": 3,
+    }
+    if settings.kafka_sasl_mechanism is not None:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        config["sasl.password"] = password.get_secret_value() if password is not None else None
+    if settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
 
 
 def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
 
 from streams import records
+from streams.kafka import common
 from streams.metrics import Metrics
 from streams.publish import score_view
 from streams.scoring import EntityKey, EntityState, Plan, explain
@@ -79,7 +80,7 @@ class Owners:
     def __init__(self, settings: Settings, entity_topic: str) -> None:
         self.group = settings.app_id
         self.topic = entity_topic
-        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+        self.admin = AdminClient(common(settings))
         self.urls: dict[int, str] = {}
         self.stable = False
         self.fetched = 0.0

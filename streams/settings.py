@@ -11,7 +11,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from streams.errors import SettingsError
@@ -23,6 +30,9 @@ INPUT_TOPIC_SETTINGS = (
     "score_adjustments",
 )  # fmt: skip
 
+#: Settings whose values never appear in an error message or a log.
+SECRET_SETTINGS = frozenset({"api_token", "kafka_sasl_password"})
+
 
 class Settings(BaseSettings):
     """Service settings; environment variable = ``LEADSCORE_`` + upper-case field name."""
@@ -33,6 +43,11 @@ class Settings(BaseSettings):
 
     # Kafka and identity
     bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = Field(None, min_length=1)
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
     app_id: str = Field("leadscore", pattern=r"^[A-Za-z0-9._-]{1,100}$")
     plan_path: Path = Path("plans/reference.yaml")
     data_dir: Path = Path("var/worker")
@@ -99,6 +114,26 @@ class Settings(BaseSettings):
             raise ValueError(f"names topics that are not inputs: {unknown}")
         return value
 
+    @model_validator(mode="after")
+    def _kafka_security_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        given = [self.kafka_sasl_mechanism, self.kafka_sasl_username, self.kafka_sasl_password]
+        if sasl and any(value is None for value in given):
+            raise ValueError(
+                f"LEADSCORE_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs "
+                "LEADSCORE_KAFKA_SASL_MECHANISM, LEADSCORE_KAFKA_SASL_USERNAME and "
+                "LEADSCORE_KAFKA_SASL_PASSWORD"
+            )
+        if not sasl and any(value is not None for value in given):
+            raise ValueError(
+                "LEADSCORE_KAFKA_SASL_* are set but LEADSCORE_KAFKA_SECURITY_PROTOCOL is "
+                f"{self.kafka_security_protocol}: set it to SASL_SSL or SASL_PLAINTEXT"
+            )
+        ca = self.kafka_ssl_ca_location
+        if ca is not None and not ca.is_file():
+            raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {ca}")
+        return self
+
     @property
     def advertised_url(self) -> str:
         """Where other workers reach this one's HTTP API (forwarded requests)."""
@@ -125,8 +160,13 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
-            variable = f"LEADSCORE_{field.upper()}" if field else "LEADSCORE_*"
-            lines.append(f"{variable}: {error['msg']} (got {error.get('input')!r})")
+            message = error["msg"].removeprefix("Value error, ")
+            if not field:  # a rule over several settings: its message names them; no values
+                lines.append(message)
+            elif field in SECRET_SETTINGS:
+                lines.append(f"LEADSCORE_{field.upper()}: {message}")
+            else:
+                lines.append(f"LEADSCORE_{field.upper()}: {message} (got {error.get('input')!r})")
         settings = None
     if lines or settings is None:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines))

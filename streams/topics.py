@@ -12,6 +12,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from streams.codec import Source
 from streams.errors import StartupError
+from streams.kafka import common
 from streams.settings import Settings
 
 
@@ -68,7 +69,7 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
 
 def ensure_topics(settings: Settings) -> list[str]:
     """Create every missing topic and return their names; existing topics are left as they are."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 3})
+    admin = AdminClient(common(settings))
     try:
         existing = set(admin.list_topics(timeout=15).topics)
     except KafkaException as exc:

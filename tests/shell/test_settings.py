@@ -56,6 +56,9 @@ def named_variables(exc: SettingsError) -> set[str]:
         ("LEADSCORE_ROCKSDB_BLOCK_CACHE_BYTES", "1048575"),  # one byte under 1 MiB
         ("LEADSCORE_ROCKSDB_WRITE_BUFFER_BYTES", "1000"),  # far under 1 MiB
         ("LEADSCORE_ROCKSDB_MAX_WRITE_BUFFERS", "17"),  # above 16
+        ("LEADSCORE_KAFKA_SECURITY_PROTOCOL", "sasl_ssl"),  # values are case-sensitive
+        ("LEADSCORE_KAFKA_SASL_MECHANISM", "GSSAPI"),  # not offered
+        ("LEADSCORE_KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),  # no such file
     ],
 )
 def test_bad_value_names_its_variable(
@@ -180,3 +183,72 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(ValidationError):
         settings.partitions = 3  # type: ignore[misc]
     assert isinstance(settings, Settings)
+
+
+SASL = {
+    "LEADSCORE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "LEADSCORE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "LEADSCORE_KAFKA_SASL_USERNAME": "leadscore",
+    "LEADSCORE_KAFKA_SASL_PASSWORD": "pa55-word",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(set(SASL) - {"LEADSCORE_KAFKA_SECURITY_PROTOCOL"}))
+def test_sasl_needs_mechanism_user_and_password(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    for name, value in SASL.items():
+        if name != missing:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "LEADSCORE_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs" in message
+    assert "pa55-word" not in message
+
+
+def test_sasl_credentials_without_a_sasl_protocol_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEADSCORE_KAFKA_SASL_USERNAME", "leadscore")
+    monkeypatch.setenv("LEADSCORE_KAFKA_SASL_PASSWORD", "pa55-word")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "LEADSCORE_KAFKA_SECURITY_PROTOCOL is PLAINTEXT" in str(info.value)
+    assert "pa55-word" not in str(info.value)
+
+
+def test_kafka_clients_get_the_security_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from streams.kafka import common, consumer_config, producer_config, restore_consumer_config
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for name, value in SASL.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LEADSCORE_KAFKA_SSL_CA_LOCATION", str(ca))
+    settings = load_settings()
+    expected = {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "leadscore",
+        "sasl.password": "pa55-word",
+        "ssl.ca.location": str(ca),
+    }
+    for config in (
+        common(settings),
+        consumer_config(settings, client_id="c"),
+        producer_config(settings, transactional_id="t"),
+        restore_consumer_config(settings),
+    ):
+        assert {key: config.get(key) for key in expected} == expected
+    assert "pa55-word" not in repr(settings)
+
+
+def test_plaintext_clients_carry_no_credentials() -> None:
+    from streams.kafka import common
+
+    config = common(load_settings())
+    assert config["security.protocol"] == "PLAINTEXT"
+    assert not any(key.startswith(("sasl.", "ssl.")) for key in config)
