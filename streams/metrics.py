@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from streams import __version__, native
 from streams.scoring import ScoreChange, ScoreResult, Verdict
@@ -67,6 +67,9 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         r = CollectorRegistry(auto_describe=True)
+        ProcessCollector(
+            registry=r
+        )  # process_resident_memory_bytes, process_cpu_seconds_total, ...
         Info(
             "leadscore_build", "Version and scoring-core build (compiled or pure)", registry=r
         ).info({"version": __version__, "core": native.loaded()})

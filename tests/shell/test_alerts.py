@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.metrics import Metrics
+from tests.prometheus_tools import exported_metrics, metrics_in, prometheus_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -20,12 +20,7 @@ TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    """promtool from the PATH or Debian's package (fetched once by promtool.sh)."""
-    found = subprocess.run([str(ROOT / "deploy" / "prometheus" / "promtool.sh")],
-                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    if found.returncode != 0:
-        pytest.fail(found.stderr.strip(), pytrace=False)
-    return found.stdout.strip()
+    return prometheus_tool("promtool")
 
 
 def alerts() -> list[dict[str, object]]:
@@ -49,13 +44,9 @@ def test_every_alert_passes_its_unit_test(promtool: str) -> None:
 
 
 def test_the_rules_read_only_metrics_the_worker_exports() -> None:
-    exported = {"up"}
-    for family in Metrics.create().registry.collect():  # (labelled ones have no samples yet)
-        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}
-        exported.update(family.name + s for s in suffixes.get(family.type, ("",)))
-        exported.update(sample.name for sample in family.samples)
+    exported = exported_metrics()
     for rule in alerts():
-        names = set(re.findall(r"\b(leadscore_\w+|up)\b", str(rule["expr"])))
+        names = metrics_in(str(rule["expr"]))
         assert names, rule["alert"]
         assert names <= exported, (rule["alert"], names - exported)
 
