@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
+        broker-status broker-wipe observe observe-down soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -97,6 +97,19 @@ test-cluster: venv ## three-node fault test alone: kill -9 one node, keep produc
 
 run: venv ## main job: broker, worker, demo traffic, and what to curl (Ctrl-C stops; broker stays)
 	@deploy/run.sh
+
+# Prometheus (Debian's package, unpacked into .cache once) scraping the `make run` worker on
+# 127.0.0.1:$(LEADSCORE_WEB_PORT or 6066), with the alert rules; PROMETHEUS_PORT, PROMETHEUS_TARGETS.
+observe: venv ## local Prometheus on 127.0.0.1:9090 scraping the make run worker; prints its graph page
+	@deploy/prometheus/prometheus.sh up
+	@port=$$(cat var/prometheus/port); \
+	echo "Prometheus: http://127.0.0.1:$$port  (targets: http://127.0.0.1:$$port/targets, alerts: http://127.0.0.1:$$port/alerts)"; \
+	echo "The main panels of the dashboard, on one graph page:"; \
+	$(PY) tools/dashboard.py --graph-url http://127.0.0.1:$$port; \
+	echo "Stop it with: make observe-down"
+
+observe-down: ## stop the make observe Prometheus
+	@deploy/prometheus/prometheus.sh down
 
 soak: venv ## crash soak outside CI: many more events and kill -9s than the CI crash test
 	@$(KAFKA) up

@@ -2,6 +2,9 @@
 
     python tools/dashboard.py           rewrite deploy/grafana/leadscore.json
     python tools/dashboard.py --check   exit 1 if the file differs from what this script writes
+    python tools/dashboard.py --graph-url URL
+                                        print the URL of a Prometheus graph page (at URL) showing
+                                        the main panels (make observe prints it)
 
 The panels are data here (title, description, unit, PromQL), so tests can read the same list:
 ``tests/shell/test_dashboard.py`` lints the dashboard (the rules of Grafana's dashboard-linter,
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,6 +253,30 @@ def resolve(expr: str, *, job: str = ".+", instance: str = ".+", rate_interval: 
     )
 
 
+#: The panels ``make observe`` puts on one Prometheus graph page (first query of each).
+MAIN = (
+    "Events by topic and outcome",
+    "Score changes by cause",
+    "Event to change",
+    "Consumer lag by topic",
+    "Transactions by result",
+    "Dead letters by reason",
+    "Resident memory",
+)
+
+
+def graph_url(prometheus: str, *, job: str = "leadscore", range_input: str = "15m") -> str:
+    """A Prometheus graph page with one graph per main panel, variables resolved."""
+    by_title = {panel.title: panel for panel in panels()}
+    params: dict[str, str] = {}
+    for n, title in enumerate(MAIN):
+        expr = by_title[title].targets[-1][0]  # the last target: p99 where there are two
+        params[f"g{n}.expr"] = resolve(expr, job=job, rate_interval="1m")
+        params[f"g{n}.tab"] = "0"
+        params[f"g{n}.range_input"] = range_input
+    return f"{prometheus.rstrip('/')}/graph?{urllib.parse.urlencode(params)}"
+
+
 def _variable(name: str, query: str) -> dict[str, object]:
     return {
         "name": name,
@@ -346,6 +374,9 @@ def render() -> str:
 
 def main(argv: list[str]) -> int:
     text = render()
+    if len(argv) == 3 and argv[1] == "--graph-url":
+        print(graph_url(argv[2]))
+        return 0
     if argv[1:] == ["--check"]:
         if OUT.read_text(encoding="utf-8") != text:
             print(f"{OUT.relative_to(REPO)} is stale: run tools/dashboard.py", file=sys.stderr)
