@@ -43,6 +43,10 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--contacts", type=int, default=500, help="distinct contacts")
     demo.add_argument("--deals", type=int, default=100, help="distinct deals")
     demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
+    from streams.watch import add_arguments
+
+    add_arguments(watch)
     return parser
 
 
@@ -53,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command is None:
-        parser.error("a command is required (worker, plan, score, demo)")
+        parser.error("a command is required (worker, plan, score, demo, watch)")
     if args.command == "plan":
         from streams.offline import cmd_plan_check
 
@@ -80,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             deals=args.deals,
             seed=args.seed,
         )
+    if args.command == "watch":
+        from streams.watch import cmd_watch
+
+        return cmd_watch(args)
     if args.command == "worker":
         from streams.worker import run_worker
 

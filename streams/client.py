@@ -192,6 +192,8 @@ class ScoreChanges:
     config: Mapping[str, Any] = field(default_factory=dict)
     idle_timeout_s: float | None = None
     commit_every: int = 500
+    #: False: never commit (a viewer such as ``leadscore watch``); the group keeps no offsets
+    commit_offsets: bool = True
     commit_interval_s: float = 1.0
     skipped: int = 0  #: records dropped by the filter
     undecodable: int = 0  #: records that are not a score change (counted, committed, skipped)
@@ -255,7 +257,9 @@ class ScoreChanges:
 
     def commit(self) -> None:
         """Commit the offsets of every change the caller has finished with (synchronously)."""
-        if self._consumer is None or not self._done:
+        if self._consumer is None or not self._done or not self.commit_offsets:
+            self._done.clear()
+            self._pending = 0
             return
         offsets = [TopicPartition(self.topic, p, o + 1) for p, o in sorted(self._done.items())]
         try:
@@ -307,6 +311,8 @@ class ScoreChanges:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Before partitions move away, commit what was finished in them."""
         revoked = {tp.partition for tp in partitions}
+        if not self.commit_offsets:
+            return
         finished = [TopicPartition(self.topic, p, o + 1) for p, o in self._done.items()
                     if p in revoked]  # fmt: skip
         if finished:

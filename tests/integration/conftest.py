@@ -62,3 +62,11 @@ async def create_topics(
             for name in names
         ]
     )
+
+
+@pytest.fixture
+def changes_topic(bootstrap: str) -> str:
+    """A fresh one-partition topic for score changes written by the test."""
+    from tests.integration.score_changes import new_topic
+
+    return new_topic(bootstrap)
