@@ -48,14 +48,14 @@ cluster-status: ## status of each cluster node
 	@$(KAFKA) cluster-status
 
 lint: venv ## ruff, formatting, mypy (strict on streams/) and the pure-core import contract
-	$(VENV)/bin/ruff check streams tests bench tools deploy
-	$(VENV)/bin/ruff format --check streams tests bench tools deploy
+	$(VENV)/bin/ruff check streams tests bench tools deploy examples
+	$(VENV)/bin/ruff format --check streams tests bench tools deploy examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 fmt: venv ## apply ruff fixes and formatting
-	$(VENV)/bin/ruff check --fix streams tests bench tools deploy
-	$(VENV)/bin/ruff format streams tests bench tools deploy
+	$(VENV)/bin/ruff check --fix streams tests bench tools deploy examples
+	$(VENV)/bin/ruff format streams tests bench tools deploy examples
 
 test-unit: venv ## the unit tests of the core only (no broker), with the build make venv chose
 	$(VENV)/bin/pytest tests/unit
