@@ -43,6 +43,14 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--contacts", type=int, default=500, help="distinct contacts")
     demo.add_argument("--deals", type=int, default=100, help="distinct deals")
     demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    automate = sub.add_parser(
+        "automate", help="webhook bridge: POST threshold crossings to endpoints (YAML file)"
+    )
+    automate.add_argument("file", help="the automations YAML file (endpoints and triggers)")
+    automate.add_argument("--check", action="store_true", help="validate the file, then exit")
+    automate.add_argument("--port", type=int, default=None, help="serve /metrics and /healthz")
+    automate.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                          help="stop once idle this long with nothing in flight")  # fmt: skip
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
     from streams.watch import add_arguments
 
@@ -57,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command is None:
-        parser.error("a command is required (worker, plan, score, demo, watch)")
+        parser.error("a command is required (worker, plan, score, demo, watch, automate)")
     if args.command == "plan":
         from streams.offline import cmd_plan_check
 
@@ -84,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             deals=args.deals,
             seed=args.seed,
         )
+    if args.command == "automate":
+        from streams.automate import cmd_automate, cmd_automate_check
+
+        if args.check:
+            return cmd_automate_check(args.file)
+        return cmd_automate(args.file, port=args.port, idle_exit_s=args.idle_exit)
     if args.command == "watch":
         from streams.watch import cmd_watch
 
