@@ -502,6 +502,15 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
     except (LeadscoreError, AutomationsError) as exc:
         print(f"leadscore automate: {exc}", file=sys.stderr)
         return 2
+    from streams.topics import TopicSpec, ensure_topics
+
+    min_isr = "2" if settings.replication_factor >= 3 else "1"
+    try:
+        ensure_topics(settings, [TopicSpec(config.dead_letter_topic, settings.partitions,
+                                           {"min.insync.replicas": min_isr})])  # fmt: skip
+    except LeadscoreError as exc:
+        print(f"leadscore automate: {exc}", file=sys.stderr)
+        return 2
     metrics = BridgeMetrics.create()
     if port is not None:
         try:

@@ -67,8 +67,9 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create every missing topic and return their names; existing topics are left as they are."""
+def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
+    """Create every missing topic (the service's, or ``specs``) and return their names; existing
+    topics are left as they are."""
     admin = AdminClient(common(settings))
     try:
         existing = set(admin.list_topics(timeout=15).topics)
@@ -77,7 +78,8 @@ def ensure_topics(settings: Settings) -> list[str]:
             f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}): start the "
             "broker (make broker-up) or fix LEADSCORE_BOOTSTRAP_SERVERS"
         ) from None
-    missing = [spec for spec in required_topics(settings) if spec.name not in existing]
+    wanted = required_topics(settings) if specs is None else specs
+    missing = [spec for spec in wanted if spec.name not in existing]
     if not missing:
         return []
     futures = admin.create_topics(
