@@ -42,7 +42,7 @@ from confluent_kafka import (
 )
 
 from streams import records
-from streams.codec import Codec
+from streams.codec import Codec, RegistryError
 from streams.deadletter import DeadLetter
 from streams.entities import EntityStage, due_candidates
 from streams.ingest import Ingest
@@ -80,6 +80,9 @@ EARLY_COMMIT_S = 0.02
 #: (librdkafka's murmur2, in C): the Java client's choice, which ``streams.routing`` computes too
 #: for the readers that must know where an entity lives (the HTTP API, tools, tests).
 PARTITIONER = -1
+#: Pause before an input whose writer schema could not be fetched (registry unreachable) is
+#: tried again: the transaction aborts and rewinds, nothing is dead-lettered.
+REGISTRY_RETRY_S = 1.0
 
 
 class _Abort(Exception):
@@ -98,9 +101,10 @@ class Engine:
         client_id: str,
         transactional_id: str,
         clock: Callable[[], float] = time.time,
+        codec: Codec | None = None,
     ) -> None:
         self.settings, self.plan, self.metrics, self.clock = settings, plan, metrics, clock
-        self.codec = Codec.load()
+        self.codec = codec if codec is not None else Codec.load()  # see streams.registry
         sources = input_topics(settings)
         self.inputs = set(sources)
         self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources})
@@ -248,6 +252,11 @@ class Engine:
                     key=msg.key(), value=msg.value(), appended_ms=msg.timestamp()[1],
                     now_ms=now_ms,
                 )  # fmt: skip
+            except RegistryError as exc:  # the record is fine, the registry is not: retry later
+                log.warning("schema registry: %s: aborting, retrying in %.0f s", exc,
+                            REGISTRY_RETRY_S)  # fmt: skip
+                time.sleep(REGISTRY_RETRY_S)
+                raise _Abort from exc
             except Exception as exc:  # ingest is stateless: a dead letter, and go on
                 result = self._unexpected(msg, exc)
             if isinstance(result, DeadLetter):

@@ -1,20 +1,25 @@
 """``leadscore demo``: publish realistic sample traffic, in Avro, to the input topics.
 
 Bounded by ``--events`` and paced by ``--rate``; event times start at the wall clock so that quiet
-hours and expiry behave as they would live. Sends only to the configured bootstrap servers.
+hours and expiry behave as they would live. Sends only to the configured bootstrap servers (and,
+with ``LEADSCORE_SCHEMA_REGISTRY_URL`` set, registers the input schemas there and frames each
+value with the registry's schema id, as a Confluent serializer does).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from decimal import Decimal
 
 from confluent_kafka import Producer
 
-from streams.codec import Codec, Source
+from streams.codec import Source
+from streams.errors import StartupError
 from streams.kafka import common
+from streams.registry import registered_codec
 from streams.settings import Settings
 from streams.topics import ensure_topics, input_topics
 from streams.traffic import TrafficShape, generate
@@ -24,7 +29,7 @@ def publish(
     settings: Settings, *, events: int, rate: float, contacts: int, deals: int, seed: int
 ) -> int:
     ensure_topics(settings)  # a demo may run before the first worker created them
-    codec = Codec.load()
+    codec = registered_codec(settings, outputs=False, inputs=True)
     topic_of = {source: topic for topic, source in input_topics(settings).items()}
     shape = replace(
         TrafficShape(),
@@ -81,7 +86,13 @@ def _json(record: dict[str, object]) -> bytes:
 def run_demo(
     settings: Settings, *, events: int, rate: float, contacts: int, deals: int, seed: int
 ) -> int:
-    sent = publish(settings, events=events, rate=rate, contacts=contacts, deals=deals, seed=seed)
+    try:
+        sent = publish(
+            settings, events=events, rate=rate, contacts=contacts, deals=deals, seed=seed
+        )
+    except StartupError as exc:
+        print(f"leadscore demo: {exc}", file=sys.stderr)
+        return 2
     print(f"leadscore demo: published {sent} records to {settings.bootstrap_servers}")
     return 0
 

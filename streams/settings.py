@@ -31,7 +31,7 @@ INPUT_TOPIC_SETTINGS = (
 )  # fmt: skip
 
 #: Settings whose values never appear in an error message or a log.
-SECRET_SETTINGS = frozenset({"api_token", "kafka_sasl_password"})
+SECRET_SETTINGS = frozenset({"api_token", "kafka_sasl_password", "schema_registry_password"})
 
 
 class Settings(BaseSettings):
@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     entity_topic_retention_ms: int = Field(7 * 86_400_000, ge=3_600_000)
     partitions: int = Field(8, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=16)
+
+    # Schema Registry (off by default: plain Avro datums, no framing)
+    schema_registry_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    schema_registry_username: str | None = Field(None, min_length=1)
+    schema_registry_password: SecretStr | None = None
+    schema_registry_timeout_s: float = Field(5.0, ge=0.1, le=120)
 
     # State (RocksDB through rocksdict)
     rocksdb_block_cache_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
@@ -134,6 +140,15 @@ class Settings(BaseSettings):
             raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {ca}")
         return self
 
+    @model_validator(mode="after")
+    def _registry_auth_complete(self) -> Settings:
+        if (self.schema_registry_username is None) != (self.schema_registry_password is None):
+            raise ValueError(
+                "LEADSCORE_SCHEMA_REGISTRY_USERNAME and LEADSCORE_SCHEMA_REGISTRY_PASSWORD go "
+                "together: set both (HTTP basic auth) or neither"
+            )
+        return self
+
     @property
     def advertised_url(self) -> str:
         """Where other workers reach this one's HTTP API (forwarded requests)."""
@@ -143,13 +158,26 @@ class Settings(BaseSettings):
         return "json" if topic in self.json_topics else "avro"
 
 
+#: ``LEADSCORE_*`` variables that are not settings of the worker but are read elsewhere (the core
+#: build at import, the build script, the Makefile's scripts and tests), so they are not typos.
+NOT_SETTINGS = frozenset(
+    {
+        "LEADSCORE_CORE",
+        "LEADSCORE_CORE_BUILD_STRICT",
+        "LEADSCORE_CACHE_DIR",
+        "LEADSCORE_VAR_DIR",
+        "LEADSCORE_TEST_BOOTSTRAP",
+    }
+)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; raise :class:`SettingsError` naming each bad variable.
 
     A ``LEADSCORE_*`` variable that names no setting (a typo) is an error too: pydantic-settings
     would silently ignore it and run with the default.
     """
-    known = {f"LEADSCORE_{name.upper()}" for name in Settings.model_fields}
+    known = {f"LEADSCORE_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
     lines = [
         f"{name}: no such setting (see the settings table in docs/operations.md)"
         for name in sorted(os.environ)

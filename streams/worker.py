@@ -13,7 +13,9 @@ import logging
 import sys
 
 from streams import native
+from streams.codec import Codec
 from streams.errors import LeadscoreError, StartupError
+from streams.registry import registered_codec
 from streams.scoring import Plan, PlanError, load_plan
 from streams.settings import Settings, load_settings
 from streams.topics import ensure_topics
@@ -49,13 +51,14 @@ def run_worker() -> int:
         settings = load_settings()
         plan = load_plan_file(settings)
         ensure_topics(settings)
+        codec = registered_codec(settings)
     except LeadscoreError as exc:
         print(f"leadscore worker: {exc}", file=sys.stderr)
         return 2
-    return _run_engine(settings, plan)
+    return _run_engine(settings, plan, codec)
 
 
-def _run_engine(settings: Settings, plan: Plan) -> int:
+def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> int:
     from streams.batches import Engine
     from streams.identity import claim
     from streams.metrics import Metrics
@@ -71,7 +74,7 @@ def _run_engine(settings: Settings, plan: Plan) -> int:
         return 2
     metrics = Metrics.create()
     engine = Engine(settings, plan, metrics=metrics, client_id=client_id(settings),
-                    transactional_id=identity.transactional_id)  # fmt: skip
+                    transactional_id=identity.transactional_id, codec=codec)  # fmt: skip
     try:
         http = HttpServer(
             Api(settings, plan, engine, metrics, Owners(settings, engine.entity_topic)),

@@ -252,3 +252,12 @@ def test_plaintext_clients_carry_no_credentials() -> None:
     config = common(load_settings())
     assert config["security.protocol"] == "PLAINTEXT"
     assert not any(key.startswith(("sasl.", "ssl.")) for key in config)
+
+
+@pytest.mark.parametrize(
+    "name", ["LEADSCORE_CORE", "LEADSCORE_TEST_BOOTSTRAP", "LEADSCORE_VAR_DIR"]
+)
+def test_variables_read_elsewhere_are_not_typos(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """make test exports LEADSCORE_CORE and LEADSCORE_TEST_BOOTSTRAP; a worker must still start."""
+    monkeypatch.setenv(name, "compiled")
+    assert load_settings().partitions == 8
