@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe observe observe-down soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
+        broker-status broker-wipe observe observe-down registry-up registry-down soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -110,6 +110,12 @@ observe: venv ## local Prometheus on 127.0.0.1:9090 scraping the make run worker
 
 observe-down: ## stop the make observe Prometheus
 	@deploy/prometheus/prometheus.sh down
+
+registry-up: ## local schema registry (Apicurio 2.4.2, in memory, built from Maven Central) on 127.0.0.1:8081
+	@deploy/registry/registry.sh up
+
+registry-down: ## stop the local schema registry (its schemas are lost)
+	@deploy/registry/registry.sh down
 
 soak: venv ## crash soak outside CI: many more events and kill -9s than the CI crash test
 	@$(KAFKA) up

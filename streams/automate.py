@@ -248,6 +248,7 @@ class Bridge:
     topic: str
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
     metrics: Any = None
+    codec: Any = None  #: plain Avro unless given (the registry framing: streams.registry)
     sleep: Callable[[float], None] = time.sleep
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -277,7 +278,7 @@ class Bridge:
         }
         from streams.codec import Codec
 
-        codec = Codec.load()
+        codec = self.codec if self.codec is not None else Codec.load()
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_revoke)  # fmt: skip
         paused = False
@@ -320,7 +321,7 @@ class Bridge:
         partition, offset = msg.partition() or 0, msg.offset() or 0
         by_endpoint: dict[str, list[str]] = {}
         try:
-            change = ScoreChanged.from_record(codec.decode(codec.score_changed, msg.value() or b""))
+            change = ScoreChanged.from_record(self._decode(codec, msg.value() or b""))
         except Exception as exc:  # not a score change: nothing to deliver, never a crash
             log.warning("skipping %s[%d]@%d: not a score change (%s)", self.topic, partition,
                         offset, exc)  # fmt: skip
@@ -335,6 +336,20 @@ class Bridge:
         for endpoint, triggers in by_endpoint.items():
             pools[endpoint].submit(self._deliver, item, endpoint, change, payload(change, triggers),
                                    producer)  # fmt: skip
+
+    def _decode(self, codec: Any, value: bytes) -> dict[str, Any]:
+        """While the registry cannot be asked for a writer schema, wait and ask again."""
+        from streams.codec import RegistryError
+
+        while True:
+            try:
+                record: dict[str, Any] = codec.decode(codec.score_changed, value)
+                return record
+            except RegistryError as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("schema registry: %s: retrying in 1 s", exc)
+                self._stop.wait(1.0)
 
     def _deliver(self, item: _Pending, endpoint_name: str, change: ScoreChanged, body: bytes,
                  producer: Any) -> None:  # fmt: skip
@@ -511,6 +526,13 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
     except LeadscoreError as exc:
         print(f"leadscore automate: {exc}", file=sys.stderr)
         return 2
+    from streams.registry import registered_codec
+
+    try:  # plain Avro, or the registry's wire format (nothing registered: the bridge only reads)
+        codec = registered_codec(settings, outputs=False)
+    except LeadscoreError as exc:
+        print(f"leadscore automate: {exc}", file=sys.stderr)
+        return 2
     metrics = BridgeMetrics.create()
     if port is not None:
         try:
@@ -522,7 +544,7 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
     kafka = {k: v for k, v in common(settings).items() if k != "bootstrap.servers"}
     bridge = Bridge(config, secrets, settings.bootstrap_servers, settings.topic_score_changed,
                     kafka_config={**kafka, "client.id": f"automate-{uuid.uuid4().hex[:8]}"},
-                    metrics=metrics)  # fmt: skip
+                    metrics=metrics, codec=codec)  # fmt: skip
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())
     print(f"leadscore automate: {len(config.triggers)} trigger(s) to {len(config.endpoints)} "

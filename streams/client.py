@@ -24,7 +24,8 @@ Public API (``__all__``)::
 - **Filters** (:class:`ChangeFilter`) run in this process; changes they drop are committed like
   handled ones.
 - Values are plain Avro (``schemas/score_changed.avsc``) or, with ``registry_url``, the registry
-  wire format (magic byte, schema id, datum).
+  wire format (magic byte, schema id, datum): the writer schema is fetched by id (cached) and
+  resolved against ours; while the registry is unreachable the iteration waits and retries.
 
 No framework: one confluent-kafka consumer, one thread (the caller's).
 """
@@ -41,7 +42,7 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, DecodeError
+from streams.codec import Codec, DecodeError, RegistryError
 
 __all__ = ["ChangeFilter", "ClientError", "ScoreChanged", "ScoreChanges", "ThresholdCrossing"]
 
@@ -189,6 +190,8 @@ class ScoreChanges:
     where: ChangeFilter = field(default_factory=ChangeFilter)
     start: Literal["earliest", "latest"] = "earliest"
     registry_url: str | None = None
+    registry_auth: tuple[str, str] | None = None  #: (user, password) for HTTP basic auth
+    registry_timeout_s: float = 5.0
     config: Mapping[str, Any] = field(default_factory=dict)
     idle_timeout_s: float | None = None
     commit_every: int = 500
@@ -216,6 +219,13 @@ class ScoreChanges:
         if self._consumer is not None:
             return self
         self._codec = Codec.load()
+        if self.registry_url is not None:  # the wire format: writer schemas fetched by id
+            from streams.registry import HttpRegistry
+
+            user, password = self.registry_auth or (None, None)
+            registry = HttpRegistry(self.registry_url, timeout_s=self.registry_timeout_s,
+                                    username=user, password=password)  # fmt: skip
+            self._codec = self._codec.registered(registry, {})
         self._consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap_servers,
@@ -322,6 +332,17 @@ class ScoreChanges:
         for p in revoked:
             self._done.pop(p, None)
 
+    def _decode(self, codec: Codec, value: bytes) -> dict[str, Any]:
+        """Decode one value; while the registry cannot be asked for a writer schema, wait and
+        ask again (the record is fine: skipping it would lose it)."""
+        while True:
+            try:
+                return codec.decode(codec.score_changed, value)
+            except RegistryError:
+                if self._consumer is None:
+                    raise
+                time.sleep(1.0)
+
     # ----- iteration ----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[ScoreChanged]:
@@ -351,7 +372,7 @@ class ScoreChanges:
             idle_since = time.monotonic()
             partition, offset = msg.partition() or 0, msg.offset() or 0
             try:
-                record = codec.decode(codec.score_changed, msg.value() or b"")
+                record = self._decode(codec, msg.value() or b"")
                 change = ScoreChanged.from_record(record, partition=partition, offset=offset)
             except (DecodeError, KeyError, TypeError, ValueError):
                 self.undecodable += 1

@@ -116,6 +116,13 @@ def show(changes: Iterable[ScoreChanged], args: argparse.Namespace, out: IO[str]
     return shown
 
 
+def registry_auth(settings: Any) -> tuple[str, str] | None:
+    password = settings.schema_registry_password
+    if settings.schema_registry_username is None or password is None:
+        return None
+    return settings.schema_registry_username, password.get_secret_value()
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from streams.kafka import common
     from streams.settings import load_settings
@@ -139,6 +146,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         config=config,
         idle_timeout_s=args.idle_exit,
         commit_offsets=False,
+        registry_url=settings.schema_registry_url,
+        registry_auth=registry_auth(settings),
+        registry_timeout_s=settings.schema_registry_timeout_s,
     )
     if not args.json:
         start = "the beginning" if args.from_beginning else "now"

@@ -372,3 +372,40 @@ async def _outage(registry_url: str, bootstrap: str, root: Path) -> None:
             worker.terminate()
         service.stop_all()
         server.close()
+
+
+def test_the_client_and_watch_read_the_registry_wire_format(
+    registry_url: str, bootstrap: str
+) -> None:
+    """Downstream readers (streams.client, leadscore watch) resolve framed score changes."""
+    from confluent_kafka import Producer
+
+    from streams.client import ScoreChanges
+    from tests.integration.score_changes import changes, new_topic
+
+    topic = new_topic(bootstrap)
+    plain = Codec.load()
+    codec = plain.registered(HttpRegistry(registry_url, timeout_s=5),
+                             {f"{topic}-value": plain.score_changed})  # fmt: skip
+    producer = Producer({"bootstrap.servers": bootstrap, "log_level": 3})
+    for rec in changes(3):
+        value = codec.encode(codec.score_changed, rec)
+        assert value[0] == 0  # framed: magic byte, then the schema id
+        producer.produce(topic, value)
+    assert producer.flush(30) == 0
+    with ScoreChanges(bootstrap, f"g-{topic}", topic=topic, registry_url=registry_url,
+                      idle_timeout_s=3) as stream:  # fmt: skip
+        assert [c.seq for c in stream] == [1, 2, 3] and stream.undecodable == 0
+    env = {
+        **_without_settings(os.environ),
+        "LEADSCORE_BOOTSTRAP_SERVERS": bootstrap,
+        "LEADSCORE_TOPIC_SCORE_CHANGED": topic,
+        "LEADSCORE_SCHEMA_REGISTRY_URL": registry_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "watch", "--json", "--from-beginning",
+         "--idle-exit", "3"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["seq"] for line in done.stdout.splitlines()] == [1, 2, 3]
