@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +54,12 @@ def addresses() -> dict[str, dict[str, Any]]:
 
 
 def test_every_topic_the_service_creates_is_a_channel() -> None:
+    from streams.automate import Automations
+
     created = {spec.name for spec in required_topics(Settings())}
     assert created <= set(addresses()), created - set(addresses())
+    bridge_default = Automations.model_fields["dead_letter_topic"].default
+    assert bridge_default in addresses()
 
 
 def test_every_channel_has_an_operation_and_compaction_matches() -> None:
@@ -87,6 +92,18 @@ def test_outputs_reference_the_schemas_the_service_encodes() -> None:
         SCHEMA_DIR / "score_changed.avsc"
     )
     assert payload_schema(addresses()[settings.topic_scores]) == SCHEMA_DIR / "score.avsc"
+
+
+def test_the_bridge_dead_letter_payload_is_what_the_bridge_writes() -> None:
+    """The keys of the JSON the bridge produces (streams/automate.py, ``letter``)."""
+    import inspect
+
+    from streams import automate
+
+    source = inspect.getsource(automate.Bridge._deliver)
+    written = set(re.findall(r'"(\w+)": ', source.split("letter = {", 1)[1].split("}", 1)[0]))
+    documented = CONTRACT["components"]["messages"]["AutomateDeadLetter"]["payload"]
+    assert written == set(documented["properties"]) == set(documented["required"])
 
 
 def test_dead_letter_headers_are_the_ones_the_service_writes() -> None:
