@@ -222,26 +222,8 @@ stop_node() {
 
 single_dir="$var_dir/single"
 
-# port_in_use <port>: something listens on 127.0.0.1:<port> (the port cannot be bound).
-port_in_use() {
-  python3 - "$1" <<'PY'
-import socket, sys
-with socket.socket() as s:
-    try:
-        s.bind(("127.0.0.1", int(sys.argv[1])))
-    except OSError:
-        sys.exit(0)
-sys.exit(1)
-PY
-}
-
-# port_owner <port>: the listening process, as far as ss can tell.
-port_owner() {
-  local pid
-  pid="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
-  if [[ -n "$pid" ]]; then echo "pid $pid ($(ps -o args= -p "$pid" 2>/dev/null | cut -c1-60))"
-  else echo "another process"; fi
-}
+# shellcheck source=../lib/ports.sh
+source "$here/../lib/ports.sh"  # port_in_use, port_owner
 
 single_ports() { echo "$single_port" $(( single_port + 1 )); }
 cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)"; done; }

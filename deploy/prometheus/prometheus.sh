@@ -18,6 +18,8 @@ dir="${LEADSCORE_VAR_DIR:-$repo/var}/prometheus"
 port="${PROMETHEUS_PORT:-9090}"
 targets="${PROMETHEUS_TARGETS:-127.0.0.1:${LEADSCORE_WEB_PORT:-6066}}"
 interval="${PROMETHEUS_SCRAPE_INTERVAL:-5s}"
+# shellcheck source=../lib/ports.sh
+source "$here/../lib/ports.sh"  # port_in_use, port_owner
 say() { echo "prometheus.sh: $*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -27,11 +29,7 @@ up() {
   if running; then say "already running on 127.0.0.1:$(cat "$dir/port") (pid $(cat "$dir/prometheus.pid"))"; return 0; fi
   [[ "$targets" =~ ^[A-Za-z0-9._-]+:[0-9]+(,[A-Za-z0-9._-]+:[0-9]+)*$ ]] \
     || die "PROMETHEUS_TARGETS must be host:port[,host:port...], got '$targets'"
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    local holder
-    holder="$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'users:(([^)]*' | head -n1 | sed 's/users:((//')"
-    die "port $port is taken${holder:+ by $holder}: stop it or set PROMETHEUS_PORT"
-  fi
+  port_in_use "$port" && die "127.0.0.1:$port is taken by $(port_owner "$port"): stop it or set PROMETHEUS_PORT"
   local prometheus
   prometheus="$("$here/promtool.sh" prometheus)" || exit 1
   mkdir -p "$dir/data"

@@ -124,27 +124,8 @@ PY
 
 serving() { http_ok "$base_url/health/ready" && http_ok "$api_url/subjects"; }
 
-# port_in_use <port>: something listens on 127.0.0.1:<port>. SO_REUSEADDR as the JVM sets it, so
-# connections of a stopped registry still in TIME_WAIT do not count.
-port_in_use() {
-  python3 - "$1" <<'PY'
-import socket, sys
-with socket.socket() as s:
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        s.bind(("127.0.0.1", int(sys.argv[1])))
-    except OSError:
-        sys.exit(0)
-sys.exit(1)
-PY
-}
-
-port_owner() {
-  local pid
-  pid="$(ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2)"
-  if [[ -n "$pid" ]]; then echo "pid $pid ($(ps -o args= -p "$pid" 2>/dev/null | cut -c1-60))"
-  else echo "another process"; fi
-}
+# shellcheck source=../lib/ports.sh
+source "$here/../lib/ports.sh"  # port_in_use, port_owner
 
 free_port() {
   local p=28081
