@@ -71,8 +71,10 @@ def terminal(tmux: str) -> Iterator[Terminal]:
 
 def test_watch_in_a_terminal(bootstrap: str, changes_topic: str, terminal: Terminal) -> None:
     produce(bootstrap, changes_topic, [(changes(2), True), (changes(1, 50), False)])
-    command = (f"{sys.executable} -m streams.cli watch --from-beginning --color always "
-               "--score engagement")  # fmt: skip
+    watch = (f"{sys.executable} -m streams.cli watch --from-beginning --color always "
+             "--score engagement")  # fmt: skip
+    # bash waits for the watch and, since it does not die of the SIGINT, goes on to report it
+    command = f"bash -c '{watch}; echo \"watch exited with $?\"'"
     env = watch_env(bootstrap, changes_topic)
     terminal.run("new-session", "-d", "-s", "watch", "-x", "220", "-y", "40", "-c", str(REPO),
                  command, env=env)  # fmt: skip
@@ -102,15 +104,11 @@ def test_watch_in_a_terminal(bootstrap: str, changes_topic: str, terminal: Termi
     assert "\x1b[31m▼ mql" in screen  # downward, in red
     assert "Traceback" not in screen
     terminal.run("send-keys", "-t", "watch", "C-c")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        dead = terminal.run(
-            "display-message", "-p", "-t", "watch", "#{pane_dead} #{pane_dead_status}"
-        )
-        if dead.split()[0] == "1":
-            break
-        time.sleep(0.2)
-    assert dead.split() == ["1", "0"], terminal.screen()  # Ctrl-C: exit 0
+    # The command runs under bash, which reports the exit status of the watch. (tmux's own
+    # pane_dead_status proved unreliable: it stayed empty for about 1 exit in 6, for a process
+    # that had exited 0, so it is not used.)
+    screen = terminal.wait_for("watch exited with ", timeout_s=20)
+    assert "watch exited with 0" in screen, screen  # Ctrl-C: a clean stop
     assert "Traceback" not in terminal.screen()
 
 
