@@ -91,13 +91,25 @@ class Endpoint(_Strict):
 
 
 class Trigger(_Strict):
+    """Fires on a threshold crossing (``threshold``, ``direction``) or on entering a tier
+    (``tier``: the records of cause ``tier`` whose tier after is that one)."""
+
     name: Annotated[str, Field(pattern=NAME)]
     endpoint: str
     score: str
-    threshold: str
-    direction: Literal["up", "down", "any"] = "up"
+    threshold: str | None = None
+    tier: str | None = None
+    direction: Literal["up", "down", "any"] | None = None
     accounts: list[str | None] | None = None
     entity: Literal["contact", "deal"] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.threshold is None) == (self.tier is None):
+            raise ValueError("give either threshold or tier")
+        if self.tier is not None and self.direction is not None:
+            raise ValueError("direction applies to thresholds; a tier trigger fires on entering it")
+        return self
 
     def matches(self, change: ScoreChanged) -> bool:
         if change.score != self.score:
@@ -106,7 +118,10 @@ class Trigger(_Strict):
             return False
         if self.accounts is not None and change.account_id not in self.accounts:
             return False
-        return change.crossed(self.threshold, None if self.direction == "any" else self.direction)
+        if self.tier is not None:
+            return change.cause == "tier" and change.tier_after == self.tier
+        direction = self.direction or "up"
+        return change.crossed(self.threshold, None if direction == "any" else direction)
 
 
 class Automations(_Strict):
@@ -186,6 +201,8 @@ def payload(change: ScoreChanged, triggers: list[str]) -> bytes:
         "thresholds": [{"name": t.name, "direction": t.direction} for t in change.thresholds],
         "occurred_at": change.occurred_at.isoformat().replace("+00:00", "Z"),
         "plan_version": change.plan_version,
+        "tier_before": change.tier_before,
+        "tier_after": change.tier_after,
     }
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -80,6 +80,9 @@ class ScoreChanged:
     emitted_at: dt.datetime
     thresholds: tuple[ThresholdCrossing, ...]
     plan_version: str
+    #: the score's tier before and after (None when the score has no tiers)
+    tier_before: str | None = None
+    tier_after: str | None = None
     #: where it was read: (partition, offset) of the ``score-changed`` topic
     partition: int = -1
     offset: int = -1
@@ -108,6 +111,8 @@ class ScoreChanged:
                 ThresholdCrossing(t["name"], t["direction"]) for t in record["thresholds"]
             ),
             plan_version=record["plan_version"],
+            tier_before=record.get("tier_before"),
+            tier_after=record.get("tier_after"),
             partition=partition,
             offset=offset,
         )
@@ -130,7 +135,9 @@ def _instant(value: dt.datetime | int) -> dt.datetime:
 class ChangeFilter:
     """Which changes to deliver; an empty set means any. All given conditions must hold.
 
-    ``accounts`` holds tenant ids, with ``None`` for the default tenant. ``thresholds`` keeps
+    ``accounts`` holds tenant ids, with ``None`` for the default tenant. ``tiers`` keeps changes
+    whose score is in one of those tiers after the change (``causes={"tier"}`` keeps only the
+    records of tier changes). ``thresholds`` keeps
     changes that crossed one of the named thresholds (in ``directions`` if given);
     ``crossings_only`` keeps only changes that crossed any threshold.
     """
@@ -142,11 +149,12 @@ class ChangeFilter:
     causes: frozenset[str] = frozenset()
     thresholds: frozenset[str] = frozenset()
     directions: frozenset[str] = frozenset()
+    tiers: frozenset[str] = frozenset()
     crossings_only: bool = False
 
     def __post_init__(self) -> None:
         for name in ("accounts", "entities", "entity_ids", "scores", "causes", "thresholds",
-                     "directions"):  # fmt: skip
+                     "directions", "tiers"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)):
                 raise TypeError(f"ChangeFilter.{name} must be a set of strings, got {value!r}")
@@ -165,6 +173,8 @@ class ChangeFilter:
         if self.scores and change.score not in self.scores:
             return False
         if self.causes and change.cause not in self.causes:
+            return False
+        if self.tiers and change.tier_after not in self.tiers:
             return False
         crossings = [
             t

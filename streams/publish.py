@@ -14,7 +14,7 @@ from streams.scoring import (
     category_values,
     reached,
 )
-from streams.scoring.aggregate import total
+from streams.scoring.aggregate import tier_of, total
 
 
 def output_key(account_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
@@ -42,6 +42,7 @@ def score_view(score: Score, state: EntityState) -> dict[str, Any]:
         "seq": ledger.seq if ledger is not None else 0,
         "categories": category_values(score, sums),
         "thresholds_reached": list(reached(score, value)),
+        "tier": tier_of(score, value),
     }
 
 

@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--direction", action="append", default=[], choices=["up", "down"],
                         dest="directions", help="only crossings in this direction")  # fmt: skip
+    parser.add_argument("--tier", action="append", default=[], dest="tiers",
+                        help="only changes whose score is in this tier after them")  # fmt: skip
     parser.add_argument("--crossings", action="store_true", help="only threshold crossings")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--from-beginning", action="store_true",
@@ -62,6 +64,7 @@ def change_filter(args: argparse.Namespace) -> ChangeFilter:
         causes=frozenset(args.causes),
         thresholds=frozenset(args.thresholds),
         directions=frozenset(args.directions),
+        tiers=frozenset(args.tiers),
         crossings_only=args.crossings,
     )
 
@@ -81,6 +84,9 @@ def line(change: ScoreChanged, *, color: bool) -> str:
         for t in change.thresholds
     )  # fmt: skip
     rules = ",".join(change.rule_ids) or "-"
+    if change.tier_before != change.tier_after:
+        tier = paint(BOLD, f"{change.tier_before} → {change.tier_after}")
+        crossings = f"{crossings}  {tier}" if crossings else tier
     text = (
         f"{paint(DIM, _stamp(change.occurred_at))}  {tenant}/{change.entity}/{change.entity_id}  "
         f"{change.score}  {change.old_value} → {paint(BOLD, str(change.new_value))} "

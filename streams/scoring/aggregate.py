@@ -57,6 +57,15 @@ def crossings(score: Score, old: int, new: int) -> tuple[tuple[str, str], ...]:
     return ()
 
 
+def tier_of(score: Score, value: int) -> str | None:
+    """The tier ``value`` falls in (None when the score has no tiers)."""
+    for tier in score.tiers:
+        below = tier.below
+        if below is None or value < below:
+            return tier.name
+    return None
+
+
 def reached(score: Score, value: int) -> tuple[str, ...]:
     """Names of the thresholds at or below ``value``, ascending."""
     return tuple(t.name for t in score.thresholds if t.at <= value)

@@ -6,7 +6,7 @@ changes it caused in one Kafka transaction, so a duplicate item has nothing to r
 
 from __future__ import annotations
 
-from streams.scoring.aggregate import crossings, total
+from streams.scoring.aggregate import crossings, tier_of, total
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan import Plan, Score
@@ -24,13 +24,18 @@ def emit(
     source_id: str,
     occurred_at_ms: int,
 ) -> None:
-    """Append a change (next seq) if the score's total differs from the last emitted one."""
+    """Append a change (next seq) if the score's total differs from the last emitted one; if it
+    moved the score into another tier, append the tier change as a record of its own (next seq,
+    cause ``tier``, value unchanged)."""
     old = ledger.total
     new = total(score, ledger.sums)
     if new == old:
         return
     ledger.seq += 1
     ledger.total = new
+    before = after = None
+    if score.tiers:
+        before, after = tier_of(score, old), tier_of(score, new)
     changes.append(
         score_change(
             key.account_id,
@@ -46,5 +51,28 @@ def emit(
             occurred_at_ms,
             crossings(score, old, new),
             plan.version,
+            before,
+            after,
         )
     )
+    if before != after:
+        ledger.seq += 1
+        changes.append(
+            score_change(
+                key.account_id,
+                key.kind,
+                key.entity_id,
+                score.name,
+                ledger.seq,
+                new,
+                new,
+                Cause.TIER,
+                rule_ids,
+                source_id,
+                occurred_at_ms,
+                (),
+                plan.version,
+                before,
+                after,
+            )
+        )

@@ -20,6 +20,7 @@ class Cause(StrEnum):
     ADJUSTMENT = "adjustment"
     STATE = "state"
     DEFERRED = "deferred"
+    TIER = "tier"  # the record of a tier change that follows the change that moved the tier
 
 
 CAUSES = tuple(Cause)
@@ -64,6 +65,9 @@ class ScoreChange(NamedTuple):
     occurred_at_ms: int
     thresholds: tuple[tuple[str, str], ...]
     plan_version: str
+    #: The score's tier before and after (None without tiers); differ only across a tier change.
+    tier_before: str | None
+    tier_after: str | None
 
     @property
     def delta(self) -> int:
@@ -95,6 +99,8 @@ class ScoreChange(NamedTuple):
             "occurred_at": self.occurred_at_ms,
             "thresholds": [{"name": n, "direction": d} for n, d in self.thresholds],
             "plan_version": self.plan_version,
+            "tier_before": self.tier_before,
+            "tier_after": self.tier_after,
         }
         if emitted_at_ms is not None:
             record["emitted_at"] = emitted_at_ms

@@ -107,6 +107,15 @@ class Threshold:
 
 
 @dataclass(frozen=True, slots=True)
+class Tier:
+    """A band of a score's value: values below ``below`` (and at or above the previous tier's);
+    the last tier has no bound."""
+
+    name: str
+    below: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Score:
     """One named score of a plan."""
 
@@ -121,6 +130,8 @@ class Score:
     categories: dict[str, Category] = dataclasses.field(default_factory=dict)
     #: Sorted by ``at``.
     thresholds: tuple[Threshold, ...] = ()
+    #: Ascending bands; empty when the score has no tiers.
+    tiers: tuple[Tier, ...] = ()
     #: Event type -> event rules listening to it, in plan order.
     event_rules: dict[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
     state_rules: tuple[Rule, ...] = ()

@@ -18,9 +18,9 @@ from streams.scoring.plan import (
     QuietWindow,
     Rule,
     Score,
-    Threshold,
     index_plan,
 )
+from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_yaml import read_yaml
@@ -35,6 +35,7 @@ SCORE_FIELDS = (
     "limits",
     "categories",
     "thresholds",
+    "tiers",
     "rules",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -111,7 +112,8 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
     quiet = _quiet_hours(ctx, spec["quiet_hours"]) if spec.get("quiet_hours") is not None else None
     low, high = _bounds(ctx, spec.get("limits"), "limits")
     categories = _categories(ctx, spec.get("categories"))
-    thresholds = _thresholds(ctx, spec.get("thresholds"))
+    thresholds = thresholds_of(ctx, spec.get("thresholds"))
+    tiers = tiers_of(ctx, spec.get("tiers"))
     rules = _rules(ctx, spec.get("rules"), entity or "contact", categories)
     if len(ctx.issues) != failed or entity is None or zone is None:
         return None
@@ -130,6 +132,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         max=high,
         categories=categories,
         thresholds=thresholds,
+        tiers=tiers,
         event_rules={key: tuple(value) for key, value in event_rules.items()},
         state_rules=tuple(rule for rule in rules if rule.is_state_rule),
         rule_by_id={rule.id: rule for rule in rules},
@@ -172,32 +175,6 @@ def _categories(ctx: Context, raw: object) -> dict[str, Category]:
         low, high = _bounds(ctx, value, f"categories.{key}")
         categories[key] = Category(key, low, high)
     return categories
-
-
-def _thresholds(ctx: Context, raw: object) -> tuple[Threshold, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        ctx.report("thresholds", "must be a list of {name, at}")
-        return ()
-    found: list[Threshold] = []
-    for i, item in enumerate(raw):
-        spec = fields_of(
-            ctx, item, f"thresholds[{i}]", allowed=("name", "at"), required=("name", "at")
-        )
-        if spec is None or "name" not in spec or "at" not in spec:
-            continue
-        name = text(ctx, spec["name"], f"thresholds[{i}].name")
-        at = integer(ctx, spec["at"], f"thresholds[{i}].at", limit=_LIMIT)
-        if name is None or at is None:
-            continue
-        if any(t.name == name for t in found):
-            ctx.report(f"thresholds[{i}].name", f"threshold name {name!r} is used twice")
-        elif any(t.at == at for t in found):
-            ctx.report(f"thresholds[{i}].at", f"two thresholds are at {at}")
-        else:
-            found.append(Threshold(name, at))
-    return tuple(sorted(found, key=lambda t: t.at))
 
 
 def _rules(

@@ -145,6 +145,36 @@ def test_which_changes_a_trigger_fires_on(trigger: dict[str, Any], fields: dict[
     assert config.triggers[0].matches(ScoreChanged.from_record(record(**fields))) is fires
 
 
+@pytest.mark.parametrize(
+    ("fields", "fires"),
+    [
+        ({"cause": "tier", "tier_before": "warm", "tier_after": "hot"}, True),
+        ({"cause": "tier", "tier_before": "hot", "tier_after": "warm"}, False),
+        ({"cause": "rule", "tier_before": "warm", "tier_after": "hot"}, False),  # its tier record
+    ],
+)
+def test_a_tier_trigger_fires_on_entering_the_tier(fields: dict[str, Any], fires: bool) -> None:
+    trigger = {"name": "hot", "endpoint": "sales", "score": "engagement", "tier": "hot"}
+    config = Automations.model_validate(with_change("triggers.0", trigger))
+    assert config.triggers[0].matches(ScoreChanged.from_record(record(**fields))) is fires
+
+
+@pytest.mark.parametrize(
+    ("trigger", "named"),
+    [
+        ({"tier": "hot", "threshold": "mql"}, "triggers.0: give either threshold or tier"),
+        ({"threshold": None}, "triggers.0: give either threshold or tier"),
+        ({"tier": "hot", "threshold": None, "direction": "up"},
+         "triggers.0: direction applies to thresholds"),
+    ],
+)  # fmt: skip
+def test_a_trigger_is_a_threshold_or_a_tier(tmp_path: Path, trigger: dict[str, Any],
+                                            named: str) -> None:  # fmt: skip
+    document = with_change("triggers.0", {**GOOD["triggers"][0], **trigger})
+    with pytest.raises(AutomationsError, match=named):
+        load_automations(write(tmp_path, document), ENV)
+
+
 def test_payload_carries_the_change_and_its_triggers() -> None:
     body = json.loads(payload(ScoreChanged.from_record(record()), ["mql-reached"]))
     assert body["triggers"] == ["mql-reached"] and body["change_id"] == "ch-1"

@@ -96,6 +96,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "emitted_at": T0,
         "thresholds": [{"name": "mql", "direction": "up"}],
         "plan_version": "v1",
+        "tier_before": "warm",
+        "tier_after": "hot",
     },
     "score": {
         "account_id": None,
@@ -108,6 +110,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "thresholds_reached": ["hot"],
         "updated_at": T0,
         "plan_version": "v1",
+        "tier": "hot",
     },
 }
 

@@ -19,6 +19,7 @@ def record(**fields: Any) -> dict[str, Any]:
         "cause": "rule", "rule_ids": ["pricing-visit"], "source_event_id": "e-9",
         "occurred_at": 1_764_000_000_000, "emitted_at": 1_764_000_000_250,
         "thresholds": [{"name": "mql", "direction": "up"}], "plan_version": "v1",
+        "tier_before": None, "tier_after": None,
     }  # fmt: skip
     return {**base, **fields}
 
@@ -69,6 +70,10 @@ def test_record_from_avro_round_trip() -> None:
         (ChangeFilter(crossings_only=True), {"thresholds": []}, False),
         (ChangeFilter(crossings_only=True), {}, True),
         (ChangeFilter(scores=frozenset({"engagement"}), entities=frozenset({"contact"})), {}, True),
+        (ChangeFilter(tiers=frozenset({"hot"})), {"tier_after": "hot"}, True),
+        (ChangeFilter(tiers=frozenset({"hot"})), {"tier_after": "warm"}, False),
+        (ChangeFilter(tiers=frozenset({"hot"})), {}, False),  # a score without tiers
+        (ChangeFilter(causes=frozenset({"tier"})), {"cause": "tier"}, True),
     ],
 )
 def test_filters(where: ChangeFilter, fields: dict[str, Any], kept: bool) -> None:

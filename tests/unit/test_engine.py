@@ -144,6 +144,8 @@ def test_change_record_fields() -> None:
         "occurred_at": T0,
         "thresholds": [{"name": "warm", "direction": "up"}],
         "plan_version": runner.plan.version,
+        "tier_before": None,
+        "tier_after": None,
     }
     assert change.change_id == str(uuid.uuid5(CHANGE_NAMESPACE, "\x1fcontact\x1fc1\x1fs\x1f1"))
 
@@ -268,6 +270,39 @@ def test_thresholds_up_and_down_rearm() -> None:
         (30, ()),
         (60, (("mql", "up"), ("sql", "up"))),
     ]
+
+
+TIERS = "tiers: [{name: cold, below: 30}, {name: warm, below: 60}, {name: hot}]"
+
+
+def test_a_tier_change_is_also_a_record_of_its_own() -> None:
+    rules = PRICING + "  expires_after: 1h\n"
+    runner = Runner(one_score(rules, head=TIERS + "\nthresholds: [{name: mql, at: 60}]"))
+    runner.feed(visit("e1", T0), visit("e2", T0 + 1), visit("e3", T0 + 2))  # 30, 60, 90
+    runner.advance(T0 + H + 2)  # all three expire: 60, 30, 0
+    got = [(c.seq, c.old_value, c.new_value, str(c.cause), c.tier_before, c.tier_after,
+            c.thresholds) for c in runner.changes]  # fmt: skip
+    assert got == [
+        (1, 0, 30, "rule", "cold", "warm", ()),
+        (2, 30, 30, "tier", "cold", "warm", ()),
+        (3, 30, 60, "rule", "warm", "hot", (("mql", "up"),)),
+        (4, 60, 60, "tier", "warm", "hot", ()),
+        (5, 60, 90, "rule", "hot", "hot", ()),  # no tier change: no tier record
+        (6, 90, 60, "expiry", "hot", "hot", ()),
+        (7, 60, 30, "expiry", "hot", "warm", (("mql", "down"),)),
+        (8, 30, 30, "tier", "hot", "warm", ()),
+        (9, 30, 0, "expiry", "warm", "cold", ()),
+        (10, 0, 0, "tier", "warm", "cold", ()),
+    ]
+    tier_record = runner.changes[1]
+    assert tier_record.rule_ids == ("pricing",) and tier_record.source_event_id == "e1"
+    assert tier_record.change_id != runner.changes[0].change_id  # its own seq, its own id
+
+
+def test_a_score_without_tiers_reports_none() -> None:
+    runner = Runner(one_score(PRICING))
+    (change,) = runner.feed(visit("e1", T0))
+    assert (change.tier_before, change.tier_after) == (None, None)
 
 
 def test_tenants_are_isolated() -> None:

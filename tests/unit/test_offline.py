@@ -68,6 +68,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
             "value": 40,
             "categories": {"interest": 30},
             "thresholds_reached": ["mql"],
+            "tier": None,
         },
         {
             "kind": "score",
@@ -78,6 +79,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
             "value": 100,
             "categories": {},
             "thresholds_reached": [],
+            "tier": None,
         },
         {
             "kind": "score",
@@ -88,6 +90,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
             "value": 5,
             "categories": {"interest": 0},
             "thresholds_reached": [],
+            "tier": None,
         },
     ]
     assert err.splitlines() == [

@@ -8,6 +8,7 @@ import pytest
 from scoring_helpers import make_plan
 
 from streams.scoring import PlanError
+from streams.scoring.aggregate import tier_of
 
 BASE = """
 scores:
@@ -308,3 +309,53 @@ def test_defaults() -> None:
     assert (plan.lateness_ms, plan.dedup_horizon_ms) == (7 * 86_400_000, 7 * 86_400_000)
     assert plan.scores[0].timezone == "UTC"
     assert plan.by_kind == {"contact": (), "deal": plan.scores}
+
+
+def tier_errors(tiers: str) -> list[str]:
+    return errors(f"""
+        scores:
+          - name: s
+            entity: contact
+            tiers: {tiers}
+            rules: [{{id: r, on: page_visit, points: 1}}]
+    """)
+
+
+@pytest.mark.parametrize(
+    ("tiers", "expected"),
+    [
+        ("[{name: only}]", ["tiers: must be a list of at least two {name, below}, the last "
+                            "without below"]),
+        ("{cold: 50}", ["tiers: must be a list of at least two {name, below}, the last without "
+                        "below"]),
+        ("[{name: cold}, {name: hot}]", ["tiers[0].below: required for every tier but the last"]),
+        ("[{name: cold, below: 5}, {name: hot, below: 9}]",
+         ["tiers[1].below: the last tier has no upper bound: remove below"]),
+        ("[{name: a, below: 50}, {name: b, below: 50}, {name: c}]",
+         ["tiers[1].below: must be above the previous tier's (50)"]),
+        ("[{name: a, below: 50}, {name: a}]", ["tiers[1].name: tier name 'a' is used twice"]),
+        ("[{name: a, below: x}, {name: b}]",
+         ["tiers[0].below: must be an integer of at most 1,000,000,000,000 (got 'x')"]),
+        ("[{name: a, below: 1, at: 2}, {name: b}]",
+         ["tiers[0].at: unknown field (expected one of: name, below)"]),
+    ],
+)  # fmt: skip
+def test_tier_mistakes(tiers: str, expected: list[str]) -> None:
+    prefix = "plans/x.yaml: score 's', field "
+    got = [e.removeprefix(prefix) for e in tier_errors(tiers)]
+    assert [g.replace("'", "", 2) if g.startswith("'") else g for g in got] == expected
+
+
+def test_tiers_load_in_order() -> None:
+    plan = make_plan("""
+        scores:
+          - name: s
+            entity: contact
+            tiers: [{name: cold, below: 50}, {name: warm, below: 100}, {name: hot}]
+            rules: [{id: r, on: page_visit, points: 1}]
+    """)
+    (score,) = plan.scores
+    assert [(t.name, t.below) for t in score.tiers] == [("cold", 50), ("warm", 100), ("hot", None)]
+    assert [tier_of(score, v) for v in (-5, 49, 50, 99, 100, 10**9)] == [
+        "cold", "cold", "warm", "warm", "hot", "hot"
+    ]  # fmt: skip
