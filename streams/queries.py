@@ -174,6 +174,11 @@ class Api:
             )
             self.metrics.ready.set(1 if ready else 0)
             return _json(200 if ready else 503, {"ready": ready})
+        # With a token set, everything but the probes needs it (metrics: by their own setting),
+        # checked first: an unauthenticated caller learns nothing, not even which paths exist.
+        open_path = path == "/metrics" and not self.settings.metrics_require_token
+        if not open_path and not self._authorised(environ):
+            return _json(401, {"error": "missing or wrong bearer token"})
         if path == "/metrics":
             return (
                 200,
@@ -186,8 +191,6 @@ class Api:
             and parts[0] == "scores"
             and (len(parts) == 3 or parts[3] == "explain")
         ):
-            if not self._authorised(environ):  # the token first: errors must not reveal the plan
-                return _json(401, {"error": "missing or wrong bearer token"})
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             return self.scores(environ, parts[1], parts[2], query, explain_it=len(parts) == 4)
         return _json(404, {"error": f"no such path {path!r}"})

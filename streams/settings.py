@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     web_advertised_host: str | None = None
     api_token: SecretStr | None = None
+    metrics_require_token: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("json_topics", mode="before")
@@ -138,6 +139,15 @@ class Settings(BaseSettings):
         ca = self.kafka_ssl_ca_location
         if ca is not None and not ca.is_file():
             raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {ca}")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_token_needs_a_token(self) -> Settings:
+        if self.metrics_require_token and self.api_token is None:
+            raise ValueError(
+                "LEADSCORE_METRICS_REQUIRE_TOKEN=true needs LEADSCORE_API_TOKEN (the token that "
+                "/metrics would require)"
+            )
         return self
 
     @model_validator(mode="after")
