@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe observe observe-down registry-up registry-down soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
+        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -116,6 +116,12 @@ registry-up: ## local schema registry (Apicurio 2.4.2, in memory, built from Mav
 
 registry-down: ## stop the local schema registry (its schemas are lost)
 	@deploy/registry/registry.sh down
+
+# Outside CI: about 1-2 minutes. make test runs the same test with 5,000 records.
+fuzz: venv ## input fuzzing: 100,000 mutated and valid records against a worker (FUZZ_RECORDS=, FUZZ_SEED=)
+	@$(KAFKA) up
+	FUZZ_RECORDS=$${FUZZ_RECORDS:-100000} $(VENV)/bin/pytest -p no:cacheprovider -s \
+	  tests/integration/test_fuzz.py
 
 soak: venv ## crash soak outside CI: many more events and kill -9s than the CI crash test
 	@$(KAFKA) up
