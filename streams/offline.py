@@ -195,10 +195,12 @@ def _load(path: str) -> Plan | int:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else str(error)
-        print(f"leadscore: cannot read plan {path}: {reason}", file=sys.stderr)
+    except OSError as error:
+        print(f"leadscore: cannot read plan {path}: {error.strerror}", file=sys.stderr)
         return 1
+    except UnicodeDecodeError as error:  # the file is there but is no plan: invalid input
+        print(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})", file=sys.stderr)
+        return 2
     try:
         return load_plan(text, source=path)
     except PlanError as error:

@@ -137,8 +137,13 @@ class Settings(BaseSettings):
                 f"{self.kafka_security_protocol}: set it to SASL_SSL or SASL_PLAINTEXT"
             )
         ca = self.kafka_ssl_ca_location
-        if ca is not None and not ca.is_file():
-            raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {ca}")
+        if ca is not None:
+            try:
+                found = ca.is_file()
+            except OSError as exc:  # e.g. a name longer than the file system allows
+                raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: {exc.strerror}") from None
+            if not found:
+                raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {str(ca)[:200]}")
         return self
 
     @model_validator(mode="after")

@@ -27,7 +27,11 @@ def load_plan_file(settings: Settings) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise StartupError(
-            f"cannot read the plan {path} ({exc.strerror}): fix LEADSCORE_PLAN_PATH"
+            f"cannot read the plan {str(path)[:300]} ({exc.strerror}): fix LEADSCORE_PLAN_PATH"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise StartupError(
+            f"invalid plan: {path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
     try:
         return load_plan(text, source=str(path))

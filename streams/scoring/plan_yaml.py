@@ -63,8 +63,11 @@ def _key_problem(key_node: Any) -> str:
     return f"line {line}: key {shown} is not text; field names are text (quote the key)"
 
 
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    return int(loader.construct_scalar(node))
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int | str:
+    text = str(loader.construct_scalar(node))
+    if len(text) > 40:  # past any limit of a plan (and past Python's 4,300-digit conversion)
+        return text  # kept as text: the field's check says it is not an integer in range
+    return int(text)
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal | str:
@@ -98,13 +101,18 @@ def read_yaml(text: str) -> tuple[Any, list[str]]:
     """Parse plan text into plain data; returns (data, problems). Never executes anything."""
     if len(text) > MAX_PLAN_BYTES:
         return None, [f"the plan is larger than {MAX_PLAN_BYTES} characters"]
-    loader = _PlanLoader(text)
+    try:
+        loader = _PlanLoader(text)  # the reader refuses control characters here already
+    except yaml.YAMLError as error:
+        return None, ["not valid YAML: " + " ".join(str(error).split())]
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as error:
         return None, ["not valid YAML: " + " ".join(str(error).split())]
     except TypeError as error:  # a key PyYAML cannot hash even as a problem (e.g. a list)
         return None, [f"not valid YAML for a plan: {error}"]
+    except RecursionError:
+        return None, ["not valid YAML for a plan: lists or mappings nested too deeply"]
     finally:
         loader.dispose()
     return data, loader.problems

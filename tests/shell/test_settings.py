@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from streams.errors import SettingsError
@@ -261,3 +263,30 @@ def test_variables_read_elsewhere_are_not_typos(monkeypatch: pytest.MonkeyPatch,
     """make test exports LEADSCORE_CORE and LEADSCORE_TEST_BOOTSTRAP; a worker must still start."""
     monkeypatch.setenv(name, "compiled")
     assert load_settings().partitions == 8
+
+
+HOSTILE_VALUES = ["", " ", "-1", "0", "1e309", "nan", "true", "None", "x" * 5000,
+                  "99999999999999999999999", "a,b,,", "http://", "SASL_SSL"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(Settings.model_fields)),
+    value=st.one_of(st.text(max_size=50), st.sampled_from(HOSTILE_VALUES)),
+)
+def test_any_value_of_any_setting_is_a_setting_or_a_named_error(name: str, value: str) -> None:
+    variable = f"LEADSCORE_{name.upper()}"
+    with pytest.MonkeyPatch.context() as patch:
+        for other in list(os.environ):
+            if other.upper().startswith("LEADSCORE_"):
+                patch.delenv(other)
+        if "\x00" in value:  # an environment cannot hold NUL
+            return
+        patch.setenv(variable, value)
+        try:
+            load_settings()
+        except SettingsError as exc:
+            message = str(exc)
+            assert variable in message or "LEADSCORE_" in message, message
+            if name in ("api_token", "kafka_sasl_password", "schema_registry_password"):
+                assert len(value.strip()) < 4 or value not in message  # secrets never shown
