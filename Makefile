@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench clean test-pure
+        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench bench-http clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -144,6 +144,10 @@ bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust w
 	@bench/quix_venv.sh >/dev/null
 	@bench/faust_venv.sh >/dev/null
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-http: $(BENCH_STAMP) ## processing with and without 100 HTTP requests in flight; writes bench/results/http-<date>.*
+	@$(KAFKA) up
+	$(PY) bench/http_load.py $(BENCH_HTTP_ARGS)
 
 clean: ## remove the virtualenv, the compiled core and caches (keeps the Kafka jar cache and broker data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache/core-build

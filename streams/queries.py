@@ -128,6 +128,8 @@ class Owners:
 
 
 Response = tuple[int, dict[str, str], bytes]
+#: How old the /metrics text may be, s (see ``Api._exposition``).
+METRICS_MAX_AGE_S = 1.0
 
 
 def _json(status: int, body: Any) -> Response:
@@ -143,6 +145,7 @@ class Api:
         self.owners = owners
         self.own_url = settings.advertised_url
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+        self._metrics_cache: tuple[float, bytes] = (0.0, b"")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -155,6 +158,17 @@ class Api:
                   503: "Service Unavailable"}.get(status, "")  # fmt: skip
         start_response(f"{status} {reason}", [*headers.items(), ("Content-Length", str(len(body)))])
         return [body]
+
+    def _exposition(self) -> bytes:
+        """The metrics text, rendered at most once a second: rendering every series costs
+        milliseconds of the processing loop's interpreter, and scrapes come every few seconds;
+        a client hammering /metrics gets the same text again."""
+        now = time.monotonic()
+        cached_at, body = self._metrics_cache
+        if now - cached_at >= METRICS_MAX_AGE_S or not body:
+            body = generate_latest(self.metrics.registry)
+            self._metrics_cache = (now, body)
+        return body
 
     def _authorised(self, environ: WSGIEnvironment) -> bool:
         if self.token is None:
@@ -180,11 +194,7 @@ class Api:
         if not open_path and not self._authorised(environ):
             return _json(401, {"error": "missing or wrong bearer token"})
         if path == "/metrics":
-            return (
-                200,
-                {"Content-Type": CONTENT_TYPE_LATEST},
-                generate_latest(self.metrics.registry),
-            )
+            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, self._exposition()
         parts = path.strip("/").split("/")
         if (
             len(parts) in (3, 4)
@@ -245,7 +255,7 @@ class HttpServer:
     """waitress on a thread of its own; ``stop`` closes it."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int,
-                 threads: int = 4) -> None:  # fmt: skip
+                 threads: int = 2) -> None:  # fmt: skip
         self.server = create_server(app, host=host, port=port, threads=threads, ident="leadscore",
                                     clear_untrusted_proxy_headers=True)  # fmt: skip
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
