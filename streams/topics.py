@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -70,14 +71,15 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
 def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> list[str]:
     """Create every missing topic (the service's, or ``specs``) and return their names; existing
     topics are left as they are."""
-    admin = AdminClient(common(settings))
-    try:
-        existing = set(admin.list_topics(timeout=15).topics)
-    except KafkaException as exc:
-        raise StartupError(
-            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}): start the "
-            "broker (make broker-up) or fix LEADSCORE_BOOTSTRAP_SERVERS"
-        ) from None
+    refused: list[str] = []  # authentication failures, reported through the error callback
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in AUTHENTICATION_ERRORS:
+            refused.append(error.str())
+
+    config: dict[str, Any] = {**common(settings), "error_cb": on_error, "log_level": 2}
+    admin = AdminClient(config)
+    existing = _topics_or_reason(settings, admin, refused)
     wanted = required_topics(settings) if specs is None else specs
     missing = [spec for spec in wanted if spec.name not in existing]
     if not missing:
@@ -99,10 +101,54 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
             future.result()
         except KafkaException as exc:
             err = exc.args[0]
+            if err.code() in AUTHORIZATION_ERRORS:
+                raise StartupError(
+                    f"cannot create topic {name!r}: {err.str().rstrip('.')}: the principal "
+                    f"{_principal(settings)} needs an ACL that allows CREATE and DESCRIBE on "
+                    "it (or create the topics beforehand); see docs/operations.md, Security"
+                ) from None
             if err.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise StartupError(f"cannot create topic {name!r}: {err.str()}") from None
     _wait_visible(admin, missing)
     return [spec.name for spec in missing]
+
+
+#: How long start-up waits for the brokers' metadata before it gives up, s.
+REACH_TIMEOUT_S = 15.0
+AUTHENTICATION_ERRORS = frozenset(
+    {KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED, KafkaError._SSL}
+)
+AUTHORIZATION_ERRORS = frozenset(
+    {KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED}
+)
+
+
+def _principal(settings: Settings) -> str:
+    return f"User:{settings.kafka_sasl_username or 'ANONYMOUS'}"
+
+
+def _topics_or_reason(settings: Settings, admin: AdminClient, refused: list[str]) -> set[str]:
+    """The topic names, asked once a second; stops at once, naming the settings to fix, when
+    the brokers refuse the credentials or the certificate, else after ``REACH_TIMEOUT_S``."""
+    deadline = time.monotonic() + REACH_TIMEOUT_S
+    while True:
+        try:
+            return set(admin.list_topics(timeout=1).topics)
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback
+            if refused:
+                raise StartupError(
+                    f"Kafka at {settings.bootstrap_servers} refused the connection as "
+                    f"{_principal(settings)} ({settings.kafka_security_protocol}, "
+                    f"{settings.kafka_sasl_mechanism or 'no SASL'}): {refused[0]}: fix "
+                    "LEADSCORE_KAFKA_SASL_USERNAME / LEADSCORE_KAFKA_SASL_PASSWORD (or "
+                    "LEADSCORE_KAFKA_SSL_CA_LOCATION for a certificate error)"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise StartupError(
+                    f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0]}): start "
+                    "the broker (make broker-up) or fix LEADSCORE_BOOTSTRAP_SERVERS"
+                ) from None
 
 
 #: How long a new topic may take to appear, with a leader for every partition, in metadata.

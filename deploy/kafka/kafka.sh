@@ -9,6 +9,11 @@
 #   deploy/kafka/kafka.sh cluster-kill N   kill -9 node N (1..3)
 #   deploy/kafka/kafka.sh cluster-start N  bring node N back
 #   deploy/kafka/kafka.sh bootstrap [cluster]  print the bootstrap servers
+#   deploy/kafka/kafka.sh secure-up|secure-down|secure-status|secure-wipe
+#                                          single node on 127.0.0.1:$KAFKA_SECURE_PORT (9192): SASL_SSL
+#                                          (SCRAM-SHA-512 over TLS, a CA and certificate made here),
+#                                          users admin (super user) and leadscore, ACLs enforced
+#   deploy/kafka/kafka.sh secure-env [user]    the LEADSCORE_* settings to connect as that user
 #   deploy/kafka/kafka.sh ports-free|cluster-ports-free   exit 0 if the ports are free (or ours)
 #   deploy/kafka/kafka.sh free-port|free-cluster-port     print a KAFKA_PORT / KAFKA_CLUSTER_PORT
 #                                          whose ports are all free
@@ -148,10 +153,11 @@ EOF
 }
 
 format_storage() {
-  local dir="$1" cluster_id="$2"
+  # format_storage <dir> <cluster id> [StorageTool options, e.g. --add-scram ...]
+  local dir="$1" cluster_id="$2"; shift 2
   [[ -f "$dir/data/meta.properties" ]] && return 0
   kafka_java "-Xmx256m" "$dir/logs" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted >"$dir/logs/format.log" 2>&1 \
+    -t "$cluster_id" -c "$dir/server.properties" --ignore-formatted "$@" >"$dir/logs/format.log" 2>&1 \
     || { cat "$dir/logs/format.log" >&2; die "formatting KRaft storage in $dir failed."; }
 }
 
@@ -324,6 +330,118 @@ status_line() {
   else echo "$name: down"; fi
 }
 
+# ----- the secure single node: SASL_SSL (SCRAM-SHA-512 over TLS) with ACLs --------------------
+secure_dir="$var_dir/secure"
+secure_port="${KAFKA_SECURE_PORT:-$(recorded_port "$secure_dir" || echo 9192)}"
+secure_ports() { echo "$secure_port" $(( secure_port + 1 )); }
+free_secure() { free_base 29192 2 0 1; }
+
+# make_tls <dir>: a CA and a certificate for 127.0.0.1 and localhost signed by it (PEM), once.
+make_tls() {
+  local dir="$1"
+  [[ -s "$dir/ca.pem" && -s "$dir/broker.pem" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl is required to make the secure broker's certificates."
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=leadscore-dev-ca" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.crt 2>/dev/null
+    # Kafka's PEM key store: the private key (PKCS#8, unencrypted), then the certificate chain
+    openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8
+    cat broker.pk8 broker.crt ca.pem > broker.pem
+    rm -f broker.csr broker.ext broker.pk8 ca.srl
+    chmod 600 ca.key broker.key broker.pem
+  ) || die "making the secure broker's certificates in $dir failed."
+}
+
+# secure_password <user>: the user's SCRAM password, made once (random), kept in the var dir.
+secure_password() {
+  local file="$secure_dir/credentials/$1"
+  if [[ ! -s "$file" ]]; then
+    mkdir -p "$secure_dir/credentials"; chmod 700 "$secure_dir/credentials"
+    python3 -c 'import secrets; print(secrets.token_urlsafe(18))' > "$file"; chmod 600 "$file"
+  fi
+  cat "$file"
+}
+
+write_secure_config() {
+  local dir="$secure_dir" cport=$(( secure_port + 1 )) admin
+  admin="$(secure_password admin)"
+  write_config "$dir" 1 "$secure_port" "$cport" "1@127.0.0.1:$cport" 1
+  sed -i -e "s|^listeners=.*|listeners=SASL_SSL://127.0.0.1:$secure_port,CONTROLLER://127.0.0.1:$cport|" \
+    -e "s|^advertised.listeners=.*|advertised.listeners=SASL_SSL://127.0.0.1:$secure_port|" \
+    -e "s|^inter.broker.listener.name=.*|inter.broker.listener.name=SASL_SSL|" \
+    -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT|" \
+    "$dir/server.properties"
+  {
+    echo "# SASL_SSL: SCRAM-SHA-512 over TLS for clients and between brokers; the controller"
+    echo "# listener stays on 127.0.0.1 in plain text (one node: broker and controller are one process)."
+    echo "sasl.enabled.mechanisms=SCRAM-SHA-512"
+    echo "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512"
+    echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$admin\";"
+    echo "ssl.keystore.type=PEM"
+    echo "ssl.keystore.location=$dir/tls/broker.pem"
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$dir/tls/ca.pem"
+    echo "# ACLs: nothing is allowed that an ACL does not grant; admin (and the controller link) may do all."
+    echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    echo "allow.everyone.if.no.acl.found=false"
+    echo "super.users=User:admin;User:ANONYMOUS"
+  } >> "$dir/server.properties"
+  chmod 600 "$dir/server.properties"
+}
+
+# tls_ok <port>: a TLS handshake with the broker's certificate succeeds (its listener serves).
+tls_ok() {
+  python3 - "$1" "$secure_dir/tls/ca.pem" <<'PY' 2>/dev/null
+import socket, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[2])
+with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2) as raw:
+    with context.wrap_socket(raw, server_hostname="127.0.0.1"):
+        pass
+PY
+}
+
+secure_up() {
+  if is_running "$secure_dir"; then say "secure broker already running on 127.0.0.1:$secure_port"; return 0; fi
+  # shellcheck disable=SC2046
+  check_ports KAFKA_SECURE_PORT free_secure $(secure_ports)
+  fetch
+  make_tls "$secure_dir/tls"
+  write_secure_config
+  echo "$secure_port" > "$secure_dir/port"
+  format_storage "$secure_dir" "$(cluster_id_for "$secure_dir/cluster.id")" \
+    --add-scram "SCRAM-SHA-512=[name=admin,password=$(secure_password admin)]" \
+    --add-scram "SCRAM-SHA-512=[name=leadscore,password=$(secure_password leadscore)]"
+  start_node "$secure_dir" "$secure_port" "-Xms256m -Xmx512m"
+  local deadline=$(( SECONDS + start_timeout_s ))
+  while (( SECONDS < deadline )); do
+    is_running "$secure_dir" || { tail -n 40 "$secure_dir/logs/server.log" >&2; die "the secure broker exited during start-up (logs above)."; }
+    if grep -q "Kafka Server started" "$secure_dir/logs/server.log" 2>/dev/null && tls_ok "$secure_port"; then
+      say "secure broker (SASL_SSL, SCRAM-SHA-512, ACLs) ready on 127.0.0.1:$secure_port; its settings: deploy/kafka/kafka.sh secure-env [admin|leadscore]"
+      return 0
+    fi
+    sleep 0.5
+  done
+  die "the secure broker did not serve TLS within ${start_timeout_s}s (see $secure_dir/logs/server.log)."
+}
+
+# secure_env [user]: the settings of a worker connecting as that user (default leadscore).
+secure_env() {
+  local user="${1:-leadscore}"
+  [[ -s "$secure_dir/credentials/$user" ]] || die "no user '$user' (users: admin, leadscore; start the broker with secure-up)."
+  echo "LEADSCORE_BOOTSTRAP_SERVERS=127.0.0.1:$secure_port"
+  echo "LEADSCORE_KAFKA_SECURITY_PROTOCOL=SASL_SSL"
+  echo "LEADSCORE_KAFKA_SASL_MECHANISM=SCRAM-SHA-512"
+  echo "LEADSCORE_KAFKA_SASL_USERNAME=$user"
+  echo "LEADSCORE_KAFKA_SASL_PASSWORD=$(cat "$secure_dir/credentials/$user")"
+  echo "LEADSCORE_KAFKA_SSL_CA_LOCATION=$secure_dir/tls/ca.pem"
+}
+
 bootstrap() {
   if [[ "${1:-}" == "cluster" ]]; then
     echo "127.0.0.1:$(node_port 1),127.0.0.1:$(node_port 2),127.0.0.1:$(node_port 3)"
@@ -346,6 +464,14 @@ case "$cmd" in
   cluster-start) cluster_start_one "${1:-}" ;;
   cluster-wipe) for n in 1 2 3; do stop_node "$(node_dir $n)"; done; rm -rf "$var_dir/cluster"; say "cluster data deleted" ;;
   bootstrap) bootstrap "${1:-}" ;;
+  secure-up) secure_up ;;
+  secure-down) stop_node "$secure_dir"; say "secure broker stopped" ;;
+  secure-status) if is_running "$secure_dir" && tls_ok "$secure_port"; then echo "secure broker: up (127.0.0.1:$secure_port)"; else echo "secure broker: down"; exit 1; fi ;;
+  secure-env) secure_env "${1:-}" ;;
+  secure-ports-free) is_running "$secure_dir" && exit 0
+    for p in $(secure_ports); do port_in_use "$p" && exit 1; done; exit 0 ;;
+  free-secure-port) free_secure ;;
+  secure-wipe) stop_node "$secure_dir"; rm -rf "$secure_dir"; say "secure broker data, users and certificates deleted" ;;
   ports-free) is_running "$single_dir" && exit 0
     for p in $(single_ports); do port_in_use "$p" && exit 1; done; exit 0 ;;
   cluster-ports-free) cluster_running && exit 0
