@@ -25,7 +25,7 @@ from streams.batches import EXIT_FATAL
 from streams.codec import Source
 from streams.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
-from tests.integration.verify import check_run
+from tests.integration.verify import LiveReader, check_run, finish_live
 
 EVENTS = 4000
 
@@ -54,6 +54,7 @@ async def test_a_zombie_is_fenced_and_nothing_is_lost_or_doubled(
     try:
         zombie.start()
         await zombie.wait_ready()
+        live = LiveReader(bootstrap, service.changed).start()  # reads during the whole fault
         survivor.start()
         await survivor.wait_ready()
         await service.produce(records[:quarter])
@@ -72,6 +73,7 @@ async def test_a_zombie_is_fenced_and_nothing_is_lost_or_doubled(
         if code is not None:  # fenced: the documented fatal exit, with its reason in the log
             assert code == EXIT_FATAL, zombie.tail()
             assert "exiting with 70" in zombie.log.read_text()
+        await finish_live(live, service)
         published = await service.changes()
         order = await service.applied_order()
     finally:
@@ -89,11 +91,13 @@ async def test_aborted_transactions_leave_nothing_and_the_replay_publishes_the_s
     try:
         worker.start()
         await worker.wait_ready()
+        live = LiveReader(bootstrap, service.changed).start()
         tenth = len(records) // 10
         for k in range(10):  # in steps, so that the work spreads over many transactions
             await service.produce(records[k * tenth : (k + 1) * tenth if k < 9 else None])
             await asyncio.sleep(0.3)
         await service.wait_drained(timeout_s=120)
+        await finish_live(live, service)  # saw no record of the aborted transactions
         status, _ = worker.get("/healthz")
         assert status == 200
         metrics = worker.get_text("/metrics")

@@ -167,3 +167,82 @@ def check_run(
     offline = {k: v for k, v in offline_finals(plan_path, in_applied_order, work).items() if v != 0}
     assert online == offline
     return finals
+
+
+class LiveReader:
+    """A ``read_committed`` reader of a topic that runs during a fault run, in a thread.
+
+    It reads every partition from the beginning as records become visible, while workers are
+    killed, frozen or rebalanced. :func:`check_live` then compares what it saw with the topic read
+    once at the end: a reader that never sees an aborted record sees, per partition, a prefix of
+    the final content, offset for offset and byte for byte.
+    """
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        import threading
+
+        self.bootstrap, self.topic = bootstrap, topic
+        self.seen: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="live-reader", daemon=True)
+        self.error: BaseException | None = None
+
+    def start(self) -> LiveReader:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        try:
+            consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "live",
+                                 "isolation.level": "read_committed",
+                                 "enable.auto.commit": False, "log_level": 3})  # fmt: skip
+            partitions = consumer.list_topics(self.topic, timeout=30).topics[self.topic].partitions
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+            while not self.stopping.is_set():
+                for msg in consumer.consume(500, 0.2):
+                    if msg.error() is None:
+                        self.seen[msg.partition() or 0].append(
+                            (msg.offset() or 0, msg.value() or b"")
+                        )
+            consumer.close()
+        except BaseException as exc:  # reported by stop()
+            self.error = exc
+
+    def stop(self) -> dict[int, list[tuple[int, bytes]]]:
+        self.stopping.set()
+        self.thread.join(60)
+        if self.error is not None:
+            raise AssertionError(f"the live reader failed: {self.error!r}")
+        return dict(self.seen)
+
+
+def check_live(live: dict[int, list[tuple[int, bytes]]], final: Iterable[Any]) -> int:
+    """What the live reader saw is, per partition, a prefix of the final committed content (no
+    aborted record, nothing reordered, nothing different); returns how many records it saw."""
+    by_partition: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+    for rec in final:
+        by_partition[rec.partition].append((rec.offset, rec.value))
+    for partition, seen in live.items():
+        committed = by_partition.get(partition, [])
+        assert seen == committed[: len(seen)], (
+            f"partition {partition}: the live read_committed reader saw records that are not "
+            "the committed ones (an aborted record, or a different order)"
+        )
+    return sum(len(seen) for seen in live.values())
+
+
+async def finish_live(reader: LiveReader, service: Any, timeout_s: float = 30) -> int:
+    """Let the live reader catch up with the committed end of ``score-changed``, stop it, and
+    check what it saw (:func:`check_live`); returns the records it saw (all of them)."""
+    import asyncio
+    import time
+
+    final = await service.read_all(service.changed)
+    deadline = time.monotonic() + timeout_s
+    while sum(len(v) for v in reader.seen.values()) < len(final) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    seen = check_live(reader.stop(), final)
+    assert seen == len(final), f"the live reader saw {seen} of {len(final)} committed changes"
+    return seen
