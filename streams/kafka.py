@@ -42,10 +42,12 @@ def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
         return ErrorKind.FATAL
     if err.fatal():
         return ErrorKind.FATAL
+    if err.txn_requires_abort():
+        # librdkafka failed the transaction before committing it (e.g. its records timed out
+        # while a partition had no leader): the outcome is known, abort and redo
+        return ErrorKind.ABORTABLE
     if committing and err.code() == KafkaError._TIMED_OUT:
         return ErrorKind.FATAL  # pre-KIP-890: the outcome of a timed-out commit is unknown
-    if err.txn_requires_abort():
-        return ErrorKind.ABORTABLE
     if err.retriable():
         return ErrorKind.RETRIABLE
     return ErrorKind.FATAL

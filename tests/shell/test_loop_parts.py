@@ -359,6 +359,8 @@ def test_a_timed_out_commit_is_fatal() -> None:
         (kafka_error(KafkaError._STATE, abortable=True), False, ErrorKind.ABORTABLE),
         (kafka_error(KafkaError._TRANSPORT, retriable=True), False, ErrorKind.RETRIABLE),
         (kafka_error(KafkaError._TIMED_OUT, retriable=True), True, ErrorKind.FATAL),  # pre-890
+        # records timed out (no leader for a while): librdkafka failed the transaction itself
+        (kafka_error(KafkaError._TIMED_OUT, abortable=True), True, ErrorKind.ABORTABLE),
         (kafka_error(KafkaError._TIMED_OUT, retriable=True), False, ErrorKind.RETRIABLE),
         (kafka_error(KafkaError.UNKNOWN), False, ErrorKind.FATAL),  # anything unknown
         (RuntimeError("not Kafka"), False, ErrorKind.FATAL),
