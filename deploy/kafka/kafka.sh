@@ -8,7 +8,11 @@
 #                                          three KRaft nodes (RF 3, min.insync.replicas 2)
 #   deploy/kafka/kafka.sh cluster-kill N   kill -9 node N (1..3)
 #   deploy/kafka/kafka.sh cluster-start N  bring node N back
-#   deploy/kafka/kafka.sh bootstrap [cluster]  print the bootstrap servers
+#   deploy/kafka/kafka.sh proxy-map        per node: its id, the proxy address it advertises on
+#                                          PROXIED, and the PROXIED listener the proxy forwards to
+#   deploy/kafka/kafka.sh bootstrap [cluster|proxied]  print the bootstrap servers (proxied: the
+#                                          cluster's PROXIED listeners, reached through proxies on
+#                                          +30..+32 that a network-fault test starts, e.g. Toxiproxy)
 #   deploy/kafka/kafka.sh secure-up|secure-down|secure-status|secure-wipe
 #                                          single node on 127.0.0.1:$KAFKA_SECURE_PORT (9192): SASL_SSL
 #                                          (SCRAM-SHA-512 over TLS, a CA and certificate made here),
@@ -24,7 +28,9 @@
 #
 # Environment (all optional):
 #   KAFKA_PORT=9092            single-node client port; its controller listens on KAFKA_PORT+1
-#   KAFKA_CLUSTER_PORT=19092   first client port of the cluster (nodes use +0..+2, controllers +10..+12)
+#   KAFKA_CLUSTER_PORT=19092   first client port of the cluster (nodes use +0..+2, controllers +10..+12,
+#                              a second listener PROXIED +20..+22 that advertises +30..+32, where a
+#                              network-fault test puts a proxy in front of it)
 #   KAFKA_VERSION=4.4.0        pin a version instead of resolving the latest 4.x
 #   KAFKA_HEAP_OPTS            JVM heap for the single node (default -Xms256m -Xmx768m)
 #   LEADSCORE_CACHE_DIR        where jars are cached (default <repo>/.cache)
@@ -232,7 +238,7 @@ single_dir="$var_dir/single"
 source "$here/../lib/ports.sh"  # port_in_use, port_owner
 
 single_ports() { echo "$single_port" $(( single_port + 1 )); }
-cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)"; done; }
+cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)" "$(node_pport $n)"; done; }
 
 # free_base <first> <step> <offsets...>: the first base from <first> on whose base+offset ports
 # are all free.
@@ -247,7 +253,7 @@ free_base() {
   die "no free ports found from $1 on."
 }
 free_single() { free_base 29092 2 0 1; }
-free_cluster() { free_base 39092 20 0 1 2 10 11 12; }
+free_cluster() { free_base 39092 40 0 1 2 10 11 12 20 21 22 30 31 32; }
 
 # check_ports <variable> <suggest command> <ports...>: stop with one line if one is taken.
 check_ports() {
@@ -279,6 +285,8 @@ single_up() {
 node_dir() { echo "$var_dir/cluster/node-$1"; }
 node_port() { echo $(( cluster_port + $1 - 1 )); }
 node_cport() { echo $(( cluster_port + 9 + $1 )); }
+node_pport() { echo $(( cluster_port + 19 + $1 )); }  # the PROXIED listener
+node_xport() { echo $(( cluster_port + 29 + $1 )); }  # what it advertises: the proxy in front of it
 cluster_voters() { echo "1@127.0.0.1:$(node_cport 1),2@127.0.0.1:$(node_cport 2),3@127.0.0.1:$(node_cport 3)"; }
 check_node() { [[ "$1" =~ ^[123]$ ]] || die "node must be 1, 2 or 3 (got '${1:-}')."; }
 
@@ -288,6 +296,13 @@ cluster_prepare() {
   cid="$(cluster_id_for "$var_dir/cluster/cluster.id")"
   for n in 1 2 3; do
     write_config "$(node_dir $n)" "$n" "$(node_port $n)" "$(node_cport $n)" "$(cluster_voters)" 3
+    # A second client listener for network-fault tests: clients that bootstrap through the proxies
+    # (+30..+32) are told the proxies' addresses, so all their traffic crosses them; everything
+    # else (inter-broker, the tests' own producers and checks) stays on PLAINTEXT.
+    sed -i -e "s|^listeners=.*|listeners=PLAINTEXT://127.0.0.1:$(node_port $n),PROXIED://127.0.0.1:$(node_pport $n),CONTROLLER://127.0.0.1:$(node_cport $n)|" \
+      -e "s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port $n),PROXIED://127.0.0.1:$(node_xport $n)|" \
+      -e "s|^listener.security.protocol.map=.*|listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT|" \
+      "$(node_dir $n)/server.properties"
     format_storage "$(node_dir $n)" "$cid"
   done
 }
@@ -445,6 +460,8 @@ secure_env() {
 bootstrap() {
   if [[ "${1:-}" == "cluster" ]]; then
     echo "127.0.0.1:$(node_port 1),127.0.0.1:$(node_port 2),127.0.0.1:$(node_port 3)"
+  elif [[ "${1:-}" == "proxied" ]]; then
+    echo "127.0.0.1:$(node_xport 1),127.0.0.1:$(node_xport 2),127.0.0.1:$(node_xport 3)"
   else
     echo "127.0.0.1:$single_port"
   fi
@@ -461,6 +478,7 @@ case "$cmd" in
   cluster-down) for n in 1 2 3; do stop_node "$(node_dir $n)"; done; say "cluster stopped" ;;
   cluster-status) for n in 1 2 3; do status_line "node-$n" "$(node_dir $n)" "$(node_port $n)"; done ;;
   cluster-kill) cluster_kill "${1:-}" ;;
+  proxy-map) for n in 1 2 3; do echo "$n 127.0.0.1:$(node_xport $n) 127.0.0.1:$(node_pport $n)"; done ;;
   cluster-start) cluster_start_one "${1:-}" ;;
   cluster-wipe) for n in 1 2 3; do stop_node "$(node_dir $n)"; done; rm -rf "$var_dir/cluster"; say "cluster data deleted" ;;
   bootstrap) bootstrap "${1:-}" ;;

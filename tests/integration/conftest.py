@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 BOOTSTRAP = os.environ.get("LEADSCORE_TEST_BOOTSTRAP", "127.0.0.1:9092")
+KAFKA = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "kafka.sh"
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -70,3 +73,49 @@ def changes_topic(bootstrap: str) -> str:
     from tests.integration.score_changes import new_topic
 
     return new_topic(bootstrap)
+
+
+def kafka_sh(*args: str) -> str:
+    """``deploy/kafka/kafka.sh args``: its output; the test fails with its errors if it fails."""
+    done = subprocess.run(
+        ["bash", str(KAFKA), *args], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert done.returncode == 0, f"kafka.sh {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[str]:
+    """The three-node cluster's bootstrap servers. Starts it with ``kafka.sh cluster-up`` unless
+    it is already running, and stops it after the session only if it started it."""
+    was_up = all(line.endswith(")") for line in kafka_sh("cluster-status").splitlines())
+    kafka_sh("cluster-up")
+    try:
+        yield kafka_sh("bootstrap", "cluster").strip()
+    finally:
+        if not was_up:
+            kafka_sh("cluster-down")
+
+
+async def coordinator_of(bootstrap: str, *, transactional_id: str | None = None,
+                         group: str | None = None) -> int | None:  # fmt: skip
+    """The node id that coordinates a transactional id or a consumer group right now (a
+    FindCoordinator request), or None when the cluster cannot say (say, while nodes are down)."""
+    import asyncio
+
+    from aiokafka.client import AIOKafkaClient, CoordinationType
+
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        async with asyncio.timeout(15):
+            await client.bootstrap()
+            if transactional_id is not None:
+                node = await client.coordinator_lookup(CoordinationType.TRANSACTION,
+                                                       transactional_id)  # fmt: skip
+            else:
+                node = await client.coordinator_lookup(CoordinationType.GROUP, group)
+        return int(node)
+    except Exception:  # any failure to find it: the caller picks a node another way
+        return None
+    finally:
+        await client.close()

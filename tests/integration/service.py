@@ -71,6 +71,8 @@ class Service:
     json_sources: frozenset[Source] = frozenset()
     extra: dict[str, str] = field(default_factory=dict)
     workers: list[Worker] = field(default_factory=list)
+    worker_bootstrap: str | None = None  # the workers' own (e.g. through proxies); else bootstrap
+    restarts: int = 0  # fenced workers started again by supervise()
 
     def topic(self, source: Source) -> str:
         return f"{SOURCES[source]}-{self.unique}"
@@ -97,7 +99,7 @@ class Service:
 
     def env(self, name: str, port: int) -> dict[str, str]:
         env = {
-            "LEADSCORE_BOOTSTRAP_SERVERS": self.bootstrap,
+            "LEADSCORE_BOOTSTRAP_SERVERS": self.worker_bootstrap or self.bootstrap,
             "LEADSCORE_APP_ID": self.app_id,
             "LEADSCORE_PLAN_PATH": str(self.plan),
             "LEADSCORE_DATA_DIR": str(self.root / name),
@@ -121,6 +123,53 @@ class Service:
         worker = Worker(name, port, self.env(name, port), self.root / f"{name}.log")
         self.workers.append(worker)
         return worker
+
+    async def supervise(self) -> int:
+        """What systemd or Kubernetes does: a worker that exited by itself must have exited with
+        the fatal code 70 (fenced, or a fatal transactional error: SPEC §6) and is started
+        again; the new process settles its transaction (init_transactions) and resumes. Any
+        other exit fails the test. Returns how many were restarted now."""
+        from streams.batches import EXIT_FATAL
+
+        restarted = 0
+        for worker in self.workers:
+            code = worker.exited()
+            if worker.running and code is not None:
+                assert code == EXIT_FATAL, f"{worker.name} exited with {code}:\n{worker.tail()}"
+                worker.start()
+                await worker.wait_ready(timeout_s=120)
+                restarted += 1
+        self.restarts += restarted
+        return restarted
+
+    async def drain_supervised(self, timeout_s: float = 180, tries: int = 5) -> None:
+        """:meth:`wait_drained`, restarting workers that exit 70 on the way (:meth:`supervise`)."""
+        for attempt in range(tries):
+            await self.supervise()
+            try:
+                await self.wait_drained(timeout_s=timeout_s)
+                return
+            except AssertionError:
+                exited = any(w.running and w.exited() is not None for w in self.workers)
+                if not exited or attempt == tries - 1:
+                    raise  # not a worker that exited 70 while draining: a real failure
+
+    async def settle(self, live: Any, *, timeout_s: float = 180, tries: int = 5
+                     ) -> tuple[int, list[dict[str, Any]], list[tuple[Any, str, int]]]:  # fmt: skip
+        """The end of a fault run: drain (restarting fenced workers), let the concurrent reader
+        (``verify.LiveReader``) catch up and check it, then read what was published and the
+        order the service applied. Returns (records the reader saw, changes, applied order)."""
+        from tests.integration.verify import finish_live
+
+        await self.drain_supervised(timeout_s=timeout_s, tries=tries)
+        seen = await finish_live(live, self, timeout_s=120)
+        return seen, await self.changes(), await self.applied_order()
+
+    def shut(self, live: Any | None) -> None:
+        """Stop the concurrent reader (if any) and kill every worker: a fault run's ``finally``."""
+        if live is not None:
+            live.close()
+        self.stop_all()
 
     def stop_all(self) -> None:
         for worker in self.workers:

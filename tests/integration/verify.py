@@ -251,3 +251,48 @@ async def finish_live(reader: LiveReader, service: Any, timeout_s: float = 30) -
     seen = check_live(reader.stop(), final)
     assert seen == len(final), f"the live reader saw {seen} of {len(final)} committed changes"
     return seen
+
+
+def assert_no_hanging_transaction(bootstrap: str, topics: Iterable[str],
+                                  timeout_s: float = 60) -> int:  # fmt: skip
+    """A marker written now to every partition of ``topics`` is readable by a ``read_committed``
+    consumer: no transaction of the service stayed open (an open one holds the last stable
+    offset below the marker for as long as it is open). Returns the partitions checked.
+
+    Call it after the published records were read and the workers stopped: the markers are not
+    score changes, and a worker would read the one in its entity-events topic."""
+    import time
+    import uuid
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    marker = f"no-hanging-transaction-{uuid.uuid4().hex}".encode()
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "log_level": 3})
+    written: list[TopicPartition] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        assert err is None, f"the marker could not be written: {err}"
+        written.append(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+
+    topics = list(topics)
+    meta = producer.list_topics(timeout=30).topics
+    for topic in topics:
+        for partition in meta[topic].partitions:
+            producer.produce(topic, marker, key=b"marker", partition=partition,  # compacted: a key
+                             on_delivery=delivered)  # fmt: skip
+    assert producer.flush(30) == 0, "markers not delivered"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "marker-check",
+                         "isolation.level": "read_committed", "enable.auto.commit": False,
+                         "log_level": 3})  # fmt: skip
+    try:
+        consumer.assign(written)
+        pending = {(tp.topic, tp.partition) for tp in written}
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(100, 0.5):
+                if msg.error() is None and msg.value() == marker:
+                    pending.discard((msg.topic(), msg.partition()))
+        assert not pending, f"a transaction hangs: markers unreadable on {sorted(pending)}"
+    finally:
+        consumer.close()
+    return len(written)
