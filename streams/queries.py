@@ -128,6 +128,8 @@ class Owners:
 
 
 Response = tuple[int, dict[str, str], bytes]
+#: The principal that reads every tenant: no token configured, or ``LEADSCORE_API_TOKEN``.
+ALL = "\x00all tenants"  # not an account id: the API takes them from a query string
 #: How old the /metrics text may be, s (see ``Api._exposition``).
 METRICS_MAX_AGE_S = 1.0
 
@@ -145,6 +147,7 @@ class Api:
         self.owners = owners
         self.own_url = settings.advertised_url
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+        self.tenant_tokens = [(t.encode(), a) for t, a in settings.tenants_by_token.items()]
         self._metrics_cache: tuple[float, bytes] = (0.0, b"")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -170,11 +173,25 @@ class Api:
             self._metrics_cache = (now, body)
         return body
 
-    def _authorised(self, environ: WSGIEnvironment) -> bool:
-        if self.token is None:
-            return True
+    def _principal(self, environ: WSGIEnvironment) -> str | None:
+        """Who calls: ``ALL`` (no token configured, or the API token: every tenant), an account
+        (its tenant token: that account only), or None (no valid token).
+
+        Every configured token is compared, in constant time, whatever matches: the time taken
+        tells nothing about which token, or how much of one, was right."""
+        if self.token is None and not self.tenant_tokens:
+            return ALL
         given = environ.get("HTTP_AUTHORIZATION", "")
-        return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), self.token)
+        if not given.startswith("Bearer "):
+            return None
+        offered = given[7:].encode()
+        who = None
+        if self.token is not None and hmac.compare_digest(offered, self.token):
+            who = ALL
+        for token, account in self.tenant_tokens:
+            if hmac.compare_digest(offered, token):
+                who = account
+        return who
 
     def route(self, environ: WSGIEnvironment) -> Response:
         if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
@@ -191,9 +208,12 @@ class Api:
         # With a token set, everything but the probes needs it (metrics: by their own setting),
         # checked first: an unauthenticated caller learns nothing, not even which paths exist.
         open_path = path == "/metrics" and not self.settings.metrics_require_token
-        if not open_path and not self._authorised(environ):
+        who = ALL if open_path else self._principal(environ)
+        if who is None:
             return _json(401, {"error": "missing or wrong bearer token"})
         if path == "/metrics":
+            if who is not ALL:  # the service's own figures: for operators, not for tenants
+                return _json(404, {"error": f"no such path {path!r}"})
             return 200, {"Content-Type": CONTENT_TYPE_LATEST}, self._exposition()
         parts = path.strip("/").split("/")
         if (
@@ -202,10 +222,16 @@ class Api:
             and (len(parts) == 3 or parts[3] == "explain")
         ):
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-            return self.scores(environ, parts[1], parts[2], query, explain_it=len(parts) == 4)
+            account = (query.get("account") or [""])[0] or None
+            if who is not ALL:  # a tenant: its own account, and no other one exists for it
+                if account not in (None, who):
+                    return _json(404, {"error": "no state for this entity"})
+                account = who
+            return self.scores(environ, parts[1], parts[2], account, query,
+                               explain_it=len(parts) == 4)  # fmt: skip
         return _json(404, {"error": f"no such path {path!r}"})
 
-    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str,
+    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str, account: str | None,
                query: dict[str, list[str]], *, explain_it: bool) -> Response:  # fmt: skip
         if entity not in ENTITY_KINDS:
             return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
@@ -215,7 +241,7 @@ class Api:
             if score is None or score.entity != entity:
                 known = [s.name for s in self.plan.by_kind.get(entity, ())]
                 return _json(400, {"error": f"score must be one of {known}"})
-        key = EntityKey((query.get("account") or [""])[0] or None, entity, entity_id)  # type: ignore[arg-type]
+        key = EntityKey(account, entity, entity_id)  # type: ignore[arg-type]
         key_bytes = records.entity_key_bytes(key)
         where, state = self.engine.read_state(key_bytes)
         if where == "restoring":

@@ -31,7 +31,33 @@ INPUT_TOPIC_SETTINGS = (
 )  # fmt: skip
 
 #: Settings whose values never appear in an error message or a log.
-SECRET_SETTINGS = frozenset({"api_token", "kafka_sasl_password", "schema_registry_password"})
+SECRET_SETTINGS = frozenset(
+    {"api_token", "tenant_tokens", "kafka_sasl_password", "schema_registry_password"}
+)
+
+
+def tenant_token_map(text: str) -> dict[str, str]:
+    """``acme=tok1,globex=tok2`` as {token: account}. Errors name the pair by its position and
+    account, never a token."""
+    out: dict[str, str] = {}
+    accounts: set[str] = set()
+    for n, pair in enumerate((p.strip() for p in text.split(",")), start=1):
+        account, sep, token = pair.partition("=")
+        account, token = account.strip(), token.strip()
+        if not sep or not account or not token:
+            raise ValueError(
+                f"LEADSCORE_TENANT_TOKENS: pair {n} must be account=token (both non-empty)"
+            )
+        if account in accounts:
+            raise ValueError(f"LEADSCORE_TENANT_TOKENS: account {account!r} is given twice")
+        if token in out:
+            raise ValueError(
+                f"LEADSCORE_TENANT_TOKENS: account {account!r} has the token of account "
+                f"{out[token]!r}; each tenant needs its own"
+            )
+        accounts.add(account)
+        out[token] = account
+    return out
 
 
 class Settings(BaseSettings):
@@ -95,6 +121,8 @@ class Settings(BaseSettings):
     web_port: int = Field(6066, ge=1, le=65535)
     web_advertised_host: str | None = None
     api_token: SecretStr | None = None
+    #: ``account=token,account=token``: a tenant's token reads that account's scores only.
+    tenant_tokens: SecretStr | None = None
     metrics_require_token: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -144,6 +172,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: {exc.strerror}") from None
             if not found:
                 raise ValueError(f"LEADSCORE_KAFKA_SSL_CA_LOCATION: no such file: {str(ca)[:200]}")
+        return self
+
+    @field_validator("tenant_tokens")
+    @classmethod
+    def _tenant_tokens_well_formed(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            tenant_token_map(value.get_secret_value())  # raises naming the pair, never a token
+        return value
+
+    @property
+    def tenants_by_token(self) -> dict[str, str]:
+        """token -> the account it may read (empty without ``LEADSCORE_TENANT_TOKENS``)."""
+        if self.tenant_tokens is None:
+            return {}
+        return tenant_token_map(self.tenant_tokens.get_secret_value())
+
+    @model_validator(mode="after")
+    def _tenant_tokens_differ_from_the_api_token(self) -> Settings:
+        if self.api_token is not None and self.api_token.get_secret_value() in (
+            self.tenants_by_token
+        ):
+            raise ValueError(
+                "LEADSCORE_TENANT_TOKENS: a tenant's token equals LEADSCORE_API_TOKEN (the "
+                "token that reads every tenant); give each its own"
+            )
         return self
 
     @model_validator(mode="after")

@@ -74,7 +74,8 @@ class Toxiproxy:
         out = dict.fromkeys(self.proxies, 0)
         node_of = {name: node for node, name in self.proxies.items()}
         for line in bytes(self.call("GET", "/metrics")).decode().splitlines():
-            if line.startswith("toxiproxy_proxy_received_bytes_total{") and 'direction="upstream"' in line:
+            upstream = 'direction="upstream"' in line  # from the client towards the broker
+            if line.startswith("toxiproxy_proxy_received_bytes_total{") and upstream:
                 name = line.split('proxy="', 1)[1].split('"', 1)[0]
                 out[node_of[name]] += int(float(line.rsplit(" ", 1)[1]))
         return out

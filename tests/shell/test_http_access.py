@@ -69,3 +69,87 @@ def test_metrics_token_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADSCORE_METRICS_REQUIRE_TOKEN", "true")
     with pytest.raises(SettingsError, match="needs LEADSCORE_API_TOKEN"):
         load_settings()
+
+
+class RecordingEngine(FakeEngine):
+    """Remembers the account of every entity it is asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[str | None] = []
+
+    def read_state(self, key: bytes) -> tuple[str, EntityState | None]:
+        from streams.records import entity_key_from_bytes
+
+        self.asked.append(entity_key_from_bytes(key).account_id)
+        return "local", None
+
+
+ACME, GLOBEX = "acme-t0ken", "globex-t0ken"
+TENANTS = f"acme={ACME}, globex={GLOBEX}"
+
+
+@pytest.mark.parametrize(
+    ("token", "query", "status", "asked"),
+    [
+        (ACME, "", 404, ["acme"]),  # a tenant's own account by default
+        (ACME, "account=acme", 404, ["acme"]),
+        (ACME, "account=globex", 404, []),  # another tenant: as if it did not exist; not read
+        (ACME, "account=", 404, ["acme"]),
+        (GLOBEX, "account=acme", 404, []),
+        (TOKEN, "account=globex", 404, ["globex"]),  # the API token reads every tenant
+        (TOKEN, "", 404, [None]),
+        (ACME + "x", "account=acme", 401, []),
+        (None, "account=acme", 401, []),
+    ],
+)
+def test_a_tenant_token_reads_its_own_account_only(
+    token: str | None, query: str, status: int, asked: list[str | None]
+) -> None:
+    engine = RecordingEngine()
+    server = Api(Settings(api_token=TOKEN, tenant_tokens=TENANTS), PLAN, engine,
+                 Metrics.create(), None)  # fmt: skip
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/scores/contact/c-1",
+                               "QUERY_STRING": query}  # fmt: skip
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    statuses: list[str] = []
+    body = b"".join(server(environ, lambda s, h: statuses.append(s)))  # type: ignore[arg-type,return-value]
+    assert int(statuses[0].split()[0]) == status
+    assert engine.asked == asked
+    assert b"globex" not in body and b"acme" not in body  # not even the name of another tenant
+
+
+def test_tenant_tokens_without_an_api_token_still_guard_everything() -> None:
+    server = Api(Settings(tenant_tokens=TENANTS, metrics_require_token=False), PLAN,
+                 RecordingEngine(), Metrics.create(), None)  # fmt: skip
+    assert [call(server, p) for p in PATHS] == [200, 200, 200, 401, 401, 401, 401]
+    assert [call(server, p, ACME) for p in PATHS] == [200, 200, 200, 404, 400, 404, 400]
+
+
+def test_metrics_behind_the_token_are_for_the_operator_not_for_tenants() -> None:
+    server = api(api_token=TOKEN, tenant_tokens=TENANTS, metrics_require_token=True)
+    assert call(server, "/metrics", TOKEN) == 200
+    assert call(server, "/metrics", ACME) == 404
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("acme", "pair 1 must be account=token"),
+        ("acme=a1,=b2", "pair 2 must be account=token"),
+        ("acme=", "pair 1 must be account=token"),
+        ("acme=a1,acme=b2", "account 'acme' is given twice"),
+        ("acme=a1,globex=a1", "account 'globex' has the token of account 'acme'"),
+        (f"acme={TOKEN}", "equals LEADSCORE_API_TOKEN"),
+    ],
+)
+def test_bad_tenant_tokens_fail_at_start_up_without_showing_a_token(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("LEADSCORE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("LEADSCORE_TENANT_TOKENS", value)
+    with pytest.raises(SettingsError, match=message) as caught:
+        load_settings()
+    text = str(caught.value)
+    assert "LEADSCORE_TENANT_TOKENS" in text
+    assert "a1" not in text.replace("acme", "") and "b2" not in text and TOKEN not in text
