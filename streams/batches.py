@@ -47,6 +47,7 @@ from streams.deadletter import DeadLetter
 from streams.entities import EntityStage, due_candidates
 from streams.ingest import Ingest
 from streams.kafka import (
+    WATCHDOG,
     ErrorKind,
     Fatal,
     classify,
@@ -155,7 +156,9 @@ class Engine:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         try:
-            self.producer.init_transactions(self.settings.kafka_call_timeout_s)
+            WATCHDOG.configure(self.settings.kafka_call_timeout_s, exit_code=EXIT_FATAL)
+            with WATCHDOG.guard("init_transactions"):
+                self.producer.init_transactions(self.settings.kafka_call_timeout_s)
             self.counts = self._partition_counts()
             self.consumer.subscribe(
                 [*sorted(self.inputs), self.entity_topic],

@@ -11,8 +11,12 @@ times with a short backoff; abortable ones abort the transaction and rewind.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -21,6 +25,7 @@ from confluent_kafka import KafkaError, KafkaException
 from streams.settings import Settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ErrorKind(StrEnum):
@@ -53,11 +58,76 @@ def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
     return ErrorKind.FATAL
 
 
+class Watchdog:
+    """Ends the process when a transactional call blocks far past its timeout.
+
+    librdkafka does not always honour the timeout of a transactional call:
+    ``send_offsets_to_transaction`` can block for good when its coordinator request never times
+    out (confluentinc/librdkafka#5456, open; seen here after a network black hole longer than
+    the transaction timeout, with librdkafka 2.16.0: the call was still blocked minutes later).
+    A thread watches each guarded call; one still running ``2 x timeout + 5 s`` after it began
+    ends the process with the fatal exit code, logging which call. ``os._exit``: the blocked
+    thread cannot be interrupted, and a clean shutdown would block on the same client. Nothing
+    more is committed; the restart's ``init_transactions`` settles the open transaction, as
+    after ``kill -9``. Until :meth:`configure` is called, guards do nothing.
+    """
+
+    def __init__(self, exit_fn: Callable[[int], object] = os._exit, poll_s: float = 0.5) -> None:
+        self.exit_fn, self.poll_s = exit_fn, poll_s
+        self.limit_s: float | None = None
+        self.exit_code = 1
+        self.watched: tuple[str, float] | None = None  # (call, deadline on the monotonic clock)
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def configure(self, timeout_s: float, *, exit_code: int, limit_s: float | None = None) -> None:
+        self.limit_s = limit_s if limit_s is not None else 2 * timeout_s + 5
+        self.exit_code = exit_code
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)
+            self.thread.start()
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        if self.limit_s is None:
+            yield
+            return
+        with self.lock:
+            self.watched = (what, time.monotonic() + self.limit_s)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.watched = None
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            with self.lock:
+                watched = self.watched
+            if watched is not None and time.monotonic() > watched[1]:
+                log.critical(
+                    "%s did not return within %.0f s, far past its timeout (a librdkafka call "
+                    "that ignores its timeout, confluentinc/librdkafka#5456): exiting with %d, "
+                    "nothing more is committed", watched[0], self.limit_s, self.exit_code,
+                )  # fmt: skip
+                logging.shutdown()
+                self.exit_fn(self.exit_code)
+                return
+
+
+#: The worker's watchdog over its transactional calls (configured by ``streams.batches``).
+WATCHDOG = Watchdog()
+
+
 def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool = False) -> T:
-    """Run a transactional call; retry retriable errors, re-raise abortable ones, else ``Fatal``."""
+    """Run a transactional call; retry retriable errors, re-raise abortable ones, else ``Fatal``.
+
+    Each attempt is guarded by :data:`WATCHDOG`."""
     for attempt in range(1, attempts + 1):
         try:
-            return fn()
+            with WATCHDOG.guard(what):
+                return fn()
         except KafkaException as exc:
             kind = classify(exc, committing=committing)
             if kind is ErrorKind.RETRIABLE and attempt < attempts:
