@@ -238,7 +238,7 @@ single_dir="$var_dir/single"
 source "$here/../lib/ports.sh"  # port_in_use, port_owner
 
 single_ports() { echo "$single_port" $(( single_port + 1 )); }
-cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)" "$(node_pport $n)"; done; }
+cluster_ports() { local n; for n in 1 2 3; do echo "$(node_port $n)" "$(node_cport $n)" "$(node_pport $n)" "$(node_xport $n)"; done; }
 
 # free_base <first> <step> <offsets...>: the first base from <first> on whose base+offset ports
 # are all free.
