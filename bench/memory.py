@@ -1,7 +1,8 @@
 """Memory over a long run at half load with 1,000,000 entities (``make memory``).
 
-1. **Calibrate**: a fresh worker drains ``--calibrate-events`` preloaded events; its throughput
-   (first to last output append, as ``make bench`` measures it) sets the load: half of it.
+1. **Calibrate**: a fresh worker drains a preloaded pass over every entity, then
+   ``--calibrate-events`` more; its throughput over those (the consumer group's progress, every
+   entity then has a state) is the full load of the steady state, and the run gets half of it.
 2. **Run**: another fresh worker, with the default bounds (entity cache
    ``LEADSCORE_CACHE_ENTITIES``, RocksDB block cache, write buffers), gets the reference traffic
    mix at that rate for ``--minutes``. Contacts are visited with a stride over ``--entities``
@@ -53,22 +54,53 @@ def events(count: int, entities: int, seed: int, rate: float) -> Any:
 
 
 async def calibrate(args: argparse.Namespace) -> float:
+    """Full load in the steady state: a fresh worker drains one pass over every entity and then
+    ``--calibrate-events`` more; the rate is measured over the second part only, when every
+    entity has a state and the cache misses as it will in the run (the first pass creates
+    states, which costs less than reading them back)."""
     tag = f"{args.run}-cal"
     topics = TopicSet.named(TopicSet.input_names(tag), tag)
     await kafkaio.create_topics(args.bootstrap, [*topics.inputs, *topics.outputs],
                                 args.partitions, compacted=[topics.scores])  # fmt: skip
-    await kafkaio.preload(args.bootstrap, topics,
-                          events(args.calibrate_events, args.entities, 1, 1000.0))  # fmt: skip
+    total = args.entities + args.calibrate_events
+    await kafkaio.preload(args.bootstrap, topics, events(total, args.entities, 1, 1000.0))
     who = Contender("ours", "service")
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
+    points: list[tuple[float, int]] = []  # (monotonic time, records consumed)
     try:
         await wait_ready(proc)
-        await wait_drained(args, proc, who.group(tag), topics,
-                           timeout_s=args.calibrate_events / 100 + 300)  # fmt: skip
+        deadline = time.monotonic() + total / 100 + 300
+        while time.monotonic() < deadline:
+            proc.check()
+            lag = await kafkaio.group_lag(args.bootstrap, who.group(tag), topics.inputs)
+            points.append((time.monotonic(), total - lag))
+            if lag == 0:
+                break
+            await asyncio.sleep(2)
     finally:
         proc.stop()
-    stamps = [m.timestamp for m in await kafkaio.read_all(args.bootstrap, topics.changed)]
-    return args.calibrate_events / ((max(stamps) - min(stamps)) / 1000)
+    steady = [(t, c) for t, c in points if args.entities <= c <= total - 5000]
+    if len(steady) < 2:
+        raise RuntimeError(f"too few samples after the first pass to calibrate: {points[-5:]}")
+    (t1, c1), (t2, c2) = steady[0], steady[-1]
+    return (c2 - c1) / (t2 - t1)
+
+
+def gauges(proc: Process) -> dict[str, float]:
+    """The worker's cache gauges from its /metrics (empty if it cannot answer)."""
+    import urllib.request
+
+    out: dict[str, float] = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        for name in ("leadscore_cache_entries", "leadscore_cache_bytes"):
+            if line.startswith(name + " "):
+                out[name.removeprefix("leadscore_")] = float(line.split()[1])
+    return out
 
 
 def rss_mib(proc: Process) -> float:
@@ -109,7 +141,7 @@ async def steady(args: argparse.Namespace, rate: float) -> dict[str, Any]:
                 proc.check()
                 lag = await kafkaio.group_lag(args.bootstrap, who.group(tag), topics.inputs)
                 samples.append({"t_s": round(now - started, 1), "rss_mib": round(rss_mib(proc), 1),
-                                "events_sent": sent, "input_lag": lag})  # fmt: skip
+                                "events_sent": sent, "input_lag": lag, **gauges(proc)})  # fmt: skip
                 log(f"{samples[-1]}")
                 next_sample += args.sample_s
             await asyncio.sleep(max(0.0, started + (step + 1) / 10 - time.monotonic()))
@@ -159,7 +191,8 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--entities", type=int, default=1_000_000)
-    parser.add_argument("--calibrate-events", type=int, default=100_000)
+    parser.add_argument("--calibrate-events", type=int, default=300_000,
+                        help="events after the calibration's pass over every entity")  # fmt: skip
     parser.add_argument("--rate", type=float, default=None, help="events/s (default: half load)")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--sample-s", type=float, default=10.0)
@@ -173,7 +206,7 @@ def main() -> int:
     started = datetime.now(UTC)
     full = None
     if args.rate is None:
-        log(f"calibrating: {args.calibrate_events:,} events")
+        log(f"calibrating: {args.entities:,} + {args.calibrate_events:,} events")
         full = asyncio.run(calibrate(args))
         args.rate = full / 2
         log(f"full load {full:,.0f} events/s: running at {args.rate:,.0f}")

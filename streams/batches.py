@@ -126,7 +126,7 @@ class Engine:
         self.partitions = Partitions()
         #: Guards ``partitions`` and the stores' lifetimes against the HTTP thread.
         self.lock = threading.Lock()
-        self.cache = StateCache(settings.cache_entities, loads)
+        self.cache = StateCache(settings.cache_entities, loads, settings.cache_bytes)
         self.stage = EntityStage(plan, self.cache)
         self.txn = Transaction(
             cast(TransactionalProducer, self.producer),
@@ -597,6 +597,7 @@ class Engine:
                     sum(h.store.entities for h in self.partitions.held.values())
                 )
             self.metrics.cache_entries.set(len(self.cache))
+            self.metrics.cache_bytes.set(self.cache.bytes)
             self.metrics.ready.set(1 if self.ready else 0)
         except Exception as exc:  # a gauge must never hurt the service
             log.warning("could not update gauges: %r", exc)

@@ -53,6 +53,7 @@ class Metrics:
     cache_lookups: Counter
     cache_evictions: Counter
     cache_entries: Gauge
+    cache_bytes: Gauge
     restored_records: Counter
     partitions_restoring: Gauge
     #: labelled children already looked up (``labels()`` validates and locks on every call)
@@ -175,6 +176,10 @@ class Metrics:
             cache_evictions=Counter(
                 "leadscore_cache_evictions",
                 "Clean entity states evicted from the cache (least recently used)",
+                registry=r,
+            ),
+            cache_bytes=Gauge(
+                "leadscore_cache_bytes", "Encoded size of the entity states held in the cache",
                 registry=r,
             ),
             cache_entries=Gauge(

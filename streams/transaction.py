@@ -179,7 +179,9 @@ class Transaction:
         writes: dict[int, list[Write]] = {}
         for key, entry in dirty:  # 1. changelog and latest scores
             due = entry.state.next_due_ms
-            value = pack_value(due, self.encode_state(entry.state))
+            blob = self.encode_state(entry.state)
+            cache.resize(entry, len(blob))
+            value = pack_value(due, blob)
             self._send(self.changelog_topic, key, value, entry.partition,
                        on_delivery=self._on_changelog_delivery)  # fmt: skip
             for topic, out_key, out_value, partition in self.score_records(key, entry):

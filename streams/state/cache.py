@@ -5,6 +5,13 @@ encoded once, at commit (``dirty()``), not once per item. Only clean entries are
 recently used first; dirty ones stay until their transaction commits (``committed()``) or aborts
 (``abort()``, which drops them: the store still holds their committed state).
 
+Two bounds, both enforced at each commit: a number of entities (``LEADSCORE_CACHE_ENTITIES``)
+and a number of bytes (``LEADSCORE_CACHE_BYTES``), counted as the encoded size of each state
+(the blob loaded from the store, or the one the last commit wrote; 0 for a state new in the open
+transaction). An entity's state grows with its activity within the plan's lateness, so a bound
+on entities alone lets memory grow for days after start-up; the byte bound keeps it flat. The
+decoded objects take a multiple of the encoded size (docs/operations.md, Memory).
+
 Lifecycle of an entry (a table, as the style guide asks):
 
 =========  ================  =========
@@ -39,6 +46,7 @@ class Entry:
     existed: bool  # the store holds a state for this entity
     dirty: bool = False
     changed: set[str] = field(default_factory=set)  # scores changed since the last commit
+    size: int = 0  # encoded bytes of the state last loaded or committed
 
 
 @dataclass(slots=True)
@@ -49,12 +57,15 @@ class CacheStats:
 
 
 class StateCache:
-    def __init__(self, capacity: int, decode: Callable[[bytes], EntityState]) -> None:
+    def __init__(self, capacity: int, decode: Callable[[bytes], EntityState],
+                 max_bytes: int | None = None) -> None:  # fmt: skip
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self.decode = decode
         self.entries: OrderedDict[bytes, Entry] = OrderedDict()
         self.dirty: dict[bytes, Entry] = {}
         self.stats = CacheStats()
+        self.bytes = 0  # the sum of the entries' sizes
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -71,8 +82,9 @@ class StateCache:
         if stored is None:
             return None
         due, blob = stored
-        entry = Entry(partition, self.decode(blob), due, True)
+        entry = Entry(partition, self.decode(blob), due, True, size=len(blob))
         self.entries[key] = entry
+        self.bytes += entry.size
         return entry
 
     def new(self, key: bytes, partition: int, state: EntityState) -> Entry:
@@ -88,6 +100,11 @@ class StateCache:
             entry.dirty = True
             self.dirty[key] = entry
 
+    def resize(self, entry: Entry, size: int) -> None:
+        """The commit encoded the entry's state into ``size`` bytes."""
+        self.bytes += size - entry.size
+        entry.size = size
+
     def committed(self) -> None:
         """The transaction holding every dirty state committed and the stores have them."""
         for entry in self.dirty.values():
@@ -101,30 +118,40 @@ class StateCache:
     def abort(self) -> None:
         """The transaction aborted: forget every state it changed."""
         for key in self.dirty:
-            del self.entries[key]
+            self._drop(key)
         self.dirty.clear()
 
     def forget(self, key: bytes) -> None:
         """Drop one entry, dirty or not (the core raised while changing it in place)."""
-        self.entries.pop(key, None)
+        self._drop(key)
         self.dirty.pop(key, None)
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """The partitions are closed (revoked or lost): forget their entries, dirty or not."""
         for key in [k for k, e in self.entries.items() if e.partition in partitions]:
-            del self.entries[key]
+            self._drop(key)
             self.dirty.pop(key, None)
 
+    def _drop(self, key: bytes) -> None:
+        entry = self.entries.pop(key, None)
+        if entry is not None:
+            self.bytes -= entry.size
+
+    def _over(self, count: int, size: int) -> bool:
+        return count > self.capacity or (self.max_bytes is not None and size > self.max_bytes)
+
     def evict(self) -> None:
-        over = len(self.entries) - self.capacity
-        if over <= 0:
+        """Least recently used clean entries go until both bounds hold (or only dirty remain)."""
+        count, size = len(self.entries), self.bytes
+        if not self._over(count, size):
             return
         victims = []
         for key, entry in self.entries.items():
             if not entry.dirty:
                 victims.append(key)
-                if len(victims) == over:
+                count, size = count - 1, size - entry.size
+                if not self._over(count, size):
                     break
         for key in victims:
-            del self.entries[key]
+            self._drop(key)
         self.stats.evictions += len(victims)

@@ -145,9 +145,10 @@ class FakeStore:
         return [k for _, k in due][:limit]
 
 
-def make_stage(capacity: int = 100) -> tuple[EntityStage, FakeStore]:
+def make_stage(capacity: int = 100, max_bytes: int | None = None
+               ) -> tuple[EntityStage, FakeStore]:  # fmt: skip
     store = FakeStore()
-    stage = EntityStage(PLAN, StateCache(capacity, loads))
+    stage = EntityStage(PLAN, StateCache(capacity, loads, max_bytes))
     stage.loaders[0] = store.load
     return stage, store
 
@@ -493,3 +494,48 @@ def test_until_settled_gives_up_on_other_errors_and_names_the_call() -> None:
 
     with pytest.raises(Fatal, match="reading the watermarks of x"):
         until_settled("reading the watermarks of x", unauthorised, timeout_s=5.0)
+
+
+def commit_all(stage: EntityStage, store: FakeStore) -> None:
+    """What Transaction.commit does to the cache: encode each dirty state (its size), commit."""
+    for k, e in stage.cache.dirty.items():
+        blob = dumps(e.state)
+        stage.cache.resize(e, len(blob))
+        store.values[k] = pack_value(e.state.next_due_ms, blob)
+    stage.cache.committed()
+
+
+def test_the_byte_bound_evicts_as_states_grow_whatever_the_entity_count() -> None:
+    stage, store = make_stage(capacity=1000)
+    for c in ("c1", "c2", "c3"):
+        stage.on_item(0, key_of(c), visit(f"e-{c}", T0, contact=c))
+    commit_all(stage, store)
+    one = stage.cache.entries[key_of("c1")].size
+    assert one > 0 and stage.cache.bytes == 3 * one
+    for i in range(20):  # c3's state grows (a contribution and a seen id per visit)
+        stage.on_item(0, key_of("c3"), visit(f"e-c3-{i}", T0 + 1 + i, contact="c3"))
+    commit_all(stage, store)
+    big = stage.cache.entries[key_of("c3")].size
+    assert big > 2 * one and stage.cache.bytes == 2 * one + big  # no byte bound yet
+    stage.cache.max_bytes = big + one + one // 2  # room for c3 and one small state
+    stage.cache.evict()
+    assert list(stage.cache.entries) == [key_of("c2"), key_of("c3")]  # LRU first: c1 went
+    assert stage.cache.bytes == one + big <= stage.cache.max_bytes
+    assert stage.cache.stats.evictions == 1
+
+
+def test_the_byte_count_follows_loads_aborts_and_dropped_partitions() -> None:
+    stage, store = make_stage()
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    commit_all(stage, store)
+    size = stage.cache.bytes
+    stage.cache.forget(key_of("c1"))
+    assert stage.cache.bytes == 0
+    stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))  # loaded again: the stored blob's size
+    assert stage.cache.bytes == size
+    stage.cache.abort()
+    assert stage.cache.bytes == 0 and len(stage.cache) == 0
+    stage.on_item(0, key_of("c1"), visit("e2", T0 + 1))
+    commit_all(stage, store)
+    stage.cache.drop_partitions({0})
+    assert stage.cache.bytes == 0 and len(stage.cache) == 0
