@@ -163,7 +163,7 @@ bench-http: $(BENCH_STAMP) ## processing with and without 100 HTTP requests in f
 # Outside CI: about 35 minutes (a calibration run, then 30 minutes at half load).
 memory: $(BENCH_STAMP) ## worker RSS over 30 min at half load, 1,000,000 entities; writes bench/results/memory-<date>.*
 	@$(KAFKA) up
-	$(PY) bench/memory.py $(MEMORY_ARGS)
+	$(PY) bench/memory.py --setting LEADSCORE_CACHE_BYTES=16777216 $(MEMORY_ARGS)
 
 clean: ## remove the virtualenv, the compiled core and caches (keeps the Kafka jar cache and broker data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache/core-build

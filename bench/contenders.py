@@ -94,6 +94,7 @@ class Contender:
     extra: tuple[str, ...] = ()  # for a pipe
     source_dir: Path = ROOT  # for the service: the tree whose streams/ runs (baseline: a checkout)
     python: str = sys.executable
+    settings: tuple[tuple[str, str], ...] = ()  # for the service: extra LEADSCORE_* settings
 
     def start(self, bootstrap: str, topics: TopicSet, tag: str, workdir: Path) -> Process:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,7 @@ class Contender:
             port = free_port()
             argv = [self.python, "-m", "streams.cli", "worker"]
             env.update(service_env(bootstrap, topics, tag, workdir / "data", port))
+            env.update(self.settings)
         env["PYTHONPATH"] = str(ROOT / "bench")
         with log.open("ab") as out:
             proc = subprocess.Popen(

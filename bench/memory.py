@@ -64,26 +64,45 @@ async def calibrate(args: argparse.Namespace) -> float:
                                 args.partitions, compacted=[topics.scores])  # fmt: skip
     total = args.entities + args.calibrate_events
     await kafkaio.preload(args.bootstrap, topics, events(total, args.entities, 1, 1000.0))
-    who = Contender("ours", "service")
+    who = Contender("ours", "service", settings=tuple(args.setting))
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
-    points: list[tuple[float, int]] = []  # (monotonic time, records consumed)
+    entity_topic = f"{tag}-entity-events"  # the scoring stage's input (streams.topics)
+    points: list[tuple[float, int]] = []  # (monotonic time, entity-events items committed)
     try:
         await wait_ready(proc)
         deadline = time.monotonic() + total / 100 + 300
         while time.monotonic() < deadline:
             proc.check()
-            lag = await kafkaio.group_lag(args.bootstrap, who.group(tag), topics.inputs)
-            points.append((time.monotonic(), total - lag))
+            points.append((time.monotonic(), await committed(args.bootstrap, tag, entity_topic)))
+            lag = await kafkaio.group_lag(args.bootstrap, who.group(tag),
+                                          [*topics.inputs, entity_topic])  # fmt: skip
             if lag == 0:
                 break
-            await asyncio.sleep(2)
+            await asyncio.sleep(1)
     finally:
         proc.stop()
-    steady = [(t, c) for t, c in points if args.entities <= c <= total - 5000]
+    # The rate of the whole pipeline is the rate of its second hop: items scored. An input
+    # makes one or two items, evenly over the stream, so inputs = items x inputs / all items.
+    items = points[-1][1]
+    first, last = items * args.entities / total, items - items * 5000 / total
+    steady = [(t, c) for t, c in points if first <= c <= last]
     if len(steady) < 2:
         raise RuntimeError(f"too few samples after the first pass to calibrate: {points[-5:]}")
     (t1, c1), (t2, c2) = steady[0], steady[-1]
-    return (c2 - c1) / (t2 - t1)
+    return (c2 - c1) / (t2 - t1) * total / items
+
+
+async def committed(bootstrap: str, group: str, topic: str) -> int:
+    """The offsets ``group`` committed on ``topic``, summed (transaction markers included)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 def gauges(proc: Process) -> dict[str, float]:
@@ -118,7 +137,7 @@ async def steady(args: argparse.Namespace, rate: float) -> dict[str, Any]:
                          "enable.idempotence": True})  # fmt: skip
     total = int(rate * args.minutes * 60)
     source = events(total, args.entities, 2, rate)
-    who = Contender("ours", "service")
+    who = Contender("ours", "service", settings=tuple(args.setting))
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
     samples: list[dict[str, Any]] = []
     sent = 0
@@ -163,6 +182,13 @@ async def steady(args: argparse.Namespace, rate: float) -> dict[str, Any]:
             "max_input_lag": max(s["input_lag"] for s in samples)}  # fmt: skip
 
 
+def setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("LEADSCORE_"):
+        raise argparse.ArgumentTypeError(f"expected LEADSCORE_NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -195,6 +221,14 @@ def main() -> int:
                         help="events after the calibration's pass over every entity")  # fmt: skip
     parser.add_argument("--rate", type=float, default=None, help="events/s (default: half load)")
     parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        type=setting,
+        metavar="LEADSCORE_NAME=VALUE",
+        help="a worker setting, repeatable",
+    )
     parser.add_argument("--sample-s", type=float, default=10.0)
     parser.add_argument("--warmup-frac", type=float, default=1 / 6)
     parser.add_argument("--settle-s", type=float, default=4.0)

@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     batch_size: int = Field(2000, ge=1, le=100_000)
     cache_entities: int = Field(100_000, ge=100, le=10_000_000)
     #: encoded bytes of the cached states (see streams/state/cache.py)
-    cache_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
+    cache_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
     transaction_timeout_ms: int = Field(10_000, ge=1000, le=900_000)
     kafka_call_timeout_s: float = Field(30.0, ge=1, le=600)
     tick_interval_ms: int = Field(500, ge=50, le=60_000)
