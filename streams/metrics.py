@@ -179,7 +179,8 @@ class Metrics:
                 registry=r,
             ),
             cache_bytes=Gauge(
-                "leadscore_cache_bytes", "Encoded size of the entity states held in the cache",
+                "leadscore_cache_bytes",
+                "Encoded size of the entity states held in the cache",
                 registry=r,
             ),
             cache_entries=Gauge(
