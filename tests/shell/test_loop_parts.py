@@ -486,6 +486,23 @@ def test_restore_start_waits_out_a_leader_election(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.parametrize("code", ["_DESTROY_BROKER", "_UNKNOWN_PARTITION",
+                                  "NOT_LEADER_FOR_PARTITION", "_TRANSPORT"])  # fmt: skip
+def test_until_settled_waits_out_a_node_that_was_killed(code: str) -> None:
+    from streams.kafka import until_settled
+
+    calls = []
+
+    def flapping() -> int:
+        calls.append(1)
+        if len(calls) < 3:
+            raise KafkaException(KafkaError(getattr(KafkaError, code)))
+        return 42
+
+    assert until_settled("reading the watermarks of x", flapping, timeout_s=5.0) == 42
+    assert len(calls) == 3
+
+
 def test_until_settled_gives_up_on_other_errors_and_names_the_call() -> None:
     from streams.kafka import until_settled
 
