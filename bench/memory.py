@@ -1,8 +1,9 @@
 """Memory over a long run at half load with 1,000,000 entities (``make memory``).
 
-1. **Calibrate**: a fresh worker drains a preloaded pass over every entity, then
-   ``--calibrate-events`` more; its throughput over those (the consumer group's progress, every
-   entity then has a state) is the full load of the steady state, and the run gets half of it.
+1. **Calibrate**: a fresh worker drains ``--calibrate-passes`` preloaded passes over every
+   entity, then ``--calibrate-events`` more; its throughput over those (the consumer group's
+   progress, every entity then has a state with a few contributions, as in the run) is the full
+   load of the steady state, and the run gets half of it.
 2. **Run**: another fresh worker, with the default bounds (entity cache
    ``LEADSCORE_CACHE_ENTITIES``, RocksDB block cache, write buffers), gets the reference traffic
    mix at that rate for ``--minutes``. Contacts are visited with a stride over ``--entities``
@@ -54,15 +55,17 @@ def events(count: int, entities: int, seed: int, rate: float) -> Any:
 
 
 async def calibrate(args: argparse.Namespace) -> float:
-    """Full load in the steady state: a fresh worker drains one pass over every entity and then
-    ``--calibrate-events`` more; the rate is measured over the second part only, when every
-    entity has a state and the cache misses as it will in the run (the first pass creates
-    states, which costs less than reading them back)."""
+    """Full load in the steady state: a fresh worker drains ``--calibrate-passes`` passes over
+    every entity and then ``--calibrate-events`` more; the rate is measured over the last part
+    only, when every entity has a state that has grown for a few visits and the cache misses as
+    it will in the run (the first pass creates states, which costs less than reading them back;
+    one pass was not enough: states keep growing, and a worker calibrated after one pass ran
+    40,000-100,000 records behind at "half" load)."""
     tag = f"{args.run}-cal"
     topics = TopicSet.named(TopicSet.input_names(tag), tag)
     await kafkaio.create_topics(args.bootstrap, [*topics.inputs, *topics.outputs],
                                 args.partitions, compacted=[topics.scores])  # fmt: skip
-    total = args.entities + args.calibrate_events
+    total = args.entities * args.calibrate_passes + args.calibrate_events
     await kafkaio.preload(args.bootstrap, topics, events(total, args.entities, 1, 1000.0))
     who = Contender("ours", "service", settings=tuple(args.setting))
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
@@ -84,7 +87,8 @@ async def calibrate(args: argparse.Namespace) -> float:
     # The rate of the whole pipeline is the rate of its second hop: items scored. An input
     # makes one or two items, evenly over the stream, so inputs = items x inputs / all items.
     items = points[-1][1]
-    first, last = items * args.entities / total, items - items * 5000 / total
+    first = items * args.entities * args.calibrate_passes / total
+    last = items - items * 5000 / total
     steady = [(t, c) for t, c in points if first <= c <= last]
     if len(steady) < 2:
         raise RuntimeError(f"too few samples after the first pass to calibrate: {points[-5:]}")
@@ -116,7 +120,11 @@ def gauges(proc: Process) -> dict[str, float]:
     except OSError:
         return out
     for line in text.splitlines():
-        for name in ("leadscore_cache_entries", "leadscore_cache_bytes"):
+        for name in (
+            "leadscore_cache_entries",
+            "leadscore_cache_bytes",
+            "leadscore_rocksdb_memory_bytes",
+        ):
             if line.startswith(name + " "):
                 out[name.removeprefix("leadscore_")] = float(line.split()[1])
     return out
@@ -219,6 +227,8 @@ def main() -> int:
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--calibrate-events", type=int, default=300_000,
                         help="events after the calibration's pass over every entity")  # fmt: skip
+    parser.add_argument("--calibrate-passes", type=int, default=2,
+                        help="passes over every entity before measuring")  # fmt: skip
     parser.add_argument("--rate", type=float, default=None, help="events/s (default: half load)")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument(

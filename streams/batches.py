@@ -116,6 +116,7 @@ class Engine:
             settings.rocksdb_block_cache_bytes,
             settings.rocksdb_write_buffer_bytes,
             settings.rocksdb_max_write_buffers,
+            settings.rocksdb_memtable_bytes,
         )
         self.consumer = Consumer(consumer_config(settings, client_id=client_id))
         self.producer = Producer(producer_config(settings, transactional_id=transactional_id))
@@ -598,6 +599,7 @@ class Engine:
                 )
             self.metrics.cache_entries.set(len(self.cache))
             self.metrics.cache_bytes.set(self.cache.bytes)
+            self.metrics.rocksdb_memory_bytes.set(self.store_options.usage_bytes())
             self.metrics.ready.set(1 if self.ready else 0)
         except Exception as exc:  # a gauge must never hurt the service
             log.warning("could not update gauges: %r", exc)

@@ -54,6 +54,7 @@ class Metrics:
     cache_evictions: Counter
     cache_entries: Gauge
     cache_bytes: Gauge
+    rocksdb_memory_bytes: Gauge
     restored_records: Counter
     partitions_restoring: Gauge
     #: labelled children already looked up (``labels()`` validates and locks on every call)
@@ -185,6 +186,12 @@ class Metrics:
             ),
             cache_entries=Gauge(
                 "leadscore_cache_entries", "Decoded entity states held in the cache", registry=r
+            ),
+            rocksdb_memory_bytes=Gauge(
+                "leadscore_rocksdb_memory_bytes",
+                "RocksDB memory in the worker's shared block cache (blocks, index and filter "
+                "blocks, memtables)",
+                registry=r,
             ),
             restored_records=Counter(
                 "leadscore_restored_records",

@@ -100,9 +100,10 @@ class Settings(BaseSettings):
     schema_registry_timeout_s: float = Field(5.0, ge=0.1, le=120)
 
     # State (RocksDB through rocksdict)
-    rocksdb_block_cache_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_block_cache_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
     rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
+    rocksdb_memtable_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
 
     # The processing loop, its transactions and time-driven work
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")

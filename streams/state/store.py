@@ -49,11 +49,32 @@ def unpack_value(value: bytes) -> tuple[int | None, bytes]:
     return (None if due == NO_DUE else due), value[8:]
 
 
-@dataclass(frozen=True, slots=True)
 class StoreOptions:
-    block_cache_bytes: int = 16 * 1024 * 1024
-    write_buffer_bytes: int = 8 * 1024 * 1024
-    max_write_buffers: int = 2
+    """The RocksDB memory of one worker, shared by all its partition stores.
+
+    As Kafka Streams' bounded-memory configuration does: one block cache for every store, with
+    the memtables of every store charged to it through one write buffer manager, and the index and
+    filter blocks kept in it too (``cache_index_and_filter_blocks``), so RocksDB's memory is
+    bounded by ``block_cache_bytes + memtable_bytes`` however many partitions the worker holds.
+    """
+
+    def __init__(
+        self,
+        block_cache_bytes: int = 64 * 1024 * 1024,
+        write_buffer_bytes: int = 8 * 1024 * 1024,
+        max_write_buffers: int = 2,
+        memtable_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.block_cache_bytes, self.memtable_bytes = block_cache_bytes, memtable_bytes
+        self.write_buffer_bytes, self.max_write_buffers = write_buffer_bytes, max_write_buffers
+        self.cache = rocksdict.Cache(block_cache_bytes + memtable_bytes)
+        self.write_buffers = rocksdict.WriteBufferManager.new_write_buffer_manager_with_cache(
+            memtable_bytes, False, self.cache
+        )
+
+    def usage_bytes(self) -> int:
+        """Bytes held in the shared cache: blocks, index and filters, and memtables."""
+        return int(self.cache.get_usage())
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +93,13 @@ def _options(opts: StoreOptions) -> rocksdict.Options:
     options.create_if_missing(True)
     options.set_write_buffer_size(opts.write_buffer_bytes)
     options.set_max_write_buffer_number(opts.max_write_buffers)
+    options.set_write_buffer_manager(opts.write_buffers)
     options.set_target_file_size_base(16 * 1024 * 1024)
     options.set_max_open_files(512)
     table = rocksdict.BlockBasedOptions()
-    table.set_block_cache(rocksdict.Cache(opts.block_cache_bytes))
+    table.set_block_cache(opts.cache)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_top_level_index_and_filter(True)
     options.set_block_based_table_factory(table)
     return options
 
