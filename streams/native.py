@@ -35,6 +35,7 @@ MODULES = (
     "catalog",
     "compaction",
     "conditions",
+    "decay",
     "durations",
     "emit",
     "engine",

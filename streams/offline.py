@@ -29,7 +29,7 @@ from streams.scoring import (
     parse_input,
     route,
 )
-from streams.scoring.durations import parse_instant
+from streams.scoring.durations import format_duration, parse_instant
 
 
 class OfflineScorer:
@@ -114,6 +114,11 @@ def cmd_plan_check(path: str) -> int:
             extras.append("thresholds " + ", ".join(f"{t.name}@{t.at}" for t in score.thresholds))
         if score.quiet_hours is not None:
             extras.append(f"quiet hours ({score.quiet_hours.policy}, {score.timezone})")
+        if score.tiers:
+            extras.append("tiers " + ", ".join(t.name for t in score.tiers))
+        if score.decays:
+            extras.append(f"{len(score.decays)} decaying rule(s), checked every "
+                          f"{format_duration(score.decay_granularity_ms)}")  # fmt: skip
         tail = f"; {'; '.join(extras)}" if extras else ""
         print(f"  {score.name} ({score.entity}): {len(score.rules)} rule(s){tail}")
     return 0

@@ -15,6 +15,7 @@ from streams.scoring import (
     reached,
 )
 from streams.scoring.aggregate import tier_of, total
+from streams.scoring.decay import decayed_categories
 
 
 def output_key(account_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
@@ -40,7 +41,11 @@ def score_view(score: Score, state: EntityState) -> dict[str, Any]:
     return {
         "value": value,
         "seq": ledger.seq if ledger is not None else 0,
-        "categories": category_values(score, sums),
+        "categories": (
+            decayed_categories(score, ledger)
+            if score.decays and ledger is not None
+            else category_values(score, sums)
+        ),
         "thresholds_reached": list(reached(score, value)),
         "tier": tier_of(score, value),
     }

@@ -3,7 +3,7 @@
 Runs when an entity's watermark has moved ``plan.compaction_interval_ms`` since the last run.
 With ``horizon = watermark - lateness`` (no item older than that is applied any more):
 
-- contributions that never expire and occurred before the horizon are folded into per
+- contributions that never expire or decay and occurred before the horizon are folded into per
   (rule, category) totals: no later item can expire, cap or re-time them, and a set/reset
   (which must itself be after the horizon) clears all folded totals at once;
 - cap history older than ``horizon - per`` is dropped: it cannot share a window with a new award;
@@ -69,10 +69,15 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     for name, ledger in state.scores.items():
         score = plan.by_name.get(name)
         rules = score.rule_by_id if score is not None else {}
+        decays = score.decays if score is not None else {}
         keep = []
         folded = ledger.folded
         for contrib in ledger.contribs:
-            if contrib[C_EXPIRES] is None and contrib[C_OCCURRED] < horizon:
+            if (
+                contrib[C_EXPIRES] is None
+                and contrib[C_OCCURRED] < horizon
+                and contrib[C_RULE] not in decays
+            ):
                 key = (contrib[C_RULE], contrib[C_CATEGORY])
                 folded[key] = folded.get(key, 0) + contrib[C_POINTS]
             else:

@@ -7,6 +7,7 @@ changes it caused in one Kafka transaction, so a duplicate item has nothing to r
 from __future__ import annotations
 
 from streams.scoring.aggregate import crossings, tier_of, total
+from streams.scoring.decay import decayed_total, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan import Plan, Score
@@ -26,37 +27,27 @@ def emit(
 ) -> None:
     """Append a change (next seq) if the score's total differs from the last emitted one; if it
     moved the score into another tier, append the tier change as a record of its own (next seq,
-    cause ``tier``, value unchanged)."""
+    cause ``tier``, value unchanged).
+
+    A decaying score is evaluated at the later of ``occurred_at_ms`` and its last evaluation,
+    and its next decay check is scheduled (``decay``).
+    """
     old = ledger.total
-    new = total(score, ledger.sums)
-    if new == old:
-        return
-    ledger.seq += 1
-    ledger.total = new
-    before = after = None
-    if score.tiers:
-        before, after = tier_of(score, old), tier_of(score, new)
-    changes.append(
-        score_change(
-            key.account_id,
-            key.kind,
-            key.entity_id,
-            score.name,
-            ledger.seq,
-            old,
-            new,
-            cause,
-            rule_ids,
-            source_id,
-            occurred_at_ms,
-            crossings(score, old, new),
-            plan.version,
-            before,
-            after,
-        )
-    )
-    if before != after:
+    decays = bool(score.decays)
+    at_ms = occurred_at_ms
+    if decays:
+        if ledger.decayed_ms > at_ms:
+            at_ms = ledger.decayed_ms
+        ledger.decayed_ms = at_ms
+        new = decayed_total(score, ledger, at_ms)
+    else:
+        new = total(score, ledger.sums)
+    if new != old:
         ledger.seq += 1
+        ledger.total = new
+        before = after = None
+        if score.tiers:
+            before, after = tier_of(score, old), tier_of(score, new)
         changes.append(
             score_change(
                 key.account_id,
@@ -64,15 +55,39 @@ def emit(
                 key.entity_id,
                 score.name,
                 ledger.seq,
+                old,
                 new,
-                new,
-                Cause.TIER,
+                cause,
                 rule_ids,
                 source_id,
                 occurred_at_ms,
-                (),
+                crossings(score, old, new),
                 plan.version,
                 before,
                 after,
             )
         )
+        if before != after:
+            ledger.seq += 1
+            changes.append(
+                score_change(
+                    key.account_id,
+                    key.kind,
+                    key.entity_id,
+                    score.name,
+                    ledger.seq,
+                    new,
+                    new,
+                    Cause.TIER,
+                    rule_ids,
+                    source_id,
+                    occurred_at_ms,
+                    (),
+                    plan.version,
+                    before,
+                    after,
+                )
+            )
+    if decays:
+        schedule(score, ledger, at_ms)
+        ledger.recompute_due()

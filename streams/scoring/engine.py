@@ -12,6 +12,7 @@ from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
 from streams.scoring.compaction import maybe_compact
+from streams.scoring.decay import drop_spent
 from streams.scoring.emit import emit
 from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
@@ -98,6 +99,12 @@ def _advance(
         if score is None or score.entity != key.kind:
             continue
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
+            if score.decays:  # one due time at a time: decay depends on the instant
+                when_ms = ledger.next_due_ms
+                _settle(ledger, score, key, plan, when_ms, changes)
+                if ledger.decay_due_ms is not None and ledger.decay_due_ms <= when_ms:
+                    _decay(ledger, score, key, plan, when_ms, changes)
+                continue
             if any(p[0] <= now_ms for p in ledger.pending):
                 _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
                 continue
@@ -133,6 +140,21 @@ def _settle(
         rules = _unique([c[C_RULE] for c in kept])
         emit(changes, ledger, score, key, plan, Cause.DEFERRED, rules, source_id, due_ms)
     ledger.recompute_due()
+
+
+def _decay(
+    ledger: ScoreState,
+    score: Score,
+    key: EntityKey,
+    plan: Plan,
+    due_ms: int,
+    changes: list[ScoreChange],
+) -> None:
+    """A decay check at ``due_ms``: spent contributions leave, the total is evaluated."""
+    spent = drop_spent(score, ledger, due_ms)
+    decays = score.decays
+    rules = _unique([c[C_RULE] for c in [*spent, *ledger.contribs] if c[C_RULE] in decays])
+    emit(changes, ledger, score, key, plan, Cause.DECAY, rules, "", due_ms)
 
 
 _KEEP = (Verdict.SCORED, Verdict.DEFERRED, Verdict.QUIET)

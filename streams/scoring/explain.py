@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.scoring.aggregate import clamp, reached, total, unlimited_total
-from streams.scoring.plan import Plan
+from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
+from streams.scoring.durations import format_duration
+from streams.scoring.plan import Decay, Plan, Score
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -17,7 +19,10 @@ from streams.scoring.state import (
     NO_EPOCH,
     Contribution,
     EntityState,
+    ScoreState,
 )
+
+Row = tuple[str, int, str | None, int, int | None, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +45,27 @@ class Explanation:
     #: (rule, points, occurred_at_ms, source id) per once rule: its latest match refused because
     #: the rule had awarded; it is awarded if a late set/reset drops that award
     stand_by: tuple[tuple[str, int, int, str], ...] = ()
+    #: Decaying scores: the instant the value was evaluated at, the next decay check, and per
+    #: contribution (in ``contributions``' order) its decay and its value then (a decimal
+    #: with six places; the category sums are decayed too)
+    evaluated_at_ms: int | None = None
+    next_decay_check_ms: int | None = None
+    decayed: tuple[tuple[str | None, float | None], ...] = ()
+    decayed_categories: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        out = self._plain_dict()
+        if self.evaluated_at_ms is None:
+            return out
+        out["evaluated_at"] = self.evaluated_at_ms
+        out["next_decay_check"] = self.next_decay_check_ms
+        for row, (decay, value) in zip(out["contributions"], self.decayed, strict=True):
+            row["decay"], row["value"] = decay, value
+        for row, value in zip(out["categories"], self.decayed_categories, strict=True):
+            row["sum"] = value
+        return out
+
+    def _plain_dict(self) -> dict[str, Any]:
         low, high = self.limits
         return {
             "score": self.score,
@@ -99,6 +123,8 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
             for c in ledger.contribs]  # fmt: skip
     rows += [_row(h, "state") for h in ledger.holds.values() if h is not None]
     rows.sort(key=lambda r: (r[3], r[0]))
+    if score.decays:
+        return _decayed(score, ledger, rows)
     sums = ledger.sums
     categories = tuple(
         (name, sums.get(name, 0), c.min, c.max, clamp(sums.get(name, 0), c.min, c.max))
@@ -106,10 +132,24 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
     )
     uncategorised = sum(p for name, p in sums.items() if name not in score.categories)
     value = total(score, sums)
+    return _explanation(score, ledger, rows, value, unlimited_total(score, sums), categories,
+                        uncategorised)  # fmt: skip
+
+
+def _explanation(
+    score: Score,
+    ledger: ScoreState,
+    rows: list[Row],
+    value: int,
+    before_limits: int,
+    categories: tuple[tuple[str, int, int | None, int | None, int], ...],
+    uncategorised: int,
+    **decayed: Any,
+) -> Explanation:
     return Explanation(
-        score=score_name,
+        score=score.name,
         value=value,
-        total_before_limits=unlimited_total(score, sums),
+        total_before_limits=before_limits,
         limits=(score.min, score.max),
         contributions=tuple(rows),
         folded=tuple(sorted((rule, cat, pts) for (rule, cat), pts in ledger.folded.items())),
@@ -126,8 +166,52 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
                 for c in ledger.standby.values()
             )
         ),
+        **decayed,
     )
 
 
-def _row(c: Contribution, kind: str) -> tuple[str, int, str | None, int, int | None, str, str]:
+def _decayed(score: Score, ledger: ScoreState, rows: list[Row]) -> Explanation:
+    """A decaying score at the instant its value was evaluated (``decay``)."""
+    at_ms = ledger.decayed_ms
+    decayed: list[tuple[str | None, float | None]] = []
+    for rule, points, _, occurred, _, _, _ in rows:
+        decay = score.decays.get(rule)
+        if decay is None:
+            decayed.append((None, None))
+        else:
+            value = micro_value(points, decay, at_ms - occurred)
+            decayed.append((_describe(decay), value / MICRO))
+    micro = micro_sums(score, ledger, at_ms)
+    categories = []
+    decayed_categories = []
+    before_limits = 0
+    for name, c in score.categories.items():
+        raw = micro.get(name, 0)
+        low = None if c.min is None else c.min * MICRO
+        high = None if c.max is None else c.max * MICRO
+        kept = clamp(raw, low, high)
+        before_limits += kept
+        categories.append((name, round(raw / MICRO), c.min, c.max, round(kept / MICRO)))
+        decayed_categories.append(round(raw / MICRO, 6))
+    uncategorised = sum(m for name, m in micro.items() if name not in score.categories)
+    before_limits += uncategorised
+    return _explanation(
+        score, ledger, rows, decayed_total(score, ledger, at_ms), round(before_limits / MICRO),
+        tuple(categories), round(uncategorised / MICRO), evaluated_at_ms=at_ms,
+        next_decay_check_ms=ledger.decay_due_ms, decayed=tuple(decayed),
+        decayed_categories=tuple(decayed_categories),
+    )  # fmt: skip
+
+
+def _describe(decay: Decay) -> str:
+    if decay.kind == "steps":
+        steps = ", ".join(
+            f"{format_duration(age)}: {num}" + (f"/{den}" if den != 1 else "")
+            for age, num, den in decay.steps
+        )
+        return f"steps ({steps})"
+    return f"{decay.kind} {format_duration(decay.length_ms)}"
+
+
+def _row(c: Contribution, kind: str) -> Row:
     return (c[C_RULE], c[C_POINTS], c[C_CATEGORY], c[C_OCCURRED], c[C_EXPIRES], c[C_SOURCE], kind)

@@ -21,6 +21,7 @@ class Cause(StrEnum):
     STATE = "state"
     DEFERRED = "deferred"
     TIER = "tier"  # the record of a tier change that follows the change that moved the tier
+    DECAY = "decay"  # a decay check moved the integer total (``decay``)
 
 
 CAUSES = tuple(Cause)
@@ -95,7 +96,7 @@ class ScoreChange(NamedTuple):
             "delta": self.delta,
             "cause": str(self.cause),
             "rule_ids": list(self.rule_ids),
-            "source_event_id": self.source_event_id,
+            "source_event_id": self.source_event_id or None,  # none for decay checks
             "occurred_at": self.occurred_at_ms,
             "thresholds": [{"name": n, "direction": d} for n, d in self.thresholds],
             "plan_version": self.plan_version,

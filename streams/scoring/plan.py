@@ -45,6 +45,25 @@ class ValuePoints:
 
 Points = int | ValuePoints
 
+DecayKind = Literal["half_life", "linear_to_zero", "steps"]
+#: Default ``decay_granularity`` of a score: decay changes at most once a day (UTC days).
+DEFAULT_DECAY_GRANULARITY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Decay:
+    """How a rule's points shrink with the age of their event (see ``decay``).
+
+    ``half_life``: ``points * 2^(-age / length_ms)``. ``linear_to_zero``: ``points * (1 -
+    age / length_ms)``, 0 from ``length_ms`` on. ``steps``: the factor of the last step whose
+    age has been reached (1 before the first), as exact fractions ``(age_ms, numerator,
+    denominator)``; the last factor is 0, at ``length_ms``.
+    """
+
+    kind: DecayKind
+    length_ms: int
+    steps: tuple[tuple[int, int, int], ...] = ()
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -59,6 +78,7 @@ class Rule:
     once: bool = False
     cap: Cap | None = None
     ttl_ms: int | None = None
+    decay: Decay | None = None
 
     @property
     def is_state_rule(self) -> bool:
@@ -136,6 +156,11 @@ class Score:
     event_rules: dict[str, tuple[Rule, ...]] = dataclasses.field(default_factory=dict)
     state_rules: tuple[Rule, ...] = ()
     rule_by_id: dict[str, Rule] = dataclasses.field(default_factory=dict)
+    #: Decay changes are published at multiples of this (UTC, from the epoch), and at the
+    #: instants decay crosses a threshold or tier.
+    decay_granularity_ms: int = DEFAULT_DECAY_GRANULARITY_MS
+    #: Rule id -> its decay, for the rules that decay (empty: the score does not decay).
+    decays: dict[str, Decay] = dataclasses.field(default_factory=dict)
 
 
 #: The scores listening to one (entity kind, event type), each with its rules for that type.

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from streams.scoring.errors import PlanError
 from streams.scoring.plan import (
     DAY_NAMES,
+    DEFAULT_DECAY_GRANULARITY_MS,
     DEFAULT_LATENESS_MS,
     Category,
     Plan,
@@ -22,6 +23,7 @@ from streams.scoring.plan import (
 )
 from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.plan_decay import granularity_of
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_yaml import read_yaml
 
@@ -36,6 +38,7 @@ SCORE_FIELDS = (
     "categories",
     "thresholds",
     "tiers",
+    "decay_granularity",
     "rules",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -114,8 +117,13 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
     categories = _categories(ctx, spec.get("categories"))
     thresholds = thresholds_of(ctx, spec.get("thresholds"))
     tiers = tiers_of(ctx, spec.get("tiers"))
+    granularity = (
+        granularity_of(ctx, spec["decay_granularity"])
+        if "decay_granularity" in spec
+        else DEFAULT_DECAY_GRANULARITY_MS
+    )
     rules = _rules(ctx, spec.get("rules"), entity or "contact", categories)
-    if len(ctx.issues) != failed or entity is None or zone is None:
+    if len(ctx.issues) != failed or entity is None or zone is None or granularity is None:
         return None
     event_rules: dict[str, list[Rule]] = {}
     for rule in rules:
@@ -136,6 +144,8 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         event_rules={key: tuple(value) for key, value in event_rules.items()},
         state_rules=tuple(rule for rule in rules if rule.is_state_rule),
         rule_by_id={rule.id: rule for rule in rules},
+        decay_granularity_ms=granularity,
+        decays={rule.id: rule.decay for rule in rules if rule.decay is not None},
     )
 
 

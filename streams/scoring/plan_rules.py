@@ -10,6 +10,7 @@ from streams.scoring.catalog import EVENT_FIELDS, EVENT_TYPES, STATE_FIELDS, pat
 from streams.scoring.conditions import compile_condition, make_getter, plan_number
 from streams.scoring.plan import MAX_POINTS, Cap, Category, Points, Rule, ValuePoints
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.plan_decay import decay_of
 
 RULE_FIELDS = (
     "id",
@@ -22,8 +23,9 @@ RULE_FIELDS = (
     "repeat",
     "cap",
     "expires_after",
+    "decay",
 )
-_EVENT_ONLY = ("repeat", "cap", "expires_after", "where")
+_EVENT_ONLY = ("repeat", "cap", "expires_after", "where", "decay")
 _POINTS_FIELDS = ("field", "multiply", "add", "min", "max")
 
 
@@ -81,6 +83,7 @@ def compile_rule(
     ttl_ms = (
         duration(ctx, spec["expires_after"], "expires_after") if "expires_after" in spec else None
     )
+    decay = decay_of(ctx, spec["decay"]) if "decay" in spec else None
     if len(ctx.issues) != failed or points is None or (on == () and not is_state):
         return None
     return Rule(
@@ -93,6 +96,7 @@ def compile_rule(
         once=once,
         cap=cap,
         ttl_ms=ttl_ms,
+        decay=decay,
     )
 
 

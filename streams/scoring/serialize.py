@@ -2,7 +2,9 @@
 
 Layout: one version byte, then a msgpack body.
 
-- **v4** (current): v3 without the outbox slot, written and read with msgspec; reading is
+- **v5** (current): v4 with two fields appended to each score row: the instant its total was
+  evaluated at and its next decay check (see ``decay``).
+- **v4** (still readable): v3 without the outbox slot, written and read with msgspec; reading is
   typed (contributions come out as tuples, ledgers' lists as lists), so no second pass
   rebuilds containers. Same msgpack encoding of each value as v3, one byte smaller.
 - **v3** (still readable): v2 plus the property history (``past``, ``floor_ms``) per entity
@@ -27,7 +29,7 @@ when reading v1.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 import msgspec
@@ -43,14 +45,20 @@ from streams.scoring.state import (
     ScoreState,
 )
 
-CURRENT_VERSION = 4
+CURRENT_VERSION = 5
 _DECIMAL_EXT = 1
-_V1, _V2, _V3, _V4 = b"\x01", b"\x02", b"\x03", b"\x04"
+_V1, _V2, _V3, _V4, _V5 = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 
-#: The v4 body, for msgspec's typed decoding: (watermark, compacted, seen ages, props,
+#: The v5 body, for msgspec's typed decoding: (watermark, compacted, seen ages, props,
 #: scores, next due, past, floor); a score row is (seq, total, epoch, contribs, sums, folded,
-#: statics, caps, holds, pending, next due, stand-by, anchors).
+#: statics, caps, holds, pending, next due, stand-by, anchors, decayed at, decay due); v4's
+#: rows lack the last two.
 _Row = tuple[
+    int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
+    dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
+    int | None, dict[str, Contribution], dict[str, int], int, int | None,
+]  # fmt: skip
+_Row4 = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
     dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int],
@@ -58,6 +66,10 @@ _Row = tuple[
 _WireProp = tuple[Any, int]  # the value: str, bool, None or a Decimal (ext type 1)
 _Body = tuple[
     int | None, int, dict[int, int], dict[str, _WireProp], dict[str, _Row], int | None,
+    dict[str, list[_WireProp]], int,
+]  # fmt: skip
+_Body4 = tuple[
+    int | None, int, dict[int, int], dict[str, _WireProp], dict[str, _Row4], int | None,
     dict[str, list[_WireProp]], int,
 ]  # fmt: skip
 
@@ -70,6 +82,7 @@ def _ext_decimal(code: int, data: memoryview) -> object:
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Body, ext_hook=_ext_decimal)
+_decoder4 = msgspec.msgpack.Decoder(_Body4, ext_hook=_ext_decimal)
 
 
 def _wire(prop: Prop) -> _WireProp:
@@ -112,7 +125,8 @@ def dumps(state: EntityState) -> bytes:
         {
             name: (
                 s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps,
-                s.holds, s.pending, s.next_due_ms, s.standby, s.anchors,
+                s.holds, s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms,
+                s.decay_due_ms,
             )
             for name, s in state.scores.items()
         },
@@ -120,7 +134,7 @@ def dumps(state: EntityState) -> bytes:
         {name: [_wire(p) for p in older] for name, older in past.items()} if past else past,
         state.floor_ms,
     )  # fmt: skip
-    return _V4 + _encoder.encode(body)
+    return _V5 + _encoder.encode(body)
 
 
 def loads(blob: bytes) -> EntityState:
@@ -128,9 +142,11 @@ def loads(blob: bytes) -> EntityState:
     if not blob:
         raise StateFormatError("empty state blob")
     version = blob[:1]
-    if version == _V4:
+    if version in (_V5, _V4):
         try:
-            return _from_v4(_decoder.decode(memoryview(blob)[1:]))
+            if version == _V5:
+                return _from_v5(_decoder.decode(memoryview(blob)[1:]))
+            return _from_v4(_decoder4.decode(memoryview(blob)[1:]))
         except StateFormatError:
             raise
         except (msgspec.DecodeError, ValueError) as error:
@@ -147,7 +163,7 @@ def loads(blob: bytes) -> EntityState:
         raise
     except Exception as error:  # msgpack raises several unrelated types on corrupt input
         raise StateFormatError(f"corrupt state blob: {error}") from error
-    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-4)")
+    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-5)")
 
 
 def _entity(
@@ -168,14 +184,23 @@ def _entity(
     return state
 
 
-def _from_v4(body: _Body) -> EntityState:
+def _from_v5(body: _Body) -> EntityState:
+    return _from_v4(body)
+
+
+def _from_v4(body: _Body | _Body4) -> EntityState:
+    """v4 and v5 (v5 appends the decay fields to each score row)."""
     watermark, compacted, seen, props, scores, next_due, past, floor = body
     state = _entity(watermark, compacted, seen, props, next_due)
     ledgers: dict[str, ScoreState] = {}
     for name, row in scores.items():
         s = ScoreState.__new__(ScoreState)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
-         s.pending, s.next_due_ms, s.standby, s.anchors) = row  # fmt: skip
+         s.pending, s.next_due_ms, s.standby, s.anchors, *decay) = row  # fmt: skip
+        if decay:
+            s.decayed_ms, s.decay_due_ms = cast(int, decay[0]), decay[1]
+        else:
+            s.decayed_ms, s.decay_due_ms = NO_EPOCH, None
         ledgers[name] = s
     state.scores = ledgers
     state.past = past
@@ -196,6 +221,7 @@ def _from_v2(body: Any) -> EntityState:
         s.caps = {rule: list(times) for rule, times in caps.items()}
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
+        s.decayed_ms, s.decay_due_ms = NO_EPOCH, None
         ledgers[name] = s
     state.scores = ledgers
     if v3:

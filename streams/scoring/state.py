@@ -35,6 +35,8 @@ SCORE_FIELDS: Final = (
     "anchors",
     "caps",
     "contribs",
+    "decay_due_ms",
+    "decayed_ms",
     "epoch_ms",
     "folded",
     "holds",
@@ -81,7 +83,11 @@ class ScoreState:
         #: state rule -> when the match in progress at the entity's ``floor_ms`` began
         self.anchors: dict[str, int] = {}
         self.pending: list[Pending] = []  # deferred awards
-        self.next_due_ms: int | None = None  # earliest expiry or deferred award
+        #: decaying scores only: the instant ``total`` was evaluated at (see ``decay``), and
+        #: the next instant decay must be looked at (None: nothing decays)
+        self.decayed_ms = NO_EPOCH
+        self.decay_due_ms: int | None = None
+        self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ScoreState):
@@ -107,6 +113,8 @@ class ScoreState:
     def recompute_due(self) -> None:
         dues = [c[C_EXPIRES] for c in self.contribs if c[C_EXPIRES] is not None]
         dues.extend(p[0] for p in self.pending)
+        if self.decay_due_ms is not None:
+            dues.append(self.decay_due_ms)
         self.next_due_ms = min(dues) if dues else None
 
 

@@ -63,7 +63,7 @@ P = "plans/x.yaml: score 'engagement', rule 'r', "
             "- {id: r, on: page_visit, points: 1, expires: 1d}",
             [
                 P + "field 'expires': unknown field (expected one of: id, description, on, where, "
-                "while, points, category, repeat, cap, expires_after)"
+                "while, points, category, repeat, cap, expires_after, decay)"
             ],
         ),
         # a bad regex

@@ -243,3 +243,29 @@ def test_guide_lead_type_moves_with_the_company() -> None:
         (1034, "rule", ("reply",)),
         (2034, "state", ("small-business", "mid-size-business")),
     ]
+
+
+def test_hubspot_engagement_decays_out_of_mql() -> None:
+    runner = Runner(example("hubspot-engagement.yaml"))
+    runner.feed(
+        visit("e1", T0, url="https://saas.example/pricing"),  # pricing 15 + any page 2
+        ev("email.click", "e2", T0 + H),  # 10
+        ev("email.click", "e3", T0 + 2 * H),  # 10
+        ev("email.reply", "e4", T0 + 3 * H),  # 30
+    )
+    assert runner.value("engagement") == 67
+    assert [(c.new_value, c.thresholds, c.tier_after) for c in runner.changes][-2:] == [
+        (67, (("mql", "up"),), "high"),
+        (67, (), "high"),  # the tier record
+    ]
+    runner.advance(T0 + 60 * D)
+    # the MQL crossing is published the moment it happens, not at the next daily check
+    down = [c for c in runner.changes if c.thresholds == (("mql", "down"),)]
+    assert len(down) == 1 and str(down[0].cause) == "decay"
+    # at the last check (59 d 14 h): pages 17 * 2^(-t/30d), clicks 10 * (1 - t/90d) twice,
+    # the reply 30 * 0.75
+    t = 59 + 14 / 24
+    pages = 17 * 2 ** (-t / 30)
+    clicks = 10 * (1 - (t - 1 / 24) / 90) + 10 * (1 - (t - 2 / 24) / 90)
+    assert runner.value("engagement") == round(pages + clicks + 22.5) == 34
+    assert runner.changes[-1].tier_after == "medium"

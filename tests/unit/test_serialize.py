@@ -9,7 +9,7 @@ from scoring_helpers import T0, H, Runner, adj, ev, make_plan, visit
 
 from streams.scoring import EntityKey, StateFormatError, dumps, loads
 from streams.scoring.serialize import CURRENT_VERSION, dumps_v1
-from streams.scoring.state import SCORE_FIELDS
+from streams.scoring.state import NO_EPOCH, SCORE_FIELDS
 
 PLAN = make_plan(
     """
@@ -75,6 +75,21 @@ V3_BLOB = bytes.fromhex(
     "121700cf0000018fef90df00a26534cf0000018f56929c8081a46f70656e96a46f70656e05c0cf0000018f55"
     "edd100c0a265368090cf0000018f56929c8081a473697a659192c70301323530cf0000018f4d588d02cf0000"
     "018f31059300"
+)
+
+
+#: ``build_with_history()``'s state as the v4 release wrote it (frozen).
+V4_BLOB = bytes.fromhex(
+    "0498cf0000018f55edd100cf0000018f5512170087cfe416f06cac09c142ce08954400cfe6bb3833eb7cae6b"
+    "ce089543ffcf815fda2bb383d494ce089543fecf0feb521eb5de6760ce089543fdcf1a07317da40d8fb0ce00"
+    "dbba00cf3c9a0d314bee4f2b00cf93e36ac959aac3e9ce0036ee8082a473697a6592d5013530cf0000018f55"
+    "b6e280a46e616d6592a3416e6ecf0000018f4d588d0281a1739d0623d3c0000000000000009296a770726963"
+    "696e671ec0cf0000018f4d588d00cf0000018fe7d75500a2653196a46f70656e05c0cf0000018f4d588d01c0"
+    "a2653282c023a3666974008081a46f70656ecf0000018f4d588d0181a770726963696e6792cf0000018f4d58"
+    "8d00cf0000018f55121700809193cf0000018f56929c80a265349196a770726963696e671ec0cf0000018f55"
+    "121700cf0000018fef90df00a26534cf0000018f56929c8081a46f70656e96a46f70656e05c0cf0000018f55"
+    "edd100c0a2653680cf0000018f56929c8081a473697a659192c70301323530cf0000018f4d588d02cf000001"
+    "8f31059300"
 )
 
 
@@ -165,10 +180,19 @@ def test_v3_blob_loads_as_the_same_state() -> None:
     assert loads(V3_BLOB) == state
     assert state.past == {"size": [(Decimal(250), T0 + 2)]}  # a Decimal in the history
     # v4 is the same encoding of each value without v3's empty outbox slot
-    assert len(dumps(state)) == len(V3_BLOB) - 1
+    assert len(V4_BLOB) == len(V3_BLOB) - 1
 
 
-def test_corrupt_v4_blobs_raise_state_format_errors() -> None:
+def test_v4_blob_loads_as_the_same_state_without_decay() -> None:
+    state = build_with_history().states[KEY]
+    old = loads(V4_BLOB)
+    assert old == state  # nothing decays in this plan: the new fields keep their defaults
+    assert [(s.decayed_ms, s.decay_due_ms) for s in old.scores.values()] == [(NO_EPOCH, None)]
+    # v5 appends two fields (a negative int of 9 bytes and nil) to each score row
+    assert len(dumps(state)) == len(V4_BLOB) + 10
+
+
+def test_corrupt_v5_blobs_raise_state_format_errors() -> None:
     blob = dumps(build_with_history().states[KEY])
     for broken in (blob[:-3], blob[:1] + b"\x93\x01\x02\x03", blob[:1] + b"\xc7\x01\x09x"):
         with pytest.raises(StateFormatError):
@@ -182,7 +206,7 @@ def test_v1_encoder_is_frozen() -> None:
 def test_round_trip_and_version_byte() -> None:
     state = build().states[KEY]
     blob = dumps(state)
-    assert blob[0] == CURRENT_VERSION == 4
+    assert blob[0] == CURRENT_VERSION == 5
     assert loads(blob) == state
     assert dumps(loads(blob)) == blob
 
@@ -199,7 +223,7 @@ def test_loaded_state_keeps_scoring_identically() -> None:
     ("blob", "message"),
     [
         (b"", "empty state blob"),  # nothing stored
-        (b"\x09\x90", "unknown state format version 9 (this build reads 1-4)"),  # from the future
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-5)"),  # from the future
         (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
         (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
     ],

@@ -1,0 +1,170 @@
+"""Decay (SPEC §8): a decaying score's value is a fold of decayed contributions at an instant.
+
+A contribution of a rule with ``decay`` keeps its full ``points`` in the ledger (and in the
+category sums); its value at instant ``t`` is ``points * factor(t - occurred_at)`` counted in
+millionths of a point, each rounded half-even on its own (so a sum of them is exact and does
+not depend on order). At ``t``:
+
+    category value = clamp(sum of its points, less what decay took from them, min, max)
+    total          = clamp(round_half_even(sum of category values + uncategorised), limits)
+
+all in millionths until the one rounding to whole points. A contribution whose value has
+reached 0 leaves the state (decay only shrinks values, so it stays 0); until then it is kept
+whole, never folded.
+
+When the total is evaluated (``ScoreState.decayed_ms``): at each change of the ledger (an
+event, adjustment, expiry or deferred award, at the later of its time and the last evaluation:
+the instant never goes back), and at decay checks (``ScoreState.decay_due_ms``): the next
+multiple of the score's ``decay_granularity`` (UTC, from the epoch) or, if decay makes the
+score cross a threshold or move to another tier before that, the first millisecond it does
+(found by bisection, which is exact when the total moves one way between two checks, as it
+does when the decaying points all have one sign). A check publishes a change with cause
+``decay`` if the integer total moved.
+"""
+
+from __future__ import annotations
+
+import math
+
+from streams.scoring.aggregate import clamp, tier_of
+from streams.scoring.plan import Decay, Score
+from streams.scoring.state import (
+    C_CATEGORY,
+    C_OCCURRED,
+    C_POINTS,
+    C_RULE,
+    Contribution,
+    ScoreState,
+)
+
+#: Values are counted in millionths of a point.
+MICRO = 1_000_000
+
+
+def _div_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half to even (``denominator`` > 0)."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def micro_value(points: int, decay: Decay, age_ms: int) -> int:
+    """The value of ``points`` after ``age_ms`` of ``decay``, in millionths of a point."""
+    if age_ms <= 0:
+        return points * MICRO
+    kind = decay.kind
+    if kind == "half_life":
+        return round(points * MICRO * math.pow(2.0, -age_ms / decay.length_ms))
+    if kind == "linear_to_zero":
+        if age_ms >= decay.length_ms:
+            return 0
+        return _div_half_even(points * MICRO * (decay.length_ms - age_ms), decay.length_ms)
+    numerator, denominator = 1, 1
+    for step_ms, num, den in decay.steps:
+        if age_ms < step_ms:
+            break
+        numerator, denominator = num, den
+    return _div_half_even(points * MICRO * numerator, denominator)
+
+
+def micro_sums(score: Score, ledger: ScoreState, at_ms: int) -> dict[str | None, int]:
+    """Each category's (None: uncategorised) unclamped sum at ``at_ms``, in millionths."""
+    sums = {category: points * MICRO for category, points in ledger.sums.items()}
+    decays = score.decays
+    for contrib in ledger.contribs:
+        decay = decays.get(contrib[C_RULE])
+        if decay is not None:
+            points = contrib[C_POINTS]
+            lost = points * MICRO - micro_value(points, decay, at_ms - contrib[C_OCCURRED])
+            sums[contrib[C_CATEGORY]] -= lost
+    return sums
+
+
+def decayed_total(score: Score, ledger: ScoreState, at_ms: int) -> int:
+    """The score's integer value at ``at_ms`` (see the module's docstring)."""
+    categories = score.categories
+    micro_total = 0
+    sums = micro_sums(score, ledger, at_ms)
+    for name, micro in sums.items():
+        category = categories.get(name) if name is not None else None
+        if category is not None:
+            micro = _clamp_micro(micro, category.min, category.max)
+        micro_total += micro
+    for name, category in categories.items():
+        if name not in sums:
+            micro_total += _clamp_micro(0, category.min, category.max)
+    return clamp(_div_half_even(micro_total, MICRO), score.min, score.max)
+
+
+def _clamp_micro(micro: int, low: int | None, high: int | None) -> int:
+    return clamp(
+        micro, None if low is None else low * MICRO, None if high is None else high * MICRO
+    )
+
+
+def decayed_categories(score: Score, ledger: ScoreState) -> dict[str, int]:
+    """Each declared category's clamped value at the last evaluation, rounded half-even."""
+    micro = micro_sums(score, ledger, ledger.decayed_ms)
+    return {
+        name: _div_half_even(_clamp_micro(micro.get(name, 0), c.min, c.max), MICRO)
+        for name, c in score.categories.items()
+    }
+
+
+def drop_spent(score: Score, ledger: ScoreState, at_ms: int) -> list[Contribution]:
+    """Remove the decaying contributions worth 0 at ``at_ms`` (they stay 0); returns them."""
+    decays = score.decays
+    spent: list[Contribution] = []
+    kept: list[Contribution] = []
+    for contrib in ledger.contribs:
+        decay = decays.get(contrib[C_RULE])
+        if (
+            decay is not None
+            and micro_value(contrib[C_POINTS], decay, at_ms - contrib[C_OCCURRED]) == 0
+        ):
+            spent.append(contrib)
+        else:
+            kept.append(contrib)
+    if spent:
+        ledger.contribs = kept
+        for contrib in spent:
+            ledger.sums[contrib[C_CATEGORY]] -= contrib[C_POINTS]
+    return spent
+
+
+def decaying(score: Score, ledger: ScoreState) -> bool:
+    """Whether any live contribution of the ledger decays."""
+    decays = score.decays
+    return any(contrib[C_RULE] in decays for contrib in ledger.contribs)
+
+
+def _band(score: Score, value: int) -> tuple[int, str | None]:
+    """What a crossing changes: the number of thresholds reached, and the tier."""
+    reached = 0
+    for threshold in score.thresholds:
+        if threshold.at <= value:
+            reached += 1
+    return reached, tier_of(score, value)
+
+
+def schedule(score: Score, ledger: ScoreState, at_ms: int) -> None:
+    """Set ``decay_due_ms`` after an evaluation at ``at_ms`` (``ledger.total`` is its value)."""
+    if not decaying(score, ledger):
+        ledger.decay_due_ms = None
+        return
+    step = score.decay_granularity_ms
+    tick = (at_ms // step + 1) * step
+    if score.thresholds or score.tiers:
+        band = _band(score, ledger.total)
+        if _band(score, decayed_total(score, ledger, tick)) != band:
+            low, high = at_ms, tick  # the band differs at high, not at low
+            while high - low > 1:
+                middle = (low + high) // 2
+                if _band(score, decayed_total(score, ledger, middle)) != band:
+                    high = middle
+                else:
+                    low = middle
+            tick = high
+    ledger.decay_due_ms = tick
