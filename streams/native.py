@@ -42,6 +42,7 @@ MODULES = (
     "evaluate",
     "events",
     "holds",
+    "inactivity",
     "ledger",
     "once",
     "outcomes",

@@ -119,6 +119,10 @@ def cmd_plan_check(path: str) -> int:
         if score.decays:
             extras.append(f"{len(score.decays)} decaying rule(s), checked every "
                           f"{format_duration(score.decay_granularity_ms)}")  # fmt: skip
+        idle = score.inactivity
+        if idle is not None:
+            extras.append(f"inactivity {idle.points:+d} after {format_duration(idle.after_ms)}"
+                          f" of silence ({'once' if idle.once else 'every'})")  # fmt: skip
         tail = f"; {'; '.join(extras)}" if extras else ""
         print(f"  {score.name} ({score.entity}): {len(score.rules)} rule(s){tail}")
     return 0

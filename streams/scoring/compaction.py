@@ -13,6 +13,8 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
   no longer in the plan are dropped;
 - stand-by matches of once rules older than the horizon are dropped: a set/reset that could
   award them would be too late;
+- event times kept for inactivity older than the horizon are dropped, but the newest of them
+  (where a silence crossing the horizon began);
 - property history older than the horizon is dropped (keeping each property's value at the
   horizon), after recording when the state-rule matches in progress then began (``holds``);
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 from streams.scoring.capping import prune
 from streams.scoring.catalog import EntityKind
 from streams.scoring.holds import settle_anchors
+from streams.scoring.inactivity import prune as prune_activity
 from streams.scoring.plan import Plan
 from streams.scoring.profile import prune_history
 from streams.scoring.state import (
@@ -83,6 +86,8 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
             else:
                 keep.append(contrib)
         ledger.contribs = keep
+        if score is not None and score.inactivity is not None:
+            prune_activity(ledger, horizon)
         caps: dict[str, list[int]] = {}
         for rule_id, times in ledger.caps.items():
             rule = rules.get(rule_id)

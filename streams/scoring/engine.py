@@ -8,6 +8,7 @@ aggregate -> emit. State ownership: the input state is consumed (see ``state``).
 
 from __future__ import annotations
 
+from streams.scoring import inactivity
 from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
@@ -99,11 +100,17 @@ def _advance(
         if score is None or score.entity != key.kind:
             continue
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
-            if score.decays:  # one due time at a time: decay depends on the instant
+            if score.decays or score.inactivity is not None:  # one due time at a time
                 when_ms = ledger.next_due_ms
                 _settle(ledger, score, key, plan, when_ms, changes)
                 if ledger.decay_due_ms is not None and ledger.decay_due_ms <= when_ms:
                     _decay(ledger, score, key, plan, when_ms, changes)
+                idle, idle_ms = score.inactivity, ledger.inactive_due_ms
+                if idle is not None and idle_ms is not None and idle_ms <= when_ms:
+                    inactivity.due(idle, ledger, idle_ms)
+                    emit(changes, ledger, score, key, plan, Cause.INACTIVITY,
+                         (inactivity.RULE,), "", when_ms)  # fmt: skip
+                ledger.recompute_due()
                 continue
             if any(p[0] <= now_ms for p in ledger.pending):
                 _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
@@ -209,13 +216,24 @@ def _apply_event(
     for score in scores:
         rules = score.event_rules.get(event_type, ())
         stateful = view is not None and bool(score.state_rules)
-        if not rules and not stateful:
+        idle = score.inactivity
+        if not rules and not stateful and idle is None:
             results.append(_plain(score.name, Verdict.NO_MATCH, _NO_MATCH))
             continue
         ledger = entity.scores.get(score.name)
         if ledger is None:
             ledger = entity.scores[score.name] = ScoreState()
             ledger.total = total(score, {})
+        touched = False
+        if idle is not None:
+            touched = inactivity.touch(idle, ledger, at_ms)
+            ledger.recompute_due()
+        if not rules and not stateful:
+            if touched:  # a late event undid (and redid) deductions, and scored nothing
+                emit(changes, ledger, score, key, plan, Cause.INACTIVITY, (inactivity.RULE,),
+                     event.event_id, at_ms)  # fmt: skip
+            results.append(_plain(score.name, Verdict.NO_MATCH, _NO_MATCH))
+            continue
         awards: Awards = []
         retracted: Awards = []
         contribs: list[Contribution] = []
@@ -263,6 +281,10 @@ def _apply_event(
         immediate = event_awards - decided if deferred else event_awards
         cause = Cause.RULE if immediate else Cause.STATE
         rule_ids = _unique([rule for rule, _ in counted])
+        if touched:  # (a late event inside a silence)
+            rule_ids += (inactivity.RULE,)
+            if not counted:
+                cause = Cause.INACTIVITY
         emit(changes, ledger, score, key, plan, cause, rule_ids, event.event_id, at_ms)
         results.append(score_result(score.name, verdict, tuple(awards)))
     maybe_compact(entity, key.kind, plan)

@@ -8,6 +8,7 @@ from typing import Any
 from streams.scoring.aggregate import clamp, reached, total, unlimited_total
 from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
 from streams.scoring.durations import format_duration
+from streams.scoring.inactivity import RULE as INACTIVITY
 from streams.scoring.plan import Decay, Plan, Score
 from streams.scoring.state import (
     C_CATEGORY,
@@ -52,9 +53,13 @@ class Explanation:
     next_decay_check_ms: int | None = None
     decayed: tuple[tuple[str | None, float | None], ...] = ()
     decayed_categories: tuple[float, ...] = ()
+    #: Scores with inactivity: when the next deduction falls due if no event comes first
+    next_inactivity_ms: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self._plain_dict()
+        if self.next_inactivity_ms is not None:
+            out["next_inactivity"] = self.next_inactivity_ms
         if self.evaluated_at_ms is None:
             return out
         out["evaluated_at"] = self.evaluated_at_ms
@@ -119,8 +124,7 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
             score_name, value, unlimited_total(score, {}), (score.min, score.max), (), (),
             categories, 0, (), reached(score, value), None,
         )  # fmt: skip
-    rows = [_row(c, "adjustment" if c[C_RULE].startswith("adjustment:") else "event")
-            for c in ledger.contribs]  # fmt: skip
+    rows = [_row(c, _kind(c[C_RULE])) for c in ledger.contribs]
     rows += [_row(h, "state") for h in ledger.holds.values() if h is not None]
     rows.sort(key=lambda r: (r[3], r[0]))
     if score.decays:
@@ -166,6 +170,7 @@ def _explanation(
                 for c in ledger.standby.values()
             )
         ),
+        next_inactivity_ms=ledger.inactive_due_ms,
         **decayed,
     )
 
@@ -201,6 +206,12 @@ def _decayed(score: Score, ledger: ScoreState, rows: list[Row]) -> Explanation:
         next_decay_check_ms=ledger.decay_due_ms, decayed=tuple(decayed),
         decayed_categories=tuple(decayed_categories),
     )  # fmt: skip
+
+
+def _kind(rule_id: str) -> str:
+    if rule_id.startswith("adjustment:"):
+        return "adjustment"
+    return "inactivity" if rule_id == INACTIVITY else "event"
 
 
 def _describe(decay: Decay) -> str:

@@ -22,6 +22,7 @@ class Cause(StrEnum):
     DEFERRED = "deferred"
     TIER = "tier"  # the record of a tier change that follows the change that moved the tier
     DECAY = "decay"  # a decay check moved the integer total (``decay``)
+    INACTIVITY = "inactivity"  # a deduction for a silence, or a late event undoing one
 
 
 CAUSES = tuple(Cause)

@@ -66,6 +66,17 @@ class Decay:
 
 
 @dataclass(frozen=True, slots=True)
+class Inactivity:
+    """``points`` when the entity has had no event for ``after_ms`` (``once``: only the first
+    period of each silence; else after each further period too)."""
+
+    after_ms: int
+    points: int
+    once: bool = False
+    category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One scoring rule. Event rules have ``on``; state rules have ``holds`` (``while``)."""
 
@@ -161,6 +172,7 @@ class Score:
     decay_granularity_ms: int = DEFAULT_DECAY_GRANULARITY_MS
     #: Rule id -> its decay, for the rules that decay (empty: the score does not decay).
     decays: dict[str, Decay] = dataclasses.field(default_factory=dict)
+    inactivity: Inactivity | None = None
 
 
 #: The scores listening to one (entity kind, event type), each with its rules for that type.

@@ -23,8 +23,8 @@ from streams.scoring.plan import (
 )
 from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
-from streams.scoring.plan_decay import granularity_of
 from streams.scoring.plan_rules import compile_rule
+from streams.scoring.plan_time import granularity_of, inactivity_of
 from streams.scoring.plan_yaml import read_yaml
 
 PLAN_FIELDS = ("version", "description", "lateness", "dedup_horizon", "scores")
@@ -39,6 +39,7 @@ SCORE_FIELDS = (
     "thresholds",
     "tiers",
     "decay_granularity",
+    "inactivity",
     "rules",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -122,6 +123,9 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         if "decay_granularity" in spec
         else DEFAULT_DECAY_GRANULARITY_MS
     )
+    inactivity = (
+        inactivity_of(ctx, spec["inactivity"], categories) if "inactivity" in spec else None
+    )
     rules = _rules(ctx, spec.get("rules"), entity or "contact", categories)
     if len(ctx.issues) != failed or entity is None or zone is None or granularity is None:
         return None
@@ -146,6 +150,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         rule_by_id={rule.id: rule for rule in rules},
         decay_granularity_ms=granularity,
         decays={rule.id: rule.decay for rule in rules if rule.decay is not None},
+        inactivity=inactivity,
     )
 
 

@@ -10,7 +10,7 @@ from streams.scoring.catalog import EVENT_FIELDS, EVENT_TYPES, STATE_FIELDS, pat
 from streams.scoring.conditions import compile_condition, make_getter, plan_number
 from streams.scoring.plan import MAX_POINTS, Cap, Category, Points, Rule, ValuePoints
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
-from streams.scoring.plan_decay import decay_of
+from streams.scoring.plan_time import decay_of
 
 RULE_FIELDS = (
     "id",
@@ -44,6 +44,8 @@ def compile_rule(
         text(ctx, spec["id"], "id")
         if isinstance(rule_id, str) and rule_id.startswith("adjustment"):
             ctx.report("id", "ids starting with 'adjustment' are reserved for manual adjustments")
+        if rule_id == "inactivity":
+            ctx.report("id", "the id 'inactivity' is reserved for the score's inactivity points")
     if "description" in spec and not isinstance(spec["description"], str):
         ctx.report("description", "must be text")
     is_state = "while" in spec

@@ -2,8 +2,9 @@
 
 Layout: one version byte, then a msgpack body.
 
-- **v5** (current): v4 with two fields appended to each score row: the instant its total was
-  evaluated at and its next decay check (see ``decay``).
+- **v5** (current): v4 with four fields appended to each score row: the instant its total was
+  evaluated at, its next decay check (see ``decay``), its event times and its next inactivity
+  deduction (see ``inactivity``).
 - **v4** (still readable): v3 without the outbox slot, written and read with msgspec; reading is
   typed (contributions come out as tuples, ledgers' lists as lists), so no second pass
   rebuilds containers. Same msgpack encoding of each value as v3, one byte smaller.
@@ -51,12 +52,12 @@ _V1, _V2, _V3, _V4, _V5 = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05"
 
 #: The v5 body, for msgspec's typed decoding: (watermark, compacted, seen ages, props,
 #: scores, next due, past, floor); a score row is (seq, total, epoch, contribs, sums, folded,
-#: statics, caps, holds, pending, next due, stand-by, anchors, decayed at, decay due); v4's
-#: rows lack the last two.
+#: statics, caps, holds, pending, next due, stand-by, anchors, decayed at, decay due, active,
+#: inactive due); v4's rows lack the last four.
 _Row = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
     dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
-    int | None, dict[str, Contribution], dict[str, int], int, int | None,
+    int | None, dict[str, Contribution], dict[str, int], int, int | None, list[int], int | None,
 ]  # fmt: skip
 _Row4 = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
@@ -126,7 +127,7 @@ def dumps(state: EntityState) -> bytes:
             name: (
                 s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps,
                 s.holds, s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms,
-                s.decay_due_ms,
+                s.decay_due_ms, s.active, s.inactive_due_ms,
             )
             for name, s in state.scores.items()
         },
@@ -189,18 +190,19 @@ def _from_v5(body: _Body) -> EntityState:
 
 
 def _from_v4(body: _Body | _Body4) -> EntityState:
-    """v4 and v5 (v5 appends the decay fields to each score row)."""
+    """v4 and v5 (v5 appends the decay and inactivity fields to each score row)."""
     watermark, compacted, seen, props, scores, next_due, past, floor = body
     state = _entity(watermark, compacted, seen, props, next_due)
     ledgers: dict[str, ScoreState] = {}
     for name, row in scores.items():
         s = ScoreState.__new__(ScoreState)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
-         s.pending, s.next_due_ms, s.standby, s.anchors, *decay) = row  # fmt: skip
-        if decay:
-            s.decayed_ms, s.decay_due_ms = cast(int, decay[0]), decay[1]
+         s.pending, s.next_due_ms, s.standby, s.anchors, *added) = row  # fmt: skip
+        if added:
+            s.decayed_ms, s.decay_due_ms = cast(int, added[0]), cast("int | None", added[1])
+            s.active, s.inactive_due_ms = cast("list[int]", added[2]), cast("int | None", added[3])
         else:
-            s.decayed_ms, s.decay_due_ms = NO_EPOCH, None
+            s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
         ledgers[name] = s
     state.scores = ledgers
     state.past = past
@@ -221,7 +223,7 @@ def _from_v2(body: Any) -> EntityState:
         s.caps = {rule: list(times) for rule, times in caps.items()}
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
-        s.decayed_ms, s.decay_due_ms = NO_EPOCH, None
+        s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
         ledgers[name] = s
     state.scores = ledgers
     if v3:

@@ -32,6 +32,7 @@ NO_EPOCH = -(2**62)
 
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
 SCORE_FIELDS: Final = (
+    "active",
     "anchors",
     "caps",
     "contribs",
@@ -40,6 +41,7 @@ SCORE_FIELDS: Final = (
     "epoch_ms",
     "folded",
     "holds",
+    "inactive_due_ms",
     "next_due_ms",
     "pending",
     "seq",
@@ -87,6 +89,10 @@ class ScoreState:
         #: the next instant decay must be looked at (None: nothing decays)
         self.decayed_ms = NO_EPOCH
         self.decay_due_ms: int | None = None
+        #: scores with inactivity only: the entity's event times from the lateness horizon on
+        #: (and the newest before it), ascending, and when the next deduction falls due
+        self.active: list[int] = []
+        self.inactive_due_ms: int | None = None
         self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 
     def __eq__(self, other: object) -> bool:
@@ -115,6 +121,8 @@ class ScoreState:
         dues.extend(p[0] for p in self.pending)
         if self.decay_due_ms is not None:
             dues.append(self.decay_due_ms)
+        if self.inactive_due_ms is not None:
+            dues.append(self.inactive_due_ms)
         self.next_due_ms = min(dues) if dues else None
 
 

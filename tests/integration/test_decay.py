@@ -1,7 +1,10 @@
-"""Decay through the real service: events from the last days decay while the worker runs; the
-published changes (causes ``decay`` and ``tier``, a threshold crossed at its exact millisecond)
-pass the exactly-once checks, and HTTP explain agrees with the offline scorer at the instant the
-service evaluated each score."""
+"""Decay and inactivity through the real service.
+
+Decay: events from the last days decay while the worker runs; the published changes (causes
+``decay`` and ``tier``, a threshold crossed at its exact millisecond) pass the exactly-once
+checks, and HTTP explain agrees with the offline scorer at the instant the service evaluated
+each score. Inactivity: a deal silent for 65 days is deducted twice at once; a reply from inside
+the silence that arrives afterwards undoes the second deduction, as in event-time order."""
 
 from __future__ import annotations
 
@@ -99,3 +102,94 @@ async def test_decay_end_to_end(bootstrap: str, tmp_path: Path) -> None:
     assert down % (6 * H) != 0  # not a regular check: brought forward to the crossing
     assert {c["cause"] for c in changes} >= {"rule", "decay", "tier"}
     assert all(c["source_event_id"] is None for c in changes if c["cause"] == "decay")
+
+
+INACTIVITY_PLAN = """
+version: inactivity-test
+scores:
+  - name: deal-health
+    entity: deal
+    inactivity: {after: 30d, points: -10}
+    rules:
+      - {id: stage, on: deal.stage_changed, points: 30}
+      - {id: replied, on: email.reply, points: 5}
+"""
+D = 24 * H
+
+
+async def test_inactivity_end_to_end(bootstrap: str, tmp_path: Path) -> None:
+    plan_path = tmp_path / "inactivity.yaml"
+    plan_path.write_text(INACTIVITY_PLAN)
+    plan = load_plan(INACTIVITY_PLAN, source="inactivity.yaml")
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=plan_path, partitions=2)
+    now = int(time.time() * 1000)
+    stage = (
+        Source.DEAL_STAGE_CHANGES,
+        {
+            "event_id": "s1",
+            "account_id": None,
+            "occurred_at": now - 65 * D,
+            "deal_id": "d-1",
+            "pipeline": "sales",
+            "from_stage": None,
+            "to_stage": "proposal",
+            "status": "open",
+            "value": None,
+        },
+    )
+    reply = (
+        Source.EMAIL_EVENTS,
+        {
+            "event_id": "r1",
+            "account_id": None,
+            "occurred_at": now - 25 * D,
+            "contact_id": "c-1",
+            "deal_id": "d-1",
+            "action": "reply",
+            "campaign_id": None,
+            "message_id": None,
+            "link_url": None,
+        },
+    )
+    worker = service.worker().start()
+    try:
+        await worker.wait_ready()
+        await service.produce([stage])
+        first = await _wait_for(service, "d-1", 3)  # +30, then -10 at -35 d and at -5 d
+        await service.produce([reply])
+        changes = await _wait_for(service, "d-1", 4)
+        status, view = worker.get("/scores/deal/d-1/explain?score=deal-health")
+    finally:
+        service.stop_all()
+    assert [(c["cause"], c["new_value"], c["occurred_at"] - now) for c in first] == [
+        ("rule", 30, -65 * D), ("inactivity", 20, -35 * D), ("inactivity", 10, -5 * D)
+    ]  # fmt: skip
+    # the reply (day -25) undoes the deduction at -5 d and scores 5 in one change
+    last = changes[-1]
+    assert (last["cause"], last["rule_ids"], last["old_value"], last["new_value"]) == (
+        "rule", ["replied", "inactivity"], 10, 25
+    )  # fmt: skip
+    exactly_once(changes)
+    assert status == 200 and view["value"] == 25
+    assert view["next_inactivity"] == now - 25 * D + 30 * D
+    # older than the lateness before the newest event: folded per rule
+    assert view["folded"] == [{"rule": "inactivity", "category": None, "points": -10},
+                              {"rule": "stage", "category": None, "points": 30}]  # fmt: skip
+    assert [(c["kind"], c["points"]) for c in view["contributions"]] == [("event", 5)]
+    offline = OfflineScorer(plan)
+    for source, record in (stage, reply):
+        parsed = parse_input(as_offline_line(source, record))
+        assert not isinstance(parsed, Invalid), parsed
+        offline.feed(parsed)
+    offline.advance_to(now)
+    ledger = offline.states[EntityKey(None, "deal", "d-1")].scores["deal-health"]
+    assert (ledger.total, ledger.inactive_due_ms) == (25, view["next_inactivity"])
+
+
+async def _wait_for(service: Service, deal: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 60
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(mine) < count:
+        mine = [c for c in await service.changes() if c["entity_id"] == deal]
+    assert len(mine) == count, mine
+    return mine

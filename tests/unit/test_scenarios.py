@@ -269,3 +269,27 @@ def test_hubspot_engagement_decays_out_of_mql() -> None:
     clicks = 10 * (1 - (t - 1 / 24) / 90) + 10 * (1 - (t - 2 / 24) / 90)
     assert runner.value("engagement") == round(pages + clicks + 22.5) == 34
     assert runner.changes[-1].tier_after == "medium"
+
+
+def test_activecampaign_deal_not_updated_in_30_days() -> None:
+    runner = Runner(example("activecampaign-deal-inactivity.yaml"))
+    runner.feed(ev("deal.stage_changed", "e1", T0, contact=None, deal="d1", pipeline="sales",
+                   to_stage="Proposal", status="open"))  # fmt: skip
+    assert runner.value("deal-health", "deal", "d1") == 30  # 10 + 20 while in Proposal
+    runner.advance(T0 + 65 * D)  # no event for 65 days: -10 at 30 d and at 60 d
+    assert runner.value("deal-health", "deal", "d1") == 10
+    changes = runner.changes[2:]
+    assert [(str(c.cause), c.new_value, c.tier_after, c.thresholds) for c in changes] == [
+        ("inactivity", 20, "active", (("review", "down"),)),
+        ("inactivity", 10, "at-risk", ()),
+        ("tier", 10, "at-risk", ()),
+    ]  # fmt: skip
+    # the contact's reply from day 40 arrives late: the deal was not silent from day 40 on, so
+    # the deduction at 60 d is undone; the silence since day 40 deducts at 70 d
+    late = runner.feed(ev("email.reply", "e2", T0 + 40 * D, deal="d1"), now_ms=T0 + 65 * D)
+    assert [(str(c.cause), c.rule_ids, c.new_value) for c in late if c.entity == "deal"] == [
+        ("rule", ("lead-replied", "inactivity"), 25),
+        ("tier", ("lead-replied", "inactivity"), 25),
+    ]
+    runner.advance(T0 + 71 * D)
+    assert runner.value("deal-health", "deal", "d1") == 15

@@ -183,13 +183,15 @@ def test_v3_blob_loads_as_the_same_state() -> None:
     assert len(V4_BLOB) == len(V3_BLOB) - 1
 
 
-def test_v4_blob_loads_as_the_same_state_without_decay() -> None:
+def test_v4_blob_loads_as_the_same_state_without_decay_or_inactivity() -> None:
     state = build_with_history().states[KEY]
     old = loads(V4_BLOB)
     assert old == state  # nothing decays in this plan: the new fields keep their defaults
-    assert [(s.decayed_ms, s.decay_due_ms) for s in old.scores.values()] == [(NO_EPOCH, None)]
-    # v5 appends two fields (a negative int of 9 bytes and nil) to each score row
-    assert len(dumps(state)) == len(V4_BLOB) + 10
+    assert [(s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms)
+            for s in old.scores.values()] == [(NO_EPOCH, None, [], None)]  # fmt: skip
+    # v5 appends four fields to each score row (a negative int of 9 bytes, nil, an empty
+    # list, nil), whose 17 items take a 3-byte array header instead of 1
+    assert len(dumps(state)) == len(V4_BLOB) + 12 + 2
 
 
 def test_corrupt_v5_blobs_raise_state_format_errors() -> None:

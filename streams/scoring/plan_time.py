@@ -1,12 +1,13 @@
-"""Validation of a rule's ``decay`` and a score's ``decay_granularity`` (see ``decay``)."""
+"""Validation of the time-driven parts of a plan: a rule's ``decay``, a score's
+``decay_granularity`` (see ``decay``) and ``inactivity`` (see ``inactivity``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from streams.scoring.conditions import plan_number
-from streams.scoring.plan import Decay
-from streams.scoring.plan_checks import Context, duration
+from streams.scoring.plan import MAX_POINTS, Category, Decay, Inactivity
+from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
 
 DECAY_KINDS = ("half_life", "linear_to_zero", "steps")
 #: At most this many steps in a schedule.
@@ -78,3 +79,25 @@ def granularity_of(ctx: Context, raw: object) -> int | None:
         ctx.report("decay_granularity", f"must be at least 1m (got {raw!r})")
         return None
     return ms
+
+
+def inactivity_of(ctx: Context, raw: object, categories: dict[str, Category]) -> Inactivity | None:
+    """``{after: 30d, points: -10, repeat: every | once, category: name}``."""
+    spec = fields_of(ctx, raw, "inactivity", allowed=("after", "points", "repeat", "category"),
+                     required=("after", "points"))  # fmt: skip
+    if spec is None:
+        return None
+    failed = len(ctx.issues)
+    after = duration(ctx, spec["after"], "inactivity.after") if "after" in spec else None
+    points = (integer(ctx, spec["points"], "inactivity.points", limit=MAX_POINTS)
+              if "points" in spec else None)  # fmt: skip
+    repeat = text(ctx, spec.get("repeat", "every"), "inactivity.repeat", choices=("every", "once"))
+    category = spec.get("category")
+    if category is not None and category not in categories:
+        declared = ", ".join(categories) or "none declared"
+        ctx.report("inactivity.category",
+                   f"category {category!r} is not declared in the score's 'categories' "
+                   f"({declared})")  # fmt: skip
+    if len(ctx.issues) != failed or after is None or points is None:
+        return None
+    return Inactivity(after, points, repeat == "once", category)
