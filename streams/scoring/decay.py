@@ -9,8 +9,8 @@ not depend on order). At ``t``:
     total          = clamp(round_half_even(sum of category values + uncategorised), limits)
 
 all in millionths until the one rounding to whole points. A contribution whose value has
-reached 0 leaves the state (decay only shrinks values, so it stays 0); until then it is kept
-whole, never folded.
+reached 0 at an evaluation leaves the state (decay only shrinks values, so it stays 0); until
+then it is kept whole, never folded.
 
 When the total is evaluated (``ScoreState.decayed_ms``): at each change of the ledger (an
 event, adjustment, expiry or deferred award, at the later of its time and the last evaluation:

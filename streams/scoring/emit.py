@@ -7,7 +7,7 @@ changes it caused in one Kafka transaction, so a duplicate item has nothing to r
 from __future__ import annotations
 
 from streams.scoring.aggregate import crossings, tier_of, total
-from streams.scoring.decay import decayed_total, schedule
+from streams.scoring.decay import decayed_total, drop_spent, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan import Plan, Score
@@ -39,6 +39,7 @@ def emit(
         if ledger.decayed_ms > at_ms:
             at_ms = ledger.decayed_ms
         ledger.decayed_ms = at_ms
+        drop_spent(score, ledger, at_ms)
         new = decayed_total(score, ledger, at_ms)
     else:
         new = total(score, ledger.sums)
