@@ -42,6 +42,7 @@ from confluent_kafka import (
 )
 
 from streams import records
+from streams.allocator import trim
 from streams.codec import Codec, RegistryError
 from streams.deadletter import DeadLetter
 from streams.entities import EntityStage, due_candidates
@@ -73,6 +74,7 @@ EXIT_FATAL = 70
 #: Entities advanced per partition and due check at most; the rest wait for the next check.
 MAX_ADVANCES = 2000
 GAUGE_INTERVAL_S = 5.0
+TRIM_INTERVAL_S = 60.0  # malloc_trim: it walks every arena, so not on every batch
 #: Longest wait of one ``consume`` call for a full batch (none while partitions restore).
 POLL_S = 0.02
 #: A transaction may commit this early when the input ran dry (see ``Engine._turn``).
@@ -149,6 +151,7 @@ class Engine:
         self.commits = 0
         self.last_due = 0.0
         self.last_gauges = 0.0
+        self.last_trim = time.monotonic()
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
@@ -220,6 +223,9 @@ class Engine:
         if now - self.last_gauges >= GAUGE_INTERVAL_S:
             self.last_gauges = now
             self._gauges()
+        if now - self.last_trim >= TRIM_INTERVAL_S:
+            self.last_trim = now
+            trim()  # free heap back to the system (streams.allocator)
 
     def _process(self, messages: list[Message]) -> None:
         groups, errors = group_batch(messages)

@@ -206,6 +206,8 @@ def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "topic.metadata.refresh.interval.ms": 10_000,
         "fetch.wait.max.ms": 10,  # records of a just-committed transaction are fetched sooner
         "enable.partition.eof": False,
+        # prefetched records held while the loop is behind (librdkafka's default: 64 MiB)
+        "queued.max.messages.kbytes": 16384,
     }
 
 

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
     rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
     rocksdb_memtable_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
+    #: glibc malloc arenas of the worker process (0: glibc's default); see streams/allocator.py
+    malloc_arenas: int = Field(2, ge=0, le=64)
 
     # The processing loop, its transactions and time-driven work
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from streams import native
+from streams.allocator import limit_arenas
 from streams.codec import Codec
 from streams.errors import LeadscoreError, StartupError
 from streams.registry import registered_codec
@@ -71,6 +72,7 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    limit_arenas(settings.malloc_arenas)  # before the Kafka clients and RocksDB start threads
     try:
         identity = claim(settings)
     except LeadscoreError as exc:
