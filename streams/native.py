@@ -44,6 +44,7 @@ MODULES = (
     "holds",
     "inactivity",
     "ledger",
+    "matrix",
     "once",
     "outcomes",
     "patterns",

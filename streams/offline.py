@@ -30,6 +30,7 @@ from streams.scoring import (
     route,
 )
 from streams.scoring.durations import format_duration, parse_instant
+from streams.scoring.matrix import cells
 
 
 class OfflineScorer:
@@ -98,6 +99,15 @@ class OfflineScorer:
                     "score": score.name,
                     **view,
                 }
+            for name, label in cells(self.plan, key.kind, state).items():
+                yield {
+                    "kind": "matrix",
+                    "account_id": key.account_id,
+                    "entity": key.kind,
+                    "entity_id": key.entity_id,
+                    "matrix": name,
+                    "label": label,
+                }
 
 
 def cmd_plan_check(path: str) -> int:
@@ -125,6 +135,9 @@ def cmd_plan_check(path: str) -> int:
                           f" of silence ({'once' if idle.once else 'every'})")  # fmt: skip
         tail = f"; {'; '.join(extras)}" if extras else ""
         print(f"  {score.name} ({score.entity}): {len(score.rules)} rule(s){tail}")
+    for matrix in plan.matrices:
+        print(f"  matrix {matrix.name} ({matrix.entity}): {matrix.rows} x {matrix.cols}, "
+              f"{sum(len(row) for row in matrix.labels)} cells")  # fmt: skip
     return 0
 
 

@@ -37,6 +37,7 @@ from streams.kafka import common
 from streams.metrics import Metrics
 from streams.publish import score_view
 from streams.scoring import EntityKey, EntityState, Plan, explain
+from streams.scoring.matrix import cells
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,16 @@ def client_id(settings: Settings) -> str:
 def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any]:
     """Every score of an entity, each in the one score view (``streams.publish.score_view``)."""
     scores = {score.name: score_view(score, state) for score in plan.by_kind.get(key.kind, ())}
-    return {
+    view: dict[str, Any] = {
         "account_id": key.account_id,
         "entity": key.kind,
         "entity_id": key.entity_id,
         "plan_version": plan.version,
         "scores": scores,
     }
+    if plan.matrices_by_kind.get(key.kind):
+        view["matrices"] = cells(plan, key.kind, state)
+    return view
 
 
 class StateSource(Protocol):

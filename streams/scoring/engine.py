@@ -8,7 +8,7 @@ aggregate -> emit. State ownership: the input state is consumed (see ``state``).
 
 from __future__ import annotations
 
-from streams.scoring import inactivity
+from streams.scoring import inactivity, matrix
 from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
@@ -74,6 +74,8 @@ def apply(
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
         entity.recompute_due()
+    if changes and plan.matrices:
+        matrix.follow(entity, key, plan, changes)
     return outcome(entity, tuple(changes), results)
 
 
@@ -88,6 +90,8 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
     if state.next_due_ms is not None and state.next_due_ms <= now_ms:
         _advance(state, key, plan, now_ms, changes)
         state.recompute_due()
+        if changes and plan.matrices:
+            matrix.follow(state, key, plan, changes)
     return outcome(state, tuple(changes))
 
 

@@ -175,6 +175,19 @@ class Score:
     inactivity: Inactivity | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Matrix:
+    """Two tiered scores of one entity kind crossed into labelled cells (HubSpot's A1-C3):
+    ``labels[i][j]`` is the cell of the ``rows`` score's tier ``i`` and the ``cols`` score's
+    tier ``j``, tiers in their plan order."""
+
+    name: str
+    entity: EntityKind
+    rows: str
+    cols: str
+    labels: tuple[tuple[str, ...], ...]
+
+
 #: The scores listening to one (entity kind, event type), each with its rules for that type.
 Dispatch = tuple[tuple[Score, tuple[Rule, ...]], ...]
 
@@ -196,6 +209,9 @@ class Plan:
     )
     #: Entity kind -> scores that have state rules.
     stateful: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
+    matrices: tuple[Matrix, ...] = ()
+    #: Entity kind -> its matrices.
+    matrices_by_kind: dict[str, tuple[Matrix, ...]] = dataclasses.field(default_factory=dict)
 
     #: How far an entity's watermark moves between two compactions of its state.
     compaction_interval_ms: int = DEFAULT_LATENESS_MS // 8
@@ -212,6 +228,7 @@ def index_plan(
     *,
     lateness_ms: int,
     dedup_horizon_ms: int,
+    matrices: tuple[Matrix, ...] = (),
 ) -> Plan:
     """Assemble a Plan with its lookup tables from validated scores."""
     dispatch: dict[tuple[str, str], list[tuple[Score, tuple[Rule, ...]]]] = {}
@@ -233,5 +250,9 @@ def index_plan(
         stateful={
             kind: tuple(s for s in scores if s.entity == kind and s.state_rules)
             for kind in ("contact", "deal")
+        },
+        matrices=matrices,
+        matrices_by_kind={
+            kind: tuple(m for m in matrices if m.entity == kind) for kind in ("contact", "deal")
         },
     )

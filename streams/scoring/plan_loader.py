@@ -23,11 +23,12 @@ from streams.scoring.plan import (
 )
 from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.plan_matrix import matrices_of
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_time import granularity_of, inactivity_of
 from streams.scoring.plan_yaml import read_yaml
 
-PLAN_FIELDS = ("version", "description", "lateness", "dedup_horizon", "scores")
+PLAN_FIELDS = ("version", "description", "lateness", "dedup_horizon", "scores", "matrices")
 SCORE_FIELDS = (
     "name",
     "description",
@@ -85,11 +86,13 @@ def load_plan(text_: str, *, source: str) -> Plan:
             names.add(name)
             if score is not None:
                 scores.append(score)
+    matrices = matrices_of(ctx, spec.get("matrices"), {s.name: s for s in scores})
     if ctx.issues:
         raise PlanError(ctx.issues)
     return index_plan(
-        source, version, tuple(scores), lateness_ms=lateness_ms, dedup_horizon_ms=dedup_ms
-    )
+        source, version, tuple(scores), lateness_ms=lateness_ms, dedup_horizon_ms=dedup_ms,
+        matrices=matrices,
+    )  # fmt: skip
 
 
 def _version(ctx: Context, explicit: object, data: Any) -> str:

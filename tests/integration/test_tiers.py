@@ -69,3 +69,62 @@ async def test_tiers_end_to_end(bootstrap: str, tmp_path: Path) -> None:
     assert sorted((v["entity_id"], v["value"], v["tier"]) for v in latest.values()) == [
         ("c-1", 60, "hot"), ("c-2", 15, "cold")
     ]  # fmt: skip
+
+
+MATRIX_PLAN = """
+version: matrix-test
+matrices:
+  - {name: grade, entity: contact, rows: fit, cols: engagement,
+     labels: [[B2, B1], [A2, A1]]}
+scores:
+  - name: fit
+    entity: contact
+    tiers: [{name: poor, below: 30}, {name: good}]
+    rules: [{id: saas, while: {attributes.industry: {eq: saas}}, points: 40}]
+  - name: engagement
+    entity: contact
+    tiers: [{name: low, below: 20}, {name: high}]
+    rules: [{id: visit, on: page_visit, points: 15}]
+"""
+
+
+async def test_matrix_end_to_end(bootstrap: str, tmp_path: Path) -> None:
+    plan = tmp_path / "matrix.yaml"
+    plan.write_text(MATRIX_PLAN)
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=plan, partitions=2)
+    worker = service.worker().start()
+    now = int(time.time() * 1000)
+    profile = (
+        Source.CONTACT_PROFILES,
+        {
+            "event_id": "p1",
+            "account_id": None,
+            "occurred_at": now + 2,
+            "contact_id": "c-1",
+            "deal_id": None,
+            "attributes": {"industry": "saas"},
+        },
+    )
+    records = [visit("e1", "c-1", now), visit("e2", "c-1", now + 1), profile]
+    try:
+        await worker.wait_ready()
+        await service.produce(records)
+        deadline = time.monotonic() + 60
+        grades: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(grades) < 2:
+            changes = await service.changes()
+            grades = [c for c in changes if c["score"] == "grade"]
+        status, body = worker.get("/scores/contact/c-1")
+    finally:
+        service.stop_all()
+    # 15 (low), 30 (high: B2 -> B1), then fit 40 (good: B1 -> A1)
+    assert [(c["seq"], c["cause"], c["tier_before"], c["tier_after"], c["rule_ids"],
+             c["source_event_id"]) for c in grades] == [
+        (1, "tier", "B2", "B1", ["visit"], "e2"),
+        (2, "tier", "B1", "A1", ["saas"], "p1"),
+    ]  # fmt: skip
+    exactly_once(changes)
+    assert status == 200 and body["matrices"] == {"grade": "A1"}
+    # the offline scorer's finals, and the matrix at A1 (position 1 * 2 + 1)
+    expected = offline_finals(plan, records, tmp_path) | {(None, "contact", "c-1", "grade"): 3}
+    assert final_values(exactly_once(changes)) == expected

@@ -77,6 +77,8 @@ def offline_finals(plan_path: Path, records: list[tuple[Source, dict[str, Any]]]
     finals = {}
     for line in done.stdout.splitlines():
         row = json.loads(line)
+        if row["kind"] != "score":
+            continue  # (matrix rows)
         finals[(row["account_id"], row["entity"], row["entity_id"], row["score"])] = row["value"]
     return finals
 

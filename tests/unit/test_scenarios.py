@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scoring_helpers import T0, D, H, M, Runner, adj, ev, visit
@@ -254,7 +255,8 @@ def test_hubspot_engagement_decays_out_of_mql() -> None:
         ev("email.reply", "e4", T0 + 3 * H),  # 30
     )
     assert runner.value("engagement") == 67
-    assert [(c.new_value, c.thresholds, c.tier_after) for c in runner.changes][-2:] == [
+    engagement = [c for c in runner.changes if c.score == "engagement"]
+    assert [(c.new_value, c.thresholds, c.tier_after) for c in engagement][-2:] == [
         (67, (("mql", "up"),), "high"),
         (67, (), "high"),  # the tier record
     ]
@@ -268,7 +270,7 @@ def test_hubspot_engagement_decays_out_of_mql() -> None:
     pages = 17 * 2 ** (-t / 30)
     clicks = 10 * (1 - (t - 1 / 24) / 90) + 10 * (1 - (t - 2 / 24) / 90)
     assert runner.value("engagement") == round(pages + clicks + 22.5) == 34
-    assert runner.changes[-1].tier_after == "medium"
+    assert [c for c in runner.changes if c.score == "engagement"][-1].tier_after == "medium"
 
 
 def test_activecampaign_deal_not_updated_in_30_days() -> None:
@@ -293,3 +295,47 @@ def test_activecampaign_deal_not_updated_in_30_days() -> None:
     ]
     runner.advance(T0 + 71 * D)
     assert runner.value("deal-health", "deal", "d1") == 15
+
+
+def test_hubspot_matrix_grades_fit_and_engagement() -> None:
+    runner = Runner(example("hubspot-engagement.yaml"))
+    profile = ev("contact.updated", "p1", T0, attributes={"industry": "saas", "employees": 500})
+    changes = runner.feed(profile)  # fit 70: ideal; engagement 0: low -> A3
+    grades = [(c.tier_before, c.tier_after, c.rule_ids) for c in changes if c.score == "lead-grade"]
+    assert grades == [("C3", "A3", ("target-industry", "company-size"))]
+    changes = runner.feed(
+        reply("e1", T0 + H),  # 30: medium
+        visit("e2", T0 + 2 * H, url="https://saas.example/pricing"),  # 47: still medium
+        ev("email.click", "e3", T0 + 3 * H),  # 57: high
+    )
+    grades = [(c.tier_before, c.tier_after, c.old_value, c.new_value, str(c.cause), c.rule_ids)
+              for c in changes if c.score == "lead-grade"]  # fmt: skip
+    assert grades == [
+        ("A3", "A2", 6, 7, "tier", ("replied",)), ("A2", "A1", 7, 8, "tier", ("email-click",))
+    ]  # fmt: skip
+    # engagement decays back to low (A1 -> A2 -> A3): one record per move, even when one time
+    # step (a single advance here) covers both, each right after the tier record of its change
+    changes = runner.advance(T0 + 120 * D)
+    moves = [i for i, c in enumerate(changes) if c.score == "lead-grade"]
+    assert [changes[i].tier_after for i in moves] == ["A2", "A3"]
+    for i in moves:
+        assert (changes[i - 1].score, str(changes[i - 1].cause)) == ("engagement", "tier")
+        assert changes[i].occurred_at_ms == changes[i - 1].occurred_at_ms
+
+
+def reply(event_id: str, at_ms: int) -> Any:
+    return ev("email.reply", event_id, at_ms)
+
+
+def test_guide_lead_type_matrix() -> None:
+    runner = Runner(example("guide-lead-type-matrix.yaml"))
+    runner.feed(
+        ev("contact.updated", "p1", T0, attributes={"employees": 120}),  # mid-size: row 2
+        visit("e1", T0 + H, url="https://x.example/pricing"),  # 30: cold
+        reply("e2", T0 + 2 * H),  # 64: warm
+        visit("e3", T0 + 3 * H, url="https://x.example/webinar"),  # 89: hot ("2089")
+        ev("contact.updated", "p2", T0 + 4 * H, attributes={"employees": 1500}),  # large
+    )
+    assert [c.tier_after for c in runner.changes if c.score == "lead-type"] == [
+        "2-cold", "2-warm", "2-hot", "3-hot"
+    ]  # fmt: skip

@@ -1,0 +1,76 @@
+"""Validation of a plan's ``matrices`` (see ``matrix``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from streams.scoring.plan import Matrix, Score
+from streams.scoring.plan_checks import Context, fields_of, text
+
+MATRIX_FIELDS = ("name", "description", "entity", "rows", "cols", "labels")
+
+
+def matrices_of(ctx: Context, raw: object, scores: Mapping[str, Score]) -> tuple[Matrix, ...]:
+    """``matrices: [{name, entity, rows: SCORE, cols: SCORE, labels: [[...], ...]}]``."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        ctx.report("matrices", "must be a list of {name, entity, rows, cols, labels}")
+        return ()
+    out: list[Matrix] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        matrix = _matrix(ctx, item, f"matrices[{i}]", scores)
+        if matrix is None:
+            continue
+        if matrix.name in names or matrix.name in scores:
+            ctx.report(f"matrices[{i}].name",
+                       f"{matrix.name!r} is already the name of a score or matrix")  # fmt: skip
+            continue
+        names.add(matrix.name)
+        out.append(matrix)
+    return tuple(out)
+
+
+def _matrix(ctx: Context, raw: object, where: str, scores: Mapping[str, Score]) -> Matrix | None:
+    spec = fields_of(ctx, raw, where, allowed=MATRIX_FIELDS,
+                     required=("name", "entity", "rows", "cols", "labels"))  # fmt: skip
+    if spec is None:
+        return None
+    failed = len(ctx.issues)
+    name = text(ctx, spec["name"], f"{where}.name") if "name" in spec else None
+    entity = (text(ctx, spec["entity"], f"{where}.entity", choices=("contact", "deal"))
+              if "entity" in spec else None)  # fmt: skip
+    shape: list[int] = []
+    for axis in ("rows", "cols"):
+        named = spec.get(axis)
+        score = scores.get(named) if isinstance(named, str) else None
+        if score is None:
+            ctx.report(f"{where}.{axis}", f"must name a score of the plan (got {spec.get(axis)!r})")
+        elif entity is not None and score.entity != entity:
+            ctx.report(f"{where}.{axis}", f"score {score.name!r} is a {score.entity} score, "
+                                          f"not a {entity} one")  # fmt: skip
+        elif not score.tiers:
+            ctx.report(f"{where}.{axis}", f"score {score.name!r} has no tiers: a matrix crosses "
+                                          "the tiers of two scores")  # fmt: skip
+        else:
+            shape.append(len(score.tiers))
+    labels = spec.get("labels")
+    cells: list[tuple[str, ...]] = []
+    if len(shape) == 2:
+        rows, cols = shape
+        if not isinstance(labels, list) or len(labels) != rows:
+            ctx.report(f"{where}.labels", f"must be {rows} rows (one per tier of "
+                                          f"{spec['rows']!r}) of {cols} labels")  # fmt: skip
+        else:
+            for r, row in enumerate(labels):
+                if not isinstance(row, list) or len(row) != cols:
+                    wanted = f"must be a list of {cols} labels (one per tier of {spec['cols']!r})"
+                    ctx.report(f"{where}.labels[{r}]", wanted)
+                    continue
+                cells.append(tuple(text(ctx, label, f"{where}.labels[{r}][{c}]") or ""
+                                   for c, label in enumerate(row)))  # fmt: skip
+    if len(ctx.issues) != failed or name is None or entity is None or len(shape) != 2:
+        return None
+    return Matrix(name, "contact" if entity == "contact" else "deal", spec["rows"], spec["cols"],
+                  tuple(cells))  # fmt: skip
