@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,14 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command is None:
         parser.error("a command is required (worker, plan, score, demo, watch, automate)")
-    if args.command == "plan":
-        from streams.offline import cmd_plan_check
-
-        return cmd_plan_check(args.file)
-    if args.command == "score":
-        from streams.offline import cmd_score
-
-        return cmd_score(args.plan, args.events, changes=args.changes, until=args.until)
+    if args.command in ("plan", "score"):
+        return _offline(args)
     if args.command == "demo":
         from streams.demo import run_demo
         from streams.errors import LeadscoreError
@@ -107,6 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_worker()
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees one
+
+
+def _offline(args: argparse.Namespace) -> int:
+    """``plan check`` and ``score``: their output may go to a pipe that closes early
+    (``| head``), which ends them quietly like any Unix filter, not with a traceback."""
+    from streams.offline import cmd_plan_check, cmd_score
+
+    try:
+        if args.command == "plan":
+            return cmd_plan_check(args.file)
+        return cmd_score(args.plan, args.events, changes=args.changes, until=args.until)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # (Python flushes stdout again at exit)
+        return 0
 
 
 if __name__ == "__main__":
