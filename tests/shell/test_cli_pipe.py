@@ -15,8 +15,11 @@ def test_a_closed_pipe_ends_the_offline_commands_quietly(tmp_path: Path) -> None
     events = tmp_path / "events.jsonl"
     events.write_text('{"type": "page_visit", "event_id": "e1", "occurred_at": 0, '
                       '"contact_id": "c1", "url": "https://x.example/pricing"}\n')  # fmt: skip
-    for argv in (["plan", "check", "plans/reference.yaml"],
-                 ["score", "--plan", "plans/reference.yaml", "--changes", str(events)]):  # fmt: skip
+    commands = (
+        ["plan", "check", "plans/reference.yaml"],
+        ["score", "--plan", "plans/reference.yaml", "--changes", str(events)],
+    )
+    for argv in commands:
         read, write = os.pipe()
         os.close(read)  # nobody will read: the first write fails with EPIPE
         try:
