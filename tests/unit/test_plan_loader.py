@@ -250,7 +250,7 @@ def test_all_mistakes_at_once() -> None:
         (
             "- 1",
             "plans/x.yaml: must be a mapping (got [1]); the plan has: version, "
-            "description, lateness, dedup_horizon, scores",
+            "description, lateness, dedup_horizon, scores, matrices",
         ),
         # scores must not be empty
         ("scores: []", "plans/x.yaml: field 'scores': must be a non-empty list of scores"),
@@ -271,7 +271,7 @@ def test_plan_error_str_lists_one_issue_per_line() -> None:
         make_plan("scores: []\nextra: 1", source="p.yaml")
     assert str(caught.value) == (
         "p.yaml: field 'extra': unknown field (expected one of: version, description, "
-        "lateness, dedup_horizon, scores)\n"
+        "lateness, dedup_horizon, scores, matrices)\n"
         "p.yaml: field 'scores': must be a non-empty list of scores"
     )
 
