@@ -250,7 +250,10 @@ def main() -> int:
     started = datetime.now(UTC)
     full = None
     if args.rate is None:
-        log(f"calibrating: {args.entities:,} + {args.calibrate_events:,} events")
+        log(
+            f"calibrating: {args.calibrate_passes} x {args.entities:,} + "
+            f"{args.calibrate_events:,} events"
+        )
         full = asyncio.run(calibrate(args))
         args.rate = full / 2
         log(f"full load {full:,.0f} events/s: running at {args.rate:,.0f}")
