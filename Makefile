@@ -160,7 +160,8 @@ bench-http: $(BENCH_STAMP) ## processing with and without 100 HTTP requests in f
 	@$(KAFKA) up
 	$(PY) bench/http_load.py $(BENCH_HTTP_ARGS)
 
-# Outside CI: about 35 minutes (a calibration run, then 30 minutes at half load).
+# Outside CI: about 50 minutes (a calibration run over four passes of 1,000,000 entities, then
+# 30 minutes at half load).
 memory: $(BENCH_STAMP) ## worker RSS over 30 min at half load, 1,000,000 entities; writes bench/results/memory-<date>.*
 	@$(KAFKA) up
 	$(PY) bench/memory.py --setting LEADSCORE_CACHE_BYTES=16777216 $(MEMORY_ARGS)

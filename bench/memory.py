@@ -59,8 +59,9 @@ async def calibrate(args: argparse.Namespace) -> float:
     every entity and then ``--calibrate-events`` more; the rate is measured over the last part
     only, when every entity has a state that has grown for a few visits and the cache misses as
     it will in the run (the first pass creates states, which costs less than reading them back;
-    one pass was not enough: states keep growing, and a worker calibrated after one pass ran
-    40,000-100,000 records behind at "half" load)."""
+    states keep growing with each visit: a worker calibrated after one pass ran 40,000-100,000
+    records behind at "half" load, after two passes it fell behind in the last five minutes of
+    the run, whose contacts get about six visits; four passes keep it ahead)."""
     tag = f"{args.run}-cal"
     topics = TopicSet.named(TopicSet.input_names(tag), tag)
     await kafkaio.create_topics(args.bootstrap, [*topics.inputs, *topics.outputs],
@@ -225,9 +226,9 @@ def main() -> int:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--entities", type=int, default=1_000_000)
-    parser.add_argument("--calibrate-events", type=int, default=300_000,
+    parser.add_argument("--calibrate-events", type=int, default=200_000,
                         help="events after the calibration's pass over every entity")  # fmt: skip
-    parser.add_argument("--calibrate-passes", type=int, default=2,
+    parser.add_argument("--calibrate-passes", type=int, default=4,
                         help="passes over every entity before measuring")  # fmt: skip
     parser.add_argument("--rate", type=float, default=None, help="events/s (default: half load)")
     parser.add_argument("--partitions", type=int, default=8)
