@@ -45,6 +45,7 @@ MODULES = (
     "inactivity",
     "ledger",
     "matrix",
+    "members",
     "once",
     "outcomes",
     "patterns",
@@ -52,6 +53,7 @@ MODULES = (
     "points",
     "profile",
     "quiet_hours",
+    "rollup",
     "serialize",
     "state",
 )

@@ -18,6 +18,7 @@ from streams.publish import score_view
 from streams.scoring import (
     EntityKey,
     EntityState,
+    Forward,
     Invalid,
     Item,
     Plan,
@@ -25,6 +26,7 @@ from streams.scoring import (
     ScoreChange,
     advance,
     apply,
+    apply_member,
     load_plan,
     parse_input,
     route,
@@ -55,7 +57,20 @@ class OfflineScorer:
             self.states[key] = outcome.state
             changes.extend(outcome.changes)
             self._schedule(key, outcome.state)
+            self._deliver(outcome.forwards, self.clock_ms, changes)
         return changes
+
+    def _deliver(
+        self, forwards: tuple[Forward, ...], now_ms: int, changes: list[ScoreChange]
+    ) -> None:
+        """Member updates go to their deals and accounts at once (the service routes them
+        through the entity-events topic; the roll-ups come out the same, see ``rollup``)."""
+        for target, update in forwards:
+            outcome = apply_member(self.states.get(target), target, update, self.plan,
+                                   now_ms=now_ms)  # fmt: skip
+            self.states[target] = outcome.state
+            changes.extend(outcome.changes)
+            self._schedule(target, outcome.state)
 
     def advance_to(self, now_ms: int) -> list[ScoreChange]:
         """Apply every expiry and deferred award due at or before ``now_ms``, in due order."""
@@ -70,6 +85,7 @@ class OfflineScorer:
             self.states[key] = outcome.state
             changes.extend(outcome.changes)
             self._schedule(key, outcome.state)
+            self._deliver(outcome.forwards, now_ms, changes)
         return changes
 
     def _schedule(self, key: EntityKey, state: EntityState) -> None:
@@ -133,6 +149,10 @@ def cmd_plan_check(path: str) -> int:
         if idle is not None:
             extras.append(f"inactivity {idle.points:+d} after {format_duration(idle.after_ms)}"
                           f" of silence ({'once' if idle.once else 'every'})")  # fmt: skip
+        if score.rollup is not None:
+            top = f" {score.rollup.k}" if score.rollup.aggregate == "top" else ""
+            extras.append(f"roll-up: {score.rollup.aggregate}{top} of its contacts' "
+                          f"{score.rollup.source}")  # fmt: skip
         tail = f"; {'; '.join(extras)}" if extras else ""
         print(f"  {score.name} ({score.entity}): {len(score.rules)} rule(s){tail}")
     for matrix in plan.matrices:

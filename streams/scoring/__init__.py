@@ -5,7 +5,7 @@ The stream shell and the offline scorer call only the names exported below.
 """
 
 from streams.scoring.aggregate import category_values, reached
-from streams.scoring.engine import advance, apply, new_state, next_due_ms
+from streams.scoring.engine import advance, apply, next_due_ms
 from streams.scoring.errors import PlanError, PlanIssue, ScoringError, StateFormatError
 from streams.scoring.events import (
     Adjustment,
@@ -17,9 +17,11 @@ from streams.scoring.events import (
     route,
 )
 from streams.scoring.explain import Explanation, explain
+from streams.scoring.members import apply_member
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
 from streams.scoring.plan import Plan, Score
 from streams.scoring.plan_loader import load_plan
+from streams.scoring.rollup import Forward, MemberUpdate
 from streams.scoring.serialize import dumps, loads
 from streams.scoring.state import EntityState
 
@@ -30,8 +32,10 @@ __all__ = [
     "EntityState",
     "Event",
     "Explanation",
+    "Forward",
     "Invalid",
     "Item",
+    "MemberUpdate",
     "Outcome",
     "Plan",
     "PlanError",
@@ -44,12 +48,12 @@ __all__ = [
     "Verdict",
     "advance",
     "apply",
+    "apply_member",
     "category_values",
     "dumps",
     "explain",
     "load_plan",
     "loads",
-    "new_state",
     "next_due_ms",
     "parse_input",
     "reached",

@@ -21,8 +21,18 @@ def category_values(score: Score, sums: dict[str | None, int]) -> dict[str, int]
     }
 
 
-def unlimited_total(score: Score, sums: dict[str | None, int]) -> int:
-    """Sum of clamped categories plus uncategorised points, before the score's limits.
+def scaled_clamp(value: int, low: int | None, high: int | None, scale: int) -> int:
+    """``clamp`` with bounds given in points and ``value`` in ``1/scale`` points."""
+    if scale == 1:
+        return clamp(value, low, high)
+    return clamp(
+        value, None if low is None else low * scale, None if high is None else high * scale
+    )
+
+
+def unlimited_total(score: Score, sums: dict[str | None, int], scale: int = 1) -> int:
+    """Sum of clamped categories plus uncategorised points, before the score's limits (and
+    before a roll-up's part), in ``1/scale`` points (decay sums in millionths).
 
     A declared category without points counts as ``clamp(0, min, max)``. Points of a category
     that is no longer declared (the plan changed) count as uncategorised.
@@ -32,17 +42,18 @@ def unlimited_total(score: Score, sums: dict[str | None, int]) -> int:
     for name, points in sums.items():
         category = categories.get(name) if name is not None else None
         if category is not None:
-            points = clamp(points, category.min, category.max)
+            points = scaled_clamp(points, category.min, category.max, scale)
         total += points
     for name, category in categories.items():
         if name not in sums:
-            total += clamp(0, category.min, category.max)
+            total += scaled_clamp(0, category.min, category.max, scale)
     return total
 
 
-def total(score: Score, sums: dict[str | None, int]) -> int:
-    """The score's value: ``clamp(sum of clamped categories + uncategorised, limits)``."""
-    return clamp(unlimited_total(score, sums), score.min, score.max)
+def total(score: Score, sums: dict[str | None, int], rolled: int = 0) -> int:
+    """The score's value: ``clamp(sum of clamped categories + uncategorised + the roll-up's
+    part, limits)``."""
+    return clamp(unlimited_total(score, sums) + rolled, score.min, score.max)
 
 
 def crossings(score: Score, old: int, new: int) -> tuple[tuple[str, str], ...]:

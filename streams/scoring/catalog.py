@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-EntityKind = Literal["contact", "deal"]
+EntityKind = Literal["contact", "deal", "account"]
+#: Kinds input events route to (an account only has roll-up scores, fed by its contacts).
 ENTITY_KINDS: Final = ("contact", "deal")
+#: Kinds a score may be kept for.
+SCORE_KINDS: Final = ("contact", "deal", "account")
+
+
+def kind_of(name: str) -> EntityKind:
+    """A validated kind name (one of ``SCORE_KINDS``) as the literal type."""
+    return "contact" if name == "contact" else "deal" if name == "deal" else "account"
+
 
 EMAIL_ACTIONS: Final = (
     "sent",

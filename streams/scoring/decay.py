@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from streams.scoring.aggregate import clamp, tier_of
+from streams.scoring.aggregate import clamp, scaled_clamp, tier_of, unlimited_total
 from streams.scoring.plan import Decay, Score
 from streams.scoring.state import (
     C_CATEGORY,
@@ -84,31 +84,15 @@ def micro_sums(score: Score, ledger: ScoreState, at_ms: int) -> dict[str | None,
 
 def decayed_total(score: Score, ledger: ScoreState, at_ms: int) -> int:
     """The score's integer value at ``at_ms`` (see the module's docstring)."""
-    categories = score.categories
-    micro_total = 0
-    sums = micro_sums(score, ledger, at_ms)
-    for name, micro in sums.items():
-        category = categories.get(name) if name is not None else None
-        if category is not None:
-            micro = _clamp_micro(micro, category.min, category.max)
-        micro_total += micro
-    for name, category in categories.items():
-        if name not in sums:
-            micro_total += _clamp_micro(0, category.min, category.max)
-    return clamp(_div_half_even(micro_total, MICRO), score.min, score.max)
-
-
-def _clamp_micro(micro: int, low: int | None, high: int | None) -> int:
-    return clamp(
-        micro, None if low is None else low * MICRO, None if high is None else high * MICRO
-    )
+    micro = unlimited_total(score, micro_sums(score, ledger, at_ms), MICRO)
+    return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
 def decayed_categories(score: Score, ledger: ScoreState) -> dict[str, int]:
     """Each declared category's clamped value at the last evaluation, rounded half-even."""
     micro = micro_sums(score, ledger, ledger.decayed_ms)
     return {
-        name: _div_half_even(_clamp_micro(micro.get(name, 0), c.min, c.max), MICRO)
+        name: _div_half_even(scaled_clamp(micro.get(name, 0), c.min, c.max, MICRO), MICRO)
         for name, c in score.categories.items()
     }
 

@@ -42,7 +42,7 @@ def emit(
         drop_spent(score, ledger, at_ms)
         new = decayed_total(score, ledger, at_ms)
     else:
-        new = total(score, ledger.sums)
+        new = total(score, ledger.sums, ledger.rolled)
     if new != old:
         ledger.seq += 1
         ledger.total = new

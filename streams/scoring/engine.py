@@ -8,7 +8,7 @@ aggregate -> emit. State ownership: the input state is consumed (see ``state``).
 
 from __future__ import annotations
 
-from streams.scoring import inactivity, matrix
+from streams.scoring import inactivity, matrix, rollup
 from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
@@ -41,10 +41,6 @@ from streams.scoring.state import (
 )
 
 
-def new_state() -> EntityState:
-    return EntityState()
-
-
 def next_due_ms(state: EntityState | None) -> int | None:
     """Earliest pending expiry or deferred award of the entity (for the shell's timer index)."""
     return None if state is None else state.next_due_ms
@@ -62,7 +58,7 @@ def apply(
     entity = state if state is not None else EntityState()
     changes: list[ScoreChange] = []
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
-        _advance(entity, key, plan, now_ms, changes)
+        settle(entity, key, plan, now_ms, changes)
     if type(item) is Event:
         trigger = id_hash("e", item.event_id)
         results = _apply_event(entity, key, item, trigger, plan, now_ms, changes)
@@ -72,10 +68,13 @@ def apply(
         results = apply_adjustment(entity, key, item, trigger, plan, now_ms, changes)
     entity.recompute_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
-        _advance(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
+        settle(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
         entity.recompute_due()
     if changes and plan.matrices:
         matrix.follow(entity, key, plan, changes)
+    if plan.rollup_sources and key.kind == "contact":
+        forwards = rollup.after_item(entity, key, plan, changes, item)
+        return outcome(entity, tuple(changes), results, forwards)
     return outcome(entity, tuple(changes), results)
 
 
@@ -88,16 +87,20 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
         return outcome(EntityState())
     changes: list[ScoreChange] = []
     if state.next_due_ms is not None and state.next_due_ms <= now_ms:
-        _advance(state, key, plan, now_ms, changes)
+        settle(state, key, plan, now_ms, changes)
         state.recompute_due()
         if changes and plan.matrices:
             matrix.follow(state, key, plan, changes)
+        if changes and plan.rollup_sources and key.kind == "contact":
+            forwards = rollup.forwards(state, key, plan, changes, None, "", now_ms)
+            return outcome(state, tuple(changes), (), forwards)
     return outcome(state, tuple(changes))
 
 
-def _advance(
+def settle(
     entity: EntityState, key: EntityKey, plan: Plan, now_ms: int, changes: list[ScoreChange]
 ) -> None:
+    """Every expiry, deferred award, decay check and deduction due by ``now_ms``."""
     start = len(changes)
     for name, ledger in entity.scores.items():
         score = plan.by_name.get(name)

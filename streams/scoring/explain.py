@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from streams.scoring.aggregate import clamp, reached, total, unlimited_total
+from streams.scoring.aggregate import clamp, reached, scaled_clamp, total, unlimited_total
 from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
 from streams.scoring.durations import format_duration
 from streams.scoring.inactivity import RULE as INACTIVITY
 from streams.scoring.plan import Decay, Plan, Score
+from streams.scoring.rollup import counted
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -55,9 +56,13 @@ class Explanation:
     decayed_categories: tuple[float, ...] = ()
     #: Scores with inactivity: when the next deduction falls due if no event comes first
     next_inactivity_ms: int | None = None
+    #: Roll-up scores: what the members add (see ``rollup_view``)
+    rollup: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self._plain_dict()
+        if self.rollup is not None:
+            out["rollup"] = self.rollup
         if self.next_inactivity_ms is not None:
             out["next_inactivity"] = self.next_inactivity_ms
         if self.evaluated_at_ms is None:
@@ -135,9 +140,9 @@ def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanati
         for name, c in score.categories.items()
     )
     uncategorised = sum(p for name, p in sums.items() if name not in score.categories)
-    value = total(score, sums)
-    return _explanation(score, ledger, rows, value, unlimited_total(score, sums), categories,
-                        uncategorised)  # fmt: skip
+    value = total(score, sums, ledger.rolled)
+    before_limits = unlimited_total(score, sums) + ledger.rolled
+    return _explanation(score, ledger, rows, value, before_limits, categories, uncategorised)
 
 
 def _explanation(
@@ -171,8 +176,33 @@ def _explanation(
             )
         ),
         next_inactivity_ms=ledger.inactive_due_ms,
+        rollup=rollup_view(score, ledger),
         **decayed,
     )
+
+
+#: At most this many members are listed (highest first); ``members`` counts them all.
+LISTED_MEMBERS = 100
+
+
+def rollup_view(score: Score, ledger: ScoreState) -> dict[str, Any] | None:
+    """A roll-up's part: its spec, value (before the limits) and members, highest first,
+    each marked whether the aggregate counts it."""
+    spec = score.rollup
+    if spec is None:
+        return None
+    live = counted(spec, ledger.members)
+    return {
+        "from": spec.source,
+        "aggregate": spec.aggregate,
+        "k": spec.k if spec.aggregate == "top" else None,
+        "value": ledger.rolled,
+        "members": len(live),
+        "contributors": [
+            {"contact_id": contact, "value": value, "counted": used}
+            for contact, value, used in live[:LISTED_MEMBERS]
+        ],
+    }
 
 
 def _decayed(score: Score, ledger: ScoreState, rows: list[Row]) -> Explanation:
@@ -192,16 +222,15 @@ def _decayed(score: Score, ledger: ScoreState, rows: list[Row]) -> Explanation:
     before_limits = 0
     for name, c in score.categories.items():
         raw = micro.get(name, 0)
-        low = None if c.min is None else c.min * MICRO
-        high = None if c.max is None else c.max * MICRO
-        kept = clamp(raw, low, high)
+        kept = scaled_clamp(raw, c.min, c.max, MICRO)
         before_limits += kept
         categories.append((name, round(raw / MICRO), c.min, c.max, round(kept / MICRO)))
         decayed_categories.append(round(raw / MICRO, 6))
     uncategorised = sum(m for name, m in micro.items() if name not in score.categories)
     before_limits += uncategorised
     return _explanation(
-        score, ledger, rows, decayed_total(score, ledger, at_ms), round(before_limits / MICRO),
+        score, ledger, rows, decayed_total(score, ledger, at_ms),
+        round(before_limits / MICRO) + ledger.rolled,
         tuple(categories), round(uncategorised / MICRO), evaluated_at_ms=at_ms,
         next_decay_check_ms=ledger.decay_due_ms, decayed=tuple(decayed),
         decayed_categories=tuple(decayed_categories),

@@ -23,6 +23,7 @@ class Cause(StrEnum):
     TIER = "tier"  # the record of a tier change that follows the change that moved the tier
     DECAY = "decay"  # a decay check moved the integer total (``decay``)
     INACTIVITY = "inactivity"  # a deduction for a silence, or a late event undoing one
+    ROLLUP = "rollup"  # a member contact's value, or its membership, moved a roll-up
 
 
 CAUSES = tuple(Cause)
@@ -127,6 +128,9 @@ class Outcome(NamedTuple):
     state: EntityState
     changes: tuple[ScoreChange, ...] = ()
     results: tuple[ScoreResult, ...] = ()
+    #: Member updates a contact sends to its deals' and account's roll-ups (``rollup``), as
+    #: (target entity key, ``rollup.MemberUpdate``) pairs.
+    forwards: tuple[Any, ...] = ()
 
 
 #: Builds the named tuples above without their generated ``__new__`` (a Python function, even in
@@ -149,5 +153,6 @@ def outcome(
     state: EntityState,
     changes: tuple[ScoreChange, ...] = (),
     results: tuple[ScoreResult, ...] = (),
+    forwards: tuple[Any, ...] = (),
 ) -> Outcome:
-    return _new(Outcome, (state, changes, results))
+    return _new(Outcome, (state, changes, results, forwards))

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from streams.scoring.catalog import EntityKind
+from streams.scoring.catalog import SCORE_KINDS, EntityKind
 from streams.scoring.conditions import Predicate
 
 QuietPolicy = Literal["skip", "defer"]
@@ -74,6 +74,19 @@ class Inactivity:
     points: int
     once: bool = False
     category: str | None = None
+
+
+RollupAggregate = Literal["sum", "max", "top"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A score's part fed by contacts (see ``rollup``): the ``aggregate`` of the members'
+    values of the contact score ``source`` (``top``: the sum of the ``k`` highest)."""
+
+    source: str
+    aggregate: RollupAggregate
+    k: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +186,8 @@ class Score:
     #: Rule id -> its decay, for the rules that decay (empty: the score does not decay).
     decays: dict[str, Decay] = dataclasses.field(default_factory=dict)
     inactivity: Inactivity | None = None
+    #: Deal and account scores only: the members' part (added before the limits).
+    rollup: Rollup | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +228,9 @@ class Plan:
     #: Entity kind -> its matrices.
     matrices_by_kind: dict[str, tuple[Matrix, ...]] = dataclasses.field(default_factory=dict)
 
+    #: Target kind (deal, account) -> the contact scores its roll-ups read, in plan order.
+    rollup_sources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
     #: How far an entity's watermark moves between two compactions of its state.
     compaction_interval_ms: int = DEFAULT_LATENESS_MS // 8
 
@@ -232,6 +250,10 @@ def index_plan(
 ) -> Plan:
     """Assemble a Plan with its lookup tables from validated scores."""
     dispatch: dict[tuple[str, str], list[tuple[Score, tuple[Rule, ...]]]] = {}
+    sources: dict[str, list[str]] = {}
+    for score in scores:
+        if score.rollup is not None and score.rollup.source not in sources.get(score.entity, []):
+            sources.setdefault(score.entity, []).append(score.rollup.source)
     for score in scores:
         for event_type, rules in score.event_rules.items():
             dispatch.setdefault((score.entity, event_type), []).append((score, rules))
@@ -243,9 +265,7 @@ def index_plan(
         dedup_horizon_ms=dedup_horizon_ms,
         compaction_interval_ms=max(60_000, min(lateness_ms, dedup_horizon_ms) // 8),
         by_name={score.name: score for score in scores},
-        by_kind={
-            kind: tuple(s for s in scores if s.entity == kind) for kind in ("contact", "deal")
-        },
+        by_kind={kind: tuple(s for s in scores if s.entity == kind) for kind in SCORE_KINDS},
         dispatch={key: tuple(value) for key, value in dispatch.items()},
         stateful={
             kind: tuple(s for s in scores if s.entity == kind and s.state_rules)
@@ -253,6 +273,7 @@ def index_plan(
         },
         matrices=matrices,
         matrices_by_kind={
-            kind: tuple(m for m in matrices if m.entity == kind) for kind in ("contact", "deal")
+            kind: tuple(m for m in matrices if m.entity == kind) for kind in SCORE_KINDS
         },
+        rollup_sources={kind: tuple(names) for kind, names in sources.items()},
     )

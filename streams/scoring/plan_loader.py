@@ -8,6 +8,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from streams.scoring.catalog import SCORE_KINDS, kind_of
 from streams.scoring.errors import PlanError
 from streams.scoring.plan import (
     DAY_NAMES,
@@ -24,6 +25,7 @@ from streams.scoring.plan import (
 from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
 from streams.scoring.plan_matrix import matrices_of
+from streams.scoring.plan_rollup import account_problems, check_sources, rollup_of
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_time import granularity_of, inactivity_of
 from streams.scoring.plan_yaml import read_yaml
@@ -41,6 +43,7 @@ SCORE_FIELDS = (
     "tiers",
     "decay_granularity",
     "inactivity",
+    "rollup",
     "rules",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
@@ -86,7 +89,9 @@ def load_plan(text_: str, *, source: str) -> Plan:
             names.add(name)
             if score is not None:
                 scores.append(score)
-    matrices = matrices_of(ctx, spec.get("matrices"), {s.name: s for s in scores})
+    by_name = {s.name: s for s in scores}
+    check_sources(ctx, by_name)
+    matrices = matrices_of(ctx, spec.get("matrices"), by_name)
     if ctx.issues:
         raise PlanError(ctx.issues)
     return index_plan(
@@ -113,7 +118,10 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
     failed = len(ctx.issues)
     if "name" in spec:
         text(ctx, spec["name"], "name")
-    entity = text(ctx, spec.get("entity"), "entity", choices=("contact", "deal"))
+    entity = text(ctx, spec.get("entity"), "entity", choices=SCORE_KINDS)
+    if entity == "account":
+        account_problems(ctx, spec)
+    rollup = rollup_of(ctx, spec["rollup"], entity) if "rollup" in spec else None
     zone_name = spec.get("timezone", "UTC")
     zone = _zone(ctx, zone_name)
     quiet = _quiet_hours(ctx, spec["quiet_hours"]) if spec.get("quiet_hours") is not None else None
@@ -129,7 +137,8 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
     inactivity = (
         inactivity_of(ctx, spec["inactivity"], categories) if "inactivity" in spec else None
     )
-    rules = _rules(ctx, spec.get("rules"), entity or "contact", categories)
+    rules = (_rules(ctx, spec.get("rules"), entity or "contact", categories)
+             if entity != "account" else ())  # fmt: skip
     if len(ctx.issues) != failed or entity is None or zone is None or granularity is None:
         return None
     event_rules: dict[str, list[Rule]] = {}
@@ -138,7 +147,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
             event_rules.setdefault(event_type, []).append(rule)
     return Score(
         name=str(name),
-        entity="contact" if entity == "contact" else "deal",
+        entity=kind_of(entity),
         timezone=str(zone_name),
         zone=zone,
         rules=rules,
@@ -154,6 +163,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         decay_granularity_ms=granularity,
         decays={rule.id: rule.decay for rule in rules if rule.decay is not None},
         inactivity=inactivity,
+        rollup=rollup,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from streams.scoring.catalog import SCORE_KINDS, kind_of
 from streams.scoring.plan import Matrix, Score
 from streams.scoring.plan_checks import Context, fields_of, text
 
@@ -39,7 +40,7 @@ def _matrix(ctx: Context, raw: object, where: str, scores: Mapping[str, Score]) 
         return None
     failed = len(ctx.issues)
     name = text(ctx, spec["name"], f"{where}.name") if "name" in spec else None
-    entity = (text(ctx, spec["entity"], f"{where}.entity", choices=("contact", "deal"))
+    entity = (text(ctx, spec["entity"], f"{where}.entity", choices=SCORE_KINDS)
               if "entity" in spec else None)  # fmt: skip
     shape: list[int] = []
     for axis in ("rows", "cols"):
@@ -72,5 +73,4 @@ def _matrix(ctx: Context, raw: object, where: str, scores: Mapping[str, Score]) 
                                    for c, label in enumerate(row)))  # fmt: skip
     if len(ctx.issues) != failed or name is None or entity is None or len(shape) != 2:
         return None
-    return Matrix(name, "contact" if entity == "contact" else "deal", spec["rows"], spec["cols"],
-                  tuple(cells))  # fmt: skip
+    return Matrix(name, kind_of(entity), spec["rows"], spec["cols"], tuple(cells))

@@ -42,8 +42,10 @@ SCORE_FIELDS: Final = (
     "folded",
     "holds",
     "inactive_due_ms",
+    "members",
     "next_due_ms",
     "pending",
+    "rolled",
     "seq",
     "standby",
     "statics",
@@ -51,11 +53,14 @@ SCORE_FIELDS: Final = (
     "total",
 )
 ENTITY_FIELDS: Final = (
+    "account_link",
     "compacted_ms",
+    "deal_links",
     "floor_ms",
     "next_due_ms",
     "past",
     "props",
+    "rv",
     "scores",
     "seen",
     "watermark_ms",
@@ -93,6 +98,10 @@ class ScoreState:
         #: (and the newest before it), ascending, and when the next deduction falls due
         self.active: list[int] = []
         self.inactive_due_ms: int | None = None
+        #: roll-up scores only (see ``rollup``): contact id -> (the version of its last
+        #: update, its value; None once it left), and the aggregate of the live values
+        self.members: dict[str, tuple[int, int | None]] = {}
+        self.rolled = 0
         self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 
     def __eq__(self, other: object) -> bool:
@@ -127,7 +136,7 @@ class ScoreState:
 
 
 class EntityState:
-    """Everything kept for one entity (contact or deal) of one tenant."""
+    """Everything kept for one entity (contact, deal or account) of one tenant."""
 
     __slots__ = ENTITY_FIELDS
 
@@ -142,6 +151,11 @@ class EntityState:
         self.floor_ms = NO_EPOCH
         self.scores: dict[str, ScoreState] = {}
         self.next_due_ms: int | None = None
+        #: contacts of plans with roll-ups (see ``rollup``): the version of the last update
+        #: sent to a roll-up, the account and the deals the contact is counted in
+        self.rv = 0
+        self.account_link: str | None = None
+        self.deal_links: list[str] = []
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityState):

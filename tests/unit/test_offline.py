@@ -169,12 +169,12 @@ def test_score_from_stdin(
         (
             ["score", "--plan", "{bad}", "{events}"],
             2,
-            "{bad}: score 's', field 'entity': must be one of contact, deal (got 'lead')",
+            "{bad}: score 's', field 'entity': must be one of contact, deal, account (got 'lead')",
         ),
         (
             ["plan", "check", "{bad}"],
             2,
-            "{bad}: score 's', field 'entity': must be one of contact, deal (got 'lead')",
+            "{bad}: score 's', field 'entity': must be one of contact, deal, account (got 'lead')",
         ),
     ],
 )

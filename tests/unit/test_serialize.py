@@ -105,6 +105,18 @@ def build() -> Runner:
     return runner
 
 
+V5_BLOB = bytes.fromhex(  # the v5 writer's bytes of the same state (frozen)
+    "0598cf0000018f55edd100cf0000018f5512170087cfe416f06cac09c142ce08954400cfe6bb3833eb7cae6b"
+    "ce089543ffcf815fda2bb383d494ce089543fecf0feb521eb5de6760ce089543fdcf1a07317da40d8fb0ce00"
+    "dbba00cf3c9a0d314bee4f2b00cf93e36ac959aac3e9ce0036ee8082a473697a6592d5013530cf0000018f55"
+    "b6e280a46e616d6592a3416e6ecf0000018f4d588d0281a173dc00110623d3c0000000000000009296a77072"
+    "6963696e671ec0cf0000018f4d588d00cf0000018fe7d75500a2653196a46f70656e05c0cf0000018f4d588d"
+    "01c0a2653282c023a3666974008081a46f70656ecf0000018f4d588d0181a770726963696e6792cf0000018f"
+    "4d588d00cf0000018f55121700809193cf0000018f56929c80a265349196a770726963696e671ec0cf000001"
+    "8f55121700cf0000018fef90df00a26534cf0000018f56929c8081a46f70656e96a46f70656e05c0cf000001"
+    "8f55edd100c0a2653680d3c000000000000000c090c0cf0000018f56929c8081a473697a659192c703013235"
+    "30cf0000018f4d588d02cf0000018f31059300"
+)
 KEY = EntityKey(None, "contact", "c1")
 
 
@@ -191,10 +203,21 @@ def test_v4_blob_loads_as_the_same_state_without_decay_or_inactivity() -> None:
             for s in old.scores.values()] == [(NO_EPOCH, None, [], None)]  # fmt: skip
     # v5 appends four fields to each score row (a negative int of 9 bytes, nil, an empty
     # list, nil), whose 17 items take a 3-byte array header instead of 1
-    assert len(dumps(state)) == len(V4_BLOB) + 12 + 2
+    assert len(V5_BLOB) == len(V4_BLOB) + 12 + 2
 
 
-def test_corrupt_v5_blobs_raise_state_format_errors() -> None:
+def test_v5_blob_loads_as_the_same_state_without_rollups() -> None:
+    state = build_with_history().states[KEY]
+    old = loads(V5_BLOB)
+    assert old == state  # no roll-ups in this plan: the new fields keep their defaults
+    assert (old.rv, old.account_link, old.deal_links) == (0, None, [])
+    assert [(s.members, s.rolled) for s in old.scores.values()] == [({}, 0)]
+    # v6 appends two fields to each score row (an empty map, 0) and three to the body (0,
+    # nil, an empty list), whose 11 items still take a 1-byte array header
+    assert len(dumps(state)) == len(V5_BLOB) + 2 + 3
+
+
+def test_corrupt_v6_blobs_raise_state_format_errors() -> None:
     blob = dumps(build_with_history().states[KEY])
     for broken in (blob[:-3], blob[:1] + b"\x93\x01\x02\x03", blob[:1] + b"\xc7\x01\x09x"):
         with pytest.raises(StateFormatError):
@@ -208,7 +231,7 @@ def test_v1_encoder_is_frozen() -> None:
 def test_round_trip_and_version_byte() -> None:
     state = build().states[KEY]
     blob = dumps(state)
-    assert blob[0] == CURRENT_VERSION == 5
+    assert blob[0] == CURRENT_VERSION == 6
     assert loads(blob) == state
     assert dumps(loads(blob)) == blob
 
@@ -225,7 +248,7 @@ def test_loaded_state_keeps_scoring_identically() -> None:
     ("blob", "message"),
     [
         (b"", "empty state blob"),  # nothing stored
-        (b"\x09\x90", "unknown state format version 9 (this build reads 1-5)"),  # from the future
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-6)"),  # from the future
         (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
         (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
     ],
