@@ -61,7 +61,7 @@ from streams.metrics import Metrics
 from streams.partitions import Held, PartitionPhase, Partitions
 from streams.publish import change_key, change_record, score_records
 from streams.routing import partition_for
-from streams.scoring import EntityState, Plan, ScoreChange, dumps, loads
+from streams.scoring import EntityState, Forward, Plan, ScoreChange, dumps, loads
 from streams.settings import Settings
 from streams.state.cache import Entry, StateCache
 from streams.state.restore import RestoreError, Restorer
@@ -313,7 +313,10 @@ class Engine:
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
-                result = self.stage.on_item(partition, msg.key(), rec)  # type: ignore[arg-type]
+                if isinstance(rec, records.MemberRecord):
+                    result = self.stage.on_member(partition, msg.key(), rec)  # type: ignore[arg-type]
+                else:
+                    result = self.stage.on_item(partition, msg.key(), rec)  # type: ignore[arg-type]
             except Exception as exc:  # a core bug: the state may be half-changed
                 reason = "".join(traceback.format_exception(exc, limit=6))[-1500:]
                 log.error("%s[%d]@%d raised in the core, aborting: %r", topic, partition,
@@ -326,8 +329,12 @@ class Engine:
             if result.invalid is not None:
                 self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
             self._publish(result.changes, emitted_ms)
-            self.metrics.observe_item(result.changes, result.results, rec.source[0],
-                                      rec.appended_ms, emitted_ms)  # fmt: skip
+            if isinstance(rec, records.MemberRecord):
+                self.metrics.observe_changes(result.changes)
+            else:
+                self._forward(result.forwards, rec.now_ms)
+                self.metrics.observe_item(result.changes, result.results, rec.source[0],
+                                          rec.appended_ms, emitted_ms)  # fmt: skip
             self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
         if batch:
             self.metrics.processing_seconds.labels("score").observe(
@@ -346,6 +353,12 @@ class Engine:
                 self.codec.score_changed, change_record(change, emitted_at_ms=emitted_ms)
             )
             self.txn.produce(topic, key, value, PARTITIONER)
+
+    def _forward(self, forwards: tuple[Forward, ...] | list[Forward], now_ms: int) -> None:
+        """Member updates to the partitions of their deals and accounts (``rollup``)."""
+        for target, update in forwards:
+            self.txn.produce(self.entity_topic, records.entity_key_bytes(target),
+                             records.encode_member(update, now_ms=now_ms), PARTITIONER)  # fmt: skip
 
     def _score_records(self, key: bytes, entry: Entry) -> list[tuple[str, bytes, bytes, int]]:
         if not entry.changed:
@@ -395,7 +408,7 @@ class Engine:
             backlog += len(candidates)
             for key in candidates:
                 try:
-                    changes = self.stage.advance_due(partition, [key], now_ms)
+                    changes, forwards = self.stage.advance_due(partition, [key], now_ms)
                 except Exception as exc:  # a core bug: never again for this entity; abort
                     log.error(
                         "advancing %r (partition %d) raised in the core, skipping its "
@@ -407,17 +420,14 @@ class Engine:
                     return
                 try:
                     self._publish(changes, now_ms)
+                    self._forward(forwards, now_ms)
                 except KafkaException as exc:
                     if classify(exc) is not ErrorKind.ABORTABLE:
                         raise
                     log.warning("transaction must abort (%s): rewinding", exc.args[0])
                     self._abort({})
                     return
-                for change in changes:
-                    m = self.metrics
-                    m.child(m.changes, change.score, change.cause.value).inc()
-                    for name, direction in change.thresholds:
-                        m.child(m.thresholds, change.score, name, direction).inc()
+                self.metrics.observe_changes(changes)
         self.metrics.expiry_backlog.set(backlog)
 
     # ----- commit and abort ---------------------------------------------------------------------

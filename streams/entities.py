@@ -17,6 +17,7 @@ from streams import records
 from streams.scoring import (
     EntityKey,
     EntityState,
+    Forward,
     Invalid,
     Outcome,
     Plan,
@@ -24,6 +25,7 @@ from streams.scoring import (
     ScoreResult,
     advance,
     apply,
+    apply_member,
     parse_input,
 )
 from streams.state.cache import Entry, Loader, StateCache
@@ -36,6 +38,8 @@ class ItemResult:
     changes: tuple[ScoreChange, ...] = ()
     results: tuple[ScoreResult, ...] = ()
     invalid: str | None = None
+    #: member updates for deals and accounts (to the entity-events topic, keyed by target)
+    forwards: tuple[Forward, ...] = ()
 
 
 @dataclass(slots=True)
@@ -68,13 +72,24 @@ class EntityStage:
             entry.state if entry is not None else None, key, item, self.plan, now_ms=rec.now_ms
         )
         self._keep(partition, key_bytes, entry, outcome)
-        return ItemResult(outcome.changes, outcome.results)
+        return ItemResult(outcome.changes, outcome.results, None, outcome.forwards)
+
+    def on_member(self, partition: int, key_bytes: bytes, rec: records.MemberRecord) -> ItemResult:
+        """A contact's member update to this deal's or account's roll-ups."""
+        key = self.entity_key(key_bytes)
+        entry = self._entry(partition, key_bytes)
+        state = entry.state if entry is not None else None
+        outcome = apply_member(state, key, rec.update, self.plan, now_ms=rec.now_ms)
+        self._keep(partition, key_bytes, entry, outcome)
+        return ItemResult(outcome.changes)
 
     def advance_due(
         self, partition: int, candidates: list[bytes], now_ms: int
-    ) -> list[ScoreChange]:
-        """Expiries and deferred awards due by ``now_ms`` of the candidate entities."""
+    ) -> tuple[list[ScoreChange], list[Forward]]:
+        """Expiries, deferred awards, decay and inactivity due by ``now_ms`` of the candidate
+        entities: the changes, and the member updates they send."""
         out: list[ScoreChange] = []
+        forwards: list[Forward] = []
         for key_bytes in candidates:
             entry = self._entry(partition, key_bytes)
             if entry is None:
@@ -85,7 +100,8 @@ class EntityStage:
             outcome = advance(entry.state, self.entity_key(key_bytes), self.plan, now_ms=now_ms)
             self._keep(partition, key_bytes, entry, outcome)
             out.extend(outcome.changes)
-        return out
+            forwards.extend(outcome.forwards)
+        return out, forwards
 
     def dirty_due(self, partition: int, now_ms: int) -> list[bytes]:
         """Dirty entities of the partition already due (their due time is not in the store yet)."""

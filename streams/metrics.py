@@ -205,6 +205,14 @@ class Metrics:
             ),
         )
 
+    def observe_changes(self, changes: tuple[ScoreChange, ...] | list[ScoreChange]) -> None:
+        """Count changes by score and cause, and their threshold crossings."""
+        child = self.child
+        for change in changes:
+            child(self.changes, change.score, change.cause.value).inc()
+            for name, direction in change.thresholds:
+                child(self.thresholds, change.score, name, direction).inc()
+
     def observe_item(
         self,
         changes: tuple[ScoreChange, ...],
@@ -215,10 +223,7 @@ class Metrics:
     ) -> None:
         """Count what one item did to one entity."""
         child = self.child
-        for change in changes:
-            child(self.changes, change.score, change.cause.value).inc()
-            for name, direction in change.thresholds:
-                child(self.thresholds, change.score, name, direction).inc()
+        self.observe_changes(changes)
         if changes:
             self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
         if results:

@@ -41,7 +41,7 @@ from streams.scoring.matrix import cells
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
-ENTITY_KINDS = ("contact", "deal")
+ENTITY_KINDS = ("contact", "deal", "account")
 CLIENT_ID_PREFIX = "leadscore@"
 FORWARDED = "X-Leadscore-Forwarded"
 OWNERS_TTL_S = 5.0

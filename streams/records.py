@@ -5,9 +5,13 @@ it was re-keyed. Because that "now" travels inside the log, the core's work on a
 whenever the item is processed (after an aborted transaction, a crash or a rebalance).
 
 Key: the entity key (msgpack ``[account_id, kind, entity_id]``). Value: a msgpack map; decimals
-travel as strings. Records ``{"t": now}`` are partition ticks left by the Faust runtime (before
-the transactional loop, time-driven work travelled through this topic); they decode to
-:class:`Tick` and the loop skips them.
+travel as strings. Besides input items the topic carries *member updates*: a contact's values
+for the roll-ups of one deal or account (``streams.scoring.rollup``), produced by the entity
+stage of the contact's partition, in the transaction that commits the contact's state, and keyed
+by the deal or account so that they reach its partition; they decode to :class:`MemberRecord`.
+Records ``{"t": now}`` are partition ticks left by the Faust runtime (before the transactional
+loop, time-driven work travelled through this topic); they decode to :class:`Tick` and the loop
+skips them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import msgpack
 
-from streams.scoring import EntityKey
+from streams.scoring import EntityKey, MemberUpdate
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,14 @@ class ItemRecord:
     now_ms: int  # "now" for this item: when it was re-keyed
     source: tuple[str, int, int]  # topic, partition, offset of the original record
     appended_ms: int  # the original record's Kafka timestamp (for event-to-emit latency)
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A member update on its way to a deal or account."""
+
+    update: MemberUpdate
+    now_ms: int  # "now" of the contact's item (or time step) that sent it
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +71,19 @@ def encode_item(
     return packed
 
 
-def decode(value: bytes) -> ItemRecord | Tick:
+def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
+    contact, version, values, source, occurred = update
+    wire = None if values is None else [list(pair) for pair in values]
+    packed: bytes = msgpack.packb({"m": [contact, version, wire, source, occurred], "n": now_ms})
+    return packed
+
+
+def decode(value: bytes) -> ItemRecord | MemberRecord | Tick:
     body = msgpack.unpackb(value)
+    if "m" in body:
+        contact, version, wire, source, occurred = body["m"]
+        values = None if wire is None else tuple((name, points) for name, points in wire)
+        return MemberRecord(MemberUpdate(contact, version, values, source, occurred), body["n"])
     if "t" in body:
         return Tick(body["t"])
     topic, partition, offset = body["s"]

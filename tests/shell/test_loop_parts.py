@@ -209,10 +209,47 @@ def test_due_work_comes_from_the_store_index_and_from_dirty_states() -> None:
     stage.cache.committed()
     assert due_candidates(stage, 0, store.due_keys, T0 + HOUR - 1, 10) == []
     candidates = due_candidates(stage, 0, store.due_keys, T0 + HOUR, 10)
-    changes = stage.advance_due(0, candidates, T0 + HOUR)
+    changes, forwards = stage.advance_due(0, candidates, T0 + HOUR)
+    assert forwards == []  # the plan has no roll-ups
     assert [(c.cause.value, c.old_value, c.new_value) for c in changes] == [("expiry", 5, 0)]
-    assert stage.advance_due(0, candidates, T0 + HOUR) == []  # advanced already: idempotent
+    assert stage.advance_due(0, candidates, T0 + HOUR) == ([], [])  # advanced already: idempotent
 
+
+
+ROLLUP_PLAN = load_plan(
+    """
+scores:
+  - {name: s, entity: contact, rules: [{id: visit, on: page_visit, points: 5}]}
+  - {name: team, entity: account, rollup: {from: s, aggregate: sum}}
+""",
+    source="rollup.yaml",
+)
+
+
+def test_member_updates_travel_through_the_entity_topic_to_the_account() -> None:
+    stage = EntityStage(ROLLUP_PLAN, StateCache(100, loads, None))
+    stage.loaders[0] = FakeStore().load
+    profile = {"type": "contact.updated", "event_id": "p1", "account_id": None,
+               "occurred_at": T0, "contact_id": "c1", "deal_id": None,
+               "attributes": {"account_id": "acme"}}  # fmt: skip
+    joined = stage.on_item(0, key_of("c1"), records.ItemRecord(profile, T0, ("p", 0, 0), T0))
+    [(target, update)] = joined.forwards
+    assert target == EntityKey(None, "account", "acme")  # the tenant's account of that name
+    assert (update.contact_id, update.version, update.values) == ("c1", 1, (("s", 0),))
+    scored = stage.on_item(0, key_of("c1"), visit("e1", T0 + 1))
+    [(_, moved)] = scored.forwards
+    assert (moved.version, moved.values, moved.source_id) == (2, (("s", 5),), "e1")
+    # the update as it travels: the entity-events record decodes to the same update
+    account = records.entity_key_bytes(target)
+    for update_ in (update, moved):
+        rec = records.decode(records.encode_member(update_, now_ms=T0 + 2))
+        assert isinstance(rec, records.MemberRecord) and rec.update == update_
+        result = stage.on_member(0, account, rec)
+    assert [(c.entity, c.score, c.new_value, c.cause.value) for c in result.changes] == [
+        ("account", "team", 5, "rollup")
+    ]
+    again = stage.on_member(0, account, records.MemberRecord(moved, T0 + 3))
+    assert again.changes == ()  # a duplicate update is not newer: nothing changes
 
 # ----- the commit's steps, recorded -----------------------------------------------------------
 

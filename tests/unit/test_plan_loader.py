@@ -194,7 +194,8 @@ def test_all_mistakes_at_once() -> None:
     assert errors(text) == [
         "plans/x.yaml: field 'lateness': must be a duration such as 500ms, 90s, 15m, 24h, 30d "
         "or 2w (got 'soon')",
-        "plans/x.yaml: score 's', field 'entity': must be one of contact, deal, account (got 'person')",
+        "plans/x.yaml: score 's', field 'entity': must be one of contact, deal, account "
+        "(got 'person')",
         "plans/x.yaml: score 's', field 'timezone': unknown IANA time zone 'Mars/Olympus' "
         "(e.g. UTC, Europe/Warsaw)",
         "plans/x.yaml: score 's', field 'quiet_hours.policy': must be one of skip, defer "
