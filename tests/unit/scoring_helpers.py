@@ -16,6 +16,7 @@ from streams.scoring import (
     ScoreChange,
     advance,
     apply,
+    apply_member,
     load_plan,
     parse_input,
     route,
@@ -134,8 +135,16 @@ class Runner:
                 self.states[key] = outcome.state
                 self.outcomes.append(outcome)
                 produced.extend(outcome.changes)
+                self._deliver(outcome, now_ms or self.clock, produced)
         self.changes.extend(produced)
         return produced
+
+    def _deliver(self, outcome: Outcome, now_ms: int, produced: list[ScoreChange]) -> None:
+        """Member updates go to their deals and accounts at once (see ``rollup``)."""
+        for target, update in outcome.forwards:
+            done = apply_member(self.states.get(target), target, update, self.plan, now_ms=now_ms)
+            self.states[target] = done.state
+            produced.extend(done.changes)
 
     def advance(self, now_ms: int) -> list[ScoreChange]:
         produced: list[ScoreChange] = []
@@ -144,6 +153,7 @@ class Runner:
             outcome = advance(self.states[key], key, self.plan, now_ms=now_ms)
             self.states[key] = outcome.state
             produced.extend(outcome.changes)
+            self._deliver(outcome, now_ms, produced)
         self.changes.extend(produced)
         return produced
 

@@ -339,3 +339,47 @@ def test_guide_lead_type_matrix() -> None:
     assert [c.tier_after for c in runner.changes if c.score == "lead-type"] == [
         "2-cold", "2-warm", "2-hot", "3-hot"
     ]  # fmt: skip
+
+
+def test_marketo_account_rollup_sums_the_five_best_contacts() -> None:
+    runner = Runner(example("marketo-account-rollup.yaml"))
+    pricing = "https://acme.example/pricing"
+    acts = {  # person scores: 65, 35, 25, 20, 15, 10, 10
+        "c1": ["pricing", "pricing", "pricing", "webinar", "reply"],
+        "c2": ["reply", "webinar"], "c3": ["webinar", "pricing"], "c4": ["reply"],
+        "c5": ["webinar"], "c6": ["pricing"], "c7": ["pricing"],
+    }  # fmt: skip
+    t = T0
+    for contact, done in acts.items():
+        runner.feed(ev("contact.updated", f"p-{contact}", t, contact=contact,
+                       attributes={"account_id": "acme"}))  # fmt: skip
+        for n, act in enumerate(done):
+            t += M
+            eid = f"{contact}-{n}"
+            if act == "pricing":
+                runner.feed(visit(eid, t, url=pricing, contact=contact))
+            elif act == "webinar":
+                runner.feed(ev("email.click", eid, t, contact=contact, campaign_id="webinar"))
+            else:  # c2's reply is about deal d1: c2 joins the deal
+                runner.feed(ev("email.reply", eid, t, contact=contact,
+                               deal="d1" if contact == "c2" else None))  # fmt: skip
+    assert runner.value("person-score", "contact", "c1") == 65
+    assert runner.value("account-score", "account", "acme") == 65 + 35 + 25 + 20 + 15
+    assert runner.value("champion", "account", "acme") == 65
+    ups = [(c.new_value, c.thresholds, c.tier_after) for c in runner.changes
+           if c.score == "account-score" and c.thresholds]  # fmt: skip
+    assert ups == [(160, (("target-account", "up"),), "hot")]
+    # c1 joins another company: its 65 leaves acme (the sixth contact's 10 now counts)
+    moved = runner.feed(ev("contact.updated", "p-c1b", t + H, contact="c1",
+                           attributes={"account_id": "globex"}))  # fmt: skip
+    assert [(c.entity_id, c.score, c.old_value, c.new_value, str(c.cause), c.tier_after,
+             c.thresholds) for c in moved if c.cause != "tier"] == [
+        ("acme", "account-score", 160, 105, "rollup", "warm", (("target-account", "down"),)),
+        ("acme", "champion", 65, 35, "rollup", None, ()),
+        ("globex", "account-score", 0, 65, "rollup", "warm", ()),
+        ("globex", "champion", 0, 65, "rollup", None, ()),
+    ]  # fmt: skip
+    # deal d1: the demo stage (25) plus its contact c2's person score (35)
+    runner.feed(ev("deal.stage_changed", "s1", t + 2 * H, contact=None, deal="d1",
+                   pipeline="sales", to_stage="Demo", status="open"))  # fmt: skip
+    assert runner.value("deal-engagement", "deal", "d1") == 25 + 35
