@@ -68,13 +68,20 @@ def crossings(score: Score, old: int, new: int) -> tuple[tuple[str, str], ...]:
     return ()
 
 
-def tier_of(score: Score, value: int) -> str | None:
-    """The tier ``value`` falls in (None when the score has no tiers)."""
-    for tier in score.tiers:
+def tier_index(score: Score, value: int) -> int:
+    """The position of the tier ``value`` falls in (-1 when the score has no tiers)."""
+    tiers = score.tiers
+    for i, tier in enumerate(tiers):
         below = tier.below
         if below is None or value < below:
-            return tier.name
-    return None
+            return i
+    return len(tiers) - 1
+
+
+def tier_of(score: Score, value: int) -> str | None:
+    """The tier ``value`` falls in (None when the score has no tiers)."""
+    index = tier_index(score, value)
+    return score.tiers[index].name if index >= 0 else None
 
 
 def reached(score: Score, value: int) -> tuple[str, ...]:

@@ -12,18 +12,11 @@ records, online (one due time at a time) and offline (all due times at once) ali
 
 from __future__ import annotations
 
-from streams.scoring.aggregate import total
+from streams.scoring.aggregate import tier_index, total
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan import Matrix, Plan, Score
 from streams.scoring.state import EntityState, ScoreState
-
-
-def _tier_index(score: Score, value: int) -> int:
-    for i, tier in enumerate(score.tiers):
-        if tier.below is None or value < tier.below:
-            return i
-    return len(score.tiers) - 1
 
 
 def _value(entity: EntityState, score: Score) -> int:
@@ -34,7 +27,7 @@ def _value(entity: EntityState, score: Score) -> int:
 def position(matrix: Matrix, plan: Plan, entity: EntityState) -> int:
     """The entity's current cell of ``matrix``."""
     rows, cols = plan.by_name[matrix.rows], plan.by_name[matrix.cols]
-    return _tier_index(rows, _value(entity, rows)) * len(cols.tiers) + _tier_index(
+    return tier_index(rows, _value(entity, rows)) * len(cols.tiers) + tier_index(
         cols, _value(entity, cols)
     )
 
@@ -79,7 +72,7 @@ def _walk(
         if change.score not in values or change.cause is Cause.TIER:
             continue
         values[change.score] = change.new_value
-        at = _tier_index(rows, values[rows.name]) * len(cols.tiers) + _tier_index(
+        at = tier_index(rows, values[rows.name]) * len(cols.tiers) + tier_index(
             cols, values[cols.name]
         )
         if at == ledger.total:
@@ -107,7 +100,7 @@ def _walk(
 def _empty(matrix: Matrix, plan: Plan) -> int:
     """The cell of an entity none of whose scores has moved."""
     rows, cols = plan.by_name[matrix.rows], plan.by_name[matrix.cols]
-    return _tier_index(rows, total(rows, {})) * len(cols.tiers) + _tier_index(cols, total(cols, {}))
+    return tier_index(rows, total(rows, {})) * len(cols.tiers) + tier_index(cols, total(cols, {}))
 
 
 def cells(plan: Plan, kind: str, entity: EntityState | None) -> dict[str, str]:
