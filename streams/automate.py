@@ -101,7 +101,7 @@ class Trigger(_Strict):
     tier: str | None = None
     direction: Literal["up", "down", "any"] | None = None
     accounts: list[str | None] | None = None
-    entity: Literal["contact", "deal"] | None = None
+    entity: Literal["contact", "deal", "account"] | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:

@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help=f"only this tenant (repeatable; '{DEFAULT_TENANT}' is the default tenant)",
     )
-    parser.add_argument("--entity", action="append", default=[], choices=["contact", "deal"])
+    parser.add_argument(
+        "--entity", action="append", default=[], choices=["contact", "deal", "account"]
+    )
     parser.add_argument("--id", action="append", default=[], dest="ids", help="entity id")
     parser.add_argument("--score", action="append", default=[], dest="scores", help="score name")
     parser.add_argument("--cause", action="append", default=[], dest="causes")
