@@ -71,7 +71,7 @@ def with_change(path: str, value: object) -> dict[str, Any]:
          "endpoints.sales.backoff: max_s (1.0) is below initial_s (5.0)"),
         ("endpoints.sales.secret_env", "lower", "endpoints.sales.secret_env: String should match"),
         ("triggers.0.direction", "sideways", "triggers.0.direction: Input should be 'up', 'down'"),
-        ("triggers.0.entity", "lead", "triggers.0.entity: Input should be 'contact', 'deal' or 'account'"),
+        ("triggers.0.entity", "lead", "triggers.0.entity: Input should be 'contact', 'deal'"),
         ("triggers", [], "triggers: List should have at least 1 item"),
         ("group", "a b", "group: String should match pattern"),
     ],
