@@ -215,7 +215,6 @@ def test_due_work_comes_from_the_store_index_and_from_dirty_states() -> None:
     assert stage.advance_due(0, candidates, T0 + HOUR) == ([], [])  # advanced already: idempotent
 
 
-
 ROLLUP_PLAN = load_plan(
     """
 scores:
@@ -250,6 +249,7 @@ def test_member_updates_travel_through_the_entity_topic_to_the_account() -> None
     ]
     again = stage.on_member(0, account, records.MemberRecord(moved, T0 + 3))
     assert again.changes == ()  # a duplicate update is not newer: nothing changes
+
 
 # ----- the commit's steps, recorded -----------------------------------------------------------
 
