@@ -330,6 +330,7 @@ class Engine:
                 self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
             self._publish(result.changes, emitted_ms)
             if isinstance(rec, records.MemberRecord):
+                self.metrics.child(self.metrics.member_updates, "received").inc()
                 self.metrics.observe_changes(result.changes)
             else:
                 self._forward(result.forwards, rec.now_ms)
@@ -356,6 +357,8 @@ class Engine:
 
     def _forward(self, forwards: tuple[Forward, ...] | list[Forward], now_ms: int) -> None:
         """Member updates to the partitions of their deals and accounts (``rollup``)."""
+        if forwards:
+            self.metrics.child(self.metrics.member_updates, "sent").inc(len(forwards))
         for target, update in forwards:
             self.txn.produce(self.entity_topic, records.entity_key_bytes(target),
                              records.encode_member(update, now_ms=now_ms), PARTITIONER)  # fmt: skip

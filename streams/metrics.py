@@ -38,6 +38,7 @@ class Metrics:
     changes: Counter
     thresholds: Counter
     dead_letters: Counter
+    member_updates: Counter
     processing_seconds: Histogram
     event_to_emit_seconds: Histogram
     consumer_lag: Gauge
@@ -106,6 +107,12 @@ class Metrics:
                 "leadscore_dead_letters",
                 "Records sent to the dead-letter topic, by source topic and error class",
                 ["topic", "reason"],
+                registry=r,
+            ),
+            member_updates=Counter(
+                "leadscore_member_updates",
+                "Roll-up member updates: sent by contacts, received by deals and accounts",
+                ["direction"],
                 registry=r,
             ),
             processing_seconds=Histogram(

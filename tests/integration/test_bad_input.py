@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaProducer
 
 from streams.codec import Codec, Source, load_schema
 from tests.integration.service import SOURCES, Service
-from tests.integration.verify import exactly_once
+from tests.integration.verify import exactly_once, metric_sum
 
 KEY = b"any-key"
 JSON_SOURCES = frozenset({Source.EMAIL_EVENTS})
@@ -381,14 +381,6 @@ def test_every_valid_event_is_scored_once(run: Run) -> None:
         got = [(c["old_value"], c["new_value"], c["cause"]) for c in changes]
         assert got == [(old, new, cause)], key
     assert set(run.grouped) == set(run.expected)  # bad records changed nothing
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 def test_dead_letter_metrics_add_up(run: Run) -> None:

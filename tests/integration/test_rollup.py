@@ -13,7 +13,7 @@ from typing import Any
 
 from streams.codec import Source
 from tests.integration.service import Service
-from tests.integration.verify import exactly_once, final_values, offline_finals
+from tests.integration.verify import exactly_once, final_values, metric_sum, offline_finals
 
 PLAN = """
 version: rollup-test
@@ -93,6 +93,7 @@ async def test_rollups_end_to_end_across_a_crash(bootstrap: str, tmp_path: Path)
             time.sleep(0.5)
         status, view = worker.get("/scores/account/acme/explain?score=champions")
         deal_status, deal_view = worker.get("/scores/deal/d1/explain?score=deal-heat")
+        metrics = worker.get_text("/metrics")
     finally:
         service.stop_all()
     assert final_values(exactly_once(changes)) == _moved(expected)
@@ -110,6 +111,10 @@ async def test_rollups_end_to_end_across_a_crash(bootstrap: str, tmp_path: Path)
     assert deal_status == 200 and deal_view["rollup"]["contributors"] == [
         {"contact_id": "c1", "value": 30, "counted": True}
     ]
+    # w2 sent at least the second batch's 8 updates (2 for c3's move, c4's leave, c3's late
+    # visit, c1's deal visit to acme and d1, its last visit to both) and received them
+    for direction in ("sent", "received"):
+        assert metric_sum(metrics, "leadscore_member_updates_total", direction=direction) >= 8
     ups = [c for c in changes if c["score"] == "team" and c["thresholds"]]
     assert [(c["entity_id"], c["thresholds"][0]["direction"], c["cause"]) for c in ups][:1] == [
         ("acme", "up", "rollup")

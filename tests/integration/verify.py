@@ -319,3 +319,12 @@ def assert_no_hanging_transaction(bootstrap: str, topics: Iterable[str],
     finally:
         consumer.close()
     return len(written)
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of a Prometheus text exposition's samples of ``name`` with ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
