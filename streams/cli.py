@@ -52,6 +52,15 @@ def _build_parser() -> argparse.ArgumentParser:
     automate.add_argument("--port", type=int, default=None, help="serve /metrics and /healthz")
     automate.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                           help="stop once idle this long with nothing in flight")  # fmt: skip
+    top = sub.add_parser("top", help="a tenant's highest-scoring entities (the scores topic)")
+    top.add_argument("entity", choices=["contact", "deal", "account"])
+    top.add_argument("--score", required=True, help="a score of the plan for that entity")
+    top.add_argument("--account", default=None, help="the tenant (default: the default tenant)")
+    top.add_argument("-n", default="10", help="how many (1-1000, default 10)")
+    top.add_argument("--tier", default=None, help="only entities in this tier of the score")
+    top.add_argument("--json", action="store_true", help="the answer as JSON, as GET /top gives")
+    top.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="how long to read the topic to its end at most (default 60)")  # fmt: skip
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
     from streams.watch import add_arguments
 
@@ -66,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command is None:
-        parser.error("a command is required (worker, plan, score, demo, watch, automate)")
+        parser.error("a command is required (worker, plan, score, demo, watch, top, automate)")
     if args.command in ("plan", "score"):
         return _offline(args)
     if args.command == "demo":
@@ -97,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.watch import cmd_watch
 
         return cmd_watch(args)
+    if args.command == "top":
+        from streams.topview import cmd_top
+
+        return cmd_top(args)
     if args.command == "worker":
         from streams.worker import run_worker
 

@@ -39,6 +39,7 @@ from streams.publish import score_view
 from streams.scoring import EntityKey, EntityState, Plan, explain
 from streams.scoring.matrix import cells
 from streams.settings import Settings
+from streams.topview import MAX_N, TopFeed, TopView
 
 log = logging.getLogger(__name__)
 ENTITY_KINDS = ("contact", "deal", "account")
@@ -146,9 +147,11 @@ class Api:
     """The WSGI application."""
 
     def __init__(self, settings: Settings, plan: Plan, engine: StateSource, metrics: Metrics,
-                 owners: Owners | None) -> None:  # fmt: skip
+                 owners: Owners | None, top_feed: TopFeed | None = None) -> None:  # fmt: skip
         self.settings, self.plan, self.engine, self.metrics = settings, plan, engine, metrics
         self.owners = owners
+        self.top_feed = top_feed
+        self.top_view = top_feed.view if top_feed is not None else None
         self.own_url = settings.advertised_url
         self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
         self.tenant_tokens = [(t.encode(), a) for t, a in settings.tenants_by_token.items()]
@@ -233,7 +236,27 @@ class Api:
                 account = who
             return self.scores(environ, parts[1], parts[2], account, query,
                                explain_it=len(parts) == 4)  # fmt: skip
+        if len(parts) == 2 and parts[0] == "top":
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            account = (query.get("account") or [""])[0] or None
+            foreign = who is not ALL and account not in (None, who)
+            if who is not ALL and not foreign:
+                account = who
+            return _json(*self.top(parts[1], query, account, foreign=foreign))
         return _json(404, {"error": f"no such path {path!r}"})
+
+    def top(self, entity: str, query: dict[str, list[str]], account: str | None, *,
+            foreign: bool = False) -> tuple[int, Any]:  # fmt: skip
+        """A tenant asking for another tenant's list gets an empty one (as for an account
+        that does not exist): nothing of the other tenant shows, not even that it exists."""
+        if self.top_feed is not None and self.top_feed.failed is not None:
+            return 503, {"error": f"the top view stopped: {self.top_feed.failed}"}
+        view = None if foreign else self.top_view
+        answer = top_answer(view, entity, query, account, self.plan)
+        if "error" in answer:
+            return 400, answer
+        answer["caught_up"] = self.top_feed is None or self.top_feed.caught_up.is_set()
+        return 200, answer
 
     def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str, account: str | None,
                query: dict[str, list[str]], *, explain_it: bool) -> Response:  # fmt: skip
@@ -279,6 +302,29 @@ class Api:
         except (urllib.error.URLError, OSError) as exc:
             return _json(502, {"error": f"the owner of partition {partition} ({url}) did not "
                                         f"answer: {exc}"})  # fmt: skip
+
+
+def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
+               account: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
+    """The ``/top/{entity}`` answer from ``view`` (None: a tenant asking for another tenant,
+    which has nothing to show it), or ``{"error": ...}`` for a bad request."""
+    if entity not in ENTITY_KINDS:
+        return {"error": f"entity must be one of {ENTITY_KINDS}"}
+    names = [s.name for s in plan.by_kind.get(entity, ())]
+    name = (query.get("score") or [""])[0]
+    if name not in names:
+        return {"error": f"score must be one of the plan's {entity} scores: {', '.join(names)}"}
+    raw_n = (query.get("n") or ["10"])[0]
+    if not raw_n.isdigit() or not 1 <= int(raw_n) <= MAX_N:
+        return {"error": f"n must be a whole number from 1 to {MAX_N} (got {raw_n!r})"}
+    tier = (query.get("tier") or [""])[0] or None
+    tiers = [t.name for t in plan.by_name[name].tiers]
+    if tier is not None and tier not in tiers:
+        known = ", ".join(tiers) or "none: the score has no tiers"
+        return {"error": f"tier must be one of the score's tiers ({known})"}
+    entries, complete = view.top(account, entity, name, int(raw_n), tier) if view else ([], True)
+    return {"account": account, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
+            "complete": complete, "entries": [e.to_dict() for e in entries]}  # fmt: skip
 
 
 class HttpServer:

@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     rocksdb_memtable_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
     #: glibc malloc arenas of the worker process (0: glibc's default); see streams/allocator.py
     malloc_arenas: int = Field(2, ge=0, le=64)
+    #: top lists (``/top``): entries (entity and score) kept per tenant; see streams/topview.py
+    top_entries_per_tenant: int = Field(50_000, ge=100, le=100_000_000)
 
     # The processing loop, its transactions and time-driven work
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")

@@ -68,6 +68,7 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
     from streams.identity import claim
     from streams.metrics import Metrics
     from streams.queries import Api, HttpServer, Owners, client_id
+    from streams.topview import top_feed_of
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -81,9 +82,10 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
     metrics = Metrics.create()
     engine = Engine(settings, plan, metrics=metrics, client_id=client_id(settings),
                     transactional_id=identity.transactional_id, codec=codec)  # fmt: skip
+    top_feed = top_feed_of(settings, codec or Codec.load())
     try:
         http = HttpServer(
-            Api(settings, plan, engine, metrics, Owners(settings, engine.entity_topic)),
+            Api(settings, plan, engine, metrics, Owners(settings, engine.entity_topic), top_feed),
             settings.web_host, settings.web_port,
         )  # fmt: skip
     except OSError as exc:
@@ -91,6 +93,7 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
               f" ({exc.strerror}): fix LEADSCORE_WEB_PORT", file=sys.stderr)  # fmt: skip
         return 2
     http.start()
+    top_feed.start()
     logging.getLogger(__name__).info(
         "worker %s (transactional.id %s) serving %s, %s", identity.instance_id,
         identity.transactional_id, settings.advertised_url, native.describe(),
@@ -100,6 +103,7 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
         code = engine.run()
     finally:
         http.stop()
+        top_feed.stop()
         engine.close()
     logging.shutdown()
     return code
