@@ -44,6 +44,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--contacts", type=int, default=500, help="distinct contacts")
     demo.add_argument("--deals", type=int, default=100, help="distinct deals")
     demo.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    demo.add_argument("--calibration-archive", default=None, metavar="FILE",
+                      help="instead: write the calibration dataset (planted signal, purchases) "
+                           "as JSON lines to FILE")  # fmt: skip
     automate = sub.add_parser(
         "automate", help="webhook bridge: POST threshold crossings to endpoints (YAML file)"
     )
@@ -61,6 +64,17 @@ def _build_parser() -> argparse.ArgumentParser:
     top.add_argument("--json", action="store_true", help="the answer as JSON, as GET /top gives")
     top.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long to read the topic to its end at most (default 60)")  # fmt: skip
+    cal = sub.add_parser("calibrate", help="do scores predict conversions? an HTML/JSON report")
+    cal.add_argument("--plan", required=True, help="the plan the scores come from")
+    cal.add_argument("--score", required=True, help="the score to calibrate")
+    cal.add_argument("--archive", required=True,
+                     help="JSON-lines file of the inputs (as leadscore score reads)")  # fmt: skip
+    cal.add_argument("--since", required=True, help="scores taken at this instant (ISO-8601)")
+    cal.add_argument("--until", required=True, help="conversions counted up to this instant")
+    cal.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    cal.add_argument(
+        "--out", default="calibration", help="report directory (default ./calibration)"
+    )
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
     from streams.watch import add_arguments
 
@@ -75,9 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command is None:
-        parser.error("a command is required (worker, plan, score, demo, watch, top, automate)")
+        parser.error(
+            "a command is required (worker, plan, score, demo, watch, top, calibrate, automate)"
+        )
     if args.command in ("plan", "score"):
         return _offline(args)
+    if args.command == "demo" and args.calibration_archive is not None:
+        from streams.planted import write_archive
+
+        return write_archive(args.calibration_archive, contacts=args.contacts, seed=args.seed)
     if args.command == "demo":
         from streams.demo import run_demo
         from streams.errors import LeadscoreError
@@ -106,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.watch import cmd_watch
 
         return cmd_watch(args)
+    if args.command == "calibrate":
+        from streams.calibrate import cmd_calibrate
+
+        return cmd_calibrate(args)
     if args.command == "top":
         from streams.topview import cmd_top
 

@@ -127,7 +127,7 @@ class OfflineScorer:
 
 
 def cmd_plan_check(path: str) -> int:
-    plan = _load(path)
+    plan = load_plan_or_exit(path)
     if isinstance(plan, int):
         return plan
     print(f"{path}: OK: {len(plan.scores)} score(s), {plan.rule_count} rule(s), "
@@ -162,7 +162,7 @@ def cmd_plan_check(path: str) -> int:
 
 
 def cmd_score(plan_path: str, events_path: str, *, changes: bool, until: str | None) -> int:
-    plan = _load(plan_path)
+    plan = load_plan_or_exit(plan_path)
     if isinstance(plan, int):
         return plan
     until_ms = None
@@ -203,7 +203,7 @@ def _score_lines(
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        item = _parse_line(line)
+        item = parse_line(line)
         if isinstance(item, Invalid):
             bad += 1
             print(f"line {number}: {item.reason}", file=sys.stderr)
@@ -213,7 +213,7 @@ def _score_lines(
     return bad
 
 
-def _parse_line(line: str) -> Item | Invalid:
+def parse_line(line: str) -> Item | Invalid:
     try:
         record = json.loads(line, parse_float=Decimal)
     except ValueError as error:
@@ -233,7 +233,7 @@ def _print_changes(
         out.write("\n")
 
 
-def _load(path: str) -> Plan | int:
+def load_plan_or_exit(path: str) -> Plan | int:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

@@ -1,0 +1,387 @@
+"""``leadscore calibrate``: do scores predict conversions? (the guide's step 7)
+
+Each entity's score at an instant ``since`` is set against whether it converted after it, up to
+``until``: a contact converts with a purchase of its own or a won deal that names it, a deal
+when it is won. From those pairs (:class:`Observation`) :func:`analyse` computes, with nothing
+but counting:
+
+- the base conversion rate, and the score distributions of converted and not converted;
+- per score band (the score's tiers, else ten bands of equal count): entities, converters,
+  conversion rate and lift (the band's rate over the base rate);
+- per threshold of the plan, and at every distinct score as a candidate threshold: entities at
+  or above it, precision (their conversion rate), recall (the share of all converters they
+  hold), lift and F1; the suggested threshold is the candidate with the highest F1 (the lowest
+  such score on a tie);
+- per rule: the share of converters, and of the others, whose score held points of the rule at
+  ``since``, and the ratio of the two.
+
+:func:`write_report` writes ``calibration.json`` (for machines) and ``calibration.html``: one
+self-contained page, its PNG plots (matplotlib) inlined.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.scoring import Event, Plan
+from streams.scoring.aggregate import total
+from streams.scoring.state import C_RULE
+
+#: Bands of equal count when the score has no tiers.
+BANDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    entity_id: str
+    score: int  # the value at ``since``
+    converted: bool  # converted after ``since``, up to ``until``
+    rules: frozenset[str] = field(default_factory=frozenset)  # rules with points at ``since``
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def _cut(n: int, k: int) -> list[tuple[int, int]]:
+    """``k`` slices of ``range(n)`` of (almost) equal size, as (start, stop)."""
+    return [(n * i // k, n * (i + 1) // k) for i in range(k) if n * i // k < n * (i + 1) // k]
+
+
+def analyse(
+    observations: Sequence[Observation],
+    *,
+    thresholds: Sequence[tuple[str, int]] = (),
+    tiers: Sequence[tuple[str, int | None]] = (),
+) -> dict[str, Any]:
+    """The calibration figures (see the module's docstring). ``tiers`` as (name, below)."""
+    n = len(observations)
+    converters = sum(o.converted for o in observations)
+    base = _ratio(converters, n)
+    ordered = sorted(observations, key=lambda o: o.score)
+
+    def band(name: str, members: Sequence[Observation], low: int | None,
+             high: int | None) -> dict[str, Any]:  # fmt: skip
+        won = sum(o.converted for o in members)
+        rate = _ratio(won, len(members))
+        return {"band": name, "from": low, "below": high, "entities": len(members),
+                "converters": won, "rate": rate,
+                "lift": None if rate is None or not base else rate / base}  # fmt: skip
+
+    bands: list[dict[str, Any]] = []
+    if tiers:
+        low: int | None = None
+        for name, below in tiers:
+            members = [o for o in ordered if (low is None or o.score >= low)
+                       and (below is None or o.score < below)]  # fmt: skip
+            bands.append(band(name, members, low, below))
+            low = below
+    else:
+        for i, (start, stop) in enumerate(_cut(n, BANDS), 1):
+            members = ordered[start:stop]
+            bands.append(band(f"{i}/{min(BANDS, n)}", members, members[0].score,
+                              None if stop == n else ordered[stop].score))  # fmt: skip
+
+    def at(score: int) -> dict[str, Any]:
+        above = [o for o in observations if o.score >= score]
+        won = sum(o.converted for o in above)
+        precision = _ratio(won, len(above))
+        recall = _ratio(won, converters)
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision and recall else 0.0)  # fmt: skip
+        return {"at": score, "entities": len(above), "converters": won, "precision": precision,
+                "recall": recall, "f1": f1,
+                "lift": None if precision is None or not base else precision / base}  # fmt: skip
+
+    candidates = [at(score) for score in sorted({o.score for o in observations})]
+    suggested = max(candidates, key=lambda c: (c["f1"], -c["at"]), default=None)
+    rules = sorted({rule for o in observations for rule in o.rules})
+    others = n - converters
+    rule_rows: list[dict[str, Any]] = []
+    for rule in rules:
+        with_won = sum(1 for o in observations if o.converted and rule in o.rules)
+        with_other = sum(1 for o in observations if not o.converted and rule in o.rules)
+        share_won, share_other = _ratio(with_won, converters), _ratio(with_other, others)
+        ratio = share_won / share_other if share_won is not None and share_other else None
+        rule_rows.append({"rule": rule, "converters_with": with_won,
+                          "share_of_converters": share_won, "others_with": with_other,
+                          "share_of_others": share_other, "ratio": ratio})  # fmt: skip
+    rule_rows.sort(key=lambda r: (-(r["share_of_converters"] or 0.0), r["rule"]))
+    return {
+        "entities": n,
+        "converters": converters,
+        "base_rate": base,
+        "bands": bands,
+        "thresholds": [{"name": name, **at(value)} for name, value in thresholds],
+        "candidates": candidates,
+        "suggested_threshold": suggested,
+        "rules": rule_rows,
+        "scores": {
+            "converted": [o.score for o in ordered if o.converted],
+            "not_converted": [o.score for o in ordered if not o.converted],
+        },
+    }
+
+
+# ----- the report ------------------------------------------------------------------------------
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plots(figures: dict[str, Any], title: str) -> dict[str, str]:
+    """The report's plots as base64 PNGs: distributions, lift per band, precision and recall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, str] = {}
+    scores = figures["scores"]
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    everything = scores["converted"] + scores["not_converted"]
+    bins = min(30, max(1, len(set(everything))))
+    ax.hist([scores["not_converted"], scores["converted"]], bins=bins, density=True,
+            label=["not converted", "converted"], color=["#9aa5b1", "#d9480f"])  # fmt: skip
+    ax.set_xlabel(f"{title} at the start of the period")
+    ax.set_ylabel("share of entities (density)")
+    ax.legend()
+    out["distribution"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    names = [b["band"] for b in figures["bands"]]
+    lifts = [b["lift"] or 0 for b in figures["bands"]]
+    ax.bar(names, lifts, color="#1c7ed6")
+    ax.axhline(1.0, color="#495057", linewidth=1, linestyle="--")
+    ax.set_xlabel("score band (low to high)")
+    ax.set_ylabel("lift (band rate / base rate)")
+    out["lift"] = _png(fig)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    xs = [c["at"] for c in figures["candidates"]]
+    ax.plot(xs, [c["precision"] or 0 for c in figures["candidates"]], label="precision")
+    ax.plot(xs, [c["recall"] or 0 for c in figures["candidates"]], label="recall")
+    ax.plot(xs, [c["f1"] for c in figures["candidates"]], label="F1", linestyle=":")
+    suggested = figures["suggested_threshold"]
+    if suggested is not None:
+        ax.axvline(suggested["at"], color="#d9480f", linewidth=1,
+                   label=f"suggested: {suggested['at']}")  # fmt: skip
+    ax.set_xlabel("threshold (score at or above)")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    out["thresholds"] = _png(fig)
+    plt.close(fig)
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _table(head: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(figures: dict[str, Any], meta: dict[str, Any], images: dict[str, str]) -> str:
+    suggested = figures["suggested_threshold"]
+    summary = (
+        f"{figures['entities']:,} {meta['entity']}s, {figures['converters']:,} converted "
+        f"({_pct(figures['base_rate'])}) between {meta['since']} and {meta['until']}."
+    )
+    advice = (
+        f"Suggested threshold: <b>{suggested['at']}</b> (precision {_pct(suggested['precision'])},"
+        f" recall {_pct(suggested['recall'])}, lift {_x(suggested['lift'])}): the score with the "
+        "best balance of the two (highest F1)."
+        if suggested is not None and figures["converters"]
+        else "No conversions in the period: nothing to calibrate against."
+    )
+    bands = _table(
+        ["band", "from", "below", "entities", "converted", "rate", "lift"],
+        [[b["band"], b["from"] if b["from"] is not None else "", b["below"] or "", b["entities"],
+          b["converters"], _pct(b["rate"]), _x(b["lift"])] for b in figures["bands"]],
+    )  # fmt: skip
+    thresholds = _table(
+        ["threshold", "at", "entities at or above", "converted", "precision", "recall", "lift"],
+        [[t.get("name", ""), t["at"], t["entities"], t["converters"], _pct(t["precision"]),
+          _pct(t["recall"]), _x(t["lift"])]
+         for t in [*figures["thresholds"], *([{"name": "suggested", **suggested}]
+                                             if suggested else [])]],
+    )  # fmt: skip
+    rules = _table(
+        ["rule", "converters with points from it", "others with points from it", "ratio"],
+        [[r["rule"], f"{r['converters_with']} ({_pct(r['share_of_converters'])})",
+          f"{r['others_with']} ({_pct(r['share_of_others'])})", _x(r["ratio"])]
+         for r in figures["rules"]],
+    )  # fmt: skip
+    title = html.escape(f"Calibration of {meta['score']} ({meta['entity']}s of {meta['tenant']})")
+
+    def img(name: str, alt: str) -> str:
+        return f'<img alt="{alt}" src="data:image/png;base64,{images[name]}">'
+
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #212529;
+       padding: 0 1em; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: .5em 0; }}
+th, td {{ border-bottom: 1px solid #dee2e6; padding: .3em .8em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} .note {{ color: #495057; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>{html.escape(summary)}</p>
+<p>{advice}</p>
+<p class="note">Plan version {html.escape(str(meta["plan_version"]))}. A contact converts with a
+purchase or a won deal that names it; a deal when it is won. Each entity's score is taken at the
+start of the period, its conversion after it.</p>
+<h2>Scores of converted and not converted</h2>
+{img("distribution", "score distributions")}
+<h2>Conversion by score band</h2>
+{img("lift", "lift per band")}
+{bands}
+<h2>Thresholds</h2>
+{img("thresholds", "precision and recall per threshold")}
+{thresholds}
+<h2>Rules among converters</h2>
+<p class="note">Entities whose score held points of the rule at the start of the period.</p>
+{rules}
+</body></html>
+"""
+
+
+def write_report(figures: dict[str, Any], meta: dict[str, Any], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = plots(figures, meta["score"])
+    json_path, html_path = out_dir / "calibration.json", out_dir / "calibration.html"
+    json_path.write_text(json.dumps({**meta, **figures}, indent=1) + "\n")
+    html_path.write_text(render_html(figures, meta, images))
+    return [json_path, html_path]
+
+
+# ----- observations from a JSON-lines archive, scored offline --------------------------------
+
+
+def observations_from_archive(
+    plan: Plan, score_name: str, lines: Iterable[str], *, since_ms: int, until_ms: int,
+    tenant: str | None,
+) -> tuple[list[Observation], int]:  # fmt: skip
+    """Score the archive's items up to ``since_ms`` with the offline scorer, then look for
+    conversions up to ``until_ms``. Returns the observations and the number of bad lines."""
+    from streams.offline import OfflineScorer, parse_line
+    from streams.scoring import Invalid
+
+    score = plan.by_name[score_name]
+    scorer = OfflineScorer(plan)
+    converted: set[str] = set()
+    bad = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        item = parse_line(line)
+        if isinstance(item, Invalid):
+            bad += 1
+            continue
+        if item.account_id != tenant:
+            continue
+        at = item.occurred_at_ms
+        if at <= since_ms:
+            scorer.feed(item)
+        elif at <= until_ms and type(item) is Event:
+            converted.update(_conversions(item, score.entity))
+    scorer.advance_to(since_ms)
+    out = []
+    for key, state in scorer.states.items():
+        if key.kind != score.entity or key.account_id != tenant:
+            continue
+        ledger = state.scores.get(score_name)
+        value = ledger.total if ledger is not None else total(score, {})
+        rules: set[str] = set()
+        if ledger is not None:
+            rules.update(c[C_RULE] for c in ledger.contribs)
+            rules.update(rule for rule, _ in ledger.folded)
+            rules.update(rule for rule, held in ledger.holds.items() if held is not None)
+        rules = {r for r in rules if not r.startswith("adjustment:")}
+        out.append(Observation(key.entity_id, value, key.entity_id in converted, frozenset(rules)))
+    out.sort(key=lambda o: o.entity_id)
+    return out, bad
+
+
+def _conversions(event: Event, kind: str) -> list[str]:
+    """The entities of ``kind`` an event converts: a purchase its contact; a won deal the
+    deal, and the contact it names."""
+    if event.event_type == "purchase":
+        return [event.contact_id] if kind == "contact" and event.contact_id else []
+    if event.event_type == "deal.stage_changed" and event.fields.get("status") == "won":
+        if kind == "deal" and event.deal_id:
+            return [event.deal_id]
+        return [event.contact_id] if kind == "contact" and event.contact_id else []
+    return []
+
+
+def cmd_calibrate(args: Any) -> int:
+    """``leadscore calibrate --plan P --score S --archive FILE --since T [--until U]``."""
+    import sys
+
+    from streams.offline import load_plan_or_exit
+    from streams.scoring.durations import parse_instant
+
+    plan = load_plan_or_exit(args.plan)
+    if isinstance(plan, int):
+        return plan
+    if args.score not in plan.by_name:
+        print(f"leadscore calibrate: --score: the plan has no score {args.score!r} (it has: "
+              f"{', '.join(plan.by_name)})", file=sys.stderr)  # fmt: skip
+        return 2
+    since, until = parse_instant(args.since), parse_instant(args.until)
+    for name, value, raw in (("--since", since, args.since), ("--until", until, args.until)):
+        if value is None:
+            print(f"leadscore calibrate: {name} must be epoch millis or ISO-8601 with an offset "
+                  f"(got {raw!r})", file=sys.stderr)  # fmt: skip
+            return 2
+    assert since is not None and until is not None  # noqa: S101 - checked just above
+    if until <= since:
+        print("leadscore calibrate: --until must be after --since", file=sys.stderr)
+        return 2
+    try:
+        with open(args.archive, encoding="utf-8") as lines:
+            observations, bad = observations_from_archive(
+                plan, args.score, lines, since_ms=since, until_ms=until, tenant=args.account
+            )
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
+        return 1
+    score = plan.by_name[args.score]
+    figures = analyse(observations, thresholds=[(t.name, t.at) for t in score.thresholds],
+                      tiers=[(t.name, t.below) for t in score.tiers])  # fmt: skip
+    meta = {"score": args.score, "entity": score.entity, "plan_version": plan.version,
+            "tenant": args.account if args.account is not None else "the default tenant",
+            "since": args.since, "until": args.until}  # fmt: skip
+    written = write_report(figures, meta, Path(args.out))
+    if bad:
+        print(f"leadscore calibrate: {bad} bad line(s) skipped", file=sys.stderr)
+    suggested = figures["suggested_threshold"]
+    print(f"{figures['entities']} {score.entity}s, {figures['converters']} converted; suggested "
+          f"threshold {suggested['at'] if suggested else '-'}; wrote "
+          f"{', '.join(str(p) for p in written)}")  # fmt: skip
+    return 0
