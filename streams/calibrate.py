@@ -176,7 +176,7 @@ def plots(figures: dict[str, Any], title: str) -> dict[str, str]:
     ax.plot(xs, [c["f1"] for c in figures["candidates"]], label="F1", linestyle=":")
     suggested = figures["suggested_threshold"]
     if suggested is not None:
-        ax.axvline(suggested["at"], color="#d9480f", linewidth=1,
+        ax.axvline(suggested["at"], color="#212529", linewidth=1, linestyle="--",
                    label=f"suggested: {suggested['at']}")  # fmt: skip
     ax.set_xlabel("threshold (score at or above)")
     ax.set_ylim(0, 1.02)
@@ -217,7 +217,8 @@ def render_html(figures: dict[str, Any], meta: dict[str, Any], images: dict[str,
     )
     bands = _table(
         ["band", "from", "below", "entities", "converted", "rate", "lift"],
-        [[b["band"], b["from"] if b["from"] is not None else "", b["below"] or "", b["entities"],
+        [[b["band"], "-" if b["from"] is None else b["from"],
+          "-" if b["below"] is None else b["below"], b["entities"],
           b["converters"], _pct(b["rate"]), _x(b["lift"])] for b in figures["bands"]],
     )  # fmt: skip
     thresholds = _table(
@@ -261,6 +262,9 @@ start of the period, its conversion after it.</p>
 {img("lift", "lift per band")}
 {bands}
 <h2>Thresholds</h2>
+<p class="note">For a threshold: <b>precision</b> is the conversion rate of the entities at or
+above it, <b>recall</b> the share of all converters among them, <b>lift</b> precision over the
+base rate ({_pct(figures["base_rate"])}). A higher threshold is more precise and misses more.</p>
 {img("thresholds", "precision and recall per threshold")}
 {thresholds}
 <h2>Rules among converters</h2>
