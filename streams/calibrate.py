@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.codec import Codec, Source
 from streams.scoring import Event, Plan
 from streams.scoring.aggregate import total
 from streams.scoring.state import C_RULE
+from streams.settings import Settings
 
 #: Bands of equal count when the score has no tiers.
 BANDS = 10
@@ -331,6 +333,60 @@ def observations_from_archive(
     return out, bad
 
 
+def observations_from_topics(
+    settings: Settings, codec: Codec, plan: Plan, score_name: str, *, since_ms: int,
+    until_ms: int, tenant: str | None, timeout_s: float,
+) -> tuple[list[Observation], str | None]:  # fmt: skip
+    """The service's own record: each entity's last change of the score at or before
+    ``since_ms`` on ``score-changed`` (its value then; the rules of the changes that added
+    points up to then), and conversions on the purchases and deal-stage-changes topics. Returns
+    the observations and, if a topic could not be read, why."""
+    from streams.kafka import common
+    from streams.scoring import parse_input
+    from streams.topics import input_topics
+    from streams.topview import read_to_end
+
+    kind = plan.by_name[score_name].entity
+    latest: dict[str, tuple[int, int]] = {}  # entity id -> (seq, value) at since
+    rules: dict[str, set[str]] = {}
+    converted: set[str] = set()
+
+    def change(value: bytes) -> None:
+        c = codec.decode(codec.score_changed, value)
+        if c["score"] != score_name or c["entity"] != kind or c["account_id"] != tenant:
+            return
+        at = c["occurred_at"]
+        at_ms = at if isinstance(at, int) else int(at.timestamp() * 1000)
+        if at_ms > since_ms:
+            return
+        entity = c["entity_id"]
+        if entity not in latest or c["seq"] > latest[entity][0]:
+            latest[entity] = (c["seq"], c["new_value"])
+        if c["new_value"] > c["old_value"] and c["cause"] in ("rule", "state", "deferred"):
+            rules.setdefault(entity, set()).update(c["rule_ids"])
+
+    config = common(settings)
+    why = read_to_end(config, settings.topic_score_changed, change, timeout_s)
+    for topic, source in input_topics(settings).items():
+        if why is not None or source not in (Source.PURCHASES, Source.DEAL_STAGE_CHANGES):
+            continue
+
+        def conversion(value: bytes, source: Source = source, topic: str = topic) -> None:
+            try:
+                fmt = settings.input_format(topic)
+                item = parse_input(codec.decode_input(source, value, fmt=fmt))
+            except Exception:  # a bad input is the dead-letter topic's business
+                return
+            if (type(item) is Event and item.account_id == tenant
+                    and since_ms < item.occurred_at_ms <= until_ms):  # fmt: skip
+                converted.update(_conversions(item, kind))
+
+        why = read_to_end(config, topic, conversion, timeout_s)
+    out = [Observation(entity, value, entity in converted, frozenset(rules.get(entity, ())))
+           for entity, (_, value) in sorted(latest.items())]  # fmt: skip
+    return out, why
+
+
 def _conversions(event: Event, kind: str) -> list[str]:
     """The entities of ``kind`` an event converts: a purchase its contact; a won deal the
     deal, and the contact it names."""
@@ -343,14 +399,47 @@ def _conversions(event: Event, kind: str) -> list[str]:
     return []
 
 
+def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observation] | int:
+    import sys
+
+    from streams.errors import LeadscoreError
+    from streams.registry import registered_codec
+    from streams.settings import load_settings
+
+    try:
+        settings = load_settings()
+        codec = registered_codec(settings, outputs=False)
+    except LeadscoreError as exc:
+        print(f"leadscore calibrate: {exc}", file=sys.stderr)
+        return 2
+    observations, why = observations_from_topics(
+        settings, codec, plan, args.score, since_ms=since, until_ms=until, tenant=args.account,
+        timeout_s=args.timeout,
+    )  # fmt: skip
+    if why is not None:
+        print(f"leadscore calibrate: {why}", file=sys.stderr)
+        return 1
+    return observations
+
+
 def cmd_calibrate(args: Any) -> int:
-    """``leadscore calibrate --plan P --score S --archive FILE --since T [--until U]``."""
+    """``leadscore calibrate --score S --since T --until U [--archive FILE] [--plan P]``."""
     import sys
 
     from streams.offline import load_plan_or_exit
     from streams.scoring.durations import parse_instant
 
-    plan = load_plan_or_exit(args.plan)
+    plan_path = args.plan
+    if plan_path is None:  # the worker's plan, from the settings
+        from streams.errors import LeadscoreError
+        from streams.settings import load_settings
+
+        try:
+            plan_path = str(load_settings().plan_path)
+        except LeadscoreError as exc:
+            print(f"leadscore calibrate: {exc}", file=sys.stderr)
+            return 2
+    plan = load_plan_or_exit(plan_path)
     if isinstance(plan, int):
         return plan
     if args.score not in plan.by_name:
@@ -367,14 +456,21 @@ def cmd_calibrate(args: Any) -> int:
     if until <= since:
         print("leadscore calibrate: --until must be after --since", file=sys.stderr)
         return 2
-    try:
-        with open(args.archive, encoding="utf-8") as lines:
-            observations, bad = observations_from_archive(
-                plan, args.score, lines, since_ms=since, until_ms=until, tenant=args.account
-            )
-    except (OSError, UnicodeDecodeError) as error:
-        print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
-        return 1
+    bad = 0
+    if args.archive is None:
+        observations_or_code = _from_kafka(args, plan, since, until)
+        if isinstance(observations_or_code, int):
+            return observations_or_code
+        observations = observations_or_code
+    else:
+        try:
+            with open(args.archive, encoding="utf-8") as lines:
+                observations, bad = observations_from_archive(
+                    plan, args.score, lines, since_ms=since, until_ms=until, tenant=args.account
+                )
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
+            return 1
     score = plan.by_name[args.score]
     figures = analyse(observations, thresholds=[(t.name, t.at) for t in score.thresholds],
                       tiers=[(t.name, t.below) for t in score.tiers])  # fmt: skip

@@ -65,10 +65,14 @@ def _build_parser() -> argparse.ArgumentParser:
     top.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long to read the topic to its end at most (default 60)")  # fmt: skip
     cal = sub.add_parser("calibrate", help="do scores predict conversions? an HTML/JSON report")
-    cal.add_argument("--plan", required=True, help="the plan the scores come from")
+    cal.add_argument("--plan", default=None,
+                     help="the plan (default: the worker's, LEADSCORE_PLAN_PATH)")  # fmt: skip
     cal.add_argument("--score", required=True, help="the score to calibrate")
-    cal.add_argument("--archive", required=True,
-                     help="JSON-lines file of the inputs (as leadscore score reads)")  # fmt: skip
+    cal.add_argument("--archive", default=None,
+                     help="score this JSON-lines file of inputs offline (as leadscore score "
+                          "reads it) instead of reading the service's topics")  # fmt: skip
+    cal.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                     help="longest time to read each topic to its end (default 120)")  # fmt: skip
     cal.add_argument("--since", required=True, help="scores taken at this instant (ISO-8601)")
     cal.add_argument("--until", required=True, help="conversions counted up to this instant")
     cal.add_argument("--account", default=None, help="the tenant (default: the default one)")

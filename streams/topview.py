@@ -254,3 +254,41 @@ def cmd_top(args: Any) -> int:
         tier = f"  {entry['tier']}" if entry["tier"] is not None else ""
         print(f"{entry['rank']:>5}  {entry['value']:>8}  {entry['entity_id']}{tier}")
     return 0
+
+
+def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], None],
+                timeout_s: float) -> str | None:  # fmt: skip
+    """Every committed record of ``topic`` as it stands, oldest first per partition, to
+    ``handle``; None when done, else why not (not there, a fatal error, too slow)."""
+    import time
+
+    consumer = Consumer({**config, "group.id": "leadscore-reader", "enable.auto.commit": False,
+                         "enable.partition.eof": True, "isolation.level": "read_committed",
+                         "auto.offset.reset": "earliest"})  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout_s
+        metadata = consumer.list_topics(topic, timeout=max(1.0, min(10.0, timeout_s)))
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None:
+            return f"topic {topic} is not there"
+        pending = set(found.partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        while pending:
+            if time.monotonic() > deadline:
+                return f"topic {topic} was not read to its end in {timeout_s:g} s"
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                elif error.fatal():
+                    return str(error)
+                continue
+            value = msg.value()
+            if value is not None:
+                handle(value)
+        return None
+    finally:
+        consumer.close()
