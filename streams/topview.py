@@ -160,20 +160,13 @@ class TopFeed(threading.Thread):
             while not self._halt.is_set():
                 if self.until_end and self.caught_up.is_set():
                     return
-                msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                error = msg.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        pending.discard(msg.partition())
-                        if not pending:
-                            self.caught_up.set()
-                    elif error.fatal():
-                        self.failed = str(error)
-                        return
-                    continue
-                self._apply(msg.value())
+                value, fatal = poll_value(consumer, pending)
+                if fatal is not None:
+                    self.failed = fatal
+                    return
+                if not pending:
+                    self.caught_up.set()
+                self._apply(value)
         finally:
             consumer.close()
 
@@ -276,19 +269,27 @@ def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], No
         while pending:
             if time.monotonic() > deadline:
                 return f"topic {topic} was not read to its end in {timeout_s:g} s"
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                elif error.fatal():
-                    return str(error)
-                continue
-            value = msg.value()
+            value, fatal = poll_value(consumer, pending)
+            if fatal is not None:
+                return fatal
             if value is not None:
                 handle(value)
         return None
     finally:
         consumer.close()
+
+
+def poll_value(consumer: Consumer, pending: set[int]) -> tuple[bytes | None, str | None]:
+    """One poll: (a record's value, None), or (None, a fatal error), or (None, None) for
+    nothing (an end of partition reached is taken out of ``pending``)."""
+    msg = consumer.poll(0.5)
+    if msg is None:
+        return None, None
+    error = msg.error()
+    if error is None:
+        return msg.value(), None
+    if error.code() == KafkaError._PARTITION_EOF:
+        pending.discard(msg.partition())
+    elif error.fatal():
+        return None, str(error)
+    return None, None

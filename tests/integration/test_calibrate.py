@@ -36,8 +36,9 @@ def as_input(record: dict[str, Any]) -> tuple[Source, dict[str, Any]]:
     return SOURCE[record["type"]], fields
 
 
-async def test_calibrate_from_the_topics_equals_the_offline_report(bootstrap: str,
-                                                                   tmp_path: Path) -> None:  # fmt: skip
+async def test_calibrate_from_the_topics_equals_the_offline_report(
+    bootstrap: str, tmp_path: Path
+) -> None:
     plan = load_plan(PLAN.read_text(), source=str(PLAN))
     records = planted(150, seed=5)
     lines = [json.dumps(r) for r in records]
