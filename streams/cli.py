@@ -64,6 +64,17 @@ def _build_parser() -> argparse.ArgumentParser:
     top.add_argument("--json", action="store_true", help="the answer as JSON, as GET /top gives")
     top.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long to read the topic to its end at most (default 60)")  # fmt: skip
+    replay = sub.add_parser("replay", help="dry run: what a candidate plan would change")
+    replay.add_argument("--plan", required=True, help="the candidate plan")
+    replay.add_argument("--current", required=True, help="the plan in use now")
+    replay.add_argument("--archive", required=True,
+                        help="JSON-lines file of the inputs (as 'score' reads)")  # fmt: skip
+    replay.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    replay.add_argument("--at", default=None,
+                        help="advance both to this instant at the end (default: the newest "
+                             "event time)")  # fmt: skip
+    replay.add_argument("--out", default="replay", help="report directory (default ./replay)")
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
     cal = sub.add_parser("calibrate", help="do scores predict conversions? an HTML/JSON report")
     cal.add_argument("--plan", default=None,
                      help="the plan (default: the worker's, LEADSCORE_PLAN_PATH)")  # fmt: skip
@@ -93,9 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_version())
         return 0
     if args.command is None:
-        parser.error(
-            "a command is required (worker, plan, score, demo, watch, top, calibrate, automate)"
-        )
+        parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
+                     "calibrate, automate)")  # fmt: skip
     if args.command in ("plan", "score"):
         return _offline(args)
     if args.command == "demo" and args.calibration_archive is not None:
@@ -130,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.watch import cmd_watch
 
         return cmd_watch(args)
+    if args.command == "replay":
+        from streams.replay import cmd_replay
+
+        return cmd_replay(args)
     if args.command == "calibrate":
         from streams.calibrate import cmd_calibrate
 
