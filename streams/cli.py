@@ -67,8 +67,13 @@ def _build_parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="dry run: what a candidate plan would change")
     replay.add_argument("--plan", required=True, help="the candidate plan")
     replay.add_argument("--current", required=True, help="the plan in use now")
-    replay.add_argument("--archive", required=True,
+    source = replay.add_mutually_exclusive_group(required=True)
+    source.add_argument("--archive", default=None,
                         help="JSON-lines file of the inputs (as 'score' reads)")  # fmt: skip
+    source.add_argument("--from-time", default=None, metavar="T",
+                        help="the input topics from this instant (Kafka timestamps)")  # fmt: skip
+    replay.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="longest time to read each input topic (default 120)")  # fmt: skip
     replay.add_argument("--account", default=None, help="the tenant (default: the default one)")
     replay.add_argument("--at", default=None,
                         help="advance both to this instant at the end (default: the newest "

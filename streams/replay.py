@@ -160,6 +160,46 @@ def _archive_items(path: str, tenant: str | None, bad: list[int]) -> Iterator[It
                 yield item
 
 
+def _topic_items(args: Any, from_ms: int, bad: list[int]) -> list[Item] | int:
+    """The inputs of the service's input topics from ``from_ms`` (Kafka timestamps) on, in the
+    order the topics give them (topic by topic; sorted by event time by the caller)."""
+    from streams.codec import DecodeError
+    from streams.errors import LeadscoreError
+    from streams.kafka import common
+    from streams.registry import registered_codec
+    from streams.scoring import parse_input
+    from streams.settings import load_settings
+    from streams.topics import input_topics
+    from streams.topview import read_to_end
+
+    try:
+        settings = load_settings()
+        codec = registered_codec(settings, outputs=False)
+    except LeadscoreError as exc:
+        print(f"leadscore replay: {exc}", file=sys.stderr)
+        return 2
+    items: list[Item] = []
+    for topic, source in input_topics(settings).items():
+
+        def take(value: bytes, topic: str = topic, source: Any = source) -> None:
+            try:
+                record = codec.decode_input(source, value, fmt=settings.input_format(topic))
+            except DecodeError:
+                bad[0] += 1
+                return
+            item = parse_input(record)
+            if isinstance(item, Invalid):
+                bad[0] += 1
+            elif item.account_id == args.account:
+                items.append(item)
+
+        why = read_to_end(common(settings), topic, take, args.timeout, from_ms=from_ms)
+        if why is not None:
+            print(f"leadscore replay: {why}", file=sys.stderr)
+            return 1
+    return items
+
+
 def _summary(report: dict[str, Any], meta: dict[str, Any]) -> str:
     lines = [f"replay of {meta['events']} inputs ({meta['events_per_s']:,.0f} events/s), "
              f"{meta['current_version']} -> {meta['candidate_version']}: "
@@ -177,7 +217,8 @@ def _summary(report: dict[str, Any], meta: dict[str, Any]) -> str:
 
 
 def cmd_replay(args: Any) -> int:
-    """``leadscore replay --plan NEW --current PLAN --archive FILE [--account A] [--at T]``."""
+    """``leadscore replay --plan NEW --current PLAN (--archive FILE | --from-time T)
+    [--account A] [--at T]``."""
     from streams.scoring.durations import parse_instant
 
     candidate = load_plan_or_exit(args.plan)
@@ -195,11 +236,22 @@ def cmd_replay(args: Any) -> int:
             return 2
     bad = [0]
     started = time.perf_counter()
-    try:
-        items = list(_archive_items(args.archive, args.account, bad))
-    except (OSError, UnicodeDecodeError) as error:
-        print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
-        return 1
+    if args.archive is not None:
+        try:
+            items = list(_archive_items(args.archive, args.account, bad))
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
+            return 1
+    else:
+        from_ms = parse_instant(args.from_time)
+        if from_ms is None:
+            print(f"leadscore replay: --from-time must be epoch millis or ISO-8601 with an "
+                  f"offset (got {args.from_time!r})", file=sys.stderr)  # fmt: skip
+            return 2
+        topic_items = _topic_items(args, from_ms, bad)
+        if isinstance(topic_items, int):
+            return topic_items
+        items = topic_items
     items.sort(key=lambda i: i.occurred_at_ms)  # (stable: the archive's order among equals)
     with _progress(len(items), enabled=not args.quiet) as step:
         scorers = score_both(items, current, candidate, at_ms=at_ms, progress=step)

@@ -250,8 +250,9 @@ def cmd_top(args: Any) -> int:
 
 
 def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], None],
-                timeout_s: float) -> str | None:  # fmt: skip
-    """Every committed record of ``topic`` as it stands, oldest first per partition, to
+                timeout_s: float, *, from_ms: int | None = None) -> str | None:  # fmt: skip
+    """Every committed record of ``topic`` as it stands (from the first record whose Kafka
+    timestamp is at or after ``from_ms``, if given), oldest first per partition, to
     ``handle``; None when done, else why not (not there, a fatal error, too slow)."""
     import time
 
@@ -265,7 +266,14 @@ def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], No
         if found is None or found.error is not None:
             return f"topic {topic} is not there"
         pending = set(found.partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)]
+        if from_ms is not None and starts:
+            asked = [TopicPartition(topic, p, from_ms) for p in sorted(pending)]
+            starts = consumer.offsets_for_times(asked, timeout=max(1.0, min(10.0, timeout_s)))
+            # no record at or after the instant: nothing to read there (offset -1: the end)
+            pending -= {tp.partition for tp in starts if tp.offset < 0}
+            starts = [tp for tp in starts if tp.offset >= 0]
+        consumer.assign(starts)
         while pending:
             if time.monotonic() > deadline:
                 return f"topic {topic} was not read to its end in {timeout_s:g} s"
