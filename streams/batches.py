@@ -112,6 +112,8 @@ class Engine:
         self.inputs = set(sources)
         self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources})
         self.entity_topic = entity_topic(settings)
+        self.metrics.plan.info({"version": plan.version, "source": str(settings.plan_path),
+                                "scores": str(len(plan.scores))})  # fmt: skip
         self.changelog = state_changelog_topic(settings)
         self.store_root = Path(settings.data_dir) / "state"
         self.store_options = StoreOptions(

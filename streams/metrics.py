@@ -39,6 +39,7 @@ class Metrics:
     thresholds: Counter
     dead_letters: Counter
     member_updates: Counter
+    plan: Info
     processing_seconds: Histogram
     event_to_emit_seconds: Histogram
     consumer_lag: Gauge
@@ -107,6 +108,11 @@ class Metrics:
                 "leadscore_dead_letters",
                 "Records sent to the dead-letter topic, by source topic and error class",
                 ["topic", "reason"],
+                registry=r,
+            ),
+            plan=Info(
+                "leadscore_plan",
+                "The scoring plan this worker runs (every tenant runs the settings' plan)",
                 registry=r,
             ),
             member_updates=Counter(

@@ -236,6 +236,8 @@ class Api:
                 account = who
             return self.scores(environ, parts[1], parts[2], account, query,
                                explain_it=len(parts) == 4)  # fmt: skip
+        if path == "/plans":  # which plan each tenant runs: today every tenant the settings' one
+            return _json(200, {"default": self._plan_view(), "tenants": {}})
         if len(parts) == 2 and parts[0] == "top":
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             account = (query.get("account") or [""])[0] or None
@@ -244,6 +246,12 @@ class Api:
                 account = who
             return _json(*self.top(parts[1], query, account, foreign=foreign))
         return _json(404, {"error": f"no such path {path!r}"})
+
+    def _plan_view(self) -> dict[str, Any]:
+        plan = self.plan
+        return {"version": plan.version, "source": str(self.settings.plan_path),
+                "scores": [{"name": s.name, "entity": s.entity} for s in plan.scores],
+                "matrices": [m.name for m in plan.matrices]}  # fmt: skip
 
     def top(self, entity: str, query: dict[str, list[str]], account: str | None, *,
             foreign: bool = False) -> tuple[int, Any]:  # fmt: skip

@@ -4,6 +4,7 @@ checked before anything else; without one, everything is open."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -43,18 +44,20 @@ def api(**settings: Any) -> Api:
 
 
 PATHS = ["/healthz", "/readyz", "/metrics", "/scores/contact/c-1", "/scores/contact/c-1/explain",
-         "/nowhere", "/scores/planet/p-1"]  # fmt: skip
+         "/nowhere", "/scores/planet/p-1", "/plans", "/top/contact"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
     ("settings", "without", "with_token"),
     [
-        # (an entity without state answers 404; explain without ?score= answers 400)
-        ({}, [200, 200, 200, 404, 400, 404, 400], [200, 200, 200, 404, 400, 404, 400]),
-        ({"api_token": TOKEN}, [200, 200, 200, 401, 401, 401, 401],
-         [200, 200, 200, 404, 400, 404, 400]),
+        # (an entity without state answers 404; explain and top without ?score= answer 400)
+        ({}, [200, 200, 200, 404, 400, 404, 400, 200, 400],
+         [200, 200, 200, 404, 400, 404, 400, 200, 400]),
+        ({"api_token": TOKEN}, [200, 200, 200, 401, 401, 401, 401, 401, 401],
+         [200, 200, 200, 404, 400, 404, 400, 200, 400]),
         ({"api_token": TOKEN, "metrics_require_token": True},
-         [200, 200, 401, 401, 401, 401, 401], [200, 200, 200, 404, 400, 404, 400]),
+         [200, 200, 401, 401, 401, 401, 401, 401, 401],
+         [200, 200, 200, 404, 400, 404, 400, 200, 400]),
     ],
 )  # fmt: skip
 def test_access(settings: dict[str, Any], without: list[int], with_token: list[int]) -> None:
@@ -122,8 +125,8 @@ def test_a_tenant_token_reads_its_own_account_only(
 def test_tenant_tokens_without_an_api_token_still_guard_everything() -> None:
     server = Api(Settings(tenant_tokens=TENANTS, metrics_require_token=False), PLAN,
                  RecordingEngine(), Metrics.create(), None)  # fmt: skip
-    assert [call(server, p) for p in PATHS] == [200, 200, 200, 401, 401, 401, 401]
-    assert [call(server, p, ACME) for p in PATHS] == [200, 200, 200, 404, 400, 404, 400]
+    assert [call(server, p) for p in PATHS] == [200, 200, 200, 401, 401, 401, 401, 401, 401]
+    assert [call(server, p, ACME) for p in PATHS] == [200, 200, 200, 404, 400, 404, 400, 200, 400]
 
 
 def test_metrics_behind_the_token_are_for_the_operator_not_for_tenants() -> None:
@@ -153,3 +156,12 @@ def test_bad_tenant_tokens_fail_at_start_up_without_showing_a_token(
     text = str(caught.value)
     assert "LEADSCORE_TENANT_TOKENS" in text
     assert "a1" not in text.replace("acme", "") and "b2" not in text and TOKEN not in text
+
+
+def test_plans_names_the_plan_every_tenant_runs() -> None:
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/plans", "QUERY_STRING": ""}
+    status, _, body = api().route(environ)  # type: ignore[arg-type]
+    view = json.loads(body)
+    assert status == 200 and view["tenants"] == {}
+    assert view["default"]["version"] == PLAN.version
+    assert view["default"]["scores"] == [{"name": s.name, "entity": s.entity} for s in PLAN.scores]
