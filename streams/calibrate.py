@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.codec import Codec, Source
-from streams.scoring import Event, Plan
+from streams.scoring import Event, Item, Plan
 from streams.scoring.aggregate import total
 from streams.scoring.state import C_RULE
 from streams.settings import Settings
@@ -342,9 +342,7 @@ def observations_from_topics(
     points up to then), and conversions on the purchases and deal-stage-changes topics. Returns
     the observations and, if a topic could not be read, why."""
     from streams.kafka import common
-    from streams.scoring import parse_input
-    from streams.topics import input_topics
-    from streams.topview import read_to_end
+    from streams.reading import read_inputs, read_to_end
 
     kind = plan.by_name[score_name].entity
     latest: dict[str, tuple[int, int]] = {}  # entity id -> (seq, value) at since
@@ -365,23 +363,16 @@ def observations_from_topics(
         if c["new_value"] > c["old_value"] and c["cause"] in ("rule", "state", "deferred"):
             rules.setdefault(entity, set()).update(c["rule_ids"])
 
-    config = common(settings)
-    why = read_to_end(config, settings.topic_score_changed, change, timeout_s)
-    for topic, source in input_topics(settings).items():
-        if why is not None or source not in (Source.PURCHASES, Source.DEAL_STAGE_CHANGES):
-            continue
+    why = read_to_end(common(settings), settings.topic_score_changed, change, timeout_s)
 
-        def conversion(value: bytes, source: Source = source, topic: str = topic) -> None:
-            try:
-                fmt = settings.input_format(topic)
-                item = parse_input(codec.decode_input(source, value, fmt=fmt))
-            except Exception:  # a bad input is the dead-letter topic's business
-                return
-            if (type(item) is Event and item.account_id == tenant
-                    and since_ms < item.occurred_at_ms <= until_ms):  # fmt: skip
-                converted.update(_conversions(item, kind))
+    def conversion(item: Item) -> None:
+        if (type(item) is Event and item.account_id == tenant
+                and since_ms < item.occurred_at_ms <= until_ms):  # fmt: skip
+            converted.update(_conversions(item, kind))
 
-        why = read_to_end(config, topic, conversion, timeout_s)
+    if why is None:
+        conversions = (Source.PURCHASES, Source.DEAL_STAGE_CHANGES)
+        why, _ = read_inputs(settings, codec, conversions, conversion, timeout_s)
     out = [Observation(entity, value, entity in converted, frozenset(rules.get(entity, ())))
            for entity, (_, value) in sorted(latest.items())]  # fmt: skip
     return out, why
@@ -402,16 +393,12 @@ def _conversions(event: Event, kind: str) -> list[str]:
 def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observation] | int:
     import sys
 
-    from streams.errors import LeadscoreError
-    from streams.registry import registered_codec
-    from streams.settings import load_settings
+    from streams.reading import service_codec
 
-    try:
-        settings = load_settings()
-        codec = registered_codec(settings, outputs=False)
-    except LeadscoreError as exc:
-        print(f"leadscore calibrate: {exc}", file=sys.stderr)
-        return 2
+    loaded = service_codec("calibrate")
+    if isinstance(loaded, int):
+        return loaded
+    settings, codec = loaded
     observations, why = observations_from_topics(
         settings, codec, plan, args.score, since_ms=since, until_ms=until, tenant=args.account,
         timeout_s=args.timeout,

@@ -163,40 +163,23 @@ def _archive_items(path: str, tenant: str | None, bad: list[int]) -> Iterator[It
 def _topic_items(args: Any, from_ms: int, bad: list[int]) -> list[Item] | int:
     """The inputs of the service's input topics from ``from_ms`` (Kafka timestamps) on, in the
     order the topics give them (topic by topic; sorted by event time by the caller)."""
-    from streams.codec import DecodeError
-    from streams.errors import LeadscoreError
-    from streams.kafka import common
-    from streams.registry import registered_codec
-    from streams.scoring import parse_input
-    from streams.settings import load_settings
-    from streams.topics import input_topics
-    from streams.topview import read_to_end
+    from streams.codec import Source
+    from streams.reading import read_inputs, service_codec
 
-    try:
-        settings = load_settings()
-        codec = registered_codec(settings, outputs=False)
-    except LeadscoreError as exc:
-        print(f"leadscore replay: {exc}", file=sys.stderr)
-        return 2
+    loaded = service_codec("replay")
+    if isinstance(loaded, int):
+        return loaded
+    settings, codec = loaded
     items: list[Item] = []
-    for topic, source in input_topics(settings).items():
 
-        def take(value: bytes, topic: str = topic, source: Any = source) -> None:
-            try:
-                record = codec.decode_input(source, value, fmt=settings.input_format(topic))
-            except DecodeError:
-                bad[0] += 1
-                return
-            item = parse_input(record)
-            if isinstance(item, Invalid):
-                bad[0] += 1
-            elif item.account_id == args.account:
-                items.append(item)
+    def take(item: Item) -> None:
+        if item.account_id == args.account:
+            items.append(item)
 
-        why = read_to_end(common(settings), topic, take, args.timeout, from_ms=from_ms)
-        if why is not None:
-            print(f"leadscore replay: {why}", file=sys.stderr)
-            return 1
+    why, bad[0] = read_inputs(settings, codec, Source, take, args.timeout, from_ms=from_ms)
+    if why is not None:
+        print(f"leadscore replay: {why}", file=sys.stderr)
+        return 1
     return items
 
 

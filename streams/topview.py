@@ -23,11 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
 from streams.codec import Codec
 from streams.kafka import common
+from streams.reading import poll_value
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -247,57 +248,3 @@ def cmd_top(args: Any) -> int:
         tier = f"  {entry['tier']}" if entry["tier"] is not None else ""
         print(f"{entry['rank']:>5}  {entry['value']:>8}  {entry['entity_id']}{tier}")
     return 0
-
-
-def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], None],
-                timeout_s: float, *, from_ms: int | None = None) -> str | None:  # fmt: skip
-    """Every committed record of ``topic`` as it stands (from the first record whose Kafka
-    timestamp is at or after ``from_ms``, if given), oldest first per partition, to
-    ``handle``; None when done, else why not (not there, a fatal error, too slow)."""
-    import time
-
-    consumer = Consumer({**config, "group.id": "leadscore-reader", "enable.auto.commit": False,
-                         "enable.partition.eof": True, "isolation.level": "read_committed",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
-    try:
-        deadline = time.monotonic() + timeout_s
-        metadata = consumer.list_topics(topic, timeout=max(1.0, min(10.0, timeout_s)))
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None:
-            return f"topic {topic} is not there"
-        pending = set(found.partitions)
-        starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(pending)]
-        if from_ms is not None and starts:
-            asked = [TopicPartition(topic, p, from_ms) for p in sorted(pending)]
-            starts = consumer.offsets_for_times(asked, timeout=max(1.0, min(10.0, timeout_s)))
-            # no record at or after the instant: nothing to read there (offset -1: the end)
-            pending -= {tp.partition for tp in starts if tp.offset < 0}
-            starts = [tp for tp in starts if tp.offset >= 0]
-        consumer.assign(starts)
-        while pending:
-            if time.monotonic() > deadline:
-                return f"topic {topic} was not read to its end in {timeout_s:g} s"
-            value, fatal = poll_value(consumer, pending)
-            if fatal is not None:
-                return fatal
-            if value is not None:
-                handle(value)
-        return None
-    finally:
-        consumer.close()
-
-
-def poll_value(consumer: Consumer, pending: set[int]) -> tuple[bytes | None, str | None]:
-    """One poll: (a record's value, None), or (None, a fatal error), or (None, None) for
-    nothing (an end of partition reached is taken out of ``pending``)."""
-    msg = consumer.poll(0.5)
-    if msg is None:
-        return None, None
-    error = msg.error()
-    if error is None:
-        return msg.value(), None
-    if error.code() == KafkaError._PARTITION_EOF:
-        pending.discard(msg.partition())
-    elif error.fatal():
-        return None, str(error)
-    return None, None
