@@ -65,7 +65,8 @@ from streams.scoring import EntityState, Forward, Plan, ScoreChange, dumps, load
 from streams.settings import Settings
 from streams.state.cache import Entry, StateCache
 from streams.state.restore import RestoreError, Restorer
-from streams.state.store import PartitionStore, StoreOptions, unpack_value
+from streams.state.store import PLANS_KEY, PartitionStore, StoreOptions, pack_value, unpack_value
+from streams.tenants import check, status_record
 from streams.topics import entity_topic, input_topics, state_changelog_topic
 from streams.transaction import Phase, Transaction, TransactionalProducer
 
@@ -110,6 +111,7 @@ class Engine:
         self.codec = codec if codec is not None else Codec.load()  # see streams.registry
         sources = input_topics(settings)
         self.inputs = set(sources)
+        self.plans_topic = settings.topic_plans
         self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources})
         self.entity_topic = entity_topic(settings)
         self.metrics.plan.info({"version": plan.version, "source": str(settings.plan_path),
@@ -167,7 +169,7 @@ class Engine:
                 self.producer.init_transactions(self.settings.kafka_call_timeout_s)
             self.counts = self._partition_counts()
             self.consumer.subscribe(
-                [*sorted(self.inputs), self.entity_topic],
+                [*sorted(self.inputs), self.plans_topic, self.entity_topic],
                 on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost,
             )  # fmt: skip
             while not self.stopping:
@@ -242,6 +244,8 @@ class Engine:
             for tp, batch in groups.items():
                 if tp[0] == self.entity_topic:
                     self._score(tp[1], batch)
+                elif tp[0] == self.plans_topic:
+                    self._check_plans(batch)
                 else:
                     self._ingest(batch)
                 done.add(tp)
@@ -288,6 +292,51 @@ class Engine:
                 (time.perf_counter() - started) / len(batch)
             )
 
+    def _check_plans(self, batch: list[Message]) -> None:
+        """Records of the ``plans`` topic: a status each; an accepted plan (or a removal) goes
+        to every entity-events partition, in this transaction (``streams.tenants``)."""
+        now_ms = int(self.clock() * 1000)
+        partitions = self.counts.get(self.entity_topic, self.settings.partitions)
+        for msg in batch:
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            source = (topic, partition, offset)
+            checked = check(msg.key(), msg.value())
+            self.metrics.child(self.metrics.plan_updates, checked.status).inc()
+            if checked.status == "rejected":
+                log.warning("plan of account %r rejected (%s[%d]@%d): %s", checked.account,
+                            topic, partition, offset, "; ".join(checked.errors))  # fmt: skip
+            else:
+                log.info("plan of account %r %s: version %s", checked.account, checked.status,
+                         checked.version)  # fmt: skip
+                value = records.encode_plan(checked.account, checked.version, checked.text,
+                                            now_ms=now_ms, source=source)  # type: ignore[arg-type]  # fmt: skip
+                for target in range(partitions):
+                    self.txn.produce(self.entity_topic, None, value, target)
+            self.txn.produce(self.settings.topic_plan_status, msg.key(),
+                             status_record(checked, source=source, at_ms=now_ms), PARTITIONER)  # type: ignore[arg-type]  # fmt: skip
+            self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+
+    def _switch_plan(self, partition: int, msg: Message, rec: records.PlanRecord) -> None:
+        """A plan record reached this partition: its tenant switches here, for good."""
+        tenants = self.stage.tenants
+        before = tenants.plan_for(partition, rec.account)
+        try:
+            plan = tenants.switch(partition, rec.account, rec.text)
+        except Exception as exc:  # accepted by a worker of another version: ours cannot run it
+            self._dead_letter(self._letter(msg, "PlanRejected", str(exc)[-1500:]))
+            return
+        self.txn.put(partition, PLANS_KEY, pack_value(None, tenants.blob(partition)))
+        log.info("partition %d: account %r now runs plan %s (was %s)", partition, rec.account,
+                 plan.version, before.version)  # fmt: skip
+        self._plan_gauges()
+
+    def _plan_gauges(self) -> None:
+        gauge = self.metrics.tenant_plans
+        gauge.clear()
+        for account, versions in self.stage.tenants.running().items():
+            for version, partitions in versions.items():
+                gauge.labels(account, version).set(len(partitions))
+
     def _score(self, partition: int, batch: list[Message]) -> None:
         held = self.partitions.held.get(partition)
         if held is None:
@@ -312,6 +361,10 @@ class Engine:
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             if isinstance(rec, records.Tick):  # left by the Faust runtime: time is local now
+                self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
+                continue
+            if isinstance(rec, records.PlanRecord):
+                self._switch_plan(partition, msg, rec)
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -371,6 +424,7 @@ class Engine:
         topic = self.settings.topic_scores
         updated = int(self.clock() * 1000)
         entity = self.stage.entity_key(key)
+        plan = self.stage.tenants.plan_for(entry.partition, entity.account_id)
         return [
             (
                 topic,
@@ -379,7 +433,7 @@ class Engine:
                 PARTITIONER,
             )
             for out_key, rec in score_records(
-                self.plan, entity, entry.state, entry.changed, updated_at_ms=updated
+                plan, entity, entry.state, entry.changed, updated_at_ms=updated
             )
         ]
 
@@ -460,10 +514,11 @@ class Engine:
                     raise Fatal(f"commit failed: {exc.args[0]}") from exc
                 log.warning("commit failed (%s): %s; aborting and rewinding", kind, exc.args[0])
                 self.metrics.transactions.labels("aborted").inc()
-                rewind = self.txn.abort(self.cache)
+                rewind = self._txn_abort()
                 self._seek(rewind)
                 return
         self.positions.update(positions)
+        self.stage.tenants.pending.clear()  # the plans switched are in the stores now
         self.metrics.transactions.labels("committed").inc()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
         self.metrics.states_written.inc(written)
@@ -481,10 +536,28 @@ class Engine:
         """Abort the open transaction; rewind what it processed and the unprocessed ``pending``."""
         if self.txn.phase is not Phase.IDLE:
             self.metrics.transactions.labels("aborted").inc()
-        rewind = self.txn.abort(self.cache)
+        rewind = self._txn_abort()
         for tp, offset in pending.items():
             rewind.setdefault(tp, offset)
         self._seek(rewind)
+
+    def _txn_abort(self) -> dict[tuple[str, int], int]:
+        """Abort the transaction: dirty states and the plans it switched go back to the stores'."""
+        rewind = self.txn.abort(self.cache)
+        tenants = self.stage.tenants
+        with self.lock:
+            for partition in list(tenants.pending):
+                held = self.partitions.held.get(partition)
+                if held is None:
+                    tenants.drop(partition)
+                else:
+                    self._load_plans(partition, held.store)
+        self._plan_gauges()
+        return rewind
+
+    def _load_plans(self, partition: int, store: PartitionStore) -> None:
+        value = store.get(PLANS_KEY)
+        self.stage.tenants.load(partition, None if value is None else unpack_value(value)[1])
 
     def _seek(self, rewind: dict[tuple[str, int], int]) -> None:
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
@@ -540,10 +613,12 @@ class Engine:
                 self.stage.loaders[tp.partition] = _loader(store)
                 if self.restorer.start(tp.partition, store):  # nothing to restore
                     self.partitions.held[tp.partition].phase = PartitionPhase.ACTIVE
+                    self._load_plans(tp.partition, store)
                     ready.append(tp)
             self.partitions.assigned_once = True
         if ready:
             consumer.resume(ready)
+            self._plan_gauges()
         log.info("assigned %s", _names(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -555,7 +630,7 @@ class Engine:
         log.warning("lost %s: aborting the open transaction", _names(partitions))
         was_open = self.txn.phase is not Phase.IDLE
         try:
-            rewind = self.txn.abort(self.cache)
+            rewind = self._txn_abort()
         except Fatal:
             raise
         except KafkaException as exc:  # the abort itself failed: nothing committed, restart
@@ -581,8 +656,10 @@ class Engine:
             for p in gone:
                 held = self.partitions.held.pop(p, None)
                 self.stage.loaders.pop(p, None)
+                self.stage.tenants.drop(p)
                 if held is not None:
                     held.store.close()
+        self._plan_gauges()
 
     def _restore_step(self) -> None:
         before = self.restorer.restored_records
@@ -595,6 +672,7 @@ class Engine:
                 if held is None:
                     continue
                 held.phase = PartitionPhase.ACTIVE
+                self._load_plans(partition, held.store)
             self.consumer.resume([TopicPartition(self.entity_topic, partition)])
             elapsed = time.monotonic() - job.started
             self.metrics.recovery_seconds.set(elapsed)

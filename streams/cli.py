@@ -28,6 +28,15 @@ def _build_parser() -> argparse.ArgumentParser:
     plan_sub = plan.add_subparsers(dest="plan_command", required=True)
     check = plan_sub.add_parser("check", help="validate a plan file and report every mistake")
     check.add_argument("file", help="path of the plan YAML file")
+    publish = plan_sub.add_parser("publish", help="validate a plan and publish it for a tenant")
+    publish.add_argument("--account", required=True, help="the tenant (account id)")
+    publish.add_argument("file", help="path of the plan YAML file")
+    remove = plan_sub.add_parser("remove", help="return a tenant to the default plan")
+    remove.add_argument("--account", required=True, help="the tenant (account id)")
+    for sub_parser in (publish, remove):
+        sub_parser.add_argument(
+            "--wait", type=float, default=60.0, help="seconds to wait for the status (0: no wait)"
+        )
 
     score = sub.add_parser("score", help="score a JSON-lines file of events offline")
     score.add_argument("--plan", required=True, help="path of the plan YAML file")
@@ -111,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
                      "calibrate, automate)")  # fmt: skip
+    if args.command == "plan" and args.plan_command != "check":
+        from streams.plan_publish import cmd_plan_publish
+
+        return cmd_plan_publish(args)
     if args.command in ("plan", "score"):
         return _offline(args)
     if args.command == "demo" and args.calibration_archive is not None:

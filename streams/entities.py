@@ -29,6 +29,7 @@ from streams.scoring import (
     parse_input,
 )
 from streams.state.cache import Entry, Loader, StateCache
+from streams.tenants import TenantPlans
 
 
 @dataclass(slots=True)
@@ -44,12 +45,17 @@ class ItemResult:
 
 @dataclass(slots=True)
 class EntityStage:
-    plan: Plan
+    plan: Plan  # the default plan (the settings' file)
     cache: StateCache
     #: partition -> loader of committed states (the partition's store)
     loaders: dict[int, Loader] = field(default_factory=dict)
     #: entity keys decoded once per process (keys repeat far more than they vary)
     keys: dict[bytes, EntityKey] = field(default_factory=dict)
+    #: the plan of each tenant on each partition (``streams.tenants``)
+    tenants: TenantPlans = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tenants = TenantPlans(self.plan)
 
     def entity_key(self, key_bytes: bytes) -> EntityKey:
         key = self.keys.get(key_bytes)
@@ -68,9 +74,9 @@ class EntityStage:
             return ItemResult(invalid=item.reason)
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
-        outcome = apply(
-            entry.state if entry is not None else None, key, item, self.plan, now_ms=rec.now_ms
-        )
+        plan = self.tenants.plan_for(partition, key.account_id)
+        outcome = apply(entry.state if entry is not None else None, key, item, plan,
+                        now_ms=rec.now_ms)  # fmt: skip
         self._keep(partition, key_bytes, entry, outcome)
         return ItemResult(outcome.changes, outcome.results, None, outcome.forwards)
 
@@ -79,7 +85,8 @@ class EntityStage:
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
         state = entry.state if entry is not None else None
-        outcome = apply_member(state, key, rec.update, self.plan, now_ms=rec.now_ms)
+        plan = self.tenants.plan_for(partition, key.account_id)
+        outcome = apply_member(state, key, rec.update, plan, now_ms=rec.now_ms)
         self._keep(partition, key_bytes, entry, outcome)
         return ItemResult(outcome.changes)
 
@@ -97,7 +104,9 @@ class EntityStage:
             due = entry.state.next_due_ms
             if due is None or due > now_ms:  # advanced already in this transaction
                 continue
-            outcome = advance(entry.state, self.entity_key(key_bytes), self.plan, now_ms=now_ms)
+            key = self.entity_key(key_bytes)
+            plan = self.tenants.plan_for(partition, key.account_id)
+            outcome = advance(entry.state, key, plan, now_ms=now_ms)
             self._keep(partition, key_bytes, entry, outcome)
             out.extend(outcome.changes)
             forwards.extend(outcome.forwards)

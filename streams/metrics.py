@@ -40,6 +40,8 @@ class Metrics:
     dead_letters: Counter
     member_updates: Counter
     plan: Info
+    tenant_plans: Gauge
+    plan_updates: Counter
     processing_seconds: Histogram
     event_to_emit_seconds: Histogram
     consumer_lag: Gauge
@@ -112,7 +114,22 @@ class Metrics:
             ),
             plan=Info(
                 "leadscore_plan",
-                "The scoring plan this worker runs (every tenant runs the settings' plan)",
+                "The default scoring plan (the settings' file): tenants without a plan of their "
+                "own run it",
+                registry=r,
+            ),
+            tenant_plans=Gauge(
+                "leadscore_tenant_plan",
+                "Partitions of this worker on which a tenant runs a plan version of its own "
+                "(published on the plans topic)",
+                ["account", "version"],
+                registry=r,
+            ),
+            plan_updates=Counter(
+                "leadscore_plan_updates",
+                "Records of the plans topic checked by this worker, by status (accepted, "
+                "rejected, removed)",
+                ["status"],
                 registry=r,
             ),
             member_updates=Counter(

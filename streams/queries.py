@@ -39,6 +39,7 @@ from streams.publish import score_view
 from streams.scoring import EntityKey, EntityState, Plan, explain
 from streams.scoring.matrix import cells
 from streams.settings import Settings
+from streams.tenants import TenantPlans
 from streams.topview import MAX_N, TopFeed, TopView
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,11 @@ class Api:
     """The WSGI application."""
 
     def __init__(self, settings: Settings, plan: Plan, engine: StateSource, metrics: Metrics,
-                 owners: Owners | None, top_feed: TopFeed | None = None) -> None:  # fmt: skip
+                 owners: Owners | None, top_feed: TopFeed | None = None,
+                 tenants: TenantPlans | None = None) -> None:  # fmt: skip
         self.settings, self.plan, self.engine, self.metrics = settings, plan, engine, metrics
+        #: the plan of every tenant on each partition the engine holds (``streams.tenants``)
+        self.tenants = tenants if tenants is not None else TenantPlans(plan)
         self.owners = owners
         self.top_feed = top_feed
         self.top_view = top_feed.view if top_feed is not None else None
@@ -236,8 +240,8 @@ class Api:
                 account = who
             return self.scores(environ, parts[1], parts[2], account, query,
                                explain_it=len(parts) == 4)  # fmt: skip
-        if path == "/plans":  # which plan each tenant runs: today every tenant the settings' one
-            return _json(200, {"default": self._plan_view(), "tenants": {}})
+        if path == "/plans":  # which plan each tenant runs on this worker's partitions
+            return _json(200, self.plans_view(who))
         if len(parts) == 2 and parts[0] == "top":
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             account = (query.get("account") or [""])[0] or None
@@ -247,11 +251,20 @@ class Api:
             return _json(*self.top(parts[1], query, account, foreign=foreign))
         return _json(404, {"error": f"no such path {path!r}"})
 
-    def _plan_view(self) -> dict[str, Any]:
-        plan = self.plan
-        return {"version": plan.version, "source": str(self.settings.plan_path),
-                "scores": [{"name": s.name, "entity": s.entity} for s in plan.scores],
-                "matrices": [m.name for m in plan.matrices]}  # fmt: skip
+    def plans_view(self, who: str) -> dict[str, Any]:
+        """``/plans``: the default plan, and per tenant with a plan of its own each version this
+        worker's partitions run, with those partitions (two versions only while a new one is
+        reaching the partitions). A tenant's token sees its own tenant only."""
+        tenants: dict[str, list[dict[str, Any]]] = {}
+        for account, versions in self.tenants.running().items():
+            if who is not ALL and account != who:
+                continue
+            for partitions in versions.values():
+                plan = self.tenants.plan_for(partitions[0], account)
+                view = {**_plan_view(plan, "plans topic"), "partitions": partitions}
+                tenants.setdefault(account, []).append(view)
+        return {"default": _plan_view(self.plan, str(self.settings.plan_path)),
+                "tenants": tenants}  # fmt: skip
 
     def top(self, entity: str, query: dict[str, list[str]], account: str | None, *,
             foreign: bool = False) -> tuple[int, Any]:  # fmt: skip
@@ -260,7 +273,7 @@ class Api:
         if self.top_feed is not None and self.top_feed.failed is not None:
             return 503, {"error": f"the top view stopped: {self.top_feed.failed}"}
         view = None if foreign else self.top_view
-        answer = top_answer(view, entity, query, account, self.plan)
+        answer = top_answer(view, entity, query, account, self.tenants.tenant_plan(account))
         if "error" in answer:
             return 400, answer
         answer["caught_up"] = self.top_feed is None or self.top_feed.caught_up.is_set()
@@ -271,11 +284,6 @@ class Api:
         if entity not in ENTITY_KINDS:
             return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
         name = (query.get("score") or [""])[0]
-        if explain_it:
-            score = self.plan.by_name.get(name)
-            if score is None or score.entity != entity:
-                known = [s.name for s in self.plan.by_kind.get(entity, ())]
-                return _json(400, {"error": f"score must be one of {known}"})
         key = EntityKey(account, entity, entity_id)  # type: ignore[arg-type]
         key_bytes = records.entity_key_bytes(key)
         where, state = self.engine.read_state(key_bytes)
@@ -283,11 +291,17 @@ class Api:
             return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
         if where == "elsewhere":
             return self.forward(environ, key_bytes)
+        plan = self.tenants.plan_for(self.engine.entity_partition(key_bytes), account)
+        if explain_it:
+            score = plan.by_name.get(name)
+            if score is None or score.entity != entity:
+                known = [s.name for s in plan.by_kind.get(entity, ())]
+                return _json(400, {"error": f"score must be one of {known}"})
         if state is None:
             return _json(404, {"error": "no state for this entity"})
         if explain_it:
-            return _json(200, explain(state, self.plan, name).to_dict())
-        return _json(200, scores_view(self.plan, key, state))
+            return _json(200, explain(state, plan, name).to_dict())
+        return _json(200, scores_view(plan, key, state))
 
     def forward(self, environ: WSGIEnvironment, key_bytes: bytes) -> Response:
         partition = self.engine.entity_partition(key_bytes)
@@ -310,6 +324,12 @@ class Api:
         except (urllib.error.URLError, OSError) as exc:
             return _json(502, {"error": f"the owner of partition {partition} ({url}) did not "
                                         f"answer: {exc}"})  # fmt: skip
+
+
+def _plan_view(plan: Plan, source: str) -> dict[str, Any]:
+    return {"version": plan.version, "source": source,
+            "scores": [{"name": s.name, "entity": s.entity} for s in plan.scores],
+            "matrices": [m.name for m in plan.matrices]}  # fmt: skip
 
 
 def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],

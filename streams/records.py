@@ -9,9 +9,12 @@ travel as strings. Besides input items the topic carries *member updates*: a con
 for the roll-ups of one deal or account (``streams.scoring.rollup``), produced by the entity
 stage of the contact's partition, in the transaction that commits the contact's state, and keyed
 by the deal or account so that they reach its partition; they decode to :class:`MemberRecord`.
-Records ``{"t": now}`` are partition ticks left by the Faust runtime (before the transactional
-loop, time-driven work travelled through this topic); they decode to :class:`Tick` and the loop
-skips them.
+*Plan records* carry a tenant's newly accepted plan (``streams.tenants``): the worker that reads it
+from the ``plans`` topic writes one copy to every partition of this topic, in one transaction, so
+each partition switches at the offset of its copy, the same point on every worker and on every
+replay of the partition; they decode to :class:`PlanRecord`. Records ``{"t": now}`` are partition
+ticks left by the Faust runtime (before the transactional loop, time-driven work travelled
+through this topic); they decode to :class:`Tick` and the loop skips them.
 """
 
 from __future__ import annotations
@@ -43,6 +46,17 @@ class MemberRecord:
 
     update: MemberUpdate
     now_ms: int  # "now" of the contact's item (or time step) that sent it
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """A tenant's accepted plan (``text``), or its return to the default plan (``text`` None)."""
+
+    account: str
+    version: str | None
+    text: str | None
+    now_ms: int
+    source: tuple[str, int, int]  # topic, partition, offset of the record on the plans topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +92,18 @@ def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
     return packed
 
 
-def decode(value: bytes) -> ItemRecord | MemberRecord | Tick:
+def encode_plan(account: str, version: str | None, text: str | None, *, now_ms: int,
+                source: tuple[str, int, int]) -> bytes:  # fmt: skip
+    packed: bytes = msgpack.packb({"p": [account, version, text], "n": now_ms, "s": list(source)})
+    return packed
+
+
+def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
     body = msgpack.unpackb(value)
+    if "p" in body:
+        account, version, text = body["p"]
+        topic, partition, offset = body["s"]
+        return PlanRecord(account, version, text, body["n"], (topic, partition, offset))
     if "m" in body:
         contact, version, wire, source, occurred = body["m"]
         values = None if wire is None else tuple((name, points) for name, points in wire)

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     topic_score_changed: str = "score-changed"
     topic_scores: str = "scores"
     topic_dead_letters: str = "leadscore-dead-letters"
+    topic_plans: str = "leadscore-plans"
+    topic_plan_status: str = "leadscore-plan-status"
     json_topics: Annotated[frozenset[str], NoDecode] = frozenset()
     entity_topic_retention_ms: int = Field(7 * 86_400_000, ge=3_600_000)
     partitions: int = Field(8, ge=1, le=1024)

@@ -61,6 +61,9 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_score_changed, n, plain),
         TopicSpec(settings.topic_scores, n, compacted),
         TopicSpec(settings.topic_dead_letters, n, plain),
+        # Tenant plans (streams.tenants): one partition, so plans are checked in publish order.
+        TopicSpec(settings.topic_plans, 1, compacted),
+        TopicSpec(settings.topic_plan_status, 1, plain),
     ]
     # The state changelog: compacted, partitioned like the entity-events topic (a store per
     # partition restores from the same partition of it).

@@ -96,6 +96,14 @@ class Transaction:
     firsts: dict[tuple[str, int], int] = field(default_factory=dict)
     #: changelog partition -> highest offset acknowledged in this transaction
     changelog_offsets: dict[int, int] = field(default_factory=dict)
+    #: (partition, key) -> value of records that are not entity states (a partition's tenant
+    #: plans): to the changelog and the store with the states
+    extras: dict[tuple[int, bytes], bytes] = field(default_factory=dict)
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        """A value that is not an entity state, committed like one (the last put wins)."""
+        self.ensure_open()
+        self.extras[(partition, key)] = value
 
     def ensure_open(self) -> None:
         if self.phase is Phase.IDLE:
@@ -189,6 +197,10 @@ class Transaction:
             writes.setdefault(entry.partition, []).append(
                 Write(key, value, entry.stored_due_ms, due, entry.existed)
             )
+        for (partition, key), value in self.extras.items():
+            self._send(self.changelog_topic, key, value, partition,
+                       on_delivery=self._on_changelog_delivery)  # fmt: skip
+            writes.setdefault(partition, []).append(Write(key, value, None, None, True))
         self.phase = Phase.COMMITTING
         offsets = {**self.offsets, **(positions or {})}
         if offsets:  # 2. offsets, with the group's current generation (the same on a retry)
@@ -225,3 +237,4 @@ class Transaction:
         self.offsets.clear()
         self.firsts.clear()
         self.changelog_offsets.clear()
+        self.extras.clear()

@@ -85,7 +85,8 @@ def _run_engine(settings: Settings, plan: Plan, codec: Codec | None = None) -> i
     top_feed = top_feed_of(settings, codec or Codec.load())
     try:
         http = HttpServer(
-            Api(settings, plan, engine, metrics, Owners(settings, engine.entity_topic), top_feed),
+            Api(settings, plan, engine, metrics, Owners(settings, engine.entity_topic), top_feed,
+                tenants=engine.stage.tenants),
             settings.web_host, settings.web_port,
         )  # fmt: skip
     except OSError as exc:

@@ -10,6 +10,7 @@ Layout (one column family, prefixed keys):
 ``s`` + entity key          value: 8-byte big-endian next due time (-1: none) + state blob
 ``d`` + due (8 B) + key     empty: the due index, in due order (offset by 2^63 so negative
                             times sort first)
+``s\x00plans``              the partition's tenant plans (``streams.tenants``): not an entity
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)
 ==========================  ===============================================================
@@ -33,6 +34,10 @@ _SIGN = 1 << 63
 _STATE, _DUE = b"s", b"d"
 _OFFSET, _COUNT = b"m:offset", b"m:count"
 NO_DUE = -1
+#: The first byte of store keys that name no entity (entity keys are msgpack arrays).
+RESERVED = b"\x00"
+#: A partition's tenant plans (``streams.tenants``), kept with its states.
+PLANS_KEY = RESERVED + b"plans"
 
 
 def pack_value(due_ms: int | None, blob: bytes) -> bytes:
@@ -150,6 +155,12 @@ class PartitionStore:
         for w in writes:
             if w.old_due_ms is not None and w.old_due_ms != w.new_due_ms:
                 batch.delete(_due_key(w.old_due_ms, w.key))
+            if w.key[:1] == RESERVED:  # not an entity: not counted
+                if w.value is None:
+                    batch.delete(_STATE + w.key)
+                else:
+                    batch.put(_STATE + w.key, w.value)
+                continue
             if w.value is None:
                 batch.delete(_STATE + w.key)
                 count -= 1 if w.existed else 0

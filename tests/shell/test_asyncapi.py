@@ -113,3 +113,15 @@ def test_dead_letter_headers_are_the_ones_the_service_writes() -> None:
     _, _, headers = letter.for_kafka()
     documented = CONTRACT["components"]["messages"]["DeadLetter"]["headers"]["properties"]
     assert set(documented) == {name for name, _ in headers}
+
+
+def test_the_plan_status_payload_is_what_the_worker_writes() -> None:
+    import json
+
+    from streams.tenants import Checked, status_record
+
+    written = json.loads(status_record(Checked("acme", "rejected", errors=("bad",)),
+                                       source=("leadscore-plans", 0, 7), at_ms=1))  # fmt: skip
+    documented = CONTRACT["components"]["messages"]["PlanStatus"]["payload"]
+    assert set(written) == set(documented["properties"]) == set(documented["required"])
+    assert set(written["source"]) == set(documented["properties"]["source"]["required"])

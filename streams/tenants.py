@@ -1,0 +1,171 @@
+"""Per-tenant plans, versioned and hot-reloaded (SPEC §8).
+
+How a plan reaches the core, and why every worker switches at the same item:
+
+1. ``leadscore plan publish --account A FILE`` validates the file and writes its text to the
+   compacted ``plans`` topic, keyed by the tenant (a tombstone returns it to the default plan).
+2. The worker that owns the ``plans`` partition reads it like an input (:func:`check`). An invalid
+   plan gets a ``plan-status`` record ``rejected`` with every error, and nothing else happens: the
+   old plan stays. A valid one gets ``accepted`` and one :class:`~streams.records.PlanRecord` on
+   *every* partition of the entity-events topic, all in the transaction that commits the
+   ``plans`` offset.
+3. Each entity-events partition switches when its stage reaches that record: items before it were
+   scored under the old plan, items after it under the new one. That point is an offset in the
+   partition's log, so it is the same on every worker, after a crash, a rebalance or a replay.
+4. The partition keeps its tenants' plan texts under one reserved key (:data:`PLANS_KEY`) of its
+   store, written with the states in the same transaction and to the state changelog, so a
+   restore brings them back with the states they scored.
+
+The settings' plan file stays the default of every tenant without a plan of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import msgpack
+
+from streams.scoring import Plan, PlanError, load_plan
+from streams.state.store import PLANS_KEY
+
+__all__ = ["PLANS_KEY", "Checked", "TenantPlans", "check", "status_record"]
+#: Longest plan document accepted on the ``plans`` topic.
+MAX_PLAN_BYTES = 512 * 1024  # the broadcast copy must fit Kafka's default 1 MiB record
+
+
+def source_name(account: str) -> str:
+    """The ``source`` a tenant's plan is compiled under: issues and ``/plans`` name it."""
+    return f"plans topic, account {account}"
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What the ``plans`` stage decided about one record."""
+
+    account: str
+    status: str  # accepted | rejected | removed
+    version: str | None = None
+    text: str | None = None
+    errors: tuple[str, ...] = ()
+
+
+def check(key: bytes | None, value: bytes | None) -> Checked:
+    """Validate one ``plans`` record: the key names the tenant, the value is the plan text."""
+    try:
+        account = (key or b"").decode()
+    except UnicodeDecodeError:
+        return Checked("", "rejected", errors=("the key is not UTF-8: it must name the account",))
+    if not account.strip() or len(account) > 200:
+        return Checked(account, "rejected", errors=("the key must name the account (1-200 chars)",))
+    if value is None:
+        return Checked(account, "removed")
+    if len(value) > MAX_PLAN_BYTES:
+        too_big = f"the plan is {len(value)} bytes; at most {MAX_PLAN_BYTES}"
+        return Checked(account, "rejected", errors=(too_big,))
+    try:
+        text = value.decode()
+    except UnicodeDecodeError as exc:
+        return Checked(account, "rejected", errors=(f"not UTF-8 text ({exc.reason} at byte "
+                                                    f"{exc.start})",))  # fmt: skip
+    try:
+        plan = load_plan(text, source=source_name(account))
+    except PlanError as exc:
+        return Checked(account, "rejected", errors=tuple(str(i) for i in exc.issues))
+    return Checked(account, "accepted", plan.version, text)
+
+
+def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int) -> bytes:
+    """The ``plan-status`` value (JSON) of a checked record."""
+    topic, partition, offset = source
+    return json.dumps({
+        "account": checked.account, "status": checked.status, "version": checked.version,
+        "errors": list(checked.errors), "at_ms": at_ms,
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+    }).encode()  # fmt: skip
+
+
+@dataclass(slots=True)
+class TenantPlans:
+    """The plan each tenant runs on each partition this worker holds.
+
+    The loop writes it; the HTTP thread reads it. Writers replace a partition's dict instead of
+    changing it in place, so a reader always sees one whole version of it.
+    """
+
+    default: Plan
+    #: partition -> account -> (plan text, compiled plan)
+    by_partition: dict[int, dict[str, tuple[str, Plan]]] = field(default_factory=dict)
+    #: account -> (text, plan) compiled last: the partitions of one worker share the compilation
+    compiled: dict[str, tuple[str, Plan]] = field(default_factory=dict)
+    #: partitions whose plans changed in the open transaction
+    pending: set[int] = field(default_factory=set)
+
+    def plan_for(self, partition: int, account: str | None) -> Plan:
+        tenants = self.by_partition.get(partition)
+        if not tenants:
+            return self.default
+        entry = tenants.get(account)  # type: ignore[arg-type]  # None: no tenant, the default
+        return self.default if entry is None else entry[1]
+
+    def switch(self, partition: int, account: str, text: str | None) -> Plan:
+        """Apply a plan record; returns the plan the tenant runs now on the partition.
+
+        Raises ``PlanError`` if the text does not compile here (a worker of another version
+        accepted it); the caller dead-letters the record and the old plan stays.
+        """
+        tenants = dict(self.by_partition.get(partition, {}))
+        if text is None:
+            tenants.pop(account, None)
+            plan = self.default
+        else:
+            plan = self._compile(account, text)
+            tenants[account] = (text, plan)
+        self.by_partition[partition] = tenants
+        self.pending.add(partition)
+        return plan
+
+    def _compile(self, account: str, text: str) -> Plan:
+        known = self.compiled.get(account)
+        if known is not None and known[0] == text:
+            return known[1]
+        plan = load_plan(text, source=source_name(account))
+        self.compiled[account] = (text, plan)
+        return plan
+
+    def blob(self, partition: int) -> bytes:
+        """The partition's plan texts, as kept under :data:`PLANS_KEY`."""
+        tenants = self.by_partition.get(partition, {})
+        packed: bytes = msgpack.packb({a: text for a, (text, _) in sorted(tenants.items())})
+        return packed
+
+    def load(self, partition: int, blob: bytes | None) -> None:
+        """The committed plans of a partition (its store's :data:`PLANS_KEY`), or none."""
+        self.pending.discard(partition)
+        if blob is None:
+            self.by_partition.pop(partition, None)
+            return
+        texts: dict[str, str] = msgpack.unpackb(blob)
+        self.by_partition[partition] = {a: (t, self._compile(a, t)) for a, t in texts.items()}
+
+    def drop(self, partition: int) -> None:
+        self.by_partition.pop(partition, None)
+        self.pending.discard(partition)
+
+    def running(self) -> dict[str, dict[str, list[int]]]:
+        """account -> version -> the partitions of this worker running it."""
+        out: dict[str, dict[str, list[int]]] = {}
+        for partition, tenants in sorted(list(self.by_partition.items())):
+            for account, (_, plan) in tenants.items():
+                out.setdefault(account, {}).setdefault(plan.version, []).append(partition)
+        return out
+
+    def tenant_plan(self, account: str | None) -> Plan:
+        """The plan a tenant runs on most partitions of this worker (all of them, but while a
+        new version reaches the partitions one by one); the default for no plan of its own."""
+        versions = self.running().get(account or "")
+        if not versions:
+            return self.default
+        version = max(versions, key=lambda v: len(versions[v]))
+        partition = versions[version][0]
+        return self.plan_for(partition, account)
