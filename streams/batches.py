@@ -678,6 +678,8 @@ class Engine:
             self.metrics.recovery_seconds.set(elapsed)
             log.info("partition %d restored: %d changelog records in %.1fs", partition,
                      job.records, elapsed)  # fmt: skip
+        if done:
+            self._plan_gauges()
 
     # ----- gauges -------------------------------------------------------------------------------
 

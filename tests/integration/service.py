@@ -94,6 +94,14 @@ class Service:
         return f"dead-{self.unique}"
 
     @property
+    def plans(self) -> str:
+        return f"plans-{self.unique}"
+
+    @property
+    def plan_status(self) -> str:
+        return f"plan-status-{self.unique}"
+
+    @property
     def entity_events(self) -> str:
         return f"{self.app_id}-entity-events"
 
@@ -107,6 +115,8 @@ class Service:
             "LEADSCORE_TOPIC_SCORE_CHANGED": self.changed,
             "LEADSCORE_TOPIC_SCORES": self.scores,
             "LEADSCORE_TOPIC_DEAD_LETTERS": self.dead,
+            "LEADSCORE_TOPIC_PLANS": self.plans,
+            "LEADSCORE_TOPIC_PLAN_STATUS": self.plan_status,
             "LEADSCORE_JSON_TOPICS": ",".join(self.topic(s) for s in self.json_sources),
             "LEADSCORE_WEB_PORT": str(port),
             "LEADSCORE_TICK_INTERVAL_MS": "200",
@@ -198,6 +208,15 @@ class Service:
         finally:
             await producer.stop()
         return n
+
+    async def produce_raw(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                    enable_idempotence=True)  # fmt: skip
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value, key=key)
+        finally:
+            await producer.stop()
 
     # ----- traffic out --------------------------------------------------------------------------
 

@@ -1,0 +1,170 @@
+"""Tenant plans hot-reloaded through the real service (SPEC §8, docs/plans.md).
+
+Two workers share four entity-events partitions. ``leadscore plan publish`` sends tenant acme an
+invalid plan (rejected with its errors: acme keeps the default plan), then a valid one; a worker
+is killed with ``kill -9`` while the next events are scored; ``plan remove`` returns acme to the
+default. Every change is published exactly once; every acme change made before a partition's
+copy of a plan record carries the old version and every one after it the new one (the switch
+is an offset of each partition, the same for every worker and after the crash); the other
+tenant never moves off the default; HTTP, metrics and the plan-status topic tell the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from streams.codec import Source
+from streams.records import ItemRecord, PlanRecord, decode
+from tests.integration.service import Service, free_port
+from tests.integration.verify import exactly_once, metric_sum
+
+DEFAULT = """
+version: default-v1
+scores:
+  - name: engagement
+    entity: contact
+    rules:
+      - {id: visit, on: page_visit, points: 10}
+"""
+TENANT = DEFAULT.replace("default-v1", "acme-v2").replace("points: 10", "points: 25")
+BROKEN = TENANT.replace("points: 25", "points: lots")
+
+ACME = [f"a{i}" for i in range(12)]
+GLOBEX = [f"g{i}" for i in range(4)]
+
+
+def visits(batch: str, t: int) -> list[tuple[Source, dict[str, Any]]]:
+    return [
+        (
+            Source.PAGE_VISITS,
+            {
+                "event_id": f"{batch}-{contact}",
+                "account_id": account,
+                "occurred_at": t + n,
+                "contact_id": contact,
+                "deal_id": None,
+                "url": "/pricing",
+            },
+        )
+        for account, contacts in (("acme", ACME), ("globex", GLOBEX))
+        for n, contact in enumerate(contacts)
+    ]
+
+
+def leadscore_plan(service: Service, *args: str) -> tuple[int, dict[str, Any] | None, str]:
+    """``leadscore plan ...`` as an operator runs it: exit code, printed status, stderr."""
+    env = {**os.environ, **service.env("cli", free_port())}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "plan", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    status = json.loads(done.stdout) if done.stdout.strip() else None
+    return done.returncode, status, done.stderr
+
+
+async def wait_changes(service: Service, count: int, timeout_s: float = 90) -> list[Any]:
+    deadline = time.monotonic() + timeout_s
+    changes: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        changes = await service.changes()
+        if len(changes) >= count:
+            return changes
+        time.sleep(0.3)
+    raise AssertionError(f"{len(changes)} changes after {timeout_s} s, expected {count}")
+
+
+async def test_a_tenant_plan_switches_every_partition_at_its_copy(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    default, tenant, broken = (tmp_path / n for n in ("default.yaml", "acme.yaml", "bad.yaml"))
+    default.write_text(DEFAULT)
+    tenant.write_text(TENANT)
+    broken.write_text(BROKEN)
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=4)
+    now = int(time.time() * 1000)
+    everyone = len(ACME) + len(GLOBEX)
+    w1, w2 = service.worker("w1").start(), service.worker("w2").start()
+    try:
+        await w1.wait_ready()
+        await w2.wait_ready()
+        await service.produce(visits("b1", now))
+        await wait_changes(service, everyone)
+        # an invalid plan is refused by the CLI before anything is sent
+        rc, _, err = leadscore_plan(service, "publish", "--account", "acme", str(broken))
+        assert rc == 2 and "points" in err and "nothing published" in err, err
+        # ... and by the worker when it comes on the topic some other way
+        await service.produce_raw(service.plans, b"acme", BROKEN.encode())
+        rc, status, err = leadscore_plan(service, "publish", "--account", "acme", str(tenant))
+        assert rc == 0, err
+        assert status is not None and status["status"] == "accepted", status
+        assert status["version"] == "acme-v2" and status["source"]["offset"] == 1
+        await service.produce(visits("b2", now + 1000))
+        time.sleep(0.5)
+        w1.kill()  # kill -9 while the second batch is scored, maybe mid-transaction
+        w3 = service.worker("w3").start()
+        await w3.wait_ready()
+        await wait_changes(service, 2 * everyone)
+        plans_view = w3.get("/plans")
+        scores = w3.get("/scores/contact/a0?account=acme")
+        gauges = sum(
+            metric_sum(w.get_text("/metrics"), "leadscore_tenant_plan", account="acme",
+                       version="acme-v2") for w in (w2, w3)
+        )  # fmt: skip
+        rc, status, err = leadscore_plan(service, "remove", "--account", "acme")
+        assert rc == 0 and status is not None and status["status"] == "removed", (status, err)
+        await service.produce(visits("b3", now + 2000))
+        changes = await wait_changes(service, 3 * everyone)
+        log = await service.read_all(service.entity_events)
+        statuses = [json.loads(r.value) for r in await service.read_all(service.plan_status)]
+    finally:
+        service.stop_all()
+
+    grouped = exactly_once(changes)
+    assert len(changes) == 3 * everyone
+    for (account, _, contact, _), rows in grouped.items():
+        got = [(c["source_event_id"], c["delta"], c["plan_version"]) for c in rows]
+        if account == "acme":  # default, then acme's own plan, then the default again
+            assert got == [(f"b1-{contact}", 10, "default-v1"), (f"b2-{contact}", 25, "acme-v2"),
+                           (f"b3-{contact}", 10, "default-v1")], got  # fmt: skip
+        else:
+            assert got == [(f"b{n}-{contact}", 10, "default-v1") for n in (1, 2, 3)], got
+
+    # the switch point is an offset of each partition: one copy per partition per plan record
+    switches: dict[int, list[tuple[int, str | None]]] = defaultdict(list)
+    offset_of: dict[str, tuple[int, int]] = {}
+    for rec in log:
+        item = decode(rec.value)
+        if isinstance(item, PlanRecord):
+            switches[rec.partition].append((rec.offset, item.version))
+        elif isinstance(item, ItemRecord):
+            offset_of.setdefault(item.record["event_id"], (rec.partition, rec.offset))
+    assert {p: [v for _, v in s] for p, s in switches.items()} == {
+        p: ["acme-v2", None] for p in range(4)
+    }
+    for change in changes:
+        if change["account_id"] != "acme":
+            continue
+        partition, offset = offset_of[change["source_event_id"]]
+        (on, _), (off, _) = switches[partition]
+        expected = "acme-v2" if on < offset < off else "default-v1"
+        assert change["plan_version"] == expected, (change, switches[partition], offset)
+
+    assert [(s["status"], s["source"]["offset"]) for s in statuses] == [
+        ("rejected", 0), ("accepted", 1), ("removed", 2),
+    ]  # fmt: skip
+    assert any("points" in e for e in statuses[0]["errors"]), statuses[0]
+    assert statuses[1]["version"] == "acme-v2" and statuses[1]["errors"] == []
+
+    status_code, view = plans_view
+    assert status_code == 200 and view["default"]["version"] == "default-v1"
+    assert [v["version"] for v in view["tenants"]["acme"]] == ["acme-v2"]
+    assert "globex" not in view["tenants"]
+    assert scores[0] == 200 and scores[1]["plan_version"] == "acme-v2"
+    assert scores[1]["scores"]["engagement"]["value"] == 35
+    assert gauges == 4  # every partition, on the two live workers together
