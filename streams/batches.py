@@ -93,6 +93,14 @@ class _Abort(Exception):
     """Abort the open transaction and rewind (raised inside a batch)."""
 
 
+class _Recompute(Exception):
+    """A plan record asks for a recompute: stop the batch before it (raised inside a batch)."""
+
+    def __init__(self, partition: int, offset: int, record: records.PlanRecord) -> None:
+        super().__init__(partition, offset)
+        self.partition, self.offset, self.record = partition, offset, record
+
+
 class Engine:
     """Everything of one worker process; built by ``streams.worker``, run by :meth:`run`."""
 
@@ -156,6 +164,11 @@ class Engine:
         self.last_due = 0.0
         self.last_gauges = 0.0
         self.last_trim = time.monotonic()
+        #: (partition, offset) of a recompute's plan record -> its history, read between two
+        #: transactions (``_prepare_recompute``)
+        self.recomputes: dict[tuple[int, int], list[tuple[bytes, records.ItemRecord]]] = {}
+        self.commit_now = False
+        self._history: Consumer | None = None
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
@@ -190,6 +203,8 @@ class Engine:
                 held.store.close()
             self.partitions.held.clear()
         self.restorer.consumer.close()
+        if self._history is not None:
+            self._history.close()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: committing and stopping", signum)
@@ -219,9 +234,15 @@ class Engine:
         # of the two hops an input takes waits for a commit. Under full load batches are full
         # and only the interval (or the record cap) commits.
         interval = self.settings.commit_interval_ms / 1000
-        if self.txn.due(now, interval, self.settings.commit_max_records) or (
-            len(messages) < self.settings.batch_size
-            and self.txn.due(now, min(interval, EARLY_COMMIT_S), self.settings.commit_max_records)
+        if (
+            self.commit_now
+            or self.txn.due(now, interval, self.settings.commit_max_records)
+            or (
+                len(messages) < self.settings.batch_size
+                and self.txn.due(
+                    now, min(interval, EARLY_COMMIT_S), self.settings.commit_max_records
+                )
+            )
         ):
             self._commit()
         if now - self.last_gauges >= GAUGE_INTERVAL_S:
@@ -251,6 +272,12 @@ class Engine:
                 done.add(tp)
         except _Abort:
             self._abort(unprocessed(groups, done))
+        except _Recompute as stop:  # commit what came before, read the history, then go on
+            rest = unprocessed(groups, done | {(self.entity_topic, stop.partition)})
+            rest[(self.entity_topic, stop.partition)] = stop.offset
+            self._seek(rest)
+            self._commit()
+            self._prepare_recompute(stop)
         except KafkaException as exc:  # a produce refused because the transaction must abort
             if classify(exc) is not ErrorKind.ABORTABLE:
                 raise
@@ -300,7 +327,7 @@ class Engine:
         for msg in batch:
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             source = (topic, partition, offset)
-            checked = check(msg.key(), msg.value())
+            checked = check(msg.key(), msg.value(), msg.headers())  # type: ignore[arg-type]
             self.metrics.child(self.metrics.plan_updates, checked.status).inc()
             if checked.status == "rejected":
                 log.warning("plan of account %r rejected (%s[%d]@%d): %s", checked.account,
@@ -308,8 +335,10 @@ class Engine:
             else:
                 log.info("plan of account %r %s: version %s", checked.account, checked.status,
                          checked.version)  # fmt: skip
-                value = records.encode_plan(checked.account, checked.version, checked.text,
-                                            now_ms=now_ms, source=source)  # type: ignore[arg-type]  # fmt: skip
+                value = records.encode_plan(
+                    checked.account, checked.version, checked.text, now_ms=now_ms,
+                    source=source, recompute_from_ms=checked.recompute_from_ms,  # type: ignore[arg-type]
+                )  # fmt: skip
                 for target in range(partitions):
                     self.txn.produce(self.entity_topic, None, value, target)
             self.txn.produce(self.settings.topic_plan_status, msg.key(),
@@ -329,6 +358,40 @@ class Engine:
         log.info("partition %d: account %r now runs plan %s (was %s)", partition, rec.account,
                  plan.version, before.version)  # fmt: skip
         self._plan_gauges()
+
+    def _prepare_recompute(self, stop: _Recompute) -> None:
+        """The partition's items appended since the recompute's start, up to the plan record,
+        read outside any transaction (a long read must not outlive the transaction timeout)."""
+        started = time.monotonic()
+        if self._history is None:
+            self._history = Consumer(restore_consumer_config(self.settings))
+        try:
+            history = read_history(self._history, self.entity_topic, stop.partition,
+                                   stop.record.recompute_from_ms or 0, stop.offset,
+                                   self.settings.kafka_call_timeout_s * 4)  # fmt: skip
+        except KafkaException as exc:
+            raise Fatal(f"recompute: reading {self.entity_topic}[{stop.partition}] failed: "
+                        f"{exc.args[0]}") from exc  # fmt: skip
+        wanted = [(k, r) for k, r in history if self.stage.entity_key(k).account_id
+                  == stop.record.account]  # fmt: skip
+        self.recomputes[(stop.partition, stop.offset)] = wanted
+        log.info("partition %d: recompute of account %r: %d items read in %.1fs", stop.partition,
+                 stop.record.account, len(wanted), time.monotonic() - started)  # fmt: skip
+
+    def _recompute(
+        self, partition: int, rec: records.PlanRecord,
+        history: list[tuple[bytes, records.ItemRecord]], emitted_ms: int,
+    ) -> None:  # fmt: skip
+        """Every entity of the tenant with items in the history, rebuilt under its new plan."""
+        by_entity: dict[bytes, list[records.ItemRecord]] = {}
+        for key, item in history:
+            by_entity.setdefault(key, []).append(item)
+        source_id = f"recompute:{rec.version}"
+        for key, items in by_entity.items():
+            result = self.stage.on_recompute(partition, key, items, rec.now_ms, source_id)
+            self._publish(result.changes, emitted_ms)
+            self._forward(result.forwards, rec.now_ms)
+            self.metrics.observe_changes(result.changes)
 
     def _plan_gauges(self) -> None:
         gauge = self.metrics.tenant_plans
@@ -364,7 +427,15 @@ class Engine:
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             if isinstance(rec, records.PlanRecord):
-                self._switch_plan(partition, msg, rec)
+                if rec.recompute_from_ms is not None and rec.text is not None:
+                    history = self.recomputes.pop((partition, offset), None)  # type: ignore[arg-type]
+                    if history is None:
+                        raise _Recompute(partition, offset, rec)  # type: ignore[arg-type]
+                    self._switch_plan(partition, msg, rec)
+                    self._recompute(partition, rec, history, emitted_ms)
+                    self.commit_now = True
+                else:
+                    self._switch_plan(partition, msg, rec)
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -518,6 +589,7 @@ class Engine:
                 self._seek(rewind)
                 return
         self.positions.update(positions)
+        self.commit_now = False
         self.stage.tenants.pending.clear()  # the plans switched are in the stores now
         self.metrics.transactions.labels("committed").inc()
         self.metrics.commit_seconds.observe(time.perf_counter() - started)
@@ -650,6 +722,7 @@ class Engine:
         if not gone:
             return
         self.restorer.cancel(gone)
+        self.recomputes = {k: v for k, v in self.recomputes.items() if k[0] not in gone}
         self.metrics.partitions_restoring.set(len(self.restorer.active))
         self.cache.drop_partitions(gone)
         with self.lock:
@@ -763,3 +836,40 @@ def _loader(store: PartitionStore) -> Callable[[bytes], tuple[int | None, bytes]
 
 def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def read_history(consumer: Consumer, topic: str, partition: int, from_ms: int, until: int,
+                 timeout_s: float) -> list[tuple[bytes, records.ItemRecord]]:  # fmt: skip
+    """The committed input items of ``topic[partition]`` before offset ``until`` whose input
+    record was appended at or after ``from_ms``, in offset order."""
+    tp = TopicPartition(topic, partition, from_ms)
+    (start,) = consumer.offsets_for_times([tp], timeout=timeout_s)
+    first = start.offset if 0 <= start.offset < until else until
+    out: list[tuple[bytes, records.ItemRecord]] = []
+    if first >= until:
+        return out
+    consumer.assign([TopicPartition(topic, partition, first)])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                late = f"not read to offset {until} in {timeout_s:g} s"
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, late))
+            for msg in consumer.consume(1000, 0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaException(err)
+                if msg.offset() >= until:  # type: ignore[operator]
+                    return out
+                try:
+                    rec = records.decode(msg.value())  # type: ignore[arg-type]
+                except Exception:  # noqa: S112 - dead-lettered when it was processed
+                    continue
+                if isinstance(rec, records.ItemRecord) and rec.appended_ms >= from_ms:
+                    out.append((msg.key(), rec))  # type: ignore[arg-type]
+                if msg.offset() == until - 1:
+                    return out
+    finally:
+        consumer.unassign()

@@ -89,6 +89,11 @@ def _build_parser() -> argparse.ArgumentParser:
                              "event time)")  # fmt: skip
     replay.add_argument("--out", default="replay", help="report directory (default ./replay)")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    replay.add_argument("--apply", action="store_true",
+                        help="after the report, cut over: publish the plan for --account and "
+                             "recompute from --from-time (cause recompute)")  # fmt: skip
+    replay.add_argument("--wait", type=float, default=60.0,
+                        help="with --apply: seconds to wait for the worker's status")  # fmt: skip
     cal = sub.add_parser("calibrate", help="do scores predict conversions? an HTML/JSON report")
     cal.add_argument("--plan", default=None,
                      help="the plan (default: the worker's, LEADSCORE_PLAN_PATH)")  # fmt: skip

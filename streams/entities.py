@@ -28,6 +28,7 @@ from streams.scoring import (
     apply_member,
     parse_input,
 )
+from streams.scoring.recompute import recompute
 from streams.state.cache import Entry, Loader, StateCache
 from streams.tenants import TenantPlans
 
@@ -89,6 +90,19 @@ class EntityStage:
         outcome = apply_member(state, key, rec.update, plan, now_ms=rec.now_ms)
         self._keep(partition, key_bytes, entry, outcome)
         return ItemResult(outcome.changes)
+
+    def on_recompute(self, partition: int, key_bytes: bytes, items: list[records.ItemRecord],
+                     now_ms: int, source_id: str) -> ItemResult:  # fmt: skip
+        """An entity rebuilt from its retained items under its tenant's (new) plan."""
+        key = self.entity_key(key_bytes)
+        entry = self._entry(partition, key_bytes)
+        plan = self.tenants.plan_for(partition, key.account_id)
+        parsed = [(parse_input(r.record), r.now_ms) for r in items]
+        valid = [(item, at) for item, at in parsed if not isinstance(item, Invalid)]
+        outcome = recompute(entry.state if entry is not None else None, key, valid, plan,
+                            now_ms=now_ms, source_id=source_id)  # fmt: skip
+        self._keep(partition, key_bytes, entry, outcome)
+        return ItemResult(outcome.changes, (), None, outcome.forwards)
 
     def advance_due(
         self, partition: int, candidates: list[bytes], now_ms: int

@@ -42,14 +42,21 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
     except LeadscoreError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 2
-    status_reader = StatusReader(settings) if args.wait > 0 else None
+    return publish(settings, account, value, wait_s=args.wait)
+
+
+def publish(settings: Settings, account: str, value: bytes | None, *, wait_s: float,
+            headers: list[tuple[str, bytes]] | None = None) -> int:  # fmt: skip
+    """Write one ``plans`` record and print the worker's status of it (the exit code)."""
+    status_reader = None
     try:
-        partition, offset = _produce(settings, account, value)
+        status_reader = StatusReader(settings) if wait_s > 0 else None
+        partition, offset = _produce(settings, account, value, headers)
         where = f"{settings.topic_plans}[{partition}]@{offset}"
         print(f"published to {where}", file=sys.stderr)
         if status_reader is None:
             return 0
-        status = status_reader.wait((settings.topic_plans, partition, offset), args.wait)
+        status = status_reader.wait((settings.topic_plans, partition, offset), wait_s)
     except RuntimeError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 1
@@ -57,7 +64,7 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
         if status_reader is not None:
             status_reader.close()
     if status is None:
-        print(f"leadscore plan: no plan-status for {where} within {args.wait:g} s (is a worker "
+        print(f"leadscore plan: no plan-status for {where} within {wait_s:g} s (is a worker "
               "running?)", file=sys.stderr)  # fmt: skip
         return 1
     print(json.dumps(status, indent=2))
@@ -88,11 +95,12 @@ def _read_plan(path: Path, account: str) -> bytes | None:
     return raw
 
 
-def _produce(settings: Settings, account: str, value: bytes | None) -> tuple[int, int]:
+def _produce(settings: Settings, account: str, value: bytes | None,
+             headers: list[tuple[str, bytes]] | None) -> tuple[int, int]:  # fmt: skip
     """Write the record (idempotent producer, all replicas); returns its partition and offset."""
     producer = Producer({**common(settings), "enable.idempotence": True, "acks": "all"})
     delivered: list[Any] = []
-    producer.produce(settings.topic_plans, value, account.encode(),
+    producer.produce(settings.topic_plans, value, account.encode(), headers=list(headers or ()),
                      on_delivery=lambda err, msg: delivered.append((err, msg)))  # fmt: skip
     producer.flush(settings.kafka_call_timeout_s)
     if not delivered:

@@ -57,6 +57,8 @@ class PlanRecord:
     text: str | None
     now_ms: int
     source: tuple[str, int, int]  # topic, partition, offset of the record on the plans topic
+    #: recompute the tenant's entities by replaying this partition's items appended since then
+    recompute_from_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +94,12 @@ def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
     return packed
 
 
-def encode_plan(account: str, version: str | None, text: str | None, *, now_ms: int,
-                source: tuple[str, int, int]) -> bytes:  # fmt: skip
-    packed: bytes = msgpack.packb({"p": [account, version, text], "n": now_ms, "s": list(source)})
+def encode_plan(
+    account: str, version: str | None, text: str | None, *, now_ms: int,
+    source: tuple[str, int, int], recompute_from_ms: int | None = None,
+) -> bytes:  # fmt: skip
+    packed: bytes = msgpack.packb({"p": [account, version, text], "n": now_ms, "s": list(source),
+                                   "r": recompute_from_ms})  # fmt: skip
     return packed
 
 
@@ -103,7 +108,8 @@ def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
     if "p" in body:
         account, version, text = body["p"]
         topic, partition, offset = body["s"]
-        return PlanRecord(account, version, text, body["n"], (topic, partition, offset))
+        return PlanRecord(account, version, text, body["n"], (topic, partition, offset),
+                          body.get("r"))  # fmt: skip
     if "m" in body:
         contact, version, wire, source, occurred = body["m"]
         values = None if wire is None else tuple((name, points) for name, points in wire)

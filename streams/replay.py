@@ -217,6 +217,12 @@ def cmd_replay(args: Any) -> int:
             print(f"leadscore replay: --at must be epoch millis or ISO-8601 with an offset "
                   f"(got {args.at!r})", file=sys.stderr)  # fmt: skip
             return 2
+    if args.apply and (args.account is None or args.from_time is None):
+        print("leadscore replay: --apply needs --account (the tenant) and --from-time (the "
+              "workers recompute from their own retained records since then)",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    from_ms = 0
     bad = [0]
     started = time.perf_counter()
     if args.archive is not None:
@@ -226,11 +232,12 @@ def cmd_replay(args: Any) -> int:
             print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
             return 1
     else:
-        from_ms = parse_instant(args.from_time)
-        if from_ms is None:
+        parsed = parse_instant(args.from_time)
+        if parsed is None:
             print(f"leadscore replay: --from-time must be epoch millis or ISO-8601 with an "
                   f"offset (got {args.from_time!r})", file=sys.stderr)  # fmt: skip
             return 2
+        from_ms = parsed
         topic_items = _topic_items(args, from_ms, bad)
         if isinstance(topic_items, int):
             return topic_items
@@ -242,7 +249,7 @@ def cmd_replay(args: Any) -> int:
     report = diff(*scorers)
     meta = {"current_version": current.version, "candidate_version": candidate.version,
             "account": args.account, "events": len(items), "bad_lines": bad[0],
-            "events_per_s": len(items) / took, "dry_run": True}  # fmt: skip
+            "events_per_s": len(items) / took, "dry_run": not args.apply}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "replay.json").write_text(json.dumps({**meta, **report}, indent=1) + "\n")
@@ -250,7 +257,30 @@ def cmd_replay(args: Any) -> int:
     print(f"wrote {out / 'replay.json'}")
     if bad[0]:
         print(f"leadscore replay: {bad[0]} bad line(s) skipped", file=sys.stderr)
+    if args.apply:
+        return _apply(args, from_ms)
     return 0
+
+
+def _apply(args: Any, from_ms: int) -> int:
+    """``--apply``: the candidate goes to the ``plans`` topic for the tenant, asking every
+    partition to recompute the tenant's entities from ``from_ms`` when it switches (cause
+    ``recompute``; see ``streams.tenants`` and ``streams.scoring.recompute``)."""
+    from streams.errors import LeadscoreError
+    from streams.plan_publish import publish
+    from streams.settings import load_settings
+    from streams.tenants import RECOMPUTE_HEADER
+
+    try:
+        settings = load_settings()
+    except LeadscoreError as exc:
+        print(f"leadscore replay: {exc}", file=sys.stderr)
+        return 2
+    text = Path(args.plan).read_bytes()
+    print(f"applying: publishing {args.plan} for account {args.account}, recompute from "
+          f"{from_ms}", file=sys.stderr)  # fmt: skip
+    return publish(settings, args.account, text, wait_s=args.wait,
+                   headers=[(RECOMPUTE_HEADER, str(from_ms).encode())])  # fmt: skip
 
 
 class _progress:

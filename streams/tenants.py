@@ -29,7 +29,7 @@ import msgpack
 from streams.scoring import Plan, PlanError, load_plan
 from streams.state.store import PLANS_KEY
 
-__all__ = ["PLANS_KEY", "Checked", "TenantPlans", "check", "status_record"]
+__all__ = ["PLANS_KEY", "RECOMPUTE_HEADER", "Checked", "TenantPlans", "check", "status_record"]
 #: Longest plan document accepted on the ``plans`` topic.
 MAX_PLAN_BYTES = 512 * 1024  # the broadcast copy must fit Kafka's default 1 MiB record
 
@@ -48,10 +48,30 @@ class Checked:
     version: str | None = None
     text: str | None = None
     errors: tuple[str, ...] = ()
+    #: ``replay --apply``: recompute the tenant's scores from the items appended since then
+    recompute_from_ms: int | None = None
 
 
-def check(key: bytes | None, value: bytes | None) -> Checked:
-    """Validate one ``plans`` record: the key names the tenant, the value is the plan text."""
+#: The ``plans`` record header of ``leadscore replay --apply``: epoch ms, decimal text.
+RECOMPUTE_HEADER = "leadscore.recompute-from-ms"
+
+
+def check(key: bytes | None, value: bytes | None,
+          headers: list[tuple[str, bytes]] | None = None) -> Checked:  # fmt: skip
+    """Validate one ``plans`` record: the key names the tenant, the value is the plan text, a
+    :data:`RECOMPUTE_HEADER` asks for a recompute."""
+    checked = _check(key, value)
+    raw = dict(headers or ()).get(RECOMPUTE_HEADER)
+    if raw is None or checked.status == "rejected":
+        return checked
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+    if checked.status != "accepted" or not text.isdigit():
+        why = f"{RECOMPUTE_HEADER} must be epoch millis and comes with a plan (got {text[:40]!r})"
+        return Checked(checked.account, "rejected", errors=(why,))
+    return Checked(checked.account, "accepted", checked.version, checked.text, (), int(text))
+
+
+def _check(key: bytes | None, value: bytes | None) -> Checked:
     try:
         account = (key or b"").decode()
     except UnicodeDecodeError:
@@ -81,6 +101,7 @@ def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int)
     return json.dumps({
         "account": checked.account, "status": checked.status, "version": checked.version,
         "errors": list(checked.errors), "at_ms": at_ms,
+        "recompute_from_ms": checked.recompute_from_ms,
         "source": {"topic": topic, "partition": partition, "offset": offset},
     }).encode()  # fmt: skip
 

@@ -24,6 +24,7 @@ class Cause(StrEnum):
     DECAY = "decay"  # a decay check moved the integer total (``decay``)
     INACTIVITY = "inactivity"  # a deduction for a silence, or a late event undoing one
     ROLLUP = "rollup"  # a member contact's value, or its membership, moved a roll-up
+    RECOMPUTE = "recompute"  # a tenant's new plan recomputed the score by replay (``recompute``)
 
 
 CAUSES = tuple(Cause)

@@ -168,3 +168,63 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
     assert scores[0] == 200 and scores[1]["plan_version"] == "acme-v2"
     assert scores[1]["scores"]["engagement"]["value"] == 35
     assert gauges == 4  # every partition, on the two live workers together
+
+
+async def test_replay_apply_recomputes_once_across_a_kill_during_the_cut_over(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """``replay --apply``: the dry-run report, then the tenant's new plan with a recompute from
+    ``--from-time``. Each partition rebuilds acme's contacts from its retained items at its copy
+    of the plan record and publishes one ``recompute`` change per contact; the worker is killed
+    with ``kill -9`` during the cut-over while new events arrive. Nothing is counted twice: each
+    contact ends at the new plan's value of all its visits, and globex is untouched."""
+    default, tenant = tmp_path / "default.yaml", tmp_path / "acme.yaml"
+    default.write_text(DEFAULT)
+    tenant.write_text(TENANT)
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=3)
+    now = int(time.time() * 1000)
+    everyone = len(ACME) + len(GLOBEX)
+    worker = service.worker("w1").start()
+    try:
+        await worker.wait_ready()
+        await service.produce(visits("b1", now) + visits("b2", now + 10))
+        await wait_changes(service, 2 * everyone)
+        env = {**os.environ, **service.env("cli", free_port())}
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "replay", "--plan", str(tenant), "--current",
+             str(default), "--from-time", str(now - 60_000), "--account", "acme", "--apply",
+             "--quiet", "--out", str(tmp_path / "replay")],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        await service.produce(visits("b3", now + 20))  # arriving during the cut-over
+        worker.kill()
+        worker = service.worker("w2").start()
+        await worker.wait_ready()
+        changes = await wait_changes(service, 3 * everyone + len(ACME))
+        time.sleep(1.0)  # anything more would be a double count: read again
+        changes = await service.changes()
+        statuses = [json.loads(r.value) for r in await service.read_all(service.plan_status)]
+    finally:
+        service.stop_all()
+
+    report = json.loads((tmp_path / "replay" / "replay.json").read_text())
+    assert report["dry_run"] is False and report["scores_changed"] == len(ACME)
+    assert {e["delta"] for e in report["entities"]} == {30}  # 2 visits: 20 -> 50
+    assert [(s["status"], s["version"], s["recompute_from_ms"]) for s in statuses] == [
+        ("accepted", "acme-v2", now - 60_000)
+    ]
+    grouped = exactly_once(changes)
+    for (account, *_), rows in grouped.items():
+        causes = [c["cause"] for c in rows]
+        if account == "acme":
+            assert causes.count("recompute") == 1, rows
+            (redo,) = [c for c in rows if c["cause"] == "recompute"]
+            assert (redo["plan_version"], redo["source_event_id"]) == (
+                "acme-v2",
+                "recompute:acme-v2",
+            )
+            assert rows[-1]["new_value"] == 75, rows  # 3 visits at 25, whatever b3's side
+        else:
+            assert causes == ["rule"] * 3 and rows[-1]["new_value"] == 30, rows
+    assert len(changes) == 3 * everyone + len(ACME)
