@@ -71,6 +71,9 @@ def _build_parser() -> argparse.ArgumentParser:
     top.add_argument("-n", default="10", help="how many (1-1000, default 10)")
     top.add_argument("--tier", default=None, help="only entities in this tier of the score")
     top.add_argument("--json", action="store_true", help="the answer as JSON, as GET /top gives")
+    top.add_argument("--plan", default=None,
+                     help="the tenant's plan file, if it has one of its own (default: the "
+                          "worker's, LEADSCORE_PLAN_PATH)")  # fmt: skip
     top.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
                      help="how long to read the topic to its end at most (default 60)")  # fmt: skip
     replay = sub.add_parser("replay", help="dry run: what a candidate plan would change")

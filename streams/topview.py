@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -217,6 +218,8 @@ def cmd_top(args: Any) -> int:
 
     try:
         settings = load_settings()
+        if args.plan is not None:  # a tenant's own plan (``plan publish``)
+            settings = settings.model_copy(update={"plan_path": Path(args.plan)})
         plan = load_plan_file(settings)
         codec = registered_codec(settings, outputs=False)
     except LeadscoreError as exc:
