@@ -359,6 +359,16 @@ class Engine:
                  plan.version, before.version)  # fmt: skip
         self._plan_gauges()
 
+    def _switch_without_recompute(self, partition: int, msg: Message) -> None:
+        """A poisoned record that is a plan record (its recompute raised): switch anyway, so
+        that the partition runs the plan every other partition runs."""
+        try:
+            rec = records.decode(msg.value())  # type: ignore[arg-type]
+        except Exception:  # not a plan record: nothing to switch
+            return
+        if isinstance(rec, records.PlanRecord):
+            self._switch_plan(partition, msg, rec)
+
     def _prepare_recompute(self, stop: _Recompute) -> None:
         """The partition's items appended since the recompute's start, up to the plan record,
         read outside any transaction (a long read must not outlive the transaction timeout)."""
@@ -415,6 +425,7 @@ class Engine:
             poisoned = self.poison.pop((topic, partition, offset), None)  # type: ignore[arg-type]
             if poisoned is not None:
                 self._dead_letter(self._letter(msg, *poisoned))
+                self._switch_without_recompute(partition, msg)
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -432,7 +443,17 @@ class Engine:
                     if history is None:
                         raise _Recompute(partition, offset, rec)  # type: ignore[arg-type]
                     self._switch_plan(partition, msg, rec)
-                    self._recompute(partition, rec, history, emitted_ms)
+                    try:
+                        self._recompute(partition, rec, history, emitted_ms)
+                    except Exception as exc:  # a core bug: the plan switches, without recompute
+                        reason = "".join(traceback.format_exception(exc, limit=6))[-1500:]
+                        log.error("%s[%d]@%d: the recompute raised in the core, aborting; the "
+                                  "plan will switch without it: %r", topic, partition, offset,
+                                  exc)  # fmt: skip
+                        self.poison[(topic, partition, offset)] = (  # type: ignore[index]
+                            f"RecomputeFailed:{type(exc).__name__}", reason,
+                        )  # fmt: skip
+                        raise _Abort from exc
                     self.commit_now = True
                 else:
                     self._switch_plan(partition, msg, rec)
