@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import Any, cast
@@ -66,7 +66,7 @@ from streams.settings import Settings
 from streams.state.cache import Entry, StateCache
 from streams.state.restore import RestoreError, Restorer
 from streams.state.store import PLANS_KEY, PartitionStore, StoreOptions, pack_value, unpack_value
-from streams.tenants import check, status_record
+from streams.tenants import Checked, check, status_record
 from streams.topics import entity_topic, input_topics, state_changelog_topic
 from streams.transaction import Phase, Transaction, TransactionalProducer
 
@@ -87,10 +87,17 @@ PARTITIONER = -1
 #: Pause before an input whose writer schema could not be fetched (registry unreachable) is
 #: tried again: the transaction aborts and rewinds, nothing is dead-lettered.
 REGISTRY_RETRY_S = 1.0
+#: Longest read of a partition's history for a recompute (within ``max.poll.interval.ms``, 300 s
+#: by default); past it the plan switches without the recompute (dead letter, error log).
+HISTORY_READ_S = 200.0
 
 
 class _Abort(Exception):
     """Abort the open transaction and rewind (raised inside a batch)."""
+
+
+class _CoreBug(Exception):
+    """The core raised on a recompute (its ``__cause__``)."""
 
 
 class _Recompute(Exception):
@@ -169,6 +176,8 @@ class Engine:
         self.recomputes: dict[tuple[int, int], list[tuple[bytes, records.ItemRecord]]] = {}
         self.commit_now = False
         self._history: Consumer | None = None
+        #: (account, version) label sets of ``leadscore_tenant_plan`` set now
+        self.plan_labels: set[tuple[str, str]] = set()
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
@@ -327,7 +336,11 @@ class Engine:
         for msg in batch:
             topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
             source = (topic, partition, offset)
-            checked = check(msg.key(), msg.value(), msg.headers())  # type: ignore[arg-type]
+            try:
+                checked = check(msg.key(), msg.value(), msg.headers())  # type: ignore[arg-type]
+            except Exception as exc:  # never a crash on a record of the plans topic
+                log.error("checking %s[%d]@%d raised: %r", topic, partition, offset, exc)
+                checked = Checked("", "rejected", errors=(f"cannot be checked: {exc!r}"[:500],))
             self.metrics.child(self.metrics.plan_updates, checked.status).inc()
             if checked.status == "rejected":
                 log.warning("plan of account %r rejected (%s[%d]@%d): %s", checked.account,
@@ -345,19 +358,50 @@ class Engine:
                              status_record(checked, source=source, at_ms=now_ms), PARTITIONER)  # type: ignore[arg-type]  # fmt: skip
             self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
 
-    def _switch_plan(self, partition: int, msg: Message, rec: records.PlanRecord) -> None:
-        """A plan record reached this partition: its tenant switches here, for good."""
+    def _on_plan(self, partition: int, offset: int, msg: Message, rec: records.PlanRecord,
+                 emitted_ms: int) -> None:  # fmt: skip
+        """A plan record: switch the tenant here, with its recompute if it asks for one."""
+        if self.stage.tenants.was_applied(partition, rec.account, rec.source[2]):
+            log.info("partition %d: plan record %s of account %r applied already: skipped",
+                     partition, rec.source, rec.account)  # fmt: skip
+            return
+        history = None
+        if rec.recompute_from_ms is not None and rec.text is not None:
+            history = self.recomputes.pop((partition, offset), None)
+            if history is None:
+                raise _Recompute(partition, offset, rec)
+        if not self._switch_plan(partition, msg, rec) or history is None:
+            return
+        try:
+            self._recompute(partition, rec, history, emitted_ms)
+        except _CoreBug as bug:  # the plan will switch without the recompute (see _score)
+            exc = bug.__cause__ or bug
+            log.error("%s[%d]@%d: the recompute raised in the core, aborting; the plan will "
+                      "switch without it: %r", self.entity_topic, partition, offset,
+                      exc)  # fmt: skip
+            self.poison[(self.entity_topic, partition, offset)] = (
+                f"RecomputeFailed:{type(exc).__name__}",
+                "".join(traceback.format_exception(exc, limit=6))[-1500:],
+            )  # fmt: skip
+            raise _Abort from exc
+        self.commit_now = True
+
+    def _switch_plan(self, partition: int, msg: Message, rec: records.PlanRecord) -> bool:
+        """A plan record reached this partition: its tenant switches here, for good. False
+        when this worker cannot compile the plan (accepted by a worker of another version):
+        the record is dead-lettered and the old plan stays."""
         tenants = self.stage.tenants
         before = tenants.plan_for(partition, rec.account)
         try:
-            plan = tenants.switch(partition, rec.account, rec.text)
-        except Exception as exc:  # accepted by a worker of another version: ours cannot run it
+            plan = tenants.switch(partition, rec.account, rec.text, rec.source[2])
+        except Exception as exc:
             self._dead_letter(self._letter(msg, "PlanRejected", str(exc)[-1500:]))
-            return
+            return False
         self.txn.put(partition, PLANS_KEY, pack_value(None, tenants.blob(partition)))
         log.info("partition %d: account %r now runs plan %s (was %s)", partition, rec.account,
                  plan.version, before.version)  # fmt: skip
         self._plan_gauges()
+        return True
 
     def _switch_without_recompute(self, partition: int, msg: Message) -> None:
         """A poisoned record that is a plan record (its recompute raised): switch anyway, so
@@ -366,7 +410,9 @@ class Engine:
             rec = records.decode(msg.value())  # type: ignore[arg-type]
         except Exception:  # not a plan record: nothing to switch
             return
-        if isinstance(rec, records.PlanRecord):
+        if isinstance(rec, records.PlanRecord) and not self.stage.tenants.was_applied(
+            partition, rec.account, rec.source[2]
+        ):
             self._switch_plan(partition, msg, rec)
 
     def _prepare_recompute(self, stop: _Recompute) -> None:
@@ -378,10 +424,14 @@ class Engine:
         try:
             history = read_history(self._history, self.entity_topic, stop.partition,
                                    stop.record.recompute_from_ms or 0, stop.offset,
-                                   self.settings.kafka_call_timeout_s * 4)  # fmt: skip
-        except KafkaException as exc:
-            raise Fatal(f"recompute: reading {self.entity_topic}[{stop.partition}] failed: "
-                        f"{exc.args[0]}") from exc  # fmt: skip
+                                   HISTORY_READ_S)  # fmt: skip
+        except KafkaException as exc:  # the plan switches without the recompute, loudly
+            reason = f"reading {self.entity_topic}[{stop.partition}] failed: {exc.args[0]}"
+            log.error("partition %d: recompute of account %r: %s; the plan switches without "
+                      "it", stop.partition, stop.record.account, reason)  # fmt: skip
+            key = (self.entity_topic, stop.partition, stop.offset)
+            self.poison[key] = ("RecomputeFailed:HistoryUnread", reason)
+            return
         wanted = [(k, r) for k, r in history if self.stage.entity_key(k).account_id
                   == stop.record.account]  # fmt: skip
         self.recomputes[(stop.partition, stop.offset)] = wanted
@@ -398,17 +448,26 @@ class Engine:
             by_entity.setdefault(key, []).append(item)
         source_id = f"recompute:{rec.version}"
         for key, items in by_entity.items():
-            result = self.stage.on_recompute(partition, key, items, rec.now_ms, source_id)
+            try:
+                result = self.stage.on_recompute(partition, key, items, rec.now_ms, source_id)
+            except Exception as exc:
+                raise _CoreBug from exc
+            if result is None:  # no valid item: the entity keeps its values
+                continue
             self._publish(result.changes, emitted_ms)
             self._forward(result.forwards, rec.now_ms)
             self.metrics.observe_changes(result.changes)
 
     def _plan_gauges(self) -> None:
         gauge = self.metrics.tenant_plans
-        gauge.clear()
-        for account, versions in self.stage.tenants.running().items():
-            for version, partitions in versions.items():
-                gauge.labels(account, version).set(len(partitions))
+        now = {(account, version): len(partitions)
+               for account, versions in self.stage.tenants.running().items()
+               for version, partitions in versions.items()}  # fmt: skip
+        for labels in self.plan_labels - now.keys():
+            gauge.remove(*labels)
+        for labels, count in now.items():
+            gauge.labels(*labels).set(count)
+        self.plan_labels = set(now)
 
     def _score(self, partition: int, batch: list[Message]) -> None:
         held = self.partitions.held.get(partition)
@@ -438,25 +497,7 @@ class Engine:
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             if isinstance(rec, records.PlanRecord):
-                if rec.recompute_from_ms is not None and rec.text is not None:
-                    history = self.recomputes.pop((partition, offset), None)  # type: ignore[arg-type]
-                    if history is None:
-                        raise _Recompute(partition, offset, rec)  # type: ignore[arg-type]
-                    self._switch_plan(partition, msg, rec)
-                    try:
-                        self._recompute(partition, rec, history, emitted_ms)
-                    except Exception as exc:  # a core bug: the plan switches, without recompute
-                        reason = "".join(traceback.format_exception(exc, limit=6))[-1500:]
-                        log.error("%s[%d]@%d: the recompute raised in the core, aborting; the "
-                                  "plan will switch without it: %r", topic, partition, offset,
-                                  exc)  # fmt: skip
-                        self.poison[(topic, partition, offset)] = (  # type: ignore[index]
-                            f"RecomputeFailed:{type(exc).__name__}", reason,
-                        )  # fmt: skip
-                        raise _Abort from exc
-                    self.commit_now = True
-                else:
-                    self._switch_plan(partition, msg, rec)
+                self._on_plan(partition, offset, msg, rec, emitted_ms)  # type: ignore[arg-type]
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -650,7 +691,11 @@ class Engine:
 
     def _load_plans(self, partition: int, store: PartitionStore) -> None:
         value = store.get(PLANS_KEY)
-        self.stage.tenants.load(partition, None if value is None else unpack_value(value)[1])
+        failed = self.stage.tenants.load(partition, None if value is None else
+                                         unpack_value(value)[1])  # fmt: skip
+        for why in failed:
+            log.error("partition %d: a stored tenant plan does not compile with this version "
+                      "(it runs the default plan here): %s", partition, why[:1500])  # fmt: skip
 
     def _seek(self, rewind: dict[tuple[str, int], int]) -> None:
         assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
@@ -668,17 +713,11 @@ class Engine:
         since they were assigned) send their committed offset, so that even a transaction of
         time-driven work alone carries the group's generation (zombie fencing, KIP-447).
         """
-        out: dict[tuple[str, int], int] = {}
         assigned = self.consumer.assignment()
         if not assigned:
-            return out
-        for tp in self.consumer.position(assigned):
-            key = (tp.topic, tp.partition)
-            if tp.offset is not None and tp.offset >= 0:
-                out[key] = tp.offset
-            elif key in self.positions:
-                out[key] = self.positions[key]
-        return out
+            return {}
+        found = [((tp.topic, tp.partition), tp.offset) for tp in self.consumer.position(assigned)]
+        return positions_to_commit(found, self.txn.offsets, self.positions)
 
     # ----- rebalances ---------------------------------------------------------------------------
 
@@ -838,6 +877,26 @@ def group_batch(
             continue
         groups.setdefault((msg.topic(), msg.partition()), []).append(msg)
     return groups, errors
+
+
+def positions_to_commit(
+    found: Iterable[tuple[tuple[str, int], int | None]],
+    processed: dict[tuple[str, int], int],
+    committed: dict[tuple[str, int], int],
+) -> dict[tuple[str, int], int]:
+    """The offsets a commit sends besides the transaction's own (``processed``, last processed
+    + 1, which these override): each assigned partition's position where it has one; else its
+    committed offset, unless the transaction processed some of it. No position means nothing
+    fetched since assign or since a ``seek`` (librdkafka resets the position on a seek): after
+    a seek back into a batch, the older committed offset would undo what the transaction did.
+    """
+    out: dict[tuple[str, int], int] = {}
+    for key, offset in found:
+        if offset is not None and offset >= 0:
+            out[key] = offset
+        elif key not in processed and key in committed:
+            out[key] = committed[key]
+    return out
 
 
 def unprocessed(

@@ -92,13 +92,16 @@ class EntityStage:
         return ItemResult(outcome.changes)
 
     def on_recompute(self, partition: int, key_bytes: bytes, items: list[records.ItemRecord],
-                     now_ms: int, source_id: str) -> ItemResult:  # fmt: skip
-        """An entity rebuilt from its retained items under its tenant's (new) plan."""
+                     now_ms: int, source_id: str) -> ItemResult | None:  # fmt: skip
+        """An entity rebuilt from its retained items under its tenant's (new) plan; None when
+        none of them is valid (the entity keeps its values)."""
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
         plan = self.tenants.plan_for(partition, key.account_id)
         parsed = [(parse_input(r.record), r.now_ms) for r in items]
         valid = [(item, at) for item, at in parsed if not isinstance(item, Invalid)]
+        if not valid:
+            return None
         outcome = recompute(entry.state if entry is not None else None, key, valid, plan,
                             now_ms=now_ms, source_id=source_id)  # fmt: skip
         self._keep(partition, key_bytes, entry, outcome)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streams.errors import LeadscoreError
 from streams.kafka import common
@@ -57,7 +57,7 @@ def publish(settings: Settings, account: str, value: bytes | None, *, wait_s: fl
         if status_reader is None:
             return 0
         status = status_reader.wait((settings.topic_plans, partition, offset), wait_s)
-    except RuntimeError as exc:
+    except (RuntimeError, KafkaException) as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -22,6 +22,7 @@ The settings' plan file stays the default of every tenant without a plan of its 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
 import msgpack
@@ -54,6 +55,7 @@ class Checked:
 
 #: The ``plans`` record header of ``leadscore replay --apply``: epoch ms, decimal text.
 RECOMPUTE_HEADER = "leadscore.recompute-from-ms"
+_EPOCH_MS = re.compile(r"[0-9]{1,15}", re.ASCII)
 
 
 def check(key: bytes | None, value: bytes | None,
@@ -65,8 +67,9 @@ def check(key: bytes | None, value: bytes | None,
     if raw is None or checked.status == "rejected":
         return checked
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-    if checked.status != "accepted" or not text.isdigit():
-        why = f"{RECOMPUTE_HEADER} must be epoch millis and comes with a plan (got {text[:40]!r})"
+    if checked.status != "accepted" or not _EPOCH_MS.fullmatch(text):
+        why = (f"{RECOMPUTE_HEADER} must be epoch millis (up to 15 digits) and comes with a "
+               f"plan (got {text[:40]!r})")  # fmt: skip
         return Checked(checked.account, "rejected", errors=(why,))
     return Checked(checked.account, "accepted", checked.version, checked.text, (), int(text))
 
@@ -119,6 +122,9 @@ class TenantPlans:
     by_partition: dict[int, dict[str, tuple[str, Plan]]] = field(default_factory=dict)
     #: account -> (text, plan) compiled last: the partitions of one worker share the compilation
     compiled: dict[str, tuple[str, Plan]] = field(default_factory=dict)
+    #: partition -> account -> offset on the ``plans`` topic of the last plan record applied
+    #: (a copy seen again, after the group's offsets on that topic were reset, is skipped)
+    applied: dict[int, dict[str, int]] = field(default_factory=dict)
     #: partitions whose plans changed in the open transaction
     pending: set[int] = field(default_factory=set)
 
@@ -129,7 +135,13 @@ class TenantPlans:
         entry = tenants.get(account)  # type: ignore[arg-type]  # None: no tenant, the default
         return self.default if entry is None else entry[1]
 
-    def switch(self, partition: int, account: str, text: str | None) -> Plan:
+    def was_applied(self, partition: int, account: str, source_offset: int) -> bool:
+        """Whether the partition applied this plans record (or a later one) of the tenant."""
+        done = self.applied.get(partition, {}).get(account)
+        return done is not None and done >= source_offset
+
+    def switch(self, partition: int, account: str, text: str | None,
+               source_offset: int = -1) -> Plan:  # fmt: skip
         """Apply a plan record; returns the plan the tenant runs now on the partition.
 
         Raises ``PlanError`` if the text does not compile here (a worker of another version
@@ -143,6 +155,7 @@ class TenantPlans:
             plan = self._compile(account, text)
             tenants[account] = (text, plan)
         self.by_partition[partition] = tenants
+        self.applied[partition] = {**self.applied.get(partition, {}), account: source_offset}
         self.pending.add(partition)
         return plan
 
@@ -157,20 +170,36 @@ class TenantPlans:
     def blob(self, partition: int) -> bytes:
         """The partition's plan texts, as kept under :data:`PLANS_KEY`."""
         tenants = self.by_partition.get(partition, {})
-        packed: bytes = msgpack.packb({a: text for a, (text, _) in sorted(tenants.items())})
+        texts = {a: text for a, (text, _) in sorted(tenants.items())}
+        packed: bytes = msgpack.packb({"texts": texts, "applied": self.applied.get(partition, {})})
         return packed
 
-    def load(self, partition: int, blob: bytes | None) -> None:
-        """The committed plans of a partition (its store's :data:`PLANS_KEY`), or none."""
+    def load(self, partition: int, blob: bytes | None) -> list[str]:
+        """The committed plans of a partition (its store's :data:`PLANS_KEY`), or none.
+
+        Returns what could not be loaded: a text this version cannot compile (written by a
+        worker of another version) leaves that tenant on the default plan here, loudly.
+        """
         self.pending.discard(partition)
+        self.by_partition.pop(partition, None)
+        self.applied.pop(partition, None)
         if blob is None:
-            self.by_partition.pop(partition, None)
-            return
-        texts: dict[str, str] = msgpack.unpackb(blob)
-        self.by_partition[partition] = {a: (t, self._compile(a, t)) for a, t in texts.items()}
+            return []
+        body = msgpack.unpackb(blob)
+        plans: dict[str, tuple[str, Plan]] = {}
+        failed = []
+        for account, text in body["texts"].items():
+            try:
+                plans[account] = (text, self._compile(account, text))
+            except PlanError as exc:
+                failed.append(f"account {account}: {exc}")
+        self.by_partition[partition] = plans
+        self.applied[partition] = dict(body["applied"])
+        return failed
 
     def drop(self, partition: int) -> None:
         self.by_partition.pop(partition, None)
+        self.applied.pop(partition, None)
         self.pending.discard(partition)
 
     def running(self) -> dict[str, dict[str, list[int]]]:

@@ -105,6 +105,8 @@ def settle(
     for name, ledger in entity.scores.items():
         score = plan.by_name.get(name)
         if score is None or score.entity != key.kind:
+            # a score the plan dropped (a tenant's new plan) sleeps: seq and value kept, never due
+            ledger.next_due_ms = None
             continue
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
             if score.decays or score.inactivity is not None:  # one due time at a time

@@ -8,9 +8,11 @@ and every score whose value differs from the one last published gets one change 
 ``recompute`` (its tier change too, and matrix cells that move), continuing the score's ``seq``.
 
 Kept from the old state, because replaying items cannot rebuild them: the ``seq`` of every score;
-the event ids seen (a late duplicate of an older event stays a duplicate); the members of deal
-roll-ups (they come from member updates, not items); a contact's roll-up links and update
-version, so that the updates it sends next are newer than every one it sent before.
+the ledgers of scores the new plan does not have (asleep, as ``engine.settle`` leaves them, so a
+later plan that has the score again continues its ``seq``); the event ids seen (a late duplicate
+of an older event stays a duplicate); the members of deal roll-ups (they come from member
+updates, not items); a contact's roll-up links and update version, so that the updates it sends
+next are newer than every one it sent before.
 
 Pure: no I/O, no clock. The same items and the same ``now_ms`` give the same state and changes,
 which is what makes a recompute exactly once when the shell redoes it after a crash.
@@ -25,7 +27,7 @@ from streams.scoring.emit import emit
 from streams.scoring.engine import advance, apply
 from streams.scoring.events import EntityKey, Item
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
-from streams.scoring.plan import Plan
+from streams.scoring.plan import Plan, Score
 from streams.scoring.state import EntityState, ScoreState
 
 
@@ -50,26 +52,30 @@ def recompute(
         ledger = new.scores.get(score.name)
         if ledger is None:
             ledger = new.scores[score.name] = ScoreState()
-        _carry(before.scores.get(score.name) or ScoreState(), ledger)
+        _carry(before.scores.get(score.name) or ScoreState(), ledger, score)
         emit(changes, ledger, score, key, plan, Cause.RECOMPUTE, (), source_id, now_ms)
+    for name, ledger in before.scores.items():
+        if name not in new.scores:  # a score the new plan does not have: kept, asleep
+            ledger.next_due_ms = None
+            new.scores[name] = ledger
     new.seen = {**before.seen, **new.seen}
     new.recompute_due()
+    new.rv = before.rv
+    new.account_link = before.account_link
+    new.deal_links = list(before.deal_links)
     if changes and plan.matrices:
         matrix.follow(new, key, plan, changes)
     if plan.rollup_sources and key.kind == "contact":
-        new.rv = before.rv
-        new.account_link = before.account_link
-        new.deal_links = list(before.deal_links)
         forwards = rollup.forwards(new, key, plan, changes, None, source_id, now_ms)
         return outcome(new, tuple(changes), (), forwards)
     return outcome(new, tuple(changes))
 
 
-def _carry(published: ScoreState, ledger: ScoreState) -> None:
+def _carry(published: ScoreState, ledger: ScoreState, score: Score) -> None:
     """What the replay cannot rebuild: the last published value and seq (0 and 0 for a score
     never published), and roll-up members."""
     ledger.seq = published.seq
     ledger.total = published.total  # ``emit`` compares the rebuilt value with this one
-    if published.members:
+    if published.members and score.rollup is not None:  # aggregated again: the new plan's way
         ledger.members = dict(published.members)
-        ledger.rolled = published.rolled
+        ledger.rolled = rollup.aggregate(score.rollup, ledger.members)

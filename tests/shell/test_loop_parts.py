@@ -593,3 +593,17 @@ def test_the_byte_count_follows_loads_aborts_and_dropped_partitions() -> None:
     commit_all(stage, store)
     stage.cache.drop_partitions({0})
     assert stage.cache.bytes == 0 and len(stage.cache) == 0
+
+
+def test_a_commit_after_a_seek_keeps_the_offsets_the_transaction_processed() -> None:
+    from streams.batches import positions_to_commit
+
+    found = [(("e", 0), 57), (("e", 1), -1001), (("e", 2), -1001), (("in", 0), None)]
+    processed = {("e", 1): 40}  # partition 1: seeked back to 40 after processing 31..39
+    committed = {("e", 1): 31, ("e", 2): 12, ("in", 0): 5}
+    assert positions_to_commit(found, processed, committed) == {
+        ("e", 0): 57,  # a position: past the transaction markers too
+        # ("e", 1): absent, so the transaction's own 40 is sent, not the stale 31
+        ("e", 2): 12,  # nothing processed, no position: the committed offset (KIP-447)
+        ("in", 0): 5,
+    }

@@ -12,7 +12,7 @@ import pytest
 from streams import records
 from streams.scoring import EntityKey
 from streams.state.store import PLANS_KEY, PartitionStore, StoreOptions, Write, pack_value
-from streams.tenants import Checked, TenantPlans, check, status_record
+from streams.tenants import RECOMPUTE_HEADER, Checked, TenantPlans, check, status_record
 from tests.shell.test_loop_parts import PLAN, T0, RecordedProducer, make_stage, make_txn, visit
 
 TENANT = """
@@ -116,7 +116,7 @@ def test_the_texts_are_committed_with_the_states_and_come_back_from_the_store(
     assert PLANS_KEY in store.values
     # a new owner of the partition (or a restart) loads them from the store
     fresh = TenantPlans(PLAN)
-    fresh.load(0, store.values[PLANS_KEY][8:])
+    assert fresh.load(0, store.values[PLANS_KEY][8:]) == []
     assert fresh.plan_for(0, "acme").version == "acme-2"
     # the real store does not count the reserved key as an entity, restored or written
     real = PartitionStore(tmp_path / "p0", StoreOptions())
@@ -137,3 +137,44 @@ def test_an_abort_forgets_the_switch_and_the_store_copy_stays() -> None:
     assert stage.tenants.pending == {0}
     stage.tenants.load(0, None)  # what the loop does on abort: the store has none
     assert stage.tenants.plan_for(0, "acme") is PLAN and not stage.tenants.pending
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "from_ms"),
+    [
+        (b"1764460800000", "accepted", 1764460800000),
+        (b"\xc2\xb2", "rejected", None),  # "²": a digit to str.isdigit, not to int()
+        (b"1" * 40, "rejected", None),  # would overflow the entity-events record
+        (b"-5", "rejected", None),
+        (b"soon", "rejected", None),
+    ],
+)
+def test_the_recompute_header_is_epoch_millis_or_the_record_is_rejected(
+    header: bytes, status: str, from_ms: int | None
+) -> None:
+    checked = check(b"acme", TENANT.encode(), [(RECOMPUTE_HEADER, header)])
+    assert (checked.status, checked.recompute_from_ms) == (status, from_ms)
+    # a removal cannot recompute
+    assert check(b"acme", None, [(RECOMPUTE_HEADER, b"1")]).status == "rejected"
+
+
+def test_a_copy_applied_already_is_recognised_and_survives_a_reload() -> None:
+    tenants = TenantPlans(PLAN)
+    tenants.switch(0, "acme", TENANT, 7)
+    assert tenants.was_applied(0, "acme", 7) and tenants.was_applied(0, "acme", 3)
+    assert not tenants.was_applied(0, "acme", 8) and not tenants.was_applied(1, "acme", 7)
+    tenants.switch(0, "acme", None, 9)  # removed: the offset is still remembered
+    again = TenantPlans(PLAN)
+    again.load(0, tenants.blob(0))
+    assert again.was_applied(0, "acme", 9) and again.plan_for(0, "acme") is PLAN
+
+
+def test_a_stored_text_this_version_cannot_compile_leaves_the_default_loudly() -> None:
+    import msgpack
+
+    blob = msgpack.packb({"texts": {"acme": "scores: [", "globex": TENANT}, "applied": {}})
+    tenants = TenantPlans(PLAN)
+    failed = tenants.load(0, blob)
+    assert len(failed) == 1 and failed[0].startswith("account acme:")
+    assert tenants.plan_for(0, "acme") is PLAN
+    assert tenants.plan_for(0, "globex").version == "acme-2"

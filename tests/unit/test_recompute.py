@@ -89,3 +89,39 @@ def test_a_recompute_of_an_entity_without_state_starts_at_zero() -> None:
     out = recompute(None, KEY, ITEMS[:1], NEW, now_ms=SWITCH_MS, source_id="r")
     assert [(c.score, c.seq, c.old_value, c.new_value) for c in out.changes
             if c.cause is Cause.RECOMPUTE] == [("s", 1, 0, 25), ("t", 1, 0, 1)]  # fmt: skip
+
+
+def test_a_score_the_new_plan_drops_sleeps_and_keeps_its_seq() -> None:
+    """Back under a plan that has it again, the score continues its seq (never restarts at 1)."""
+    expiring = make_plan(PLAN.format(version="v1", points=10).replace(
+        "points: 10}", "points: 10, expires_after: 2h}"))  # fmt: skip
+    other = make_plan("""
+version: v3
+scores:
+  - name: u
+    entity: contact
+    rules:
+      - {id: visit, on: page_visit, points: 1}
+""")
+    old = live(ITEMS, expiring)
+    assert old.next_due_ms is not None
+    out = recompute(old, KEY, ITEMS, other, now_ms=SWITCH_MS, source_id="r")
+    assert out.state.scores["s"].seq == old.scores["s"].seq and out.state.next_due_ms is None
+    assert [(c.score, c.new_value) for c in out.changes] == [("u", 3)]
+    back = recompute(out.state, KEY, ITEMS, OLD, now_ms=SWITCH_MS + 1, source_id="r")
+    assert [(c.score, c.seq, c.old_value, c.new_value) for c in back.changes
+            if c.cause is Cause.RECOMPUTE] == [("s", old.scores["s"].seq + 1, 20, 30)]  # fmt: skip
+
+
+def test_a_switch_without_recompute_leaves_a_dropped_score_asleep() -> None:
+    """``advance`` under a plan without the score: its expiries never come due again (else the
+    entity would be advanced and rewritten at every tick)."""
+    expiring = make_plan(PLAN.format(version="v1", points=10).replace(
+        "points: 10}", "points: 10, expires_after: 2h}"))  # fmt: skip
+    other = make_plan(PLAN.format(version="v3", points=1).replace("name: s", "name: u"))
+    from streams.scoring import advance
+
+    state = live(ITEMS, expiring)
+    out = advance(state, KEY, other, now_ms=SWITCH_MS)
+    assert out.changes == () and out.state.next_due_ms is None
+    assert out.state.scores["s"].total == 20  # two live contributions when it fell asleep
