@@ -9,7 +9,7 @@ KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
 
 .PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
-        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench bench-http clean test-pure
+        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench bench-http bench-recompute clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -159,6 +159,10 @@ bench: $(BENCH_STAMP) ## side-by-side: plain pipes, our worker, the last Faust w
 bench-http: $(BENCH_STAMP) ## processing with and without 100 HTTP requests in flight; writes bench/results/http-<date>.*
 	@$(KAFKA) up
 	$(PY) bench/http_load.py $(BENCH_HTTP_ARGS)
+
+bench-recompute: $(BENCH_STAMP) ## a tenant's cut-over with a recompute (replay --apply) over 100,000 events; writes bench/results/recompute-<date>.*
+	@$(KAFKA) up
+	$(PY) bench/recompute.py $(BENCH_RECOMPUTE_ARGS)
 
 # Outside CI: about 50 minutes (a calibration run over four passes of 1,000,000 entities, then
 # 30 minutes at half load).

@@ -676,17 +676,21 @@ class Engine:
         self._seek(rewind)
 
     def _txn_abort(self) -> dict[tuple[str, int], int]:
-        """Abort the transaction: dirty states and the plans it switched go back to the stores'."""
+        """Abort the transaction: dirty states and the plans it switched go back to the stores'.
+
+        Runs on the loop's thread, which alone changes ``partitions`` and the stores, and may run
+        with ``self.lock`` held (a failed commit): it must not take the lock (not reentrant)."""
         rewind = self.txn.abort(self.cache)
         tenants = self.stage.tenants
-        with self.lock:
-            for partition in list(tenants.pending):
-                held = self.partitions.held.get(partition)
-                if held is None:
-                    tenants.drop(partition)
-                else:
-                    self._load_plans(partition, held.store)
-        self._plan_gauges()
+        switched = bool(tenants.pending)
+        for partition in list(tenants.pending):
+            held = self.partitions.held.get(partition)
+            if held is None:
+                tenants.drop(partition)
+            else:
+                self._load_plans(partition, held.store)
+        if switched:
+            self._plan_gauges()
         return rewind
 
     def _load_plans(self, partition: int, store: PartitionStore) -> None:

@@ -5,7 +5,8 @@ invalid plan (rejected with its errors: acme keeps the default plan), then a val
 is killed with ``kill -9`` while the next events are scored; ``plan remove`` returns acme to the
 default. Every change is published exactly once; every acme change made before a partition's
 copy of a plan record carries the old version and every one after it the new one (the switch
-is an offset of each partition, the same for every worker and after the crash); the other
+is an offset of each partition, the same for every worker, after aborted transactions and after
+the crash); the other
 tenant never moves off the default; HTTP, metrics and the plan-status topic tell the same.
 """
 
@@ -88,7 +89,10 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
     default.write_text(DEFAULT)
     tenant.write_text(TENANT)
     broken.write_text(BROKEN)
-    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=4)
+    # every 4th commit of each worker aborts (a fault drill): plan switches are undone and
+    # redone too
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=4,
+                      extra={"LEADSCORE_FAULT_ABORT_EVERY": "4"})  # fmt: skip
     now = int(time.time() * 1000)
     everyone = len(ACME) + len(GLOBEX)
     w1, w2 = service.worker("w1").start(), service.worker("w2").start()
