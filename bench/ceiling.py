@@ -2,7 +2,7 @@
 
 What the most a Python worker on this Kafka client could do with these topics: no framework, no
 state, no repartition. It decodes each record exactly as the service does (``Codec.decode_input``,
-Avro, plus the SPEC field normalisation), encodes the internal record the service's ingest stage
+Avro, plus the field normalisation), encodes the internal record the service's ingest stage
 would write (``records.encode_item``), and produces it keyed by the record's event id (the
 benchmark maps outputs back to inputs by that id to measure latency). Delivery is at least once,
 as in the service: a batch's offsets are committed only after Kafka acknowledged its outputs.

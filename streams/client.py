@@ -62,7 +62,8 @@ class ThresholdCrossing:
 
 @dataclass(frozen=True, slots=True)
 class ScoreChanged:
-    """One change of one score of one entity, as published on ``score-changed`` (SPEC §5)."""
+    """One change of one score of one entity, as published on ``score-changed``
+    (docs/consumers.md)."""
 
     change_id: str
     account_id: str | None

@@ -41,7 +41,7 @@ MISS_TTL_S = 30.0
 
 
 class Source(Enum):
-    """The input streams of SPEC §2; the value is the schema file stem."""
+    """The input streams (docs/inputs.md); the value is the schema file stem."""
 
     PAGE_VISITS = "page_visit"
     EMAIL_EVENTS = "email_event"
@@ -222,7 +222,8 @@ class Codec:
         raise KeyError(name)
 
     def decode_input(self, source: Source, value: bytes | None, *, fmt: str) -> dict[str, Any]:
-        """Bytes of an input topic -> a plain dict with SPEC field names and a ``type`` field."""
+        """Bytes of an input topic -> a plain dict with the field names of docs/inputs.md and a
+        ``type`` field."""
         if value is None:
             raise DecodeError("EmptyValue", "the record has no value (tombstone)")
         if len(value) > MAX_VALUE_BYTES:

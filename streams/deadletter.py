@@ -1,4 +1,4 @@
-"""Dead letters (SPEC §5): the original key and value bytes, unchanged, with reason headers."""
+"""Dead letters (docs/operations.md): the original key and value bytes, unchanged, with reasons."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Ingest: decode an input record, validate it with the core's parser, and re-key it by entity.
 
-Keys of input topics are not trusted (SPEC §2): each item goes to every entity it routes to, keyed
-by that entity, so each entity's state lives in exactly one partition of the entity-events topic.
-Anything that cannot be decoded, validated or routed becomes a dead letter with its reason.
+Keys of input topics are not trusted (docs/inputs.md, Topics): each item goes to every entity it
+routes to, keyed by that entity, so each entity's state lives in exactly one partition of the
+entity-events topic. Anything that cannot be decoded, validated or routed becomes a dead letter with
+its reason.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC §7), all prefixed ``leadscore_``, in one registry per app.
+"""Prometheus metrics (docs/operations.md), all prefixed ``leadscore_``, in one registry per app.
 
 A registry per app (not the process-global one) keeps two apps in one process, as in tests, apart.
 """

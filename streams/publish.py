@@ -1,4 +1,4 @@
-"""Output records: ``score-changed`` (SPEC §5) and the compacted ``scores`` topic."""
+"""Output records: ``score-changed`` (docs/consumers.md) and the compacted ``scores`` topic."""
 
 from __future__ import annotations
 

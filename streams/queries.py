@@ -1,4 +1,5 @@
-"""HTTP on every worker (SPEC §7): scores, explanations, health, readiness, metrics. Read-only.
+"""HTTP on every worker (docs/operations.md, HTTP API): scores, explanations, health, readiness,
+metrics. Read-only.
 
 Served by waitress (a maintained, pure-Python WSGI server) on threads of its own, so a slow
 client never stalls the processing loop. Reads see committed state only: the partition stores,

@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from streams.errors import SettingsError
 
 InputFormat = Literal["avro", "json"]
-#: The settings (minus ``topic_``) that name input topics (SPEC §2).
+#: The settings (minus ``topic_``) that name input topics (docs/inputs.md).
 INPUT_TOPIC_SETTINGS = (
     "page_visits", "email_events", "purchases", "deal_stage_changes", "contact_profiles",
     "score_adjustments",
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     plan_path: Path = Path("plans/reference.yaml")
     data_dir: Path = Path("var/worker")
 
-    # Topics (SPEC §2, §5)
+    # Topics (docs/inputs.md, docs/consumers.md)
     topic_page_visits: str = "page-visits"
     topic_email_events: str = "email-events"
     topic_purchases: str = "purchases"

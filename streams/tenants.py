@@ -1,4 +1,4 @@
-"""Per-tenant plans, versioned and hot-reloaded (SPEC §8).
+"""Per-tenant plans, versioned and hot-reloaded (docs/plans.md, Tenant plans).
 
 How a plan reaches the core, and why every worker switches at the same item:
 

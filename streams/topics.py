@@ -1,4 +1,5 @@
-"""Topic names and their creation at start-up (SPEC §2, §5), with the configs each one needs."""
+"""Topic names and their creation at start-up, with the configs each one needs (docs/operations.md,
+Topics created at start-up)."""
 
 from __future__ import annotations
 

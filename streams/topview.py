@@ -1,4 +1,4 @@
-"""Top lists (SPEC §8): the highest-scoring entities of a tenant, from a local view of the
+"""Top lists (docs/plans.md): the highest-scoring entities of a tenant, from a local view of the
 compacted ``scores`` topic.
 
 Every worker (and ``leadscore top``) reads the whole ``scores`` topic with a consumer of its own

@@ -1,4 +1,4 @@
-"""Deterministic, realistic sample traffic: the six input streams of SPEC §2.
+"""Deterministic, realistic sample traffic: the six input streams of docs/inputs.md.
 
 Used by ``leadscore demo`` (to Kafka, in Avro), by the crash and rebalance tests (to Kafka and, the
 same records, to the offline scorer) and by the benchmarks. A seed fixes every choice; entity
@@ -73,7 +73,8 @@ def _skewed(rng: random.Random, n: int) -> int:
 def generate(
     count: int, *, seed: int = 7, shape: TrafficShape | None = None
 ) -> Iterator[tuple[Source, dict[str, Any]]]:
-    """``count`` records as (source, record with SPEC field names, ``occurred_at`` in ms)."""
+    """``count`` records as (source, record with the field names of docs/inputs.md,
+    ``occurred_at`` in ms)."""
     shape = shape or TrafficShape()
     rng = random.Random(seed)  # noqa: S311 - sample data, not security
     t = shape.start_ms

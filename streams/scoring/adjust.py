@@ -1,4 +1,4 @@
-"""Manual adjustments (SPEC §4): add/subtract contributions, set/reset epochs.
+"""Manual adjustments (docs/plans.md, Adjustments): add/subtract contributions, set/reset epochs.
 
 - ``add``/``subtract``: an uncategorised contribution of rule ``adjustment:add`` or
   ``adjustment:subtract`` (+/- points) at the command's time, optionally expiring.

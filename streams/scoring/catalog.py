@@ -1,4 +1,4 @@
-"""The closed set of input event types (SPEC §2) and the fields rules may refer to."""
+"""The closed set of input event types (docs/inputs.md) and the fields rules may refer to."""
 
 from __future__ import annotations
 

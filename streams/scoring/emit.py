@@ -1,4 +1,5 @@
-"""Step 9 of SPEC §4: emit a change when the total moved.
+"""The last step of the evaluation order (docs/plans.md, Evaluation order, "Emit"): emit a
+change when the total moved.
 
 There is no outbox of published changes any more: the stream shell commits a state and the
 changes it caused in one Kafka transaction, so a duplicate item has nothing to republish.

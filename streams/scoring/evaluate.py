@@ -1,4 +1,5 @@
-"""Steps 3-7 of SPEC §4 for one score's event rules: match, static, capping, points, record.
+"""docs/plans.md, Evaluation order, for one score's event rules: match, static, capping, points,
+record.
 
 Event rules award per matching event (state rules, ``while``, are in ``holds``). They only
 *decide* and record into the score's ledger; emitting changes is the engine's job.

@@ -43,7 +43,7 @@ class EntityKey(NamedTuple):
 
 
 class Event(NamedTuple):
-    """A behavioural or profile event (SPEC §2). ``fields`` holds the type's own fields.
+    """A behavioural or profile event (docs/inputs.md). ``fields`` holds the type's own fields.
 
     Named tuples, not frozen dataclasses, for the items: one is built per input record, and a
     frozen dataclass's ``__init__`` costs about ten thousand instructions, compiled or not.
@@ -92,7 +92,8 @@ class _Bad(Exception):
 
 
 def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
-    """Parse a decoded record (plain dict with SPEC field names) into an input item."""
+    """Parse a decoded record (a plain dict with the field names of docs/inputs.md) into an input
+    item."""
     try:
         if not isinstance(record, Mapping):
             raise _Bad(f"a record must be an object (got {type(record).__name__})")

@@ -1,4 +1,4 @@
-"""Matrices (SPEC §8): the labelled cell of two tiered scores of an entity (HubSpot's A1-C3).
+"""Matrices (docs/plans.md): the labelled cell of two tiered scores of an entity (HubSpot's A1-C3).
 
 A matrix has a ledger of its own in the entity's state, under its name: ``total`` is the
 current cell's position (``row * columns + column``, rows and columns in tier order) and

@@ -1,4 +1,4 @@
-"""What the engine returns: score changes (SPEC §5), per-score results, and the outcome."""
+"""What the engine returns: score changes (docs/consumers.md), per-score results, the outcome."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Verdict(StrEnum):
 
 
 class ScoreChange(NamedTuple):
-    """A ``score-changed`` record (SPEC §5) minus ``emitted_at``, which the shell adds.
+    """A ``score-changed`` record (docs/consumers.md) minus ``emitted_at``, which the shell adds.
 
     An immutable named tuple rather than a frozen dataclass: it is built on the hot path and a
     tuple is several times cheaper to construct.
@@ -86,7 +86,7 @@ class ScoreChange(NamedTuple):
         return str(uuid.uuid5(CHANGE_NAMESPACE, name))
 
     def to_dict(self, *, emitted_at_ms: int | None = None) -> dict[str, Any]:
-        """JSON-friendly SPEC §5 shape (timestamps as epoch millis)."""
+        """JSON-friendly ``score-changed`` shape (timestamps as epoch millis)."""
         record: dict[str, Any] = {
             "change_id": self.change_id,
             "account_id": self.account_id,

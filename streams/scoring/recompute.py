@@ -1,4 +1,4 @@
-"""Recompute by replay (SPEC §8): an entity's scores rebuilt under a tenant's new plan.
+"""Recompute by replay (docs/plans.md, ``--apply``): an entity's scores rebuilt under a new plan.
 
 At the point where a partition switches a tenant to a new plan with a recompute (see
 ``streams.tenants``), the shell hands in each of the tenant's entities with the retained items

@@ -1,4 +1,4 @@
-"""Roll-ups (SPEC §8): deal and account scores fed by their contacts' scores.
+"""Roll-ups (docs/plans.md, Roll-ups): deal and account scores fed by their contacts' scores.
 
 A roll-up score (``rollup: {from: SCORE, aggregate: sum | max | top, k}``) keeps, per member
 contact, the latest value of the contact score ``from``, and adds the aggregate of those values
@@ -18,7 +18,7 @@ contact sends) and its values, or ``None`` when it leaves. A target applies an u
 its version is newer than the member's last one, and keeps a left member as a tombstone, so a
 duplicate or a stale update changes nothing: the roll-up is the aggregate of the members'
 latest values whatever order updates arrive in. The contact's own value is exact under any
-arrival order of its events (SPEC §4), so the roll-up is too.
+arrival order of its events (docs/plans.md, Arrival order), so the roll-up is too.
 
 A change of a roll-up score has cause ``rollup``, rule id ``rollup``, and the source event and
 time of the contact change (or profile update) that caused it.

@@ -135,10 +135,10 @@ class Service:
         return worker
 
     async def supervise(self) -> int:
-        """What systemd or Kubernetes does: a worker that exited by itself must have exited with
-        the fatal code 70 (fenced, or a fatal transactional error: SPEC §6) and is started
-        again; the new process settles its transaction (init_transactions) and resumes. Any
-        other exit fails the test. Returns how many were restarted now."""
+        """What systemd or Kubernetes does: a worker that exited by itself must have exited with the
+        fatal code 70 (fenced, or a fatal transactional error: docs/operations.md, Exactly once) and
+        is started again; the new process settles its transaction (init_transactions) and resumes.
+        Any other exit fails the test. Returns how many were restarted now."""
         from streams.batches import EXIT_FATAL
 
         restarted = 0

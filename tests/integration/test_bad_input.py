@@ -1,4 +1,4 @@
-"""SPEC §5 dead letters and §6 "bad input never stops the service", against the real broker.
+"""Dead letters, and "bad input never stops the service" (docs/operations.md), on the real broker.
 
 One worker serves the module. Valid events and bad records are interleaved on every input topic
 (one key, so one partition per topic and a fixed order; a few bad records with other keys or none):

@@ -153,13 +153,13 @@ CLUSTER_EVENTS = int(os.environ.get("CLUSTER_EVENTS", "6000"))
 async def test_broker_kills_every_few_seconds_and_all_three_down(
     cluster: str, unique: str, tmp_path: Path
 ) -> None:
-    """SPEC §6 on a cluster that keeps losing nodes: traffic flows while a node is killed with
-    -9 every ``CLUSTER_INTERVAL_S`` seconds (in turn the transaction coordinator of the worker,
-    the coordinator of its group, and a random node) and brought back; halfway, all three are
-    down for ``CLUSTER_ALL_DOWN_S`` seconds. The worker waits and resumes (a fatal exit 70 is
-    restarted, as a supervisor would); nothing is lost or doubled; a concurrent read_committed
-    reader never sees an aborted record; and no transaction is left hanging (a marker written at
-    the end is readable by a read_committed consumer on every output partition).
+    """Exactly once (docs/operations.md) on a cluster that keeps losing nodes: traffic flows while a
+    node is killed with -9 every ``CLUSTER_INTERVAL_S`` seconds (in turn the transaction coordinator
+    of the worker, the coordinator of its group, and a random node) and brought back; halfway, all
+    three are down for ``CLUSTER_ALL_DOWN_S`` seconds. The worker waits and resumes (a fatal exit 70
+    is restarted, as a supervisor would); nothing is lost or doubled; a concurrent read_committed
+    reader never sees an aborted record; and no transaction is left hanging (a marker written at the
+    end is readable by a read_committed consumer on every output partition).
 
     ``make soak-cluster`` runs 50 cycles, 10-30 s apart, with all three down for 30 s."""
     import random

@@ -1,4 +1,4 @@
-"""SPEC §6 effectively-once: kill -9 the worker at random points while traffic flows.
+"""Exactly once (docs/operations.md): kill -9 the worker at random points while traffic flows.
 
 After the run: final scores equal ``leadscore score`` offline on the same events; for each entity
 and score the distinct seqs are exactly 1..n; each change_id always carries the same content; and

@@ -1,9 +1,9 @@
-"""Input fuzzing against the real service (SPEC §6: bad input never stops it, never loses the valid
-events around it). ``FUZZ_RECORDS`` records (5,000 in ``make test``; ``make fuzz`` sends
-100,000) go to the six input topics: every fifth one a valid baseline page visit of a contact of
-its own, the rest mutations of valid records: one flipped bit, a truncation, another topic's
-datum, JSON garbage, deep nesting, values near the broker's size limit, odd Unicode, null and
-random keys, random headers.
+"""Input fuzzing against the real service (docs/operations.md: bad input never stops it, never loses
+the valid events around it). ``FUZZ_RECORDS`` records (5,000 in ``make test``; ``make fuzz`` sends
+100,000) go to the six input topics: every fifth one a valid baseline page visit of a contact of its
+own, the rest mutations of valid records: one flipped bit, a truncation, another topic's datum, JSON
+garbage, deep nesting, values near the broker's size limit, odd Unicode, null and random keys,
+random headers.
 
 Which mutations are still valid records is decided by the service's own ingest stage run as a
 pure function (``streams.ingest.Ingest``, no Kafka): a flipped bit in a string is often still a

@@ -1,4 +1,5 @@
-"""SPEC §6 under network faults: Toxiproxy between the worker and every broker of the cluster.
+"""Exactly once (docs/operations.md) under network faults: Toxiproxy between the worker and every
+broker of the cluster.
 
 Toxiproxy (built from the Go module proxy by ``deploy/toxiproxy/toxiproxy.sh build``) is started
 by this test, with one proxy in front of each node's PROXIED listener (``kafka.sh proxy-map``).

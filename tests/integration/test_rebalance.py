@@ -1,4 +1,5 @@
-"""SPEC §6 scale-out: workers join and leave mid-stream; state moves through the changelogs.
+"""Exactly once (docs/operations.md) through scale-out: workers join and leave mid-stream; state
+moves through the changelogs.
 
 Also: a worker restarted with its local RocksDB folder deleted rebuilds every score from the
 changelog. Both runs end with the same checks as the crash test.

@@ -1,4 +1,4 @@
-"""End to end against the real broker: every event type, SPEC §4 behaviours, §5 outputs, §7 HTTP.
+"""End to end against the real broker: every event type, the plan's behaviours, the outputs, HTTP.
 
 One worker serves the whole module (a worker start costs seconds): the module fixture runs one
 scenario, collects what ``score-changed``, ``scores``, HTTP and ``/metrics`` showed, stops the

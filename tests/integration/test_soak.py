@@ -1,4 +1,5 @@
-"""SPEC §6 under every worker fault at once: kill -9s, zombies, and workers joining and leaving.
+"""Exactly once (docs/operations.md) under every worker fault at once: kill -9s, zombies, and
+workers joining and leaving.
 
 A pool of two workers serves the input while the traffic arrives in rounds. Each round sends its
 share of the events and, while they arrive, applies one fault:

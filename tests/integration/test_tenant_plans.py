@@ -1,4 +1,4 @@
-"""Tenant plans hot-reloaded through the real service (SPEC §8, docs/plans.md).
+"""Tenant plans hot-reloaded through the real service (docs/plans.md, Tenant plans).
 
 Two workers share four entity-events partitions. ``leadscore plan publish`` sends tenant acme an
 invalid plan (rejected with its errors: acme keeps the default plan), then a valid one; a worker

@@ -1,4 +1,4 @@
-"""Tenant isolation (SPEC §3, issue: security): two accounts with the same entity ids, one worker.
+"""Tenant isolation (docs/operations.md, Security): two accounts, the same entity ids, one worker.
 
 No HTTP answer, topic record or metric label lets one tenant read the other's scores:
 

@@ -1,4 +1,5 @@
-"""SPEC §6 zombies and aborts: a frozen worker and failed transactions lose and double nothing.
+"""Exactly once (docs/operations.md) through zombies and aborts: a frozen worker and failed
+transactions lose and double nothing.
 
 - **Zombie**: a worker is frozen with SIGSTOP past its session timeout while traffic flows; the
   other worker takes its partitions; the frozen one is continued. Its open transaction is fenced

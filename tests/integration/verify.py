@@ -19,7 +19,8 @@ ChangeKey = tuple[str | None, str, str, str]  # account, entity, entity id, scor
 
 
 def exactly_once(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict[str, Any]]]:
-    """Group published changes by entity and score and check SPEC §6 on them (read_committed).
+    """Group published changes by entity and score and check exactly once on them (read_committed;
+    docs/consumers.md).
 
     Every (entity, score, seq) and every ``change_id`` appears exactly once (no re-publication:
     the transactions make it needless); the seqs of an entity's score are exactly 1..n in the
@@ -165,7 +166,7 @@ def check_run(
     2. What was published equals, change for change, the pure core run over the order the
        service applied (first occurrences in the entity-events log) with each record's "now".
     3. Final scores equal ``leadscore score`` run offline on the same events, in the order the
-       service applied them per entity (SPEC §4 determinism: same events, same order per
+       service applied them per entity (determinism: same events, same order per
        entity, same scores). Event-time order is not enough: which matches a cap admits may
        depend on arrival order (docs/plans.md, "Arrival order"), and a rebalance reorders.
     """

@@ -1,4 +1,4 @@
-"""Arrival order does not change final scores (SPEC §4 "late and out-of-order events").
+"""Arrival order does not change final scores (docs/plans.md, Arrival order).
 
 A plan shaped like the service test plan, minus everything that depends on the clock (expiry),
 plus quiet hours with ``defer``: however the events and adjustments of an entity arrive (all

@@ -1,4 +1,4 @@
-"""The engine, SPEC §4 step by step: table-driven cases with exact expected values."""
+"""The engine, step by step (docs/plans.md, Evaluation order): table-driven cases, exact values."""
 
 from __future__ import annotations
 

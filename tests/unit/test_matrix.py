@@ -1,4 +1,4 @@
-"""Matrices (SPEC §8): plan validation, cells, records, offline rows."""
+"""Matrices (docs/plans.md, Matrices): plan validation, cells, records, offline rows."""
 
 from __future__ import annotations
 

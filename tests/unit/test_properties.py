@@ -1,4 +1,4 @@
-"""Hypothesis properties of SPEC §4 invariants over a plan that uses every feature."""
+"""Hypothesis properties of the engine's invariants (docs/plans.md), a plan of every feature."""
 
 from __future__ import annotations
 
