@@ -138,10 +138,17 @@ def schedule(score: Score, ledger: ScoreState, at_ms: int) -> None:
     if not decaying(score, ledger):
         ledger.decay_due_ms = None
         return
+    ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total)
+
+
+def _next_check(score: Score, ledger: ScoreState, at_ms: int, value: int) -> int:
+    """The first check after ``at_ms``, where the total was ``value``: the next multiple of the
+    granularity, or the first millisecond before it where the band (thresholds reached, tier)
+    differs from ``value``'s."""
     step = score.decay_granularity_ms
     tick = (at_ms // step + 1) * step
     if score.thresholds or score.tiers:
-        band = _band(score, ledger.total)
+        band = _band(score, value)
         if _band(score, decayed_total(score, ledger, tick)) != band:
             low, high = at_ms, tick  # the band differs at high, not at low
             while high - low > 1:
@@ -151,4 +158,26 @@ def schedule(score: Score, ledger: ScoreState, at_ms: int) -> None:
                 else:
                     low = middle
             tick = high
-    ledger.decay_due_ms = tick
+    return tick
+
+
+def last_check(score: Score, ledger: ScoreState, upto_ms: int) -> int:
+    """The last decay check at or before ``upto_ms`` (``decay_due_ms`` is at or before it):
+    where an evaluation catching up to ``upto_ms`` looks, in bounded work whatever the gap.
+
+    The checks a walk would make are the multiples of the granularity and the first instants
+    of band changes; after the last multiple only band changes remain, and there are at most
+    as many as bands (one more pass per band, then it stops).
+    """
+    due = ledger.decay_due_ms
+    assert due is not None and due <= upto_ms  # noqa: S101 - called when due
+    step = score.decay_granularity_ms
+    at = max(due, upto_ms // step * step)
+    if not (score.thresholds or score.tiers):
+        return at
+    for _ in range(len(score.thresholds) + len(score.tiers) + 1):
+        following = _next_check(score, ledger, at, decayed_total(score, ledger, at))
+        if following > upto_ms:
+            break
+        at = following
+    return at

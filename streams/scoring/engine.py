@@ -12,8 +12,8 @@ from streams.scoring import inactivity, matrix, rollup
 from streams.scoring import ledger as ledgers
 from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
+from streams.scoring.catchup import catch_up
 from streams.scoring.compaction import maybe_compact
-from streams.scoring.decay import drop_spent
 from streams.scoring.emit import emit
 from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
@@ -109,16 +109,14 @@ def settle(
             ledger.next_due_ms = None
             continue
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
-            if score.decays or score.inactivity is not None:  # one due time at a time
+            if score.decays or score.inactivity is not None:
                 when_ms = ledger.next_due_ms
-                _settle(ledger, score, key, plan, when_ms, changes)
-                if ledger.decay_due_ms is not None and ledger.decay_due_ms <= when_ms:
-                    _decay(ledger, score, key, plan, when_ms, changes)
-                idle, idle_ms = score.inactivity, ledger.inactive_due_ms
-                if idle is not None and idle_ms is not None and idle_ms <= when_ms:
-                    inactivity.due(idle, ledger, idle_ms)
-                    emit(changes, ledger, score, key, plan, Cause.INACTIVITY,
-                         (inactivity.RULE,), "", when_ms)  # fmt: skip
+                other_ms = ledgers.event_due(ledger)
+                if other_ms is not None and other_ms <= when_ms:  # an expiry or deferred award
+                    _settle(ledger, score, key, plan, when_ms, changes)
+                else:  # decay and inactivity up to the next of those, in one evaluation
+                    upto_ms = now_ms if other_ms is None else min(now_ms, other_ms - 1)
+                    catch_up(ledger, score, key, plan, upto_ms, changes)
                 ledger.recompute_due()
                 continue
             if any(p[0] <= now_ms for p in ledger.pending):
@@ -156,21 +154,6 @@ def _settle(
         rules = _unique([c[C_RULE] for c in kept])
         emit(changes, ledger, score, key, plan, Cause.DEFERRED, rules, source_id, due_ms)
     ledger.recompute_due()
-
-
-def _decay(
-    ledger: ScoreState,
-    score: Score,
-    key: EntityKey,
-    plan: Plan,
-    due_ms: int,
-    changes: list[ScoreChange],
-) -> None:
-    """A decay check at ``due_ms``: spent contributions leave, the total is evaluated."""
-    spent = drop_spent(score, ledger, due_ms)
-    decays = score.decays
-    rules = _unique([c[C_RULE] for c in [*spent, *ledger.contribs] if c[C_RULE] in decays])
-    emit(changes, ledger, score, key, plan, Cause.DECAY, rules, "", due_ms)
 
 
 _KEEP = (Verdict.SCORED, Verdict.DEFERRED, Verdict.QUIET)

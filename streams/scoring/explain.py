@@ -9,6 +9,7 @@ from streams.scoring.aggregate import clamp, reached, scaled_clamp, total, unlim
 from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
 from streams.scoring.durations import format_duration
 from streams.scoring.inactivity import RULE as INACTIVITY
+from streams.scoring.inactivity import span
 from streams.scoring.plan import Decay, Plan, Score
 from streams.scoring.rollup import counted
 from streams.scoring.state import (
@@ -82,18 +83,7 @@ class Explanation:
             "value": self.value,
             "total_before_limits": self.total_before_limits,
             "limits": {"min": low, "max": high},
-            "contributions": [
-                {
-                    "rule": rule,
-                    "points": points,
-                    "category": category,
-                    "occurred_at": occurred,
-                    "expires_at": expires,
-                    "source_event_id": source,
-                    "kind": kind,
-                }
-                for rule, points, category, occurred, expires, source, kind in self.contributions
-            ],
+            "contributions": [_row_dict(row) for row in self.contributions],
             "folded": [
                 {"rule": rule, "category": category, "points": points}
                 for rule, category, points in self.folded
@@ -114,6 +104,25 @@ class Explanation:
                 for rule, points, occurred, source in self.stand_by
             ],
         }
+
+
+def _row_dict(row: Row) -> dict[str, Any]:
+    rule, points, category, occurred, expires, source, kind = row
+    out: dict[str, Any] = {
+        "rule": rule,
+        "points": points,
+        "category": category,
+        "occurred_at": occurred,
+        "expires_at": expires,
+        "source_event_id": source,
+        "kind": kind,
+    }
+    if kind == "inactivity":  # deductions of one silence: how many, the first and the last
+        periods, period_ms, _ = span((rule, points, category, occurred, expires, source))
+        out["source_event_id"] = None
+        out["periods"] = periods
+        out["first_at"] = occurred - (periods - 1) * period_ms
+    return out
 
 
 def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streams.scoring import inactivity
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -95,6 +96,13 @@ def forget(ledger: ScoreState, contribs: list[Contribution]) -> None:
         sums[c[C_CATEGORY]] -= c[C_POINTS]
 
 
+def event_due(ledger: ScoreState) -> int | None:
+    """The earliest expiry or deferred award (the dues that are not decay or inactivity)."""
+    dues = [c[C_EXPIRES] for c in ledger.contribs if c[C_EXPIRES] is not None]
+    dues.extend(p[0] for p in ledger.pending)
+    return min(dues) if dues else None
+
+
 def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
     """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
     due = [p for p in ledger.pending if p[0] <= due_ms]
@@ -136,9 +144,15 @@ def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
     whose flag went may now award its stand-by match (``once.reopen``, called next).
     """
     ledger.epoch_ms = epoch_ms
-    ledger.contribs = [
-        c for c in ledger.contribs if c[C_OCCURRED] >= epoch_ms and c[C_RULE] != SET_RULE
-    ]
+    live: list[Contribution] = []
+    for c in ledger.contribs:
+        if c[C_RULE] == inactivity.RULE:  # one contribution may span the epoch's start
+            part = inactivity.since(c, epoch_ms)
+            if part is not None:
+                live.append(part)
+        elif c[C_OCCURRED] >= epoch_ms and c[C_RULE] != SET_RULE:
+            live.append(c)
+    ledger.contribs = live
     ledger.folded = {}
     ledger.statics = {rule: at for rule, at in ledger.statics.items() if at >= epoch_ms}
     ledger.standby = {

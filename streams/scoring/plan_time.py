@@ -6,12 +6,30 @@ from __future__ import annotations
 from decimal import Decimal
 
 from streams.scoring.conditions import plan_number
+from streams.scoring.durations import format_duration
 from streams.scoring.plan import MAX_POINTS, Category, Decay, Inactivity
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
 
 DECAY_KINDS = ("half_life", "linear_to_zero", "steps")
 #: At most this many steps in a schedule.
 MAX_STEPS = 32
+
+
+def shown(value: object) -> str:
+    """A plan value as the plan spells it (JSON-like), never a Python repr."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, Decimal, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shown(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{shown(k)}: {shown(v)}" for k, v in value.items()) + "}"
+    return type(value).__name__
 
 
 def decay_of(ctx: Context, raw: object) -> Decay | None:
@@ -21,7 +39,7 @@ def decay_of(ctx: Context, raw: object) -> Decay | None:
             "decay",
             "must be a mapping with exactly one of half_life (a duration), linear_to_zero "
             "(a duration) or steps (a list of [age, factor]), e.g. {half_life: 30d} "
-            f"(got {raw!r})"[:300],
+            f"(got {shown(raw)})"[:300],
         )
         return None
     kind, value = next(iter(raw.items()))
@@ -44,12 +62,14 @@ def _steps(ctx: Context, value: object) -> Decay | None:
     for i, step in enumerate(value):
         where = f"{name}[{i}]"
         if not isinstance(step, list) or len(step) != 2:
-            ctx.report(where, f"must be a pair [age, factor] such as [30d, 0.5] (got {step!r})")
+            ctx.report(
+                where, f"must be a pair [age, factor] such as [30d, 0.5] (got {shown(step)})"
+            )
             continue
         age = duration(ctx, step[0], f"{where}[0]")
         factor = plan_number(step[1])
         if factor is None or not 0 <= factor <= 1:
-            ctx.report(f"{where}[1]", f"must be a number from 0 to 1 (got {step[1]!r})")
+            ctx.report(f"{where}[1]", f"must be a number from 0 to 1 (got {shown(step[1])})")
             continue
         if age is None:
             continue
@@ -72,11 +92,15 @@ def _steps(ctx: Context, value: object) -> Decay | None:
     return Decay("steps", steps[-1][0], tuple(steps))
 
 
+#: The shortest inactivity period (see ``inactivity_of``).
+MIN_INACTIVITY_MS = 3_600_000
+
+
 def granularity_of(ctx: Context, raw: object) -> int | None:
     """A score's ``decay_granularity``: at least one minute."""
     ms = duration(ctx, raw, "decay_granularity")
     if ms is not None and ms < 60_000:
-        ctx.report("decay_granularity", f"must be at least 1m (got {raw!r})")
+        ctx.report("decay_granularity", f"must be at least 1m (got {format_duration(ms)})")
         return None
     return ms
 
@@ -98,6 +122,12 @@ def inactivity_of(ctx: Context, raw: object, categories: dict[str, Category]) ->
         ctx.report("inactivity.category",
                    f"category {category!r} is not declared in the score's 'categories' "
                    f"({declared})")  # fmt: skip
+    if after is not None and after < MIN_INACTIVITY_MS:
+        ctx.report("inactivity.after",
+                   f"must be at least 1h (got {format_duration(after)}): each period of silence "
+                   "can publish a change for every silent entity, so a shorter one floods "
+                   "score-changed and the loop")  # fmt: skip
+        return None
     if len(ctx.issues) != failed or after is None or points is None:
         return None
     return Inactivity(after, points, repeat == "once", category)

@@ -157,6 +157,19 @@ class Runner:
         self.changes.extend(produced)
         return produced
 
+    def walk(self, now_ms: int) -> list[ScoreChange]:
+        """Advance to each due instant up to ``now_ms`` in turn, as a worker that never stopped
+        evaluates (``advance`` evaluates once, at ``now_ms``: a catch-up)."""
+        produced: list[ScoreChange] = []
+        while True:
+            dues = [s.next_due_ms for s in self.states.values() if s.next_due_ms is not None]
+            due = min(dues, default=None)
+            if due is None or due > now_ms:
+                break
+            produced.extend(self.advance(due))
+        produced.extend(self.advance(now_ms))
+        return produced
+
     def value(
         self,
         score: str = "s",

@@ -59,7 +59,7 @@ def test_decay_checks_publish_at_granularity_and_at_crossings() -> None:
     plan = one_score(DECAYING, head="thresholds: [{name: mql, at: 60}]")
     runner = Runner(plan)
     runner.feed(visit("e1", T0))  # Monday 10:00
-    changes = runner.advance(T0 + 8 * D)
+    changes = runner.walk(T0 + 8 * D)
     # checks at UTC midnights (14 h after the visit, then daily); the value moves each day, so
     # each check publishes; mql (60) is crossed down between two checks and published at the
     # first millisecond the total rounds to 59 (59.5 rounds half-even to 60, so the value must
@@ -95,7 +95,7 @@ def test_granularity_throttles_changes_but_not_tier_crossings() -> None:
     )
     runner = Runner(plan)
     runner.feed(visit("e1", T0))
-    changes = runner.advance(T0 + 20 * D)
+    changes = runner.walk(T0 + 20 * D)
     # checks every 7 days (multiples of 7d from the epoch: Thursdays 00:00 UTC), plus the
     # instant the total falls to 49 (tier cold), about 10 * log2(100 / 49.5) days after the visit
     assert [(c.old_value, c.new_value, str(c.cause), c.tier_before, c.tier_after)
@@ -116,7 +116,7 @@ def test_events_are_scored_at_the_later_of_their_time_and_the_last_evaluation() 
     plan = one_score(DECAYING)
     runner = Runner(plan)
     runner.feed(visit("e1", T0))
-    runner.advance(T0 + 10 * D + 14 * H)  # last check: 50.x after 10 d 14 h
+    runner.walk(T0 + 10 * D + 14 * H)  # last check: 50.x after 10 d 14 h
     assert runner.value() == 48
     # a late visit from the day after the first: both decay from their own times, evaluated at
     # the last check (the instant never goes back)
@@ -249,7 +249,7 @@ def test_decay_is_refused_on_a_state_rule_and_granularity_is_checked() -> None:
             head="decay_granularity: 30s",
         )
     assert sorted((i.rule or "", i.field, i.message) for i in caught.value.issues) == [
-        ("", "decay_granularity", "must be at least 1m (got '30s')"),
+        ("", "decay_granularity", "must be at least 1m (got 30s)"),
         ("fit", "decay", "is not allowed on a state ('while') rule"),
     ]
 
@@ -370,3 +370,67 @@ def test_any_arrival_order_within_lateness_gives_the_event_time_finals(
     a, b = in_order.states[KEY].scores["s"], arrived.states[KEY].scores["s"]
     assert (a.total, a.decayed_ms) == (b.total, b.decayed_ms)
     assert sorted(a.contribs) == sorted(b.contribs)
+
+
+THRESHOLDS_PLAN = make_plan(
+    """
+    lateness: 30d
+    scores:
+      - name: s
+        entity: contact
+        decay_granularity: 1d
+        thresholds: [{name: warm, at: 30}, {name: mql, at: 60}]
+        tiers: [{name: cold, below: 20}, {name: warm, below: 70}, {name: hot}]
+        rules:
+          - {id: pricing, on: page_visit, points: 100, decay: {half_life: 10d}}
+          - {id: reply, on: email.reply, points: 25, decay: {linear_to_zero: 20d}}
+    """
+)
+
+
+def test_a_long_gap_is_one_decay_evaluation_with_its_crossings() -> None:
+    runner = Runner(THRESHOLDS_PLAN)
+    runner.feed(visit("e1", T0))
+    changes = runner.advance(T0 + 40 * D)
+    # the last check by day 40 is the midnight (UTC) of day 39 14:00 after the visit; the one
+    # change reports both thresholds crossed down, and the tier record follows it
+    at = 39 * D + 14 * H
+    value = round(100 * 2 ** (-at / (10 * D)))
+    assert [(c.seq, c.old_value, c.new_value, str(c.cause), c.thresholds, c.tier_after,
+             c.occurred_at_ms - T0) for c in changes] == [
+        (3, 100, value, "decay", (("mql", "down"), ("warm", "down")), "cold", at),
+        (4, value, value, "tier", (), "cold", at),
+    ]  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 20 * D)), min_size=1, max_size=6),
+    st.lists(st.integers(0, 60 * D), max_size=3),
+)
+def test_a_catch_up_ends_where_a_walk_through_every_check_ends(
+    visits: list[tuple[bool, int]], evaluations: list[int]
+) -> None:
+    items = [(visit if pricing else reply_ev)(f"e{i}", T0 + at)
+             for i, (pricing, at) in enumerate(sorted(visits, key=lambda v: v[1]))]  # fmt: skip
+    end = T0 + 70 * D
+    jumped, walked = Runner(THRESHOLDS_PLAN), Runner(THRESHOLDS_PLAN)
+    for one in items:
+        jumped.feed(one)
+        walked.feed(one)
+    for at in sorted(evaluations):
+        jumped.advance(max(jumped.clock, T0 + at))
+    jumped.advance(end)
+    walked.walk(end)
+    a, b = jumped.states[KEY].scores["s"], walked.states[KEY].scores["s"]
+    assert (a.total, a.decay_due_ms) == (b.total, b.decay_due_ms)
+    if b.decay_due_ms is not None:  # (once nothing decays, the walk stops where it was spent)
+        assert a.decayed_ms == b.decayed_ms
+    assert sorted(a.contribs) == sorted(b.contribs)
+    # and each evaluation (a feed or an advance) published at most one decay change
+    values = [c for c in jumped.changes if str(c.cause) == "decay"]
+    assert len(values) <= len(items) + len(evaluations) + 1
+
+
+def reply_ev(event_id: str, at_ms: int) -> Any:
+    return ev("email.reply", event_id, at_ms)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from scoring_helpers import T0, D, H, Runner, adj, ev, make_plan, one_score, summary, visit
 
 from streams.scoring import EntityKey, PlanError, dumps, explain, loads
-from streams.scoring.inactivity import instants
+from streams.scoring.inactivity import count, instants
 from streams.scoring.plan import Inactivity
-from streams.scoring.state import C_OCCURRED, C_RULE
+from streams.scoring.state import C_OCCURRED, C_POINTS, C_RULE, C_SOURCE
 
 KEY = EntityKey(None, "contact", "c1")
 DEAL = EntityKey(None, "deal", "d1")
@@ -47,7 +47,7 @@ def test_instants(once: bool, start: int, end: int, expected: list[int]) -> None
 def test_deductions_after_each_period_of_silence_and_rearm() -> None:
     runner = Runner(one_score(REPLY, head=EVERY, plan_head="lateness: 90d"))
     runner.feed(reply("e1", T0))
-    assert summary(runner.advance(T0 + 65 * D)) == [
+    assert summary(runner.walk(T0 + 65 * D)) == [
         (2, 20, 10, "inactivity", ("inactivity",), 30 * D),
         (3, 10, 0, "inactivity", ("inactivity",), 60 * D),
     ]
@@ -72,7 +72,7 @@ def test_once_deducts_once_per_silence() -> None:
 def test_a_late_event_inside_a_silence_undoes_its_deductions() -> None:
     runner = Runner(one_score(REPLY, head=EVERY, plan_head="lateness: 90d"))
     runner.feed(reply("e1", T0))
-    runner.advance(T0 + 95 * D)  # deductions at 30, 60, 90
+    runner.walk(T0 + 95 * D)  # deductions at 30, 60, 90
     # a visit from day 50 arrives late: the silence broke then; 60 and 90 are undone, and the
     # silence since day 50 deducts at 80 (due by now) and next at 110
     late = runner.feed(visit("e2", T0 + 50 * D), now_ms=T0 + 95 * D)
@@ -92,7 +92,7 @@ def test_a_late_event_inside_a_silence_undoes_its_deductions() -> None:
 def test_inactivity_with_scoring_rules_and_epochs() -> None:
     runner = Runner(one_score(REPLY, head=EVERY, plan_head="lateness: 90d"))
     runner.feed(reply("e1", T0))
-    runner.advance(T0 + 61 * D)  # -10 at 30 and 60: 0
+    runner.walk(T0 + 61 * D)  # -10 at 30 and 60: 0
     # a late reply at day 45 scores 20 and undoes the deduction at 60, in one change
     late = runner.feed(reply("e2", T0 + 45 * D), now_ms=T0 + 61 * D)
     assert summary(late) == [(4, 0, 30, "rule", ("reply", "inactivity"), 45 * D)]
@@ -145,6 +145,11 @@ def test_state_round_trips_and_activity_is_pruned() -> None:
         ("inactivity: {after: 30d, points: -5, category: x}", "inactivity.category",
          "category 'x' is not declared"),
         ("inactivity: {after: 30d, points: -5, every: 1d}", "inactivity.every", "unknown field"),
+        # a period under an hour could publish a change per silent entity every few minutes
+        ("inactivity: {after: 59m, points: -5}", "inactivity.after",
+         "must be at least 1h (got 59m)"),
+        ("inactivity: {after: 1ms, points: -5}", "inactivity.after",
+         "must be at least 1h (got 1ms)"),
     ],
 )  # fmt: skip
 def test_invalid_inactivity_names_the_field(head: str, field: str, message: str) -> None:
@@ -198,3 +203,113 @@ def test_any_arrival_order_within_lateness_gives_the_event_time_deductions(
         results.append({name: (s.total, sorted(s.contribs), s.inactive_due_ms, s.active)
                         for name, s in state.scores.items()})  # fmt: skip
     assert results[0] == results[1]
+
+
+# ----- closed form --------------------------------------------------------------------------
+
+YEAR = 365 * D
+
+
+@pytest.mark.parametrize(
+    ("once", "start", "end", "expected"),
+    [
+        (False, 0, 30 * D, 0),  # the next event at exactly one period: no deduction
+        (False, 0, 30 * D + 1, 1),
+        (False, 0, 90 * D, 2),  # 30 and 60; 90 is the event's own instant
+        (False, 0, 90 * D + 1, 3),
+        (True, 0, 10 * YEAR, 1),  # once per silence, whatever its length
+        (False, 7, 7 + 10 * YEAR + 1, 10 * 365 // 30),
+    ],
+)
+def test_count_is_the_length_of_instants(once: bool, start: int, end: int, expected: int) -> None:
+    idle = Inactivity(30 * D, -10, once)
+    assert count(idle, start, end) == expected
+    if expected < 200:
+        assert len(instants(idle, start, end)) == expected
+
+
+def test_a_silence_of_years_is_one_evaluation_and_one_change() -> None:
+    plan = one_score(REPLY, head="inactivity: {after: 1h, points: -1}")
+    runner = Runner(plan)
+    runner.feed(reply("e1", T0))
+    changes = runner.advance(T0 + 10 * YEAR + 30 * 60_000)
+    periods = 10 * YEAR // H  # deductions at T0 + k hours, k = 1 .. 87,600
+    assert summary(changes) == [(2, 20, 20 - periods, "inactivity", ("inactivity",), 10 * YEAR)]
+    ledger = runner.states[KEY].scores["s"]
+    assert [(c[C_RULE], c[C_POINTS], c[C_OCCURRED] - T0, c[C_SOURCE])
+            for c in ledger.contribs if c[C_RULE] == "inactivity"] == [
+        ("inactivity", -periods, 10 * YEAR, f"{periods}*{H}")
+    ]  # fmt: skip
+    assert ledger.inactive_due_ms == T0 + 10 * YEAR + H
+    # the next evaluation extends the same contribution: one per silence
+    runner.advance(T0 + 10 * YEAR + 3 * H)
+    deducted = [c for c in ledger.contribs if c[C_RULE] == "inactivity"]
+    assert [(c[C_POINTS], c[C_SOURCE]) for c in deducted] == [(-periods - 3, f"{periods + 3}*{H}")]
+    body = explain(runner.states[KEY], plan, "s").to_dict()
+    row = [c for c in body["contributions"] if c["kind"] == "inactivity"][0]
+    assert (row["periods"], row["first_at"], row["source_event_id"]) == (periods + 3, T0 + H, None)
+    assert loads(dumps(runner.states[KEY])) == runner.states[KEY]
+
+
+def test_a_late_event_cuts_a_long_silence_and_an_epoch_splits_it() -> None:
+    runner = Runner(one_score(REPLY, head="inactivity: {after: 1d, points: -1}",
+                              plan_head="lateness: 90d"))  # fmt: skip
+    runner.feed(reply("e1", T0))
+    runner.advance(T0 + 10 * D)  # 10 deductions (days 1 .. 10), one contribution
+    assert runner.value() == 10
+    # a visit from day 4 12:00: the deductions of days 5 .. 10 go; the silence since the
+    # visit deducts on days 5.5 .. 9.5 at once
+    runner.feed(visit("e2", T0 + 4 * D + 12 * H), now_ms=T0 + 10 * D)
+    assert runner.value() == 20 - 4 - 5
+    # a reset at day 7 06:00: only the deductions after it count (days 7.5, 8.5, 9.5)
+    runner.feed(adj("r1", T0 + 7 * D + 6 * H, "reset"), now_ms=T0 + 10 * D)
+    assert runner.value() == -3
+    # the same items evaluated at every due time end the same
+    walked = Runner(runner.plan)
+    walked.feed(reply("e1", T0))
+    walked.walk(T0 + 10 * D)
+    walked.feed(visit("e2", T0 + 4 * D + 12 * H), now_ms=T0 + 10 * D)
+    walked.feed(adj("r1", T0 + 7 * D + 6 * H, "reset"), now_ms=T0 + 10 * D)
+    assert walked.value() == -3
+
+
+def reference(times: list[int], end: int, idle: Inactivity) -> int:
+    """Deductions by ``end`` in event-time order, walked one period at a time."""
+    points = 0
+    active = sorted(set(times))
+    for start, stop in zip(active, [*active[1:], end + 1], strict=True):
+        at = start + idle.after_ms
+        while at < stop:
+            points += idle.points
+            if idle.once:
+                break
+            at += idle.after_ms
+    return points
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.integers(0, 40 * D), min_size=1, max_size=10),
+    st.lists(st.integers(0, 9 * D), min_size=10, max_size=10),
+    st.lists(st.integers(0, 50 * D), max_size=4),
+    st.randoms(use_true_random=False),
+)
+def test_closed_form_equals_the_step_by_step_reference(
+    times: list[int], lags: list[int], evaluations: list[int], rnd: Any
+) -> None:
+    items = [reply(f"e{i}", T0 + t) if i % 2 else visit(f"e{i}", T0 + t) for i, t in
+             enumerate(sorted(times))]  # fmt: skip
+    rnd.shuffle(items)
+    end = T0 + 50 * D
+    runner = Runner(PLAN)
+    for one, lag in zip(items, lags, strict=False):  # arrivals later than their event times
+        runner.feed(one, now_ms=max(runner.clock, one.occurred_at_ms) + lag)
+    for at in sorted(evaluations):  # evaluations at any instants, then at the end
+        runner.advance(max(runner.clock, T0 + at))
+    runner.advance(end)
+    replies = sum(1 for one in items if one.event_type == "email.reply")
+    stamps = [one.occurred_at_ms for one in items]
+    s_idle, t_idle = PLAN.by_name["s"].inactivity, PLAN.by_name["t"].inactivity
+    assert s_idle is not None and t_idle is not None
+    assert runner.value("s") == 5 * replies + reference(stamps, end, s_idle)
+    assert runner.value("t") == reference(stamps, end, t_idle)

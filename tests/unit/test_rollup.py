@@ -225,10 +225,11 @@ scores:
     scorer.feed(profile("p1", T0, "c1", "acme"))
     scorer.feed(visit("v1", T0, contact="c1"))
     changes = scorer.advance_to(T0 + 2 * D)
-    # one time step: the contact's checks at the two midnights (UTC) since T0 (10:00), 53 then
-    # 27; the account follows the step with the contact's value after it
+    # one time step, evaluated in closed form: the contact's last check by then, the second
+    # midnight (UTC) since T0 (10:00), 27 in one change; the account follows the step with the
+    # contact's value after it
     contact = [(c.new_value, c.occurred_at_ms) for c in changes if c.score == "engagement"]
-    assert contact == [(53, T0 + 14 * H), (27, T0 + 38 * H)]
+    assert contact == [(27, T0 + 38 * H)]
     team = [(c.new_value, c.cause.value, c.occurred_at_ms) for c in changes if c.score == "team"]
     assert team == [(27, "rollup", T0 + 38 * H)]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from scoring_helpers import T0, D, H, M, Runner, adj, ev, visit
 
-from streams.scoring import Plan, Verdict, load_plan
+from streams.scoring import EntityKey, Plan, Verdict, dumps, load_plan, loads
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "plans" / "examples"
 
@@ -260,7 +260,7 @@ def test_hubspot_engagement_decays_out_of_mql() -> None:
         (67, (("mql", "up"),), "high"),
         (67, (), "high"),  # the tier record
     ]
-    runner.advance(T0 + 60 * D)
+    runner.walk(T0 + 60 * D)  # a worker evaluating at each due time
     # the MQL crossing is published the moment it happens, not at the next daily check
     down = [c for c in runner.changes if c.thresholds == (("mql", "down"),)]
     assert len(down) == 1 and str(down[0].cause) == "decay"
@@ -281,10 +281,12 @@ def test_activecampaign_deal_not_updated_in_30_days() -> None:
     runner.advance(T0 + 65 * D)  # no event for 65 days: -10 at 30 d and at 60 d
     assert runner.value("deal-health", "deal", "d1") == 10
     changes = runner.changes[2:]
-    assert [(str(c.cause), c.new_value, c.tier_after, c.thresholds) for c in changes] == [
-        ("inactivity", 20, "active", (("review", "down"),)),
-        ("inactivity", 10, "at-risk", ()),
-        ("tier", 10, "at-risk", ()),
+    # one evaluation after 65 days (a catch-up): both deductions in one change at 60 d, with the
+    # threshold crossed and the tier record
+    assert [(str(c.cause), c.new_value, c.tier_after, c.thresholds, c.occurred_at_ms - T0)
+            for c in changes] == [
+        ("inactivity", 10, "at-risk", (("review", "down"),), 60 * D),
+        ("tier", 10, "at-risk", (), 60 * D),
     ]  # fmt: skip
     # the contact's reply from day 40 arrives late: the deal was not silent from day 40 on, so
     # the deduction at 60 d is undone; the silence since day 40 deducts at 70 d
@@ -313,14 +315,23 @@ def test_hubspot_matrix_grades_fit_and_engagement() -> None:
     assert grades == [
         ("A3", "A2", 6, 7, "tier", ("replied",)), ("A2", "A1", 7, 8, "tier", ("email-click",))
     ]  # fmt: skip
-    # engagement decays back to low (A1 -> A2 -> A3): one record per move, even when one time
-    # step (a single advance here) covers both, each right after the tier record of its change
-    changes = runner.advance(T0 + 120 * D)
+    # engagement decays back to low (A1 -> A2 -> A3) on a worker evaluating at each due time:
+    # one record per move, each right after the tier record of its change
+    key = EntityKey(None, "contact", "c1")
+    saved = loads(dumps(runner.states[key]))
+    changes = runner.walk(T0 + 120 * D)
     moves = [i for i, c in enumerate(changes) if c.score == "lead-grade"]
     assert [changes[i].tier_after for i in moves] == ["A2", "A3"]
     for i in moves:
         assert (changes[i - 1].score, str(changes[i - 1].cause)) == ("engagement", "tier")
         assert changes[i].occurred_at_ms == changes[i - 1].occurred_at_ms
+    # after a downtime, one evaluation covers both moves: one engagement change, one grade record
+    assert saved.scores["engagement"].total == 57
+    runner.states[key] = saved
+    changes = runner.advance(T0 + 120 * D)
+    grades = [(c.tier_before, c.tier_after) for c in changes if c.score == "lead-grade"]
+    assert grades == [("A1", "A3")]
+    assert [str(c.cause) for c in changes if c.score == "engagement"] == ["decay", "tier"]
 
 
 def reply(event_id: str, at_ms: int) -> Any:
