@@ -246,7 +246,7 @@ def test_a_silence_of_years_is_one_evaluation_and_one_change() -> None:
     deducted = [c for c in ledger.contribs if c[C_RULE] == "inactivity"]
     assert [(c[C_POINTS], c[C_SOURCE]) for c in deducted] == [(-periods - 3, f"{periods + 3}*{H}")]
     body = explain(runner.states[KEY], plan, "s").to_dict()
-    row = [c for c in body["contributions"] if c["kind"] == "inactivity"][0]
+    row = next(c for c in body["contributions"] if c["kind"] == "inactivity")
     assert (row["periods"], row["first_at"], row["source_event_id"]) == (periods + 3, T0 + H, None)
     assert loads(dumps(runner.states[KEY])) == runner.states[KEY]
 
