@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
     commit_interval_ms: int = Field(100, ge=10, le=60_000)
     commit_max_records: int = Field(20_000, ge=1, le=1_000_000)
+    #: items of one tenant one partition's recompute may hold (about 0.4 KB each; see
+    #: docs/operations.md, recompute): more and the recompute is refused, the plan switches
+    recompute_max_items: int = Field(500_000, ge=1, le=50_000_000)
     batch_size: int = Field(2000, ge=1, le=100_000)
     cache_entities: int = Field(100_000, ge=100, le=10_000_000)
     #: encoded bytes of the cached states (see streams/state/cache.py)

@@ -236,3 +236,63 @@ async def test_replay_apply_recomputes_once_across_a_kill_during_the_cut_over(
         else:
             assert causes == ["rule"] * 3 and rows[-1]["new_value"] == 30, rows
     assert len(changes) == 3 * everyone + len(ACME)
+
+
+async def test_a_recompute_over_the_history_bound_is_refused_and_the_plan_switches(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """``LEADSCORE_RECOMPUTE_MAX_ITEMS`` bounds the history a recompute holds: with a bound of 10
+    and 24 items of acme on the one partition, the recompute is refused there, the plan
+    switches without it (its copy dead-lettered, a ``recompute-refused`` plan-status record),
+    the worker goes on in the same process, and the next events score under the new plan."""
+    default, tenant = tmp_path / "default.yaml", tmp_path / "acme.yaml"
+    default.write_text(DEFAULT)
+    tenant.write_text(TENANT)
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=1,
+                      extra={"LEADSCORE_RECOMPUTE_MAX_ITEMS": "10"})  # fmt: skip
+    now = int(time.time() * 1000)
+    everyone = len(ACME) + len(GLOBEX)
+    worker = service.worker("w1").start()
+    try:
+        await worker.wait_ready()
+        await service.produce(visits("b1", now) + visits("b2", now + 10))
+        await wait_changes(service, 2 * everyone)
+        env = {**os.environ, **service.env("cli", free_port())}
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "replay", "--plan", str(tenant), "--current",
+             str(default), "--from-time", str(now - 60_000), "--account", "acme", "--apply",
+             "--quiet", "--out", str(tmp_path / "replay")],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 60
+        statuses: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(statuses) < 2:
+            statuses = [json.loads(r.value) for r in await service.read_all(service.plan_status)]
+            time.sleep(0.3)
+        await service.produce(visits("b3", now + 20))
+        changes = await wait_changes(service, 3 * everyone)
+        time.sleep(1.0)  # a recompute change now would be a defect: read again
+        changes = await service.changes()
+        dead = await service.read_all(service.dead)
+        worker.assert_alive()  # refused in the process: no restart
+    finally:
+        service.stop_all()
+    assert [(s["status"], s["version"]) for s in statuses] == [
+        ("accepted", "acme-v2"), ("recompute-refused", "acme-v2")
+    ]  # fmt: skip
+    refused = statuses[1]
+    assert refused["partition"] == 0 and refused["recompute_from_ms"] == now - 60_000
+    assert "more than 10 items" in refused["errors"][0], refused
+    letters = [{n: v.decode() for n, v in d.headers} for d in dead]
+    assert [h["leadscore.error.class"] for h in letters] == ["RecomputeRefused:HistoryTooLarge"]
+    assert "LEADSCORE_RECOMPUTE_MAX_ITEMS" in letters[0]["leadscore.error.reason"]
+    grouped = exactly_once(changes)
+    assert not [c for c in changes if c["cause"] == "recompute"]
+    for (account, *_), rows in grouped.items():
+        if account == "acme":  # 10 + 10 under the default, then 25 under acme-v2
+            assert [(c["new_value"], c["plan_version"]) for c in rows] == [
+                (10, "default-v1"), (20, "default-v1"), (45, "acme-v2")
+            ], rows  # fmt: skip
+        else:
+            assert rows[-1]["new_value"] == 30, rows
