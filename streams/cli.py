@@ -22,7 +22,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="version and core build, then exit")
     sub = parser.add_subparsers(dest="command")
 
-    sub.add_parser("worker", help="run the stream service (reads LEADSCORE_* settings)")
+    from streams.worker_help import DESCRIPTION, EPILOG, WorkerHelpFormatter
+
+    sub.add_parser("worker", help="run the stream service (reads LEADSCORE_* settings)",
+                   description=DESCRIPTION, epilog=EPILOG,
+                   formatter_class=WorkerHelpFormatter)  # fmt: skip
 
     plan = sub.add_parser("plan", help="scoring plan tools")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True)

@@ -68,75 +68,227 @@ class Settings(BaseSettings):
     )
 
     # Kafka and identity
-    bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = Field(None, min_length=1)
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: Path | None = None
-    app_id: str = Field("leadscore", pattern=r"^[A-Za-z0-9._-]{1,100}$")
-    plan_path: Path = Path("plans/reference.yaml")
-    data_dir: Path = Path("var/worker")
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        min_length=1,
+        description="Kafka bootstrap servers, comma-separated host:port",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="how the Kafka clients connect: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with a SASL_* protocol"
+    )
+    kafka_sasl_username: str | None = Field(
+        None, min_length=1, description="SASL user name; required with a SASL_* protocol"
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password; required with a SASL_* protocol; never printed"
+    )
+    kafka_ssl_ca_location: Path | None = Field(
+        None,
+        description="PEM file of the CA of the brokers' certificates (unset: the system's CAs)",
+    )
+    app_id: str = Field(
+        "leadscore",
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="consumer group id; prefix of the transactional id and the internal topics",
+    )
+    plan_path: Path = Field(
+        Path("plans/reference.yaml"), description="the default scoring plan, validated at start-up"
+    )
+    data_dir: Path = Field(
+        Path("var/worker"),
+        description="this worker's own directory: its lock, instance id and RocksDB stores",
+    )
 
     # Topics (docs/inputs.md, docs/consumers.md)
-    topic_page_visits: str = "page-visits"
-    topic_email_events: str = "email-events"
-    topic_purchases: str = "purchases"
-    topic_deal_stage_changes: str = "deal-stage-changes"
-    topic_contact_profiles: str = "contact-profiles"
-    topic_score_adjustments: str = "score-adjustments"
-    topic_score_changed: str = "score-changed"
-    topic_scores: str = "scores"
-    topic_dead_letters: str = "leadscore-dead-letters"
-    topic_plans: str = "leadscore-plans"
-    topic_plan_status: str = "leadscore-plan-status"
-    json_topics: Annotated[frozenset[str], NoDecode] = frozenset()
-    entity_topic_retention_ms: int = Field(7 * 86_400_000, ge=3_600_000)
-    partitions: int = Field(8, ge=1, le=1024)
-    replication_factor: int = Field(1, ge=1, le=16)
+    topic_page_visits: str = Field("page-visits", description="input topic of page_visit events")
+    topic_email_events: str = Field("email-events", description="input topic of email.* events")
+    topic_purchases: str = Field("purchases", description="input topic of purchase events")
+    topic_deal_stage_changes: str = Field(
+        "deal-stage-changes", description="input topic of deal.stage_changed events"
+    )
+    topic_contact_profiles: str = Field(
+        "contact-profiles", description="input topic of contact.updated events"
+    )
+    topic_score_adjustments: str = Field(
+        "score-adjustments", description="input topic of adjustment commands"
+    )
+    topic_score_changed: str = Field(
+        "score-changed", description="output topic of every score change"
+    )
+    topic_scores: str = Field(
+        "scores", description="compacted output topic of the latest value per entity and score"
+    )
+    topic_dead_letters: str = Field(
+        "leadscore-dead-letters",
+        description="dead-letter topic: rejected inputs, the reason in headers",
+    )
+    topic_plans: str = Field(
+        "leadscore-plans",
+        description="compacted topic of tenant plans, keyed by account (leadscore plan publish)",
+    )
+    topic_plan_status: str = Field(
+        "leadscore-plan-status",
+        description="the worker's verdict on each tenant plan: accepted, rejected or removed",
+    )
+    json_topics: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="comma-separated input topics whose values are JSON instead of Avro",
+    )
+    entity_topic_retention_ms: int = Field(
+        7 * 86_400_000,
+        ge=3_600_000,
+        description="retention of the internal entity-events topic, ms (at least 1 hour)",
+    )
+    partitions: int = Field(
+        8,
+        ge=1,
+        le=1024,
+        description="partitions of each topic the service creates (1-1024); fixed once they exist",
+    )
+    replication_factor: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="replication factor of the topics the service creates (1-16); 3 in production",
+    )
 
     # Schema Registry (off by default: plain Avro datums, no framing)
-    schema_registry_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-    schema_registry_username: str | None = Field(None, min_length=1)
-    schema_registry_password: SecretStr | None = None
-    schema_registry_timeout_s: float = Field(5.0, ge=0.1, le=120)
+    schema_registry_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="base URL of a Confluent-compatible schema registry (unset: plain Avro)",
+    )
+    schema_registry_username: str | None = Field(
+        None, min_length=1, description="user for HTTP basic auth to the schema registry"
+    )
+    schema_registry_password: SecretStr | None = Field(
+        None, description="password for HTTP basic auth to the schema registry; never printed"
+    )
+    schema_registry_timeout_s: float = Field(
+        5.0, ge=0.1, le=120, description="timeout of each schema registry call, seconds (0.1-120)"
+    )
 
     # State (RocksDB through rocksdict)
-    rocksdb_block_cache_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
-    rocksdb_write_buffer_bytes: int = Field(8 * 1024 * 1024, ge=1024 * 1024)
-    rocksdb_max_write_buffers: int = Field(2, ge=1, le=16)
-    rocksdb_memtable_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
+    rocksdb_block_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="RocksDB block cache shared by all the worker's stores, bytes",
+    )
+    rocksdb_write_buffer_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="size of one write buffer (memtable) per store, bytes",
+    )
+    rocksdb_max_write_buffers: int = Field(
+        2, ge=1, le=16, description="write buffers per store (1-16)"
+    )
+    rocksdb_memtable_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="all stores' memtables together, bytes; past it the largest is flushed",
+    )
     #: glibc malloc arenas of the worker process (0: glibc's default); see streams/allocator.py
-    malloc_arenas: int = Field(2, ge=0, le=64)
+    malloc_arenas: int = Field(
+        2, ge=0, le=64, description="glibc malloc arenas of the worker process (0: glibc's default)"
+    )
     #: top lists (``/top``): entries (entity and score) kept per tenant; see streams/topview.py
-    top_entries_per_tenant: int = Field(50_000, ge=100, le=100_000_000)
+    top_entries_per_tenant: int = Field(
+        50_000,
+        ge=100,
+        le=100_000_000,
+        description="top lists (/top): entries (an entity's value of a score) kept per tenant",
+    )
 
     # The processing loop, its transactions and time-driven work
-    instance_id: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
-    commit_interval_ms: int = Field(100, ge=10, le=60_000)
-    commit_max_records: int = Field(20_000, ge=1, le=1_000_000)
+    instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="this worker's id (unset: generated once, kept in the data directory)",
+    )
+    commit_interval_ms: int = Field(
+        100,
+        ge=10,
+        le=60_000,
+        description="a transaction commits once it has been open this long, ms (10-60000)",
+    )
+    commit_max_records: int = Field(
+        20_000,
+        ge=1,
+        le=1_000_000,
+        description="a transaction also commits once it holds this many produced records",
+    )
     #: items of one tenant one partition's recompute may hold (about 0.4 KB each; see
     #: docs/operations.md, recompute): more and the recompute is refused, the plan switches
-    recompute_max_items: int = Field(500_000, ge=1, le=50_000_000)
-    batch_size: int = Field(2000, ge=1, le=100_000)
-    cache_entities: int = Field(100_000, ge=100, le=10_000_000)
+    recompute_max_items: int = Field(
+        500_000,
+        ge=1,
+        le=50_000_000,
+        description="items of one tenant a partition's recompute may hold; more and it is refused",
+    )
+    batch_size: int = Field(
+        2000, ge=1, le=100_000, description="most records returned by one consume call (1-100000)"
+    )
+    cache_entities: int = Field(
+        100_000,
+        ge=100,
+        le=10_000_000,
+        description="decoded entity states kept in the cache (100-10000000)",
+    )
     #: encoded bytes of the cached states (see streams/state/cache.py)
-    cache_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024**3)
-    transaction_timeout_ms: int = Field(10_000, ge=1000, le=900_000)
-    kafka_call_timeout_s: float = Field(30.0, ge=1, le=600)
-    tick_interval_ms: int = Field(500, ge=50, le=60_000)
-    fault_abort_every: int = Field(0, ge=0, le=1_000_000)
-    session_timeout_s: float = Field(10.0, ge=6, le=300)
+    cache_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=64 * 1024**3,
+        description="the cache's second bound: encoded bytes of the cached states",
+    )
+    transaction_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        le=900_000,
+        description="the producer's transaction.timeout.ms (1000-900000)",
+    )
+    kafka_call_timeout_s: float = Field(
+        30.0, ge=1, le=600, description="timeout of each blocking Kafka call, seconds (1-600)"
+    )
+    tick_interval_ms: int = Field(
+        500,
+        ge=50,
+        le=60_000,
+        description="how often the loop looks for time-driven work that fell due, ms (50-60000)",
+    )
+    fault_abort_every: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="fault drill: every Nth commit aborts (0: off; never in production)",
+    )
+    session_timeout_s: float = Field(
+        10.0, ge=6, le=300, description="consumer session timeout, seconds (6-300)"
+    )
 
     # HTTP and observability
-    web_host: str = "127.0.0.1"
-    web_port: int = Field(6066, ge=1, le=65535)
-    web_advertised_host: str | None = None
-    api_token: SecretStr | None = None
+    web_host: str = Field("127.0.0.1", description="HTTP bind address")
+    web_port: int = Field(6066, ge=1, le=65535, description="HTTP port (1-65535)")
+    web_advertised_host: str | None = Field(
+        None, description="host other workers forward requests to (unset: LEADSCORE_WEB_HOST)"
+    )
+    api_token: SecretStr | None = Field(
+        None, description="bearer token for the /scores endpoints (unset: no protection); secret"
+    )
     #: ``account=token,account=token``: a tenant's token reads that account's scores only.
-    tenant_tokens: SecretStr | None = None
-    metrics_require_token: bool = False
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tenant_tokens: SecretStr | None = Field(
+        None, description="account=token,...: each token reads its account's scores only; secret"
+    )
+    metrics_require_token: bool = Field(
+        False, description="true: /metrics requires the bearer token too"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
 
     @field_validator("json_topics", mode="before")
     @classmethod
@@ -279,3 +431,40 @@ def load_settings(**overrides: object) -> Settings:
     if lines or settings is None:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines))
     return settings
+
+
+def render_default(value: object) -> str:
+    """A setting's default as ``leadscore worker --help`` and the settings table of
+    docs/operations.md write it."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, frozenset | set | tuple | list):
+        return ",".join(sorted(str(v) for v in value)) if value else "(empty)"
+    if isinstance(value, SecretStr):
+        return "(secret)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_help() -> str:
+    """The settings part of ``leadscore worker --help``: every setting of :class:`Settings`, its
+    default and its description, in the class's order."""
+    lines = [
+        "settings: environment variables, read once at start-up (each in detail: the settings",
+        "table of docs/operations.md)",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        lines.append(f"  LEADSCORE_{name.upper()}  default: {render_default(field.default)}")
+        lines.append(f"      {field.description}")
+    lines += [
+        "",
+        "not a setting, read when the package is imported:",
+        "  LEADSCORE_CORE  default: auto",
+        "      which build of the scoring core runs: auto, compiled or pure",
+        "",
+        "An invalid value or an unknown LEADSCORE_* variable stops start-up with exit code 2 and",
+        "a message naming each one.",
+    ]
+    return "\n".join(lines)
