@@ -149,8 +149,33 @@ class Automations(_Strict):
 def load_automations(
     path: Path, environ: Mapping[str, str] | None = None
 ) -> tuple[Automations, dict[str, bytes]]:
-    """The file, validated, and each endpoint's secret from the environment."""
+    """The file, validated, and each endpoint's secret from the environment; a secret variable
+    that is unset or empty is an error naming it (the bridge cannot sign without it)."""
+    config = read_automations(path)
+    secrets, missing = endpoint_secrets(config, environ)
+    if missing:
+        raise AutomationsError(f"{path}: invalid automations:\n  " + "\n  ".join(missing))
+    return config, secrets
+
+
+def endpoint_secrets(
+    config: Automations, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, bytes], list[str]]:
+    """Each endpoint's secret from the environment, and a problem per variable unset or empty."""
     environ = os.environ if environ is None else environ
+    secrets: dict[str, bytes] = {}
+    missing = []
+    for name, endpoint in config.endpoints.items():
+        secret = environ.get(endpoint.secret_env, "")
+        if not secret.strip():
+            missing.append(f"endpoints.{name}.secret_env: the variable {endpoint.secret_env} "
+                           "is not set (or empty)")  # fmt: skip
+        secrets[name] = secret.encode()
+    return secrets, missing
+
+
+def read_automations(path: Path) -> Automations:
+    """The file, validated (every mistake at once); secrets are not looked at."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -168,17 +193,7 @@ def load_automations(
             message = error["msg"].removeprefix("Value error, ")
             lines.append(f"{where}: {message}" if where else message)
         raise AutomationsError(f"{path}: invalid automations:\n  " + "\n  ".join(lines)) from None
-    secrets: dict[str, bytes] = {}
-    missing = []
-    for name, endpoint in config.endpoints.items():
-        secret = environ.get(endpoint.secret_env, "")
-        if not secret.strip():
-            missing.append(f"endpoints.{name}.secret_env: the variable {endpoint.secret_env} "
-                           "is not set (or empty)")  # fmt: skip
-        secrets[name] = secret.encode()
-    if missing:
-        raise AutomationsError(f"{path}: invalid automations:\n  " + "\n  ".join(missing))
-    return config, secrets
+    return config
 
 
 # ----- what is sent ---------------------------------------------------------------------------
@@ -510,12 +525,19 @@ def _serve(metrics: BridgeMetrics, host: str, port: int) -> Any:
     return server
 
 
-def cmd_automate_check(path: str) -> int:
+def cmd_automate_check(path: str, environ: Mapping[str, str] | None = None) -> int:
+    """``--check``: the file is checked (exit 2 on any mistake); a secret variable that is not
+    set here only gets a warning, since the check may run where the secrets are not (CI, a
+    laptop), while ``leadscore automate`` itself refuses to start without them."""
     try:
-        config, _ = load_automations(Path(path))
+        config = read_automations(Path(path))
     except AutomationsError as exc:
         print(f"leadscore automate: {exc}", file=sys.stderr)
         return 2
+    _, missing = endpoint_secrets(config, environ)
+    for problem in missing:
+        print(f"leadscore automate: warning: {path}: {problem}; running the bridge needs it",
+              file=sys.stderr)  # fmt: skip
     print(f"{path}: OK: {len(config.triggers)} trigger(s), {len(config.endpoints)} endpoint(s)")
     return 0
 
@@ -577,5 +599,5 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
 
 __all__ = [
     "Automations", "AutomationsError", "Bridge", "cmd_automate", "cmd_automate_check",
-    "load_automations",
+    "endpoint_secrets", "load_automations", "read_automations",
 ]  # fmt: skip
