@@ -51,6 +51,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="advance the clock to this instant at the end of input (ISO-8601 or epoch millis)",
     )
+    score.add_argument(
+        "--now",
+        default=None,
+        help="the arrival time of every line: events more than the plan's max_future after it "
+        "are bad lines (default: --until, else the wall clock)",
+    )
     demo = sub.add_parser("demo", help="publish realistic sample traffic (Avro) to the inputs")
     demo.add_argument("--events", type=int, default=5000, help="how many records (default 5000)")
     demo.add_argument("--rate", type=float, default=200.0, help="records per second (0 = max)")
@@ -197,7 +203,8 @@ def _offline(args: argparse.Namespace) -> int:
     try:
         if args.command == "plan":
             return cmd_plan_check(args.file)
-        return cmd_score(args.plan, args.events, changes=args.changes, until=args.until)
+        return cmd_score(args.plan, args.events, changes=args.changes, until=args.until,
+                         now=args.now)  # fmt: skip
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # (Python flushes stdout again at exit)

@@ -22,13 +22,14 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
 import fastavro
 from fastavro.read import SchemaResolutionError
+
+from streams import jsonlimits
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MAX_VALUE_BYTES = 1024 * 1024
@@ -246,6 +247,10 @@ class Codec:
                 "IncompatibleSchema",
                 f"writer schema id {schema_id} cannot be read as {reader['name']}: {exc}"[:500],
             ) from None
+        except OverflowError:  # a timestamp past the year 9999: read it as the number it is
+            start = FRAME_BYTES if self.framing is not None else 0
+            record = _read_raw_timestamps(value, start, writer, resolve)
+            buf.seek(len(value))
         except EOFError:
             raise DecodeError("TruncatedAvro", "the Avro datum ended early") from None
         except IndexError:
@@ -266,13 +271,15 @@ class Codec:
     @staticmethod
     def _decode_json(value: bytes) -> dict[str, Any]:
         try:
-            record = json.loads(value, parse_float=Decimal, parse_int=int)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DecodeError("InvalidJson", str(exc)[:500]) from None
-        except RecursionError:
-            raise DecodeError("InvalidJson", "the JSON value is nested too deeply") from None
-        except ValueError as exc:  # e.g. an integer past Python's digit limit
-            raise DecodeError("InvalidJson", str(exc)[:500]) from None
+            record = jsonlimits.loads(value)
+        except UnicodeDecodeError as exc:
+            raise DecodeError(
+                "InvalidJson", f"not UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
+        except jsonlimits.JsonLimitError as exc:
+            raise DecodeError("InvalidJson", f"the JSON value is refused: {exc}") from None
+        except ValueError as exc:  # json.JSONDecodeError
+            raise DecodeError("InvalidJson", f"not valid JSON: {exc}"[:500]) from None
         if not isinstance(record, dict):
             raise DecodeError("InvalidJson", "the JSON value is not an object")
         return record
@@ -307,3 +314,32 @@ def _normalise(source: Source, record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(occurred, dt.datetime):
         record["occurred_at"] = (occurred - _EPOCH) // dt.timedelta(milliseconds=1)
     return record
+
+
+def _read_raw_timestamps(value: bytes, start: int, writer: Any, reader: Any) -> dict[str, Any]:
+    """A datum whose timestamp fastavro cannot make a datetime of (past the year 9999), with
+    its timestamps as the epoch numbers they are: the event-time check then says what it is
+    (epoch microseconds, most likely; ``streams.scoring.arrival``)."""
+    buf = io.BytesIO(value)
+    buf.seek(start)
+    raw_writer = fastavro.parse_schema(_without_timestamps(writer))
+    raw_reader = None if reader is None else fastavro.parse_schema(_without_timestamps(reader))
+    try:
+        record = fastavro.schemaless_reader(buf, raw_writer, raw_reader)
+    except Exception as exc:  # as in _decode_avro: not decodable after all
+        raise DecodeError("InvalidAvro", f"{type(exc).__name__}: {exc}"[:500]) from None
+    if buf.tell() != len(value) or not isinstance(record, dict):
+        raise DecodeError("InvalidAvro", "a timestamp is out of range, and the datum is not one "
+                                         "of this schema")  # fmt: skip
+    return record
+
+
+def _without_timestamps(schema: Any) -> Any:
+    """A parsed schema as plain JSON data, its timestamp logical types left out."""
+    if isinstance(schema, dict):
+        return {key: _without_timestamps(item) for key, item in schema.items()
+                if not key.startswith("__fastavro") and key != "__named_schemas"
+                and not (key == "logicalType" and str(item).startswith("timestamp"))}  # fmt: skip
+    if isinstance(schema, list):
+        return [_without_timestamps(item) for item in schema]
+    return schema

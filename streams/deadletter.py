@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MAX_REASON = 2000
+#: The error class of an item whose event time lies more than its plan's ``max_future`` ahead of
+#: its arrival (``streams.scoring.arrival``).
+FUTURE_EVENT = "future_event"
 #: Above this many key and value bytes the value is left out of the dead letter (its size and the
 #: source coordinates say where to find it): the producer refuses records over 1,000,000 bytes.
 MAX_LETTER_BYTES = 900_000

@@ -6,6 +6,12 @@ to it marked dirty; the transaction encodes each dirty state once, at commit.
 
 A state and the changes it caused are committed in one Kafka transaction, so a duplicate item has
 nothing to republish: the core keeps no outbox of published changes.
+
+An item whose event time lies more than its tenant's plan's ``max_future`` ahead of its arrival
+(the input record's Kafka timestamp, carried in the item) is refused before it reaches the core
+(:func:`streams.scoring.arrival.future_reason`): a dead letter of class ``future_event``, and no
+watermark moves. Plan and arrival are both fixed by the partition's log, so a replay decides
+the same.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams import records
+from streams.deadletter import FUTURE_EVENT
 from streams.scoring import (
     EntityKey,
     EntityState,
@@ -28,6 +35,7 @@ from streams.scoring import (
     apply_member,
     parse_input,
 )
+from streams.scoring.arrival import future_reason
 from streams.scoring.recompute import recompute
 from streams.state.cache import Entry, Loader, StateCache
 from streams.tenants import TenantPlans
@@ -42,6 +50,8 @@ class ItemResult:
     invalid: str | None = None
     #: member updates for deals and accounts (to the entity-events topic, keyed by target)
     forwards: tuple[Forward, ...] = ()
+    #: the dead-letter class of an ``invalid`` item
+    error_class: str = "InvalidRecord"
 
 
 @dataclass(slots=True)
@@ -72,10 +82,15 @@ class EntityStage:
     def on_item(self, partition: int, key_bytes: bytes, rec: records.ItemRecord) -> ItemResult:
         item = parse_input(rec.record)
         if isinstance(item, Invalid):  # validated at ingest; only a plan/schema skew gets here
+            if item.occurred_ms is not None:
+                return ItemResult(invalid=item.reason, error_class=FUTURE_EVENT)
             return ItemResult(invalid=item.reason)
         key = self.entity_key(key_bytes)
-        entry = self._entry(partition, key_bytes)
         plan = self.tenants.plan_for(partition, key.account_id)
+        ahead = future_reason(item.occurred_at_ms, arrival_ms(rec), plan.max_future_ms)
+        if ahead is not None:  # before the core: it moves no watermark
+            return ItemResult(invalid=ahead, error_class=FUTURE_EVENT)
+        entry = self._entry(partition, key_bytes)
         outcome = apply(entry.state if entry is not None else None, key, item, plan,
                         now_ms=rec.now_ms)  # fmt: skip
         self._keep(partition, key_bytes, entry, outcome)
@@ -98,8 +113,10 @@ class EntityStage:
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
         plan = self.tenants.plan_for(partition, key.account_id)
-        parsed = [(parse_input(r.record), r.now_ms) for r in items]
-        valid = [(item, at) for item, at in parsed if not isinstance(item, Invalid)]
+        bound = plan.max_future_ms  # refused items are left out, as when they came
+        parsed = [(parse_input(r.record), r.now_ms, arrival_ms(r)) for r in items]
+        valid = [(item, at) for item, at, arrived in parsed if not isinstance(item, Invalid)
+                 and future_reason(item.occurred_at_ms, arrived, bound) is None]  # fmt: skip
         if not valid:
             return None
         outcome = recompute(entry.state if entry is not None else None, key, valid, plan,
@@ -156,3 +173,9 @@ def due_candidates(
     keys = dict.fromkeys(stored(now_ms, limit))
     keys.update(dict.fromkeys(stage.dirty_due(partition, now_ms)))
     return list(keys)[:limit]
+
+
+def arrival_ms(rec: records.ItemRecord) -> int:
+    """When an item's input record arrived: its Kafka timestamp, else (a record without one,
+    re-keyed before ingest recorded the wall clock instead) the wall clock at ingest."""
+    return rec.appended_ms if rec.appended_ms >= 0 else rec.now_ms

@@ -4,6 +4,12 @@ Keys of input topics are not trusted (docs/inputs.md, Topics): each item goes to
 routes to, keyed by that entity, so each entity's state lives in exactly one partition of the
 entity-events topic. Anything that cannot be decoded, validated or routed becomes a dead letter with
 its reason.
+
+The item carries the input record's Kafka timestamp (``appended_ms``; the wall clock at ingest,
+``now_ms``, when the record has none), so the entity stage can bound its event time against its
+tenant's plan (``max_future``, :mod:`streams.scoring.arrival`) the same way on every replay. Only
+an event time past the year 9999 is refused here already (``future_event``): no entity could
+take it, under any plan.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from dataclasses import dataclass
 
 from streams import records
 from streams.codec import Codec, DecodeError, Source
-from streams.deadletter import DeadLetter
+from streams.deadletter import FUTURE_EVENT, DeadLetter
 from streams.scoring import Invalid, parse_input, route
+from streams.scoring.arrival import future_reason
+from streams.scoring.plan import DEFAULT_MAX_FUTURE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +36,8 @@ class Ingest:
     codec: Codec
     sources: dict[str, Source]  # input topic -> what it carries
     formats: dict[str, str]  # input topic -> "avro" | "json"
+    #: the default plan's ``max_future``, named in the reason of an event time past 9999
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS
 
     def handle(
         self,
@@ -45,13 +55,18 @@ class Ingest:
 
         source = self.sources.get(topic)
         if source is None:
-            return dead("UnknownTopic", f"no input source is configured for topic {topic!r}")
+            return dead("UnknownTopic", f"no input source is configured for topic '{topic}'")
         try:
             record = self.codec.decode_input(source, value, fmt=self.formats.get(topic, "avro"))
         except DecodeError as exc:
             return dead(exc.error_class, exc.reason)
+        if appended_ms < 0:  # no Kafka timestamp (TIMESTAMP_NOT_AVAILABLE): ingest's wall clock
+            appended_ms = now_ms
         item = parse_input(record)
         if isinstance(item, Invalid):
+            if item.occurred_ms is not None:
+                ahead = future_reason(item.occurred_ms, appended_ms, self.max_future_ms)
+                return dead(FUTURE_EVENT, ahead or item.reason)
             return dead("InvalidRecord", item.reason)
         keys = route(item)
         if not keys:

@@ -3,17 +3,24 @@
 Reads files, drives the pure core with an event-time clock (the latest event time seen so far),
 prints JSON lines. Exit codes: 0 success (bad input lines are reported on stderr and skipped),
 1 unreadable file, 2 invalid plan or arguments.
+
+Bad lines, each reported with its number and skipped: a line that is not UTF-8, longer than
+``MAX_JSON_BYTES``, nested deeper than ``MAX_JSON_DEPTH``, not JSON, not a valid input, or
+whose event time lies more than the plan's ``max_future`` ahead of the reference instant (the
+stand-in for the worker's arrival time: ``--now``, else ``--until``, else the wall clock).
 """
 
 from __future__ import annotations
 
 import heapq
 import json
+import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from typing import IO, Any
 
+from streams import jsonlimits
 from streams.publish import score_view
 from streams.scoring import (
     EntityKey,
@@ -31,8 +38,11 @@ from streams.scoring import (
     parse_input,
     route,
 )
+from streams.scoring.arrival import future_reason
 from streams.scoring.durations import format_duration, parse_instant
 from streams.scoring.matrix import cells
+from streams.scoring.plan_yaml import MAX_PLAN_BYTES, plan_size_problem
+from streams.scoring.shown import shown
 
 
 class OfflineScorer:
@@ -161,27 +171,31 @@ def cmd_plan_check(path: str) -> int:
     return 0
 
 
-def cmd_score(plan_path: str, events_path: str, *, changes: bool, until: str | None) -> int:
+def cmd_score(plan_path: str, events_path: str, *, changes: bool, until: str | None,
+              now: str | None = None) -> int:  # fmt: skip
     plan = load_plan_or_exit(plan_path)
     if isinstance(plan, int):
         return plan
-    until_ms = None
-    if until is not None:
-        until_ms = parse_instant(until)
-        if until_ms is None:
-            print(f"leadscore: --until must be epoch millis or ISO-8601 with an offset "
-                  f"(got {until!r})", file=sys.stderr)  # fmt: skip
+    instants: dict[str, int | None] = {}
+    for option, given in (("--until", until), ("--now", now)):
+        instants[option] = None if given is None else parse_instant(given)
+        if given is not None and instants[option] is None:
+            print(f"leadscore: {option} must be epoch millis or ISO-8601 with an offset "
+                  f"(got {shown(given)})", file=sys.stderr)  # fmt: skip
             return 2
+    until_ms = instants["--until"]
+    reference = Reference.of(instants["--now"], until_ms)
     try:
-        stream = sys.stdin if events_path == "-" else open(events_path, encoding="utf-8")  # noqa: SIM115
+        stream = (getattr(sys.stdin, "buffer", sys.stdin) if events_path == "-"
+                  else open(events_path, "rb"))  # fmt: skip  # noqa: SIM115
     except OSError as error:
         print(f"leadscore: cannot read events {events_path}: {error.strerror}", file=sys.stderr)
         return 1
     scorer = OfflineScorer(plan)
     out = sys.stdout
     try:
-        bad = _score_lines(scorer, stream, out, changes=changes)
-    except (OSError, UnicodeDecodeError) as error:
+        bad = _score_lines(scorer, stream, out, changes=changes, reference=reference)
+    except OSError as error:
         print(f"leadscore: cannot read events {events_path}: {error}", file=sys.stderr)
         return 1
     finally:
@@ -196,26 +210,91 @@ def cmd_score(plan_path: str, events_path: str, *, changes: bool, until: str | N
     return 0
 
 
+class Reference:
+    """The instant offline reading takes for every line's arrival: ``--now``, else ``--until``,
+    else the wall clock (read once, at the start)."""
+
+    def __init__(self, at_ms: int, name: str) -> None:
+        self.at_ms, self.name = at_ms, name
+
+    @classmethod
+    def of(cls, now_ms: int | None, until_ms: int | None, until_name: str = "--until") -> Reference:
+        if now_ms is not None:
+            return cls(now_ms, "--now")
+        if until_ms is not None:
+            return cls(until_ms, until_name)
+        return cls(int(time.time() * 1000), "now (the wall clock)")
+
+    def refusal(self, parsed: Item | Invalid, plan: Plan) -> str | None:
+        """Why ``parsed`` is refused as lying too far ahead (the worker's check), or None."""
+        occurred = parsed.occurred_ms if isinstance(parsed, Invalid) else parsed.occurred_at_ms
+        if occurred is None:
+            return None
+        return future_reason(occurred, self.at_ms, plan.max_future_ms, reference=self.name)
+
+
 def _score_lines(
-    scorer: OfflineScorer, lines: Iterable[str], out: IO[str], *, changes: bool
-) -> int:
+    scorer: OfflineScorer, lines: IO[bytes] | IO[str], out: IO[str], *, changes: bool,
+    reference: Reference,
+) -> int:  # fmt: skip
     bad = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        item = parse_line(line)
-        if isinstance(item, Invalid):
+    for number, parsed in read_items(lines):
+        reason = reference.refusal(parsed, scorer.plan)
+        if reason is None and isinstance(parsed, Invalid):
+            reason = parsed.reason
+        if reason is not None:
             bad += 1
-            print(f"line {number}: {item.reason}", file=sys.stderr)
+            print(f"line {number}: {reason}", file=sys.stderr)
             continue
-        produced = scorer.feed(item)
+        assert not isinstance(parsed, Invalid)  # noqa: S101 - its reason is not None
+        produced = scorer.feed(parsed)
         _print_changes(produced, scorer.clock_ms or 0, out, enabled=changes)
     return bad
 
 
+def read_items(stream: IO[bytes] | IO[str]) -> Iterator[tuple[int, Item | Invalid]]:
+    """(line number, item or why not) of each non-blank line of a JSON-lines stream."""
+    for number, line in read_lines(stream):
+        if isinstance(line, Invalid):
+            yield number, line
+        elif line.strip():
+            yield number, parse_line(line)
+
+
+def read_lines(
+    stream: IO[bytes] | IO[str], limit: int = jsonlimits.MAX_JSON_BYTES
+) -> Iterator[tuple[int, str | Invalid]]:
+    """(number, text) of each line, or why it is no line of text: longer than ``limit`` bytes
+    (read no further than that), or not UTF-8. One bad line never ends the reading."""
+    number = 0
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > limit and raw[-1:] not in (b"\n", "\n"):
+            size = len(raw)
+            while raw and raw[-1:] not in (b"\n", "\n"):  # skip the rest of the line
+                raw = stream.readline(1 << 20)
+                size += len(raw)
+            yield number, Invalid(f"the line is {size:,} bytes long; at most {limit:,}")
+            continue
+        if isinstance(raw, str):
+            yield number, raw
+            continue
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield number, Invalid(f"not UTF-8 text ({error.reason} at byte {error.start + 1} "
+                                  "of the line)")  # fmt: skip
+
+
 def parse_line(line: str) -> Item | Invalid:
+    """One line of JSON as an input item, or why it is not one."""
     try:
-        record = json.loads(line, parse_float=Decimal)
+        record = jsonlimits.loads(line)
+    except jsonlimits.JsonLimitError as error:
+        return Invalid(f"the JSON value is refused: {error}")
     except ValueError as error:
         return Invalid(f"not valid JSON: {error}")
     if not isinstance(record, dict):
@@ -235,11 +314,18 @@ def _print_changes(
 
 def load_plan_or_exit(path: str) -> Plan | int:
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)  # no further: a larger plan is refused
+            size = max(len(raw), os.fstat(handle.fileno()).st_size)
     except OSError as error:
         print(f"leadscore: cannot read plan {path}: {error.strerror}", file=sys.stderr)
         return 1
+    too_big = plan_size_problem(size)
+    if too_big is not None:  # as the worker and the plans topic refuse it
+        print(f"{path}: {too_big}", file=sys.stderr)
+        return 2
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:  # the file is there but is no plan: invalid input
         print(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})", file=sys.stderr)
         return 2

@@ -22,8 +22,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from streams.errors import LeadscoreError
 from streams.kafka import common
 from streams.scoring import PlanError, load_plan
+from streams.scoring.plan_yaml import plan_size_problem
 from streams.settings import Settings, load_settings
-from streams.tenants import MAX_PLAN_BYTES, source_name
+from streams.tenants import source_name
 
 
 def cmd_plan_publish(args: argparse.Namespace) -> int:
@@ -77,9 +78,9 @@ def _read_plan(path: Path, account: str) -> bytes | None:
     except OSError as exc:
         print(f"leadscore plan: cannot read {path} ({exc.strerror})", file=sys.stderr)
         return None
-    if len(raw) > MAX_PLAN_BYTES:
-        print(f"leadscore plan: {path} is {len(raw)} bytes; at most {MAX_PLAN_BYTES}",
-              file=sys.stderr)  # fmt: skip
+    too_big = plan_size_problem(len(raw))  # the limit of plan check, the topic and the worker
+    if too_big is not None:
+        print(f"invalid plan (nothing published): {path}: {too_big}", file=sys.stderr)
         return None
     try:
         plan = load_plan(raw.decode(), source=str(path))

@@ -1,5 +1,10 @@
 """Reading the service's topics from outside the loop: a topic to its end, and the input topics
-as parsed items (``leadscore top``, ``calibrate`` and ``replay``)."""
+as parsed items (``leadscore top``, ``calibrate`` and ``replay``).
+
+Input records are decoded and validated as the worker's ingest does them (JSON within the bounds
+of ``streams.jsonlimits``); :func:`read_arrivals` also gives each item its record's Kafka
+timestamp, the arrival time the worker bounds event times against (the plan's ``max_future``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from streams.codec import Codec, DecodeError, Source
 from streams.kafka import common
@@ -22,6 +27,13 @@ def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], No
     """Every committed record of ``topic`` as it stands (from the first record whose Kafka
     timestamp is at or after ``from_ms``, if given), oldest first per partition, to
     ``handle``; None when done, else why not (not there, a fatal error, too slow)."""
+    return read_timestamped(config, topic, lambda value, _: handle(value), timeout_s,
+                            from_ms=from_ms)  # fmt: skip
+
+
+def read_timestamped(config: dict[str, Any], topic: str, handle: Callable[[bytes, int], None],
+                     timeout_s: float, *, from_ms: int | None = None) -> str | None:  # fmt: skip
+    """:func:`read_to_end`, each value with its Kafka timestamp (-1 if the record has none)."""
     consumer = Consumer({**config, "group.id": "leadscore-reader", "enable.auto.commit": False,
                          "enable.partition.eof": True, "isolation.level": "read_committed",
                          "auto.offset.reset": "earliest"})  # fmt: skip
@@ -43,11 +55,11 @@ def read_to_end(config: dict[str, Any], topic: str, handle: Callable[[bytes], No
         while pending:
             if time.monotonic() > deadline:
                 return f"topic {topic} was not read to its end in {timeout_s:g} s"
-            value, fatal = poll_value(consumer, pending)
+            msg, fatal = poll_message(consumer, pending)
             if fatal is not None:
                 return fatal
-            if value is not None:
-                handle(value)
+            if msg is not None:
+                handle(msg.value(), msg.timestamp()[1])  # type: ignore[arg-type]
         return None
     finally:
         consumer.close()
@@ -60,6 +72,15 @@ def read_inputs(settings: Settings, codec: Codec, sources: Iterable[Source],
     (as the worker's ingest decodes and validates them); returns why a topic could not be read
     (None if all were) and how many records were not valid items (the worker dead-letters
     those)."""
+    return read_arrivals(settings, codec, sources, lambda item, _: handle(item), timeout_s,
+                         from_ms=from_ms)  # fmt: skip
+
+
+def read_arrivals(settings: Settings, codec: Codec, sources: Iterable[Source],
+                  handle: Callable[[Item, int], None], timeout_s: float, *,
+                  from_ms: int | None = None) -> tuple[str | None, int]:  # fmt: skip
+    """:func:`read_inputs`, each item with its arrival: its record's Kafka timestamp (the wall
+    clock now for a record without one, as the worker's ingest takes its own)."""
     wanted = set(sources)
     bad = 0
 
@@ -68,7 +89,7 @@ def read_inputs(settings: Settings, codec: Codec, sources: Iterable[Source],
             continue
         fmt = settings.input_format(topic)
 
-        def take(value: bytes, source: Source = source, fmt: str = fmt) -> None:
+        def take(value: bytes, stamp: int, source: Source = source, fmt: str = fmt) -> None:
             nonlocal bad
             try:
                 item = parse_input(codec.decode_input(source, value, fmt=fmt))
@@ -78,9 +99,9 @@ def read_inputs(settings: Settings, codec: Codec, sources: Iterable[Source],
             if isinstance(item, Invalid):
                 bad += 1
             else:
-                handle(item)
+                handle(item, stamp if stamp >= 0 else int(time.time() * 1000))
 
-        why = read_to_end(common(settings), topic, take, timeout_s, from_ms=from_ms)
+        why = read_timestamped(common(settings), topic, take, timeout_s, from_ms=from_ms)
         if why is not None:
             return why, bad
     return None, bad
@@ -104,12 +125,18 @@ def service_codec(command: str) -> tuple[Settings, Codec] | int:
 def poll_value(consumer: Consumer, pending: set[int]) -> tuple[bytes | None, str | None]:
     """One poll: (a record's value, None), or (None, a fatal error), or (None, None) for
     nothing (an end of partition reached is taken out of ``pending``)."""
+    msg, fatal = poll_message(consumer, pending)
+    return (None if msg is None else msg.value()), fatal
+
+
+def poll_message(consumer: Consumer, pending: set[int]) -> tuple[Message | None, str | None]:
+    """:func:`poll_value`, the whole record."""
     msg = consumer.poll(0.5)
     if msg is None:
         return None, None
     error = msg.error()
     if error is None:
-        return msg.value(), None
+        return msg, None
     if error.code() == KafkaError._PARTITION_EOF:
         pending.discard(msg.partition())
     elif error.fatal():

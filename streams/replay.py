@@ -13,6 +13,11 @@ publishes nothing) sets them side by side:
   points of it.
 
 Scores are matched by name; a score only one plan has shows ``null`` on the other side.
+
+Each side refuses, as the worker would under its plan, an input whose event time lies more than
+the plan's ``max_future`` ahead of its arrival: its record's Kafka timestamp when reading the
+topics, ``--at`` (else the wall clock) for an archive. Bad archive lines are reported with their
+numbers and skipped.
 """
 
 from __future__ import annotations
@@ -25,29 +30,35 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from streams.offline import OfflineScorer, load_plan_or_exit, parse_line
+from streams.offline import OfflineScorer, Reference, load_plan_or_exit, read_items
 from streams.scoring import Invalid, Item, Plan
 from streams.scoring.aggregate import reached, tier_of, total
+from streams.scoring.arrival import future_reason
+from streams.scoring.shown import shown
 from streams.scoring.state import C_POINTS, C_RULE, EntityState
 
 #: Entities listed in the report's ``entities`` (the largest moves first); counts cover all.
 LISTED = 1000
+#: An input and its arrival time (None: not checked against ``max_future``).
+Arrived = tuple[Item, int | None]
 
 
 def score_both(
-    items: Iterable[Item],
+    items: Iterable[Arrived],
     current: Plan,
     candidate: Plan,
     *,
     at_ms: int | None = None,
     progress: Any = None,
 ) -> tuple[OfflineScorer, ...]:
-    """The two scorers after every item (in the given order) and the final advance."""
+    """The two scorers after every item (in the given order) and the final advance; a side
+    leaves out an item its plan refuses as too far ahead of its arrival (``max_future``)."""
     scorers = (OfflineScorer(current), OfflineScorer(candidate))
     newest = None
-    for n, item in enumerate(items, 1):
+    for n, (item, arrival) in enumerate(items, 1):
         for scorer in scorers:
-            scorer.feed(item)
+            if arrival is None or _refusal(item, arrival, scorer.plan) is None:
+                scorer.feed(item)
         newest = item.occurred_at_ms if newest is None else max(newest, item.occurred_at_ms)
         if progress is not None and n % 1000 == 0:
             progress(n)
@@ -148,35 +159,61 @@ def _rules(current: OfflineScorer, candidate: OfflineScorer) -> list[dict[str, A
     return out
 
 
-def _archive_items(path: str, tenant: str | None, bad: list[int]) -> Iterator[Item]:
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
-            if not line.strip():
-                continue
-            item = parse_line(line)
-            if isinstance(item, Invalid):
+def _refusal(item: Item, arrival_ms: int, plan: Plan, reference: str = "its arrival") -> str | None:
+    return future_reason(item.occurred_at_ms, arrival_ms, plan.max_future_ms, reference=reference)
+
+
+def _archive_items(path: str, tenant: str | None, bad: list[int], reference: Reference,
+                   plans: tuple[Plan, Plan]) -> Iterator[Arrived]:  # fmt: skip
+    """The tenant's items of an archive, each with the reference instant as its arrival. Bad
+    lines (for the worker: dead letters, under both plans) are reported and counted; a line
+    only one plan refuses is reported, and that side leaves it out (``score_both``)."""
+    with open(path, "rb") as lines:
+        for number, parsed in read_items(lines):
+            if isinstance(parsed, Invalid):
                 bad[0] += 1
-            elif item.account_id == tenant:
-                yield item
+                why = reference.refusal(parsed, plans[1]) or parsed.reason
+                print(f"line {number}: {why}", file=sys.stderr)
+                continue
+            if parsed.account_id != tenant:
+                continue
+            refusals = [reference.refusal(parsed, plan) for plan in plans]
+            if all(refusals):
+                bad[0] += 1
+                print(f"line {number}: {refusals[1]}", file=sys.stderr)
+                continue
+            for side, refusal in zip(("current", "candidate"), refusals, strict=True):
+                if refusal is not None:
+                    print(f"line {number}: under the {side} plan only: {refusal}",
+                          file=sys.stderr)  # fmt: skip
+            yield parsed, reference.at_ms
 
 
-def _topic_items(args: Any, from_ms: int, bad: list[int]) -> list[Item] | int:
-    """The inputs of the service's input topics from ``from_ms`` (Kafka timestamps) on, in the
-    order the topics give them (topic by topic; sorted by event time by the caller)."""
+def _topic_items(args: Any, from_ms: int, bad: list[int],
+                 plans: tuple[Plan, Plan]) -> list[Arrived] | int:  # fmt: skip
+    """The inputs of the service's input topics from ``from_ms`` (Kafka timestamps) on, each
+    with its record's timestamp, in the order the topics give them (topic by topic; sorted by
+    event time by the caller). Inputs both plans refuse as ahead of their arrival count as
+    bad (the worker dead-letters them)."""
     from streams.codec import Source
-    from streams.reading import read_inputs, service_codec
+    from streams.reading import read_arrivals, service_codec
 
     loaded = service_codec("replay")
     if isinstance(loaded, int):
         return loaded
     settings, codec = loaded
-    items: list[Item] = []
+    items: list[Arrived] = []
+    refused = 0
 
-    def take(item: Item) -> None:
-        if item.account_id == args.account:
-            items.append(item)
+    def take(item: Item, arrival_ms: int) -> None:
+        nonlocal refused
+        if all(_refusal(item, arrival_ms, plan) is not None for plan in plans):
+            refused += 1
+        elif item.account_id == args.account:
+            items.append((item, arrival_ms))
 
-    why, bad[0] = read_inputs(settings, codec, Source, take, args.timeout, from_ms=from_ms)
+    why, bad[0] = read_arrivals(settings, codec, Source, take, args.timeout, from_ms=from_ms)
+    bad[0] += refused
     if why is not None:
         print(f"leadscore replay: {why}", file=sys.stderr)
         return 1
@@ -215,7 +252,7 @@ def cmd_replay(args: Any) -> int:
         at_ms = parse_instant(args.at)
         if at_ms is None:
             print(f"leadscore replay: --at must be epoch millis or ISO-8601 with an offset "
-                  f"(got {args.at!r})", file=sys.stderr)  # fmt: skip
+                  f"(got {shown(args.at)})", file=sys.stderr)  # fmt: skip
             return 2
     if args.apply and (args.account is None or args.from_time is None):
         print("leadscore replay: --apply needs --account (the tenant) and --from-time (the "
@@ -225,24 +262,27 @@ def cmd_replay(args: Any) -> int:
     from_ms = 0
     bad = [0]
     started = time.perf_counter()
+    items: list[Arrived]
     if args.archive is not None:
+        reference = Reference.of(None, at_ms, "--at")
         try:
-            items = list(_archive_items(args.archive, args.account, bad))
-        except (OSError, UnicodeDecodeError) as error:
+            items = list(_archive_items(args.archive, args.account, bad, reference,
+                                        (current, candidate)))  # fmt: skip
+        except OSError as error:
             print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
             return 1
     else:
         parsed = parse_instant(args.from_time)
         if parsed is None:
             print(f"leadscore replay: --from-time must be epoch millis or ISO-8601 with an "
-                  f"offset (got {args.from_time!r})", file=sys.stderr)  # fmt: skip
+                  f"offset (got {shown(args.from_time)})", file=sys.stderr)  # fmt: skip
             return 2
         from_ms = parsed
-        topic_items = _topic_items(args, from_ms, bad)
+        topic_items = _topic_items(args, from_ms, bad, (current, candidate))
         if isinstance(topic_items, int):
             return topic_items
         items = topic_items
-    items.sort(key=lambda i: i.occurred_at_ms)  # (stable: the archive's order among equals)
+    items.sort(key=lambda i: i[0].occurred_at_ms)  # (stable: the archive's order among equals)
     with _progress(len(items), enabled=not args.quiet) as step:
         scorers = score_both(items, current, candidate, at_ms=at_ms, progress=step)
     took = max(time.perf_counter() - started, 1e-9)

@@ -28,11 +28,15 @@ from dataclasses import dataclass, field
 import msgpack
 
 from streams.scoring import Plan, PlanError, load_plan
+from streams.scoring.plan_yaml import MAX_PLAN_BYTES, plan_size_problem
+from streams.scoring.shown import shown
 from streams.state.store import PLANS_KEY
 
-__all__ = ["PLANS_KEY", "RECOMPUTE_HEADER", "Checked", "TenantPlans", "check", "status_record"]
-#: Longest plan document accepted on the ``plans`` topic.
-MAX_PLAN_BYTES = 512 * 1024  # the broadcast copy must fit Kafka's default 1 MiB record
+__all__ = ["MAX_PLAN_BYTES", "PLANS_KEY", "RECOMPUTE_HEADER", "Checked", "TenantPlans", "check",
+           "status_record"]  # fmt: skip
+# MAX_PLAN_BYTES (the core's, ``streams.scoring.plan_yaml``): the one limit of ``plan check``,
+# ``plan publish``, this topic and the worker's plan file; the broadcast copy of a plan must fit
+# Kafka's default 1 MiB record.
 
 
 def source_name(account: str) -> str:
@@ -69,7 +73,7 @@ def check(key: bytes | None, value: bytes | None,
     text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
     if checked.status != "accepted" or not _EPOCH_MS.fullmatch(text):
         why = (f"{RECOMPUTE_HEADER} must be epoch millis (up to 15 digits) and comes with a "
-               f"plan (got {text[:40]!r})")  # fmt: skip
+               f"plan (got {shown(text, 40)})")  # fmt: skip
         return Checked(checked.account, "rejected", errors=(why,))
     return Checked(checked.account, "accepted", checked.version, checked.text, (), int(text))
 
@@ -83,8 +87,8 @@ def _check(key: bytes | None, value: bytes | None) -> Checked:
         return Checked(account, "rejected", errors=("the key must name the account (1-200 chars)",))
     if value is None:
         return Checked(account, "removed")
-    if len(value) > MAX_PLAN_BYTES:
-        too_big = f"the plan is {len(value)} bytes; at most {MAX_PLAN_BYTES}"
+    too_big = plan_size_problem(len(value))
+    if too_big is not None:
         return Checked(account, "rejected", errors=(too_big,))
     try:
         text = value.decode()

@@ -14,12 +14,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, NamedTuple
 
 from streams.scoring.catalog import DEAL_STATUSES, EMAIL_ACTIONS, EVENT_TYPES, EntityKind
-from streams.scoring.durations import parse_duration, parse_instant
+from streams.scoring.durations import MAX_DURATION_MS, MAX_INSTANT_MS, parse_duration, parse_instant
 from streams.scoring.plan import MAX_POINTS
+from streams.scoring.shown import shown
 
 MAX_TEXT = 4096
 MAX_ATTRIBUTES = 256
 MAX_AMOUNT = Decimal(10) ** 18
+_AMOUNT_RANGE = "greater than -10^18 and less than 10^18"
 AdjustmentOp = Literal["add", "subtract", "set", "reset"]
 _EVENT_TYPES = frozenset(EVENT_TYPES)
 _OPTIONAL_TEXT: dict[str, tuple[str, ...]] = {
@@ -75,9 +77,12 @@ class Adjustment(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Invalid:
-    """Why a record is not a valid input item (for dead letters and offline reports)."""
+    """Why a record is not a valid input item (for dead letters and offline reports);
+    ``occurred_ms``: an event time past the year 9999 (epoch micro- or nanoseconds, likely),
+    ahead of any arrival, which callers refuse as a future event (``scoring.arrival``)."""
 
     reason: str
+    occurred_ms: int | None = None
 
 
 Item = Event | Adjustment
@@ -88,7 +93,12 @@ _new = tuple.__new__
 
 
 class _Bad(Exception):
-    """Internal: aborts parsing with a reason; never escapes ``parse_input``."""
+    """Internal: aborts parsing with a reason (and an event time past 9999, see ``Invalid``);
+    never escapes ``parse_input``."""
+
+    def __init__(self, reason: str, occurred_ms: int | None = None) -> None:
+        super().__init__(reason)
+        self.occurred_ms = occurred_ms
 
 
 def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
@@ -101,12 +111,13 @@ def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
         if kind == "adjustment":
             return _adjustment(record)
         if type(kind) is not str or kind not in _EVENT_TYPES:
-            raise _Bad(f"unknown type {_short(kind)} (expected an event type or 'adjustment')")
+            raise _Bad(f"unknown type {shown(kind)} (expected an event type or 'adjustment')")
         return _event(record, str(kind))
     except _Bad as bad:
-        return Invalid(str(bad))
+        return Invalid(str(bad), bad.occurred_ms)
     except (TypeError, ValueError, ArithmeticError) as error:  # a safety net: stay total
-        return Invalid(f"malformed record: {type(error).__name__}: {error}")
+        said = str(error) if "<" not in str(error) else ""  # decimal signals print as classes
+        return Invalid(f"malformed record ({type(error).__name__}){': ' if said else ''}{said}")
 
 
 def route(item: Item) -> tuple[EntityKey, ...]:
@@ -142,7 +153,7 @@ def _event(record: Mapping[str, Any], kind: str) -> Event:
         action = kind.removeprefix("email.")
         given = record.get("action")
         if given is not None and given != action:
-            raise _Bad(f"action {_short(given)} contradicts type {kind!r}")
+            raise _Bad(f"action {shown(given)} contradicts type {shown(kind)}")
         assert action in EMAIL_ACTIONS  # noqa: S101 - guaranteed by EVENT_TYPES
         fields["action"] = action
     elif kind == "purchase":
@@ -150,7 +161,7 @@ def _event(record: Mapping[str, Any], kind: str) -> Event:
         fields["amount"] = _decimal(record, "amount")
         currency = _text(record, "currency")
         if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-            raise _Bad(f"currency must be an ISO 4217 code such as EUR (got {_short(currency)})")
+            raise _Bad(f"currency must be an ISO 4217 code such as EUR (got {shown(currency)})")
         fields["currency"] = currency
     elif kind == "deal.stage_changed":
         if deal_id is None:
@@ -160,7 +171,7 @@ def _event(record: Mapping[str, Any], kind: str) -> Event:
         status = record.get("status")
         if status is not None:
             if status not in DEAL_STATUSES:
-                raise _Bad(f"status must be one of open, won, lost (got {_short(status)})")
+                raise _Bad(f"status must be one of open, won, lost (got {shown(status)})")
             fields["status"] = status
         if record.get("value") is not None:
             fields["value"] = _decimal(record, "value")
@@ -175,19 +186,20 @@ def _adjustment(record: Mapping[str, Any]) -> Adjustment:
     occurred = _instant(record, "occurred_at")
     entity = record.get("entity")
     if entity not in ("contact", "deal"):
-        raise _Bad(f"entity must be contact or deal (got {_short(entity)})")
+        raise _Bad(f"entity must be contact or deal (got {shown(entity)})")
     entity_id = _text(record, "entity_id")
     score = _text(record, "score")
     op = record.get("op")
     if op not in ("add", "subtract", "set", "reset"):
-        raise _Bad(f"op must be add, subtract, set or reset (got {_short(op)})")
+        raise _Bad(f"op must be add, subtract, set or reset (got {shown(op)})")
     points = record.get("points")
     if op == "reset":
         if points is not None:
             raise _Bad("reset takes no points")
         points = 0
     elif type(points) is not int or abs(points) > MAX_POINTS:
-        raise _Bad(f"points must be an integer of at most {MAX_POINTS:,} (got {_short(points)})")
+        raise _Bad(f"points must be an integer from -{MAX_POINTS:,} to {MAX_POINTS:,} "
+                   f"(got {shown(points)})")  # fmt: skip
     elif op != "set" and points <= 0:
         raise _Bad(f"points of {op} must be positive (got {points})")
     expires = record.get("expires_after")
@@ -195,9 +207,11 @@ def _adjustment(record: Mapping[str, Any]) -> Adjustment:
     if expires is not None:
         if op not in ("add", "subtract"):
             raise _Bad(f"expires_after is only valid for add and subtract, not {op}")
-        ttl_ms = expires if type(expires) is int and expires > 0 else parse_duration(expires)
+        ttl_ms = expires if type(expires) is int and 0 < expires <= MAX_DURATION_MS else None
+        ttl_ms = ttl_ms or parse_duration(expires)
         if ttl_ms is None:
-            raise _Bad(f"expires_after must be a duration like 30d or millis (got {expires!r})")
+            raise _Bad(f"expires_after must be a duration like 30d, or millis from 1 to "
+                       f"{MAX_DURATION_MS:,} (got {shown(expires)})")  # fmt: skip
     reason = _text(record, "reason", optional=True)
     return _new(
         Adjustment,
@@ -212,7 +226,7 @@ def _text(record: Mapping[str, Any], name: str, *, optional: bool = False) -> An
             return None
         raise _Bad(f"{name} is required")
     if type(value) is not str or not value:
-        raise _Bad(f"{name} must be a non-empty string (got {_short(value)})")
+        raise _Bad(f"{name} must be a non-empty string (got {shown(value)})")
     if len(value) > MAX_TEXT:
         raise _Bad(f"{name} is longer than {MAX_TEXT} characters")
     return value
@@ -222,9 +236,13 @@ def _instant(record: Mapping[str, Any], name: str) -> int:
     value = record.get(name)
     ms = parse_instant(value)
     if ms is None:
+        number = int(value) if type(value) is str and value.isdigit() and len(value) < 40 else value
+        if type(number) is int and MAX_INSTANT_MS < number < 10**40:
+            raise _Bad(f"{name} {number} (epoch millis) is after the year 9999: epoch micro- or "
+                       "nanoseconds instead of milliseconds?", number)  # fmt: skip
         raise _Bad(
             f"{name} must be epoch millis or ISO-8601 with an offset, e.g. "
-            f"2024-05-01T10:00:00Z (got {_short(value)})"
+            f"2024-05-01T10:00:00Z (got {shown(value)})"
         )
     return ms
 
@@ -244,40 +262,38 @@ def to_decimal(value: object) -> Decimal | None:
             return None
     else:
         return None
-    return number if number.is_finite() and abs(number) < MAX_AMOUNT else None
+    return number if number.is_finite() and number.copy_abs() < MAX_AMOUNT else None
 
 
 def _decimal(record: Mapping[str, Any], name: str) -> Decimal:
     value = record.get(name)
     number = to_decimal(value)
     if number is None:
-        raise _Bad(f"{name} must be a decimal number below 10^18 (got {_short(value)})")
+        raise _Bad(f"{name} must be a decimal number {_AMOUNT_RANGE} (got {shown(value)})")
     return number
 
 
 def _attributes(value: object) -> dict[str, Any]:
     if not isinstance(value, Mapping):
-        raise _Bad(f"attributes must be an object (got {_short(value)})")
+        raise _Bad(f"attributes must be an object (got {shown(value)})")
     if len(value) > MAX_ATTRIBUTES:
         raise _Bad(f"attributes has more than {MAX_ATTRIBUTES} entries")
     clean: dict[str, Any] = {}
     for key, item in value.items():
         if type(key) is not str or not key or len(key) > 256:
-            raise _Bad(f"attribute names must be strings of 1-256 characters (got {_short(key)})")
+            raise _Bad(f"attribute names must be strings of 1-256 characters (got {shown(key)})")
         if item is None or type(item) is bool:
             clean[key] = item
         elif type(item) is str:
             if len(item) > MAX_TEXT:
-                raise _Bad(f"attribute {key!r} is longer than {MAX_TEXT} characters")
+                raise _Bad(f"attribute {shown(key)} is longer than {MAX_TEXT} characters")
             clean[key] = item
         else:
-            number = to_decimal(item) if type(item) in (int, float, Decimal) else None
+            if type(item) not in (int, float, Decimal):
+                raise _Bad(f"attribute {shown(key)} must be a string, number, boolean or null")
+            number = to_decimal(item)
             if number is None:
-                raise _Bad(f"attribute {key!r} must be a string, number, boolean or null")
+                raise _Bad(f"attribute {shown(key)} must be a number {_AMOUNT_RANGE} "
+                           f"(got {shown(item)})")  # fmt: skip
             clean[key] = number
     return clean
-
-
-def _short(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."

@@ -19,6 +19,9 @@ from streams.scoring.conditions import Predicate
 QuietPolicy = Literal["skip", "defer"]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DEFAULT_LATENESS_MS = 7 * 86_400_000
+#: How far ahead of its arrival an item's event time may lie (``max_future``): default, bound.
+DEFAULT_MAX_FUTURE_MS = 3_600_000
+MAX_MAX_FUTURE_MS = 7 * 86_400_000
 #: Upper bound of any single award, constant or computed, in points.
 MAX_POINTS = 1_000_000_000
 
@@ -216,6 +219,7 @@ class Plan:
     scores: tuple[Score, ...]
     lateness_ms: int = DEFAULT_LATENESS_MS
     dedup_horizon_ms: int = DEFAULT_LATENESS_MS
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS
     by_name: dict[str, Score] = dataclasses.field(default_factory=dict)
     by_kind: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
     #: (entity kind, event type) -> ((score, its rules for that type), ...), only non-empty.
@@ -247,6 +251,7 @@ def index_plan(
     lateness_ms: int,
     dedup_horizon_ms: int,
     matrices: tuple[Matrix, ...] = (),
+    max_future_ms: int = DEFAULT_MAX_FUTURE_MS,
 ) -> Plan:
     """Assemble a Plan with its lookup tables from validated scores."""
     dispatch: dict[tuple[str, str], list[tuple[Score, tuple[Rule, ...]]]] = {}
@@ -263,6 +268,7 @@ def index_plan(
         scores=scores,
         lateness_ms=lateness_ms,
         dedup_horizon_ms=dedup_horizon_ms,
+        max_future_ms=max_future_ms,
         compaction_interval_ms=max(60_000, min(lateness_ms, dedup_horizon_ms) // 8),
         by_name={score.name: score for score in scores},
         by_kind={kind: tuple(s for s in scores if s.entity == kind) for kind in SCORE_KINDS},

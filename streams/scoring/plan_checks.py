@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.scoring.durations import parse_duration
+from streams.scoring.durations import MAX_DURATION_MS, format_duration, parse_duration
 from streams.scoring.errors import PlanIssue
+from streams.scoring.plan import DEFAULT_LATENESS_MS, DEFAULT_MAX_FUTURE_MS, MAX_MAX_FUTURE_MS
+from streams.scoring.shown import shown
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
@@ -44,9 +46,9 @@ def fields_of(
 ) -> dict[str, Any] | None:
     """``value`` as a mapping with only ``allowed`` keys and all ``required`` ones."""
     if not isinstance(value, dict):
-        what = f"field {name!r}" if name else "the plan"
+        what = f"field '{name}'" if name else "the plan"
         ctx.report(
-            name, f"must be a mapping (got {_shown(value)}); {what} has: {', '.join(allowed)}"
+            name, f"must be a mapping (got {plain(value)}); {what} has: {', '.join(allowed)}"
         )
         return None
     prefix = f"{name}." if name else ""
@@ -66,39 +68,63 @@ def integer(
     if type(value) is int and abs(value) <= limit and (minimum is None or value >= minimum):
         return value
     if minimum == 1:
-        wanted = "a positive integer"
+        wanted = f"a positive integer of at most {limit:,}"
     elif minimum == 0:
-        wanted = "a non-negative integer"
+        wanted = f"a non-negative integer of at most {limit:,}"
     else:
-        wanted = "an integer"
-    ctx.report(name, f"must be {wanted} of at most {limit:,} (got {_shown(value)})")
+        wanted = f"an integer from -{limit:,} to {limit:,}"
+    ctx.report(name, f"must be {wanted} (got {plain(value)})")
     return None
 
 
-def duration(ctx: Context, value: object, name: str) -> int | None:
+def duration(ctx: Context, value: object, name: str, *, most: int = MAX_DURATION_MS) -> int | None:
+    """Milliseconds of a duration of at most ``most``, else report and None."""
     ms = parse_duration(value)
-    if ms is None:
-        ctx.report(
-            name,
-            f"must be a duration such as 500ms, 90s, 15m, 24h, 30d or 2w (got {_shown(value)})",
-        )
+    if ms is None or ms > most:
+        example = "500ms, 90s, 15m, 24h, 30d or 2w"
+        ctx.report(name, f"must be a duration such as {example}, from 1ms to "
+                         f"{format_duration(most)} (got {plain(value)})")  # fmt: skip
+        return None
     return ms
+
+
+def horizons(ctx: Context, spec: dict[str, Any]) -> tuple[int, int, int]:
+    """The plan's ``lateness``, ``dedup_horizon`` and ``max_future`` (milliseconds)."""
+    lateness_ms = DEFAULT_LATENESS_MS
+    if "lateness" in spec:
+        lateness_ms = duration(ctx, spec["lateness"], "lateness") or DEFAULT_LATENESS_MS
+    dedup_ms = lateness_ms
+    if "dedup_horizon" in spec:
+        dedup_ms = duration(ctx, spec["dedup_horizon"], "dedup_horizon") or lateness_ms
+        if dedup_ms < lateness_ms:
+            ctx.report(
+                "dedup_horizon",
+                "must be at least 'lateness' (otherwise an event could "
+                "be forgotten as seen before it becomes too late)",
+            )
+    future_ms = min(DEFAULT_MAX_FUTURE_MS, lateness_ms)
+    if "max_future" in spec:
+        given = duration(ctx, spec["max_future"], "max_future", most=MAX_MAX_FUTURE_MS)
+        if given is not None and given > lateness_ms:
+            ctx.report("max_future", f"must not exceed 'lateness' ({format_duration(given)} > "
+                       f"{format_duration(lateness_ms)}): one event that far ahead would make "
+                       "every on-time event of its entity too late")  # fmt: skip
+        future_ms = given or future_ms
+    return lateness_ms, dedup_ms, future_ms
 
 
 def text(ctx: Context, value: object, name: str, *, choices: tuple[str, ...] = ()) -> str | None:
     if choices:
         if value in choices:
             return str(value)
-        ctx.report(name, f"must be one of {', '.join(choices)} (got {_shown(value)})")
+        ctx.report(name, f"must be one of {', '.join(choices)} (got {plain(value)})")
         return None
     if isinstance(value, str) and NAME.match(value):
         return value
-    ctx.report(name, f"must be a name of {NAME_RULE} (got {_shown(value)})")
+    ctx.report(name, f"must be a name of {NAME_RULE} (got {plain(value)})")
     return None
 
 
-def _shown(value: object) -> str:
-    shown = repr(value)
-    if type(value).__name__ == "Decimal":
-        shown = str(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+def plain(value: object) -> str:
+    """A value of a plan for a message, as YAML spells it (never a Python repr)."""
+    return shown(value, 60)

@@ -13,7 +13,6 @@ from streams.scoring.errors import PlanError
 from streams.scoring.plan import (
     DAY_NAMES,
     DEFAULT_DECAY_GRANULARITY_MS,
-    DEFAULT_LATENESS_MS,
     Category,
     Plan,
     QuietHours,
@@ -23,14 +22,16 @@ from streams.scoring.plan import (
     index_plan,
 )
 from streams.scoring.plan_bands import thresholds_of, tiers_of
-from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.plan_checks import Context, fields_of, horizons, integer, plain, text
 from streams.scoring.plan_matrix import matrices_of
 from streams.scoring.plan_rollup import account_problems, check_sources, rollup_of
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_time import granularity_of, inactivity_of
 from streams.scoring.plan_yaml import read_yaml
 
-PLAN_FIELDS = ("version", "description", "lateness", "dedup_horizon", "scores", "matrices")
+PLAN_FIELDS = (
+    "version", "description", "lateness", "dedup_horizon", "max_future", "scores", "matrices",
+)  # fmt: skip
 SCORE_FIELDS = (
     "name",
     "description",
@@ -53,7 +54,7 @@ _LIMIT = 10**12
 def load_plan(text_: str, *, source: str) -> Plan:
     """Validate and compile a plan; raise ``PlanError`` listing every issue found."""
     ctx = Context(source)
-    data, problems = read_yaml(text_)
+    data, problems = read_yaml(text_, source=source)
     for problem in problems:
         ctx.report(None, problem)
     if ctx.issues:
@@ -62,18 +63,7 @@ def load_plan(text_: str, *, source: str) -> Plan:
     if spec is None:
         raise PlanError(ctx.issues)
     version = _version(ctx, spec.get("version"), data)
-    lateness_ms = DEFAULT_LATENESS_MS
-    if "lateness" in spec:
-        lateness_ms = duration(ctx, spec["lateness"], "lateness") or DEFAULT_LATENESS_MS
-    dedup_ms = lateness_ms
-    if "dedup_horizon" in spec:
-        dedup_ms = duration(ctx, spec["dedup_horizon"], "dedup_horizon") or lateness_ms
-        if dedup_ms < lateness_ms:
-            ctx.report(
-                "dedup_horizon",
-                "must be at least 'lateness' (otherwise an event could "
-                "be forgotten as seen before it becomes too late)",
-            )
+    lateness_ms, dedup_ms, future_ms = horizons(ctx, spec)
     raw_scores = spec.get("scores")
     scores: list[Score] = []
     if not isinstance(raw_scores, list) or not raw_scores:
@@ -96,7 +86,7 @@ def load_plan(text_: str, *, source: str) -> Plan:
         raise PlanError(ctx.issues)
     return index_plan(
         source, version, tuple(scores), lateness_ms=lateness_ms, dedup_horizon_ms=dedup_ms,
-        matrices=matrices,
+        matrices=matrices, max_future_ms=future_ms,
     )  # fmt: skip
 
 
@@ -104,7 +94,7 @@ def _version(ctx: Context, explicit: object, data: Any) -> str:
     if explicit is not None:
         if isinstance(explicit, str) and 0 < len(explicit) <= 64:
             return explicit
-        ctx.report("version", f"must be a string of 1-64 characters (got {explicit!r})")
+        ctx.report("version", f"must be a string of 1-64 characters (got {plain(explicit)})")
     canonical = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
@@ -173,7 +163,7 @@ def _zone(ctx: Context, name: object) -> ZoneInfo | None:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             pass
-    ctx.report("timezone", f"unknown IANA time zone {name!r} (e.g. UTC, Europe/Warsaw)")
+    ctx.report("timezone", f"unknown IANA time zone {plain(name)} (e.g. UTC, Europe/Warsaw)")
     return None
 
 
@@ -263,7 +253,7 @@ def _window(ctx: Context, raw: object, name: str) -> QuietWindow | None:
             if day in DAY_NAMES:
                 days.add(DAY_NAMES.index(day))
             else:
-                ctx.report(f"{name}.days", f"unknown day {day!r} (use {', '.join(DAY_NAMES)})")
+                ctx.report(f"{name}.days", f"unknown day {plain(day)} (use {', '.join(DAY_NAMES)})")
     start = _clock(ctx, spec["from"], f"{name}.from", allow_24=False)
     end = _clock(ctx, spec["to"], f"{name}.to", allow_24=True)
     if start is not None and end is not None and start == end:
@@ -282,7 +272,8 @@ def _clock(ctx: Context, raw: object, name: str, *, allow_24: bool) -> int | Non
     if match is None or (raw == "24:00" and not allow_24):
         limit = "24:00" if allow_24 else "23:59"
         ctx.report(
-            name, f"must be a time HH:MM between 00:00 and {limit}, quoted or not (got {raw!r})"
+            name,
+            f"must be a time HH:MM between 00:00 and {limit}, quoted or not (got {plain(raw)})",
         )
         return None
     if raw == "24:00":

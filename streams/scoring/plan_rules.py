@@ -9,7 +9,7 @@ from functools import partial
 from streams.scoring.catalog import EVENT_FIELDS, EVENT_TYPES, STATE_FIELDS, path_problem
 from streams.scoring.conditions import compile_condition, make_getter, plan_number
 from streams.scoring.plan import MAX_POINTS, Cap, Category, Points, Rule, ValuePoints
-from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.plan_checks import Context, duration, fields_of, integer, plain, text
 from streams.scoring.plan_time import decay_of
 
 RULE_FIELDS = (
@@ -78,7 +78,7 @@ def compile_rule(
         declared = ", ".join(categories) or "none declared"
         ctx.report(
             "category",
-            f"category {category!r} is not declared in the score's 'categories' ({declared})",
+            f"category {plain(category)} is not declared in the score's 'categories' ({declared})",
         )
     once = text(ctx, spec.get("repeat", "every"), "repeat", choices=("every", "once")) == "once"
     cap = _cap(ctx, spec["cap"]) if "cap" in spec else None
@@ -110,9 +110,9 @@ def _event_types(ctx: Context, value: object) -> tuple[str, ...]:
     good: list[str] = []
     for item in items:
         if item not in EVENT_TYPES:
-            ctx.report("on", f"unknown event type {item!r} (known: {', '.join(EVENT_TYPES)})")
+            ctx.report("on", f"unknown event type {plain(item)} (known: {', '.join(EVENT_TYPES)})")
         elif item in good:
-            ctx.report("on", f"event type {item!r} is listed twice")
+            ctx.report("on", f"event type {plain(item)} is listed twice")
         else:
             good.append(str(item))
     return tuple(good) if len(good) == len(items) else ()
@@ -133,8 +133,8 @@ def _points(ctx: Context, value: object, roots: frozenset[str]) -> Points | None
             return value
         ctx.report(
             "points",
-            f"must be an integer of at most {MAX_POINTS:,} in magnitude, or a mapping "
-            f"{{field, multiply, add, min, max}} (got {value!r})",
+            f"must be an integer from -{MAX_POINTS:,} to {MAX_POINTS:,}, or a mapping "
+            f"{{field, multiply, add, min, max}} (got {plain(value)})",
         )
         return None
     spec = fields_of(ctx, value, "points", allowed=_POINTS_FIELDS, required=("field",))
@@ -145,15 +145,16 @@ def _points(ctx: Context, value: object, roots: frozenset[str]) -> Points | None
     problem = (
         path_problem(path, roots)
         if isinstance(path, str)
-        else (f"must be a dotted path (got {path!r})")
+        else (f"must be a dotted path (got {plain(path)})")
     )
     if problem is not None:
         ctx.report("points.field", problem)
     factors: dict[str, Decimal] = {}
     for key, default in (("multiply", Decimal(1)), ("add", Decimal(0))):
         number = plan_number(spec.get(key, default)) if key in spec else default
-        if number is None or abs(number) > MAX_POINTS:
-            ctx.report(f"points.{key}", f"must be a number (got {spec[key]!r})")
+        if number is None or number.copy_abs() > MAX_POINTS:
+            ctx.report(f"points.{key}", f"must be a number from -{MAX_POINTS:,} to "
+                       f"{MAX_POINTS:,} (got {plain(spec[key])})")  # fmt: skip
         else:
             factors[key] = number
     bounds = {

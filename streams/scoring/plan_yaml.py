@@ -15,7 +15,10 @@ from typing import Any
 
 import yaml
 
-MAX_PLAN_BYTES = 1_000_000
+#: Longest plan accepted anywhere, in bytes of UTF-8: by ``plan check``, the worker's plan file,
+#: ``plan publish`` and the ``plans`` topic alike. A tenant's plan is copied to every
+#: entity-events partition in one record, which must fit Kafka's default 1 MiB record.
+MAX_PLAN_BYTES = 512 * 1024
 
 _STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
@@ -46,7 +49,7 @@ class _PlanLoader(yaml.SafeLoader):
             if isinstance(key_node, yaml.ScalarNode):
                 if key_node.value in seen:
                     self.problems.append(
-                        f"line {key_node.start_mark.line + 1}: duplicate key {key_node.value!r}"
+                        f"line {key_node.start_mark.line + 1}: duplicate key '{key_node.value}'"
                     )
                 seen.add(key_node.value)
         return super().construct_mapping(node, deep=deep)
@@ -97,18 +100,28 @@ _PlanLoader.add_constructor(_INT, _construct_int)
 _PlanLoader.add_constructor(_FLOAT, _construct_decimal)
 
 
-def read_yaml(text: str) -> tuple[Any, list[str]]:
-    """Parse plan text into plain data; returns (data, problems). Never executes anything."""
-    if len(text) > MAX_PLAN_BYTES:
-        return None, [f"the plan is larger than {MAX_PLAN_BYTES} characters"]
+def plan_size_problem(size: int) -> str | None:
+    """Why a plan of ``size`` bytes is refused, or None."""
+    if size <= MAX_PLAN_BYTES:
+        return None
+    kib = MAX_PLAN_BYTES // 1024
+    return f"the plan is {size:,} bytes; at most {MAX_PLAN_BYTES:,} ({kib} KiB) are accepted"
+
+
+def read_yaml(text: str, *, source: str = "the plan") -> tuple[Any, list[str]]:
+    """Parse plan text into plain data; returns (data, problems). Never executes anything.
+    ``source`` names the file in YAML errors."""
+    too_big = plan_size_problem(len(text.encode("utf-8", "surrogatepass")))
+    if too_big is not None:
+        return None, [too_big]
     try:
         loader = _PlanLoader(text)  # the reader refuses control characters here already
     except yaml.YAMLError as error:
-        return None, ["not valid YAML: " + " ".join(str(error).split())]
+        return None, ["not valid YAML: " + _yaml_error(error, source)]
     try:
         data = loader.get_single_data()
     except yaml.YAMLError as error:
-        return None, ["not valid YAML: " + " ".join(str(error).split())]
+        return None, ["not valid YAML: " + _yaml_error(error, source)]
     except TypeError as error:  # a key PyYAML cannot hash even as a problem (e.g. a list)
         return None, [f"not valid YAML for a plan: {error}"]
     except RecursionError:
@@ -116,3 +129,8 @@ def read_yaml(text: str) -> tuple[Any, list[str]]:
     finally:
         loader.dispose()
     return data, loader.problems
+
+
+def _yaml_error(error: yaml.YAMLError, source: str) -> str:
+    """PyYAML's message on one line, naming ``source`` where it says ``<unicode string>``."""
+    return " ".join(str(error).replace('"<unicode string>"', f'"{source}"').split())
