@@ -277,6 +277,7 @@ def read_lines(
             while raw and raw[-1:] not in (b"\n", "\n"):  # skip the rest of the line
                 raw = stream.readline(1 << 20)
                 size += len(raw)
+            size -= raw[-1:] in (b"\n", "\n")  # the newline is no part of the line
             yield number, Invalid(f"the line is {size:,} bytes long; at most {limit:,}")
             continue
         if isinstance(raw, str):
