@@ -1,4 +1,4 @@
-"""Decay (SPEC §8): a decaying score's value is a fold of decayed contributions at an instant.
+"""Decay (docs/plans.md): a decaying score's value is a fold of decayed contributions at an instant.
 
 A contribution of a rule with ``decay`` keeps its full ``points`` in the ledger (and in the
 category sums); its value at instant ``t`` is ``points * factor(t - occurred_at)`` counted in

@@ -1,9 +1,9 @@
 """The scoring engine: ``apply`` an event or adjustment to one entity, ``advance`` its clock.
 
 Pure functions of (state, key, item, plan, now). ``apply`` first advances the entity to
-``now_ms`` (expiries and deferred awards due by then), then runs SPEC §4 per score:
-duplicate -> too late -> quiet hours -> match -> static -> capping -> points -> record ->
-aggregate -> emit. State ownership: the input state is consumed (see ``state``).
+``now_ms`` (expiries and deferred awards due by then), then runs per score the evaluation order
+of docs/plans.md: duplicate -> too late -> quiet hours -> match -> static -> capping -> points ->
+record -> aggregate -> emit. State ownership: the input state is consumed (see ``state``).
 """
 
 from __future__ import annotations

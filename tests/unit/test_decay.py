@@ -1,4 +1,4 @@
-"""Decay (SPEC §8): decayed values, decay checks and crossings, plans, explain, properties."""
+"""Decay (docs/plans.md): decayed values, decay checks and crossings, plans, explain, properties."""
 
 from __future__ import annotations
 
@@ -298,7 +298,7 @@ def timelines(draw: Any) -> list[Any]:
 
 
 def brute_force(score: Score, items: list[Any], at_ms: int) -> int:
-    """The total at ``at_ms`` from the events alone, in exact fractions (SPEC §8)."""
+    """The total at ``at_ms`` from the events alone, in exact fractions (docs/plans.md, Decay)."""
     sums: dict[str | None, Fraction] = {}
     for item in items:
         for rule in score.event_rules.get(item.event_type, ()):

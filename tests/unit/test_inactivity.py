@@ -1,4 +1,4 @@
-"""Inactivity (SPEC §8): deductions after silences, re-armed by events, undone by late events."""
+"""Inactivity (docs/plans.md): deductions after silences, re-armed by events, undone when late."""
 
 from __future__ import annotations
 

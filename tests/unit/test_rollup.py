@@ -1,5 +1,5 @@
-"""Roll-ups (SPEC §8): validation, aggregates, member updates, explain, and the property that a
-roll-up equals the aggregate of its members' final scores after any sequence of moves, whatever
+"""Roll-ups (docs/plans.md): validation, aggregates, member updates, explain, and the property that
+a roll-up equals the aggregate of its members' final scores after any sequence of moves, whatever
 order the contacts' events and the member updates arrive in."""
 
 from __future__ import annotations
