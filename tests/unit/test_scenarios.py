@@ -1,4 +1,4 @@
-"""Worked examples of the seed notes, encoded as the example plans shipped in plans/examples."""
+"""The worked examples of docs/plans.md, encoded as the example plans shipped in plans/examples."""
 
 from __future__ import annotations
 
