@@ -164,6 +164,11 @@ bench-recompute: $(BENCH_STAMP) ## a tenant's cut-over with a recompute (replay 
 	@$(KAFKA) up
 	$(PY) bench/recompute.py $(BENCH_RECOMPUTE_ARGS)
 
+# About a minute; no broker. make test runs it with 200 events (tests/shell/test_bench_regex.py).
+.PHONY: bench-regex
+bench-regex: venv ## plan regexes on RE2: 200,000 events, plain plan against catastrophic patterns; writes bench/results/regex-<date>.*
+	$(PY) bench/regex.py $(BENCH_REGEX_ARGS)
+
 # Outside CI: about 50 minutes (a calibration run over four passes of 1,000,000 entities, then
 # 30 minutes at half load).
 memory: $(BENCH_STAMP) ## worker RSS over 30 min at half load, 1,000,000 entities; writes bench/results/memory-<date>.*

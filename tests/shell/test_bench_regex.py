@@ -1,0 +1,37 @@
+"""``bench/regex.py`` (``make bench-regex``) still runs: a tiny run writes its results files,
+with both plans and their events/s. No timing is judged here, only that the harness works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tiny_run_writes_both_plans_figures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/regex.py", "--events", "200", "--rounds", "1",
+         "--re-budget", "0.001", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [json_path] = tmp_path.glob("regex-*.json")
+    [md_path] = tmp_path.glob("regex-*.md")
+    result = json.loads(json_path.read_text())
+    assert set(result["plans"]) == {"plain", "catastrophic"}
+    for figures in result["plans"].values():
+        assert figures["events_per_s"] > 0
+        assert figures["rules"] == 8
+        assert figures["changes"] == 0  # adversarial texts match nothing, under either plan
+    assert result["ratio"] > 0
+    assert result["workload"]["events"] == 200
+    assert {"cpu", "cores"} <= set(result["machine"])
+    assert result["command"].startswith("python bench/regex.py --events 200")
+    assert len(result["python_re"]) == 7  # every catastrophic regex timed on Python's re
+    table = md_path.read_text()
+    assert "| plain | 8 |" in table
+    assert "| catastrophic | 8 |" in table
+    assert "Ratio catastrophic / plain" in table
