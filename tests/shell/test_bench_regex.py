@@ -21,7 +21,7 @@ def test_a_tiny_run_writes_both_plans_figures(tmp_path: Path) -> None:
     [json_path] = tmp_path.glob("regex-*.json")
     [md_path] = tmp_path.glob("regex-*.md")
     result = json.loads(json_path.read_text())
-    assert set(result["plans"]) == {"plain", "catastrophic"}
+    assert set(result["plans"]) == {"plain", "regex", "catastrophic"}
     for figures in result["plans"].values():
         assert figures["events_per_s"] > 0
         assert figures["rules"] == 8
@@ -33,5 +33,5 @@ def test_a_tiny_run_writes_both_plans_figures(tmp_path: Path) -> None:
     assert len(result["python_re"]) == 7  # every catastrophic regex timed on Python's re
     table = md_path.read_text()
     assert "| plain | 8 |" in table
-    assert "| catastrophic | 8 |" in table
+    assert "| catastrophic | 8 |" in table and "| regex | 8 |" in table
     assert "Ratio catastrophic / plain" in table

@@ -17,7 +17,7 @@ PLANS = {
     "int-key": "scores:\n  - name: s\n    entity: contact\n    1: 2\n",
     "deep": "scores: " + "[" * 5000 + "]" * 5000 + "\n",
     "catastrophic": "scores:\n  - name: s\n    entity: contact\n    rules:\n"
-                    "      - {id: r, on: page_visit, where: {url: {regex: '(a+)+$'}}, points: 1}\n",
+                    "      - {id: r, on: page_visit, where: {url: {regex: '(a)\\1'}}, points: 1}\n",
     "huge-number": "scores:\n  - name: s\n    entity: contact\n    thresholds: [{name: a, at: "
                    + "9" * 5000 + "}]\n",
     "not-utf8": "scores: \udcff\n",

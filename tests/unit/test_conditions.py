@@ -238,6 +238,13 @@ def regex_problems(pattern: str) -> list[tuple[str, str]]:
             "repeats too much ({1000}): RE2 allows at most 1000 repetitions, nested repeats "
             "multiplied together (got '(a{1000}){1000}')",
         ),
+        # within RE2's limits, but a program whose matching costs tens of ms on a 4 KB text
+        (
+            r".{1000}x",
+            "compiles to 8005 RE2 instructions, more than 500: matching time grows with the "
+            "program's size (a {1000} repeat costs about 30 ms on a 4 KB text): use smaller "
+            "repeat counts or fewer wildcards (got '.{1000}x')",
+        ),
         # a repeat whose maximum is below its minimum
         (r"a{3,2}", "the repeat {3,2} has its maximum below its minimum (got 'a{3,2}')"),
         # a program over RE2's memory budget (every letter of every script, 200 times)
