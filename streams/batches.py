@@ -22,6 +22,7 @@ process with :data:`EXIT_FATAL` before anything else is committed.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import signal
 import threading
@@ -127,7 +128,8 @@ class Engine:
         sources = input_topics(settings)
         self.inputs = set(sources)
         self.plans_topic = settings.topic_plans
-        self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources})
+        self.ingest = Ingest(self.codec, sources, {t: settings.input_format(t) for t in sources},
+                             plan.max_future_ms)  # fmt: skip
         self.entity_topic = entity_topic(settings)
         self.metrics.plan.info({"version": plan.version, "source": str(settings.plan_path),
                                 "scores": str(len(plan.scores))})  # fmt: skip
@@ -173,7 +175,7 @@ class Engine:
         self.last_trim = time.monotonic()
         #: (partition, offset) of a recompute's plan record -> its history, read between two
         #: transactions (``_prepare_recompute``)
-        self.recomputes: dict[tuple[int, int], list[tuple[bytes, records.ItemRecord]]] = {}
+        self.recomputes: dict[tuple[int, int], list[tuple[bytes, bytes]]] = {}
         self.commit_now = False
         self._history: Consumer | None = None
         #: (account, version) label sets of ``leadscore_tenant_plan`` set now
@@ -403,17 +405,24 @@ class Engine:
         self._plan_gauges()
         return True
 
-    def _switch_without_recompute(self, partition: int, msg: Message) -> None:
-        """A poisoned record that is a plan record (its recompute raised): switch anyway, so
-        that the partition runs the plan every other partition runs."""
+    def _switch_without_recompute(self, partition: int, msg: Message,
+                                  why: tuple[str, str]) -> None:  # fmt: skip
+        """A poisoned record that is a plan record (its recompute raised or was refused):
+        switch anyway, so that the partition runs the plan every other partition runs; a
+        refusal is also a ``plan-status`` record (``recompute-refused``) for the tenant."""
         try:
             rec = records.decode(msg.value())  # type: ignore[arg-type]
         except Exception:  # not a plan record: nothing to switch
             return
-        if isinstance(rec, records.PlanRecord) and not self.stage.tenants.was_applied(
+        if not isinstance(rec, records.PlanRecord) or self.stage.tenants.was_applied(
             partition, rec.account, rec.source[2]
         ):
-            self._switch_plan(partition, msg, rec)
+            return
+        if self._switch_plan(partition, msg, rec) and why[0].startswith("RecomputeRefused"):
+            status = refusal_record(rec, partition=partition, reason=why[1],
+                                    at_ms=int(self.clock() * 1000))  # fmt: skip
+            self.txn.produce(self.settings.topic_plan_status, (rec.account or "").encode(),
+                             status, PARTITIONER)  # fmt: skip
 
     def _prepare_recompute(self, stop: _Recompute) -> None:
         """The partition's items appended since the recompute's start, up to the plan record,
@@ -421,33 +430,40 @@ class Engine:
         started = time.monotonic()
         if self._history is None:
             self._history = Consumer(restore_consumer_config(self.settings))
+        account = stop.record.account
+        key = (self.entity_topic, stop.partition, stop.offset)
         try:
             history = read_history(self._history, self.entity_topic, stop.partition,
                                    stop.record.recompute_from_ms or 0, stop.offset,
-                                   HISTORY_READ_S)  # fmt: skip
+                                   HISTORY_READ_S, max_items=self.settings.recompute_max_items,
+                                   wanted=lambda k: self.stage.entity_key(k).account_id
+                                   == account)  # fmt: skip
+        except HistoryTooLarge as exc:  # refused: the plan switches without it, and says so
+            log.error("partition %d: recompute of account %r refused: %s; the plan switches "
+                      "without it", stop.partition, account, exc)  # fmt: skip
+            self.poison[key] = ("RecomputeRefused:HistoryTooLarge", str(exc))
+            return
         except KafkaException as exc:  # the plan switches without the recompute, loudly
             reason = f"reading {self.entity_topic}[{stop.partition}] failed: {exc.args[0]}"
             log.error("partition %d: recompute of account %r: %s; the plan switches without "
-                      "it", stop.partition, stop.record.account, reason)  # fmt: skip
-            key = (self.entity_topic, stop.partition, stop.offset)
+                      "it", stop.partition, account, reason)  # fmt: skip
             self.poison[key] = ("RecomputeFailed:HistoryUnread", reason)
             return
-        wanted = [(k, r) for k, r in history if self.stage.entity_key(k).account_id
-                  == stop.record.account]  # fmt: skip
-        self.recomputes[(stop.partition, stop.offset)] = wanted
+        self.recomputes[(stop.partition, stop.offset)] = history
         log.info("partition %d: recompute of account %r: %d items read in %.1fs", stop.partition,
-                 stop.record.account, len(wanted), time.monotonic() - started)  # fmt: skip
+                 account, len(history), time.monotonic() - started)  # fmt: skip
 
     def _recompute(
         self, partition: int, rec: records.PlanRecord,
-        history: list[tuple[bytes, records.ItemRecord]], emitted_ms: int,
+        history: list[tuple[bytes, bytes]], emitted_ms: int,
     ) -> None:  # fmt: skip
         """Every entity of the tenant with items in the history, rebuilt under its new plan."""
-        by_entity: dict[bytes, list[records.ItemRecord]] = {}
-        for key, item in history:
-            by_entity.setdefault(key, []).append(item)
+        by_entity: dict[bytes, list[bytes]] = {}
+        for key, value in history:
+            by_entity.setdefault(key, []).append(value)
         source_id = f"recompute:{rec.version}"
-        for key, items in by_entity.items():
+        for key, values in by_entity.items():
+            items = [r for r in map(records.decode, values) if isinstance(r, records.ItemRecord)]
             try:
                 result = self.stage.on_recompute(partition, key, items, rec.now_ms, source_id)
             except Exception as exc:
@@ -484,7 +500,7 @@ class Engine:
             poisoned = self.poison.pop((topic, partition, offset), None)  # type: ignore[arg-type]
             if poisoned is not None:
                 self._dead_letter(self._letter(msg, *poisoned))
-                self._switch_without_recompute(partition, msg)
+                self._switch_without_recompute(partition, msg, poisoned)
                 self.txn.consumed(topic, partition, offset)  # type: ignore[arg-type]
                 continue
             try:
@@ -515,7 +531,7 @@ class Engine:
                 self.cache.forget(msg.key())  # type: ignore[arg-type]  # changed in place, maybe
                 raise _Abort from exc
             if result.invalid is not None:
-                self._dead_letter(self._letter(msg, "InvalidRecord", result.invalid))
+                self._dead_letter(self._letter(msg, result.error_class, result.invalid))
             self._publish(result.changes, emitted_ms)
             if isinstance(rec, records.MemberRecord):
                 self.metrics.child(self.metrics.member_updates, "received").inc()
@@ -922,14 +938,34 @@ def _names(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
 
 
+def refusal_record(rec: records.PlanRecord, *, partition: int, reason: str, at_ms: int) -> bytes:
+    """The ``plan-status`` value of a recompute refused on one partition (the plan switched
+    there without it)."""
+    topic, source_partition, offset = rec.source
+    return json.dumps({
+        "account": rec.account, "status": "recompute-refused", "version": rec.version,
+        "errors": [reason], "at_ms": at_ms, "recompute_from_ms": rec.recompute_from_ms,
+        "partition": partition,
+        "source": {"topic": topic, "partition": source_partition, "offset": offset},
+    }).encode()  # fmt: skip
+
+
+class HistoryTooLarge(Exception):
+    """A recompute's history holds more items than ``recompute_max_items`` allows."""
+
+
 def read_history(consumer: Consumer, topic: str, partition: int, from_ms: int, until: int,
-                 timeout_s: float) -> list[tuple[bytes, records.ItemRecord]]:  # fmt: skip
+                 timeout_s: float, *, wanted: Callable[[bytes], bool],
+                 max_items: int) -> list[tuple[bytes, bytes]]:  # fmt: skip
     """The committed input items of ``topic[partition]`` before offset ``until`` whose input
-    record was appended at or after ``from_ms``, in offset order."""
+    record was appended at or after ``from_ms`` and whose key is ``wanted`` (the tenant's), in
+    offset order, as (key, value) bytes (decoded again per entity: a decoded item costs several
+    times its bytes). More than ``max_items`` of them raise ``HistoryTooLarge``: the memory a
+    recompute holds is bounded."""
     tp = TopicPartition(topic, partition, from_ms)
     (start,) = consumer.offsets_for_times([tp], timeout=timeout_s)
     first = start.offset if 0 <= start.offset < until else until
-    out: list[tuple[bytes, records.ItemRecord]] = []
+    out: list[tuple[bytes, bytes]] = []
     if first >= until:
         return out
     consumer.assign([TopicPartition(topic, partition, first)])
@@ -945,15 +981,24 @@ def read_history(consumer: Consumer, topic: str, partition: int, from_ms: int, u
                     if err.code() == KafkaError._PARTITION_EOF:
                         continue
                     raise KafkaException(err)
-                if msg.offset() >= until:  # type: ignore[operator]
+                offset: int = msg.offset()  # type: ignore[assignment]
+                if offset >= until:
                     return out
-                try:
-                    rec = records.decode(msg.value())  # type: ignore[arg-type]
-                except Exception:  # noqa: S112 - dead-lettered when it was processed
-                    continue
-                if isinstance(rec, records.ItemRecord) and rec.appended_ms >= from_ms:
-                    out.append((msg.key(), rec))  # type: ignore[arg-type]
-                if msg.offset() == until - 1:
+                key, value = msg.key(), msg.value()
+                if key is not None and value is not None and wanted(key):
+                    try:
+                        rec = records.decode(value)
+                    except Exception:  # noqa: S112 - dead-lettered when it was processed
+                        continue
+                    if isinstance(rec, records.ItemRecord) and rec.appended_ms >= from_ms:
+                        if len(out) >= max_items:
+                            raise HistoryTooLarge(
+                                f"the tenant's history on {topic}[{partition}] since the "
+                                f"recompute's start holds more than {max_items} items "
+                                "(LEADSCORE_RECOMPUTE_MAX_ITEMS)"
+                            )
+                        out.append((key, value))
+                if offset == until - 1:
                     return out
     finally:
         consumer.unassign()
