@@ -13,6 +13,8 @@ from streams.scoring.shown import shown
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 NAME_RULE = "1-64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+#: Python reprs a message may still carry from a ``!r`` (a list of decimals, a type): as written.
+_REPRS = re.compile(r"Decimal\('([^']*)'\)|<class '([^']*)'>")
 
 
 @dataclass(slots=True)
@@ -25,6 +27,7 @@ class Context:
     rule: str | None = None
 
     def report(self, field_name: str | None, message: str) -> None:
+        message = _REPRS.sub(lambda m: m.group(1) or m.group(2), message)
         self.issues.append(PlanIssue(self.source, self.score, self.rule, field_name, message))
 
     def within(self, *, score: str | None = None, rule: str | None = None) -> Context:

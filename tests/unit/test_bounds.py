@@ -242,6 +242,27 @@ scores:
     assert "(got [1.5])" in said and "unknown day 1.5" in said
 
 
+def test_reprs_from_any_validator_are_rendered_plainly() -> None:
+    """Conditions and matrices still format some operands with ``!r``; every plan message goes
+    through one reporting context, which writes decimals and types as written."""
+    text = """
+scores:
+  - name: s
+    entity: contact
+    tiers: [{name: a, below: 10}, {name: b}]
+    rules:
+      - {id: r, on: purchase, where: {amount: {eq: [1.5]}}, points: 1}
+matrices: [{name: m, entity: contact, rows: [1.5], cols: s, labels: [[x]]}]
+"""
+    with pytest.raises(PlanError) as caught:
+        load_plan(text, source="p.yaml")
+    assert [str(i) for i in caught.value.issues][:2] == [
+        "p.yaml: score 's', rule 'r', field 'where.amount.eq': must be a string, number or "
+        "boolean (got [1.5])",
+        "p.yaml: field 'matrices[0].rows': must name a score of the plan (got [1.5])",
+    ]
+
+
 # ----- YAML errors and the plan's size --------------------------------------------------------
 
 
