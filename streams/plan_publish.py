@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from streams.errors import LeadscoreError
 from streams.kafka import common
 from streams.scoring import PlanError, load_plan
-from streams.scoring.plan_yaml import plan_size_problem
+from streams.scoring.plan_yaml import MAX_PLAN_BYTES, plan_size_problem
 from streams.settings import Settings, load_settings
 from streams.tenants import source_name
 
@@ -74,11 +75,13 @@ def publish(settings: Settings, account: str, value: bytes | None, *, wait_s: fl
 
 def _read_plan(path: Path, account: str) -> bytes | None:
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)  # no further: a larger plan is refused
+            size = max(len(raw), os.fstat(handle.fileno()).st_size)
     except OSError as exc:
         print(f"leadscore plan: cannot read {path} ({exc.strerror})", file=sys.stderr)
         return None
-    too_big = plan_size_problem(len(raw))  # the limit of plan check, the topic and the worker
+    too_big = plan_size_problem(size)  # the limit of plan check, the topic and the worker
     if too_big is not None:
         print(f"invalid plan (nothing published): {path}: {too_big}", file=sys.stderr)
         return None
