@@ -7,29 +7,13 @@ from decimal import Decimal
 
 from streams.scoring.conditions import plan_number
 from streams.scoring.durations import format_duration
+from streams.scoring.shown import shown
 from streams.scoring.plan import MAX_POINTS, Category, Decay, Inactivity
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
 
 DECAY_KINDS = ("half_life", "linear_to_zero", "steps")
 #: At most this many steps in a schedule.
 MAX_STEPS = 32
-
-
-def shown(value: object) -> str:
-    """A plan value as the plan spells it (JSON-like), never a Python repr."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, Decimal, float)):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(shown(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{shown(k)}: {shown(v)}" for k, v in value.items()) + "}"
-    return type(value).__name__
 
 
 def decay_of(ctx: Context, raw: object) -> Decay | None:
@@ -39,7 +23,7 @@ def decay_of(ctx: Context, raw: object) -> Decay | None:
             "decay",
             "must be a mapping with exactly one of half_life (a duration), linear_to_zero "
             "(a duration) or steps (a list of [age, factor]), e.g. {half_life: 30d} "
-            f"(got {shown(raw)})"[:300],
+            f"(got {shown(raw)})",
         )
         return None
     kind, value = next(iter(raw.items()))
@@ -120,7 +104,7 @@ def inactivity_of(ctx: Context, raw: object, categories: dict[str, Category]) ->
     if category is not None and category not in categories:
         declared = ", ".join(categories) or "none declared"
         ctx.report("inactivity.category",
-                   f"category {category!r} is not declared in the score's 'categories' "
+                   f"category {shown(category)} is not declared in the score's 'categories' "
                    f"({declared})")  # fmt: skip
     if after is not None and after < MIN_INACTIVITY_MS:
         ctx.report("inactivity.after",
