@@ -37,7 +37,9 @@ class ItemRecord:
     record: dict[str, Any]  # the decoded input, as parse_input takes it
     now_ms: int  # "now" for this item: when it was re-keyed
     source: tuple[str, int, int]  # topic, partition, offset of the original record
-    appended_ms: int  # the original record's Kafka timestamp (for event-to-emit latency)
+    #: the original record's Kafka timestamp, its arrival (the wall clock at ingest if it had
+    #: none): the entity stage bounds the event time by it (``max_future``); also the latency
+    appended_ms: int
 
 
 @dataclass(frozen=True, slots=True)
