@@ -2,10 +2,10 @@
 # leadscore worker image: `docker build -t leadscore .` (see deploy/README.md).
 #
 # Two stages. `build` installs the project exactly as `make venv` does (the Makefile's $(STAMP)
-# recipe: pyproject.toml + constraints.txt, dev extra included because mypyc comes with mypy)
-# and compiles the scoring core (tools/build_core.py), strictly: a failed compile fails the
-# image instead of shipping the pure-Python core. It then installs the runtime environment, the
-# same pins without the dev extra, into /opt/leadscore. `runtime` copies that environment, the
+# recipe: pyproject.toml + constraints.txt, dev extra included because mypyc comes with mypy),
+# and the runtime environment, the same pins without the dev extra, into /opt/leadscore; then it
+# compiles the scoring core (tools/build_core.py), strictly: a failed compile fails the image
+# instead of shipping the pure-Python core. `runtime` copies that environment, the
 # sources with the compiled core beside them, the Avro schemas and the plans, and runs as a
 # non-root user. tests/shell/test_compose.py keeps these steps equal to the Makefile's.
 #
@@ -13,25 +13,39 @@
 ARG PYTHON_IMAGE=python:3.11-slim-trixie
 
 FROM ${PYTHON_IMAGE} AS build
+# A C compiler for mypyc, and Python's C headers where the base lacks them: the official python
+# images have them; a base made from Debian packages (deploy/containers/base.sh) keeps them out
+# of the runtime image, and the build stage takes Debian's package for its Python.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && { python -c "import os, sysconfig; assert os.path.exists(sysconfig.get_path('include') + '/Python.h')" \
+         || apt-get install -y --no-install-recommends "libpython$(python -c 'import sysconfig; print(sysconfig.get_python_version())')-dev"; } \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV PIP_NO_CACHE_DIR=1
-COPY pyproject.toml constraints.txt README.md ./
-COPY streams/ streams/
-COPY tools/ tools/
+# Both environments are installed before the sources come in, so that a change to the sources
+# reuses them (a rebuild then compiles the core only): pip reads the project from pyproject.toml
+# with stand-ins for the rest (an empty streams package, an empty README.md), and both editable
+# installs point at /app/streams, where the real sources are copied next.
+COPY pyproject.toml constraints.txt ./
 # The build environment: make's $(STAMP) recipe, line for line.
-RUN python -m venv .venv \
+RUN mkdir streams && touch streams/__init__.py README.md \
+    && python -m venv .venv \
     && .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" \
     && .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
-# The compiled core, as `make venv` builds it (strict: no silent fallback to pure Python).
-RUN LEADSCORE_CORE_BUILD_STRICT=1 .venv/bin/python tools/build_core.py \
-    && LEADSCORE_CORE=compiled .venv/bin/leadscore --version
-# The runtime environment: the same pins, without the dev extra (no mypy, pytest, ruff).
+# The runtime environment: the same pins, without the dev extra (no mypy, pytest, ruff); pip and
+# setuptools leave it once it is installed (nothing runs them in the image: 20 MB).
 RUN python -m venv /opt/leadscore \
     && /opt/leadscore/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" \
-    && /opt/leadscore/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e .
+    && /opt/leadscore/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e . \
+    && /opt/leadscore/bin/python -m pip uninstall -q -y setuptools pip \
+    && rm -r streams README.md
+COPY streams/ streams/
+COPY tools/ tools/
+# The compiled core, as `make venv` builds it (strict: no silent fallback to pure Python).
+RUN LEADSCORE_CORE_BUILD_STRICT=1 .venv/bin/python tools/build_core.py \
+    && LEADSCORE_CORE=compiled .venv/bin/leadscore --version \
+    && LEADSCORE_CORE=compiled /opt/leadscore/bin/leadscore --version
 
 FROM ${PYTHON_IMAGE} AS runtime
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can check it without a passwd lookup.
