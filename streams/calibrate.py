@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.codec import Codec, Source
-from streams.scoring import Event, Item, Plan
+from streams.scoring import Event, Invalid, Item, Plan
 from streams.scoring.aggregate import total
 from streams.scoring.state import C_RULE
 from streams.settings import Settings
@@ -289,22 +289,22 @@ def write_report(figures: dict[str, Any], meta: dict[str, Any], out_dir: Path) -
 
 
 def observations_from_archive(
-    plan: Plan, score_name: str, lines: Iterable[str], *, since_ms: int, until_ms: int,
-    tenant: str | None,
+    plan: Plan, score_name: str, lines: Iterable[str | Invalid], *, since_ms: int,
+    until_ms: int, tenant: str | None,
 ) -> tuple[list[Observation], int]:  # fmt: skip
     """Score the archive's items up to ``since_ms`` with the offline scorer, then look for
-    conversions up to ``until_ms``. Returns the observations and the number of bad lines."""
+    conversions up to ``until_ms``. Returns the observations and the number of bad lines (a
+    line may already be ``Invalid``: not UTF-8, too long; see ``offline.read_lines``)."""
     from streams.offline import OfflineScorer, parse_line
-    from streams.scoring import Invalid
 
     score = plan.by_name[score_name]
     scorer = OfflineScorer(plan)
     converted: set[str] = set()
     bad = 0
     for line in lines:
-        if not line.strip():
+        if isinstance(line, str) and not line.strip():
             continue
-        item = parse_line(line)
+        item = parse_line(line) if isinstance(line, str) else line
         if isinstance(item, Invalid):
             bad += 1
             continue
@@ -430,14 +430,14 @@ def cmd_calibrate(args: Any) -> int:
     if isinstance(plan, int):
         return plan
     if args.score not in plan.by_name:
-        print(f"leadscore calibrate: --score: the plan has no score {args.score!r} (it has: "
+        print(f"leadscore calibrate: --score: the plan has no score '{args.score}' (it has: "
               f"{', '.join(plan.by_name)})", file=sys.stderr)  # fmt: skip
         return 2
     since, until = parse_instant(args.since), parse_instant(args.until)
     for name, value, raw in (("--since", since, args.since), ("--until", until, args.until)):
         if value is None:
             print(f"leadscore calibrate: {name} must be epoch millis or ISO-8601 with an offset "
-                  f"(got {raw!r})", file=sys.stderr)  # fmt: skip
+                  f"(got '{raw}')", file=sys.stderr)  # fmt: skip
             return 2
     assert since is not None and until is not None  # noqa: S101 - checked just above
     if until <= since:
@@ -451,11 +451,14 @@ def cmd_calibrate(args: Any) -> int:
         observations = observations_or_code
     else:
         try:
-            with open(args.archive, encoding="utf-8") as lines:
+            from streams.offline import read_lines
+
+            with open(args.archive, "rb") as raw:
+                lines = (line for _, line in read_lines(raw))
                 observations, bad = observations_from_archive(
                     plan, args.score, lines, since_ms=since, until_ms=until, tenant=args.account
                 )
-        except (OSError, UnicodeDecodeError) as error:
+        except OSError as error:
             print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
             return 1
     score = plan.by_name[args.score]

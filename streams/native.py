@@ -30,6 +30,7 @@ from types import ModuleType
 #: The core modules mypyc compiles (the hot path; the plan loader and explain stay Python).
 MODULES = (
     "adjust",
+    "arrival",
     "catchup",
     "aggregate",
     "capping",

@@ -62,12 +62,16 @@ class OfflineScorer:
         if self.clock_ms is None or item.occurred_at_ms > self.clock_ms:
             self.clock_ms = item.occurred_at_ms
             changes.extend(self.advance_to(self.clock_ms))
+        forwards: list[Forward] = []
         for key in route(item):
             outcome = apply(self.states.get(key), key, item, self.plan, now_ms=self.clock_ms)
             self.states[key] = outcome.state
             changes.extend(outcome.changes)
             self._schedule(key, outcome.state)
-            self._deliver(outcome.forwards, self.clock_ms, changes)
+            forwards.extend(outcome.forwards)
+        # member updates after the item reached every entity it routes to: the service appends
+        # them to the entity-events topic, behind the item's copies
+        self._deliver(tuple(forwards), self.clock_ms, changes)
         return changes
 
     def _deliver(

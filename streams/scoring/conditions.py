@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from streams.scoring.patterns import glob_condition, regex_condition
+from streams.scoring.shown import shown
 
 Predicate = Callable[[dict[str, Any]], bool]
 Report = Callable[[str, str], None]
@@ -98,7 +99,7 @@ def compile_condition(
             inner = compile_condition(value, check_path=check_path, report=report, field=where)
             parts.append(None if inner is None else _negate(inner))
         elif not isinstance(key, str):
-            report(field, f"keys must be paths or all/any/not (got {key!r})")
+            report(field, f"keys must be paths or all/any/not (got {shown(key)})")
             parts.append(None)
         else:
             problem = check_path(key)
@@ -168,7 +169,7 @@ def _compile_ops(path: str, ops: object, *, report: Report, field: str) -> Predi
             continue
         message, predicate = _compile_op(op, operand, get)
         if message is not None:
-            report(f"{field}.{op}", f"{message} (got {operand!r})")
+            report(f"{field}.{op}", f"{message} (got {shown(operand)})")
         parts.append(predicate)
     if any(part is None for part in parts):
         return None

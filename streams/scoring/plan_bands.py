@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from streams.scoring.plan import Threshold, Tier
 from streams.scoring.plan_checks import Context, fields_of, integer, text
+from streams.scoring.shown import shown
 
 _LIMIT = 10**12
 
@@ -26,7 +27,7 @@ def thresholds_of(ctx: Context, raw: object) -> tuple[Threshold, ...]:
         if name is None or at is None:
             continue
         if any(t.name == name for t in found):
-            ctx.report(f"thresholds[{i}].name", f"threshold name {name!r} is used twice")
+            ctx.report(f"thresholds[{i}].name", f"threshold name {shown(name)} is used twice")
         elif any(t.at == at for t in found):
             ctx.report(f"thresholds[{i}].at", f"two thresholds are at {at}")
         else:
@@ -61,7 +62,7 @@ def tiers_of(ctx: Context, raw: object) -> tuple[Tier, ...]:
             continue
         previous = found[-1].below if found else None
         if any(t.name == name for t in found):
-            ctx.report(f"tiers[{i}].name", f"tier name {name!r} is used twice")
+            ctx.report(f"tiers[{i}].name", f"tier name {shown(name)} is used twice")
         elif below is not None and previous is not None and below <= previous:
             ctx.report(f"tiers[{i}].below", f"must be above the previous tier's ({previous})")
         else:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from streams.scoring.catalog import SCORE_KINDS, kind_of
 from streams.scoring.plan import Matrix, Score
 from streams.scoring.plan_checks import Context, fields_of, text
+from streams.scoring.shown import shown
 
 MATRIX_FIELDS = ("name", "description", "entity", "rows", "cols", "labels")
 
@@ -25,8 +26,8 @@ def matrices_of(ctx: Context, raw: object, scores: Mapping[str, Score]) -> tuple
         if matrix is None:
             continue
         if matrix.name in names or matrix.name in scores:
-            ctx.report(f"matrices[{i}].name",
-                       f"{matrix.name!r} is already the name of a score or matrix")  # fmt: skip
+            taken = f"{shown(matrix.name)} is already the name of a score or matrix"
+            ctx.report(f"matrices[{i}].name", taken)
             continue
         names.add(matrix.name)
         out.append(matrix)
@@ -47,13 +48,15 @@ def _matrix(ctx: Context, raw: object, where: str, scores: Mapping[str, Score]) 
         named = spec.get(axis)
         score = scores.get(named) if isinstance(named, str) else None
         if score is None:
-            ctx.report(f"{where}.{axis}", f"must name a score of the plan (got {spec.get(axis)!r})")
+            ctx.report(
+                f"{where}.{axis}", f"must name a score of the plan (got {shown(spec.get(axis))})"
+            )
         elif entity is not None and score.entity != entity:
-            ctx.report(f"{where}.{axis}", f"score {score.name!r} is a {score.entity} score, "
+            ctx.report(f"{where}.{axis}", f"score {shown(score.name)} is a {score.entity} score, "
                                           f"not a {entity} one")  # fmt: skip
         elif not score.tiers:
-            ctx.report(f"{where}.{axis}", f"score {score.name!r} has no tiers: a matrix crosses "
-                                          "the tiers of two scores")  # fmt: skip
+            ctx.report(f"{where}.{axis}", f"score {shown(score.name)} has no tiers: a matrix "
+                                          "crosses the tiers of two scores")  # fmt: skip
         else:
             shape.append(len(score.tiers))
     labels = spec.get("labels")
@@ -62,11 +65,13 @@ def _matrix(ctx: Context, raw: object, where: str, scores: Mapping[str, Score]) 
         rows, cols = shape
         if not isinstance(labels, list) or len(labels) != rows:
             ctx.report(f"{where}.labels", f"must be {rows} rows (one per tier of "
-                                          f"{spec['rows']!r}) of {cols} labels")  # fmt: skip
+                                          f"{shown(spec['rows'])}) of {cols} labels")  # fmt: skip
         else:
             for r, row in enumerate(labels):
                 if not isinstance(row, list) or len(row) != cols:
-                    wanted = f"must be a list of {cols} labels (one per tier of {spec['cols']!r})"
+                    wanted = (
+                        f"must be a list of {cols} labels (one per tier of {shown(spec['cols'])})"
+                    )
                     ctx.report(f"{where}.labels[{r}]", wanted)
                     continue
                 cells.append(tuple(text(ctx, label, f"{where}.labels[{r}][{c}]") or ""

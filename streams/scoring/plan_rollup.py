@@ -7,6 +7,7 @@ from typing import Any
 
 from streams.scoring.plan import Rollup, Score
 from streams.scoring.plan_checks import Context, fields_of, integer, text
+from streams.scoring.shown import shown
 
 ROLLUP_FIELDS = ("from", "aggregate", "k")
 AGGREGATES = ("sum", "max", "top")
@@ -31,9 +32,9 @@ def rollup_of(ctx: Context, raw: object, entity: str | None) -> Rollup | None:
         if "k" not in spec:
             ctx.report("rollup.k", "is required with aggregate: top (how many members count)")
         else:
-            k = integer(ctx, spec["k"], "rollup.k", limit=MAX_TOP) or 0
+            k = integer(ctx, spec["k"], "rollup.k", minimum=1, limit=MAX_TOP) or 0
             if k < 1 and len(ctx.issues) == failed:
-                ctx.report("rollup.k", f"must be from 1 to {MAX_TOP} (got {spec['k']!r})")
+                ctx.report("rollup.k", f"must be from 1 to {MAX_TOP} (got {shown(spec['k'])})")
     elif "k" in spec and aggregate is not None:
         ctx.report("rollup.k", f"only aggregate: top takes k (this roll-up is {aggregate})")
     if len(ctx.issues) != failed or source is None or aggregate is None:
@@ -63,9 +64,9 @@ def check_sources(ctx: Context, scores: Mapping[str, Score]) -> None:
         source = scores.get(rollup.source)
         if source is None:
             ctx.within(score=score.name).report(
-                "rollup.from", f"no score named {rollup.source!r} in the plan (known: "
+                "rollup.from", f"no score named {shown(rollup.source)} in the plan (known: "
                                f"{', '.join(sorted(scores))})")  # fmt: skip
         elif source.entity != "contact":
             ctx.within(score=score.name).report(
-                "rollup.from", f"score {rollup.source!r} is a {source.entity} score; roll-ups "
+                "rollup.from", f"score {shown(rollup.source)} is a {source.entity} score; roll-ups "
                                "read a contact score")  # fmt: skip

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 from streams.scoring.conditions import plan_number
 from streams.scoring.durations import format_duration
-from streams.scoring.shown import shown
 from streams.scoring.plan import MAX_POINTS, Category, Decay, Inactivity
 from streams.scoring.plan_checks import Context, duration, fields_of, integer, text
+from streams.scoring.shown import shown
 
 DECAY_KINDS = ("half_life", "linear_to_zero", "steps")
 #: At most this many steps in a schedule.

@@ -136,7 +136,7 @@ def test_operators(spec: Any, fields: dict[str, Any], expected: bool) -> None:
             {"url": {"glob": "x" * 257}},
             (
                 "where.url.glob",
-                "must be a non-empty string of at most 256 characters (got '" + "x" * 257 + "')",
+                "must be a non-empty string of at most 256 characters (got '" + "x" * 76 + "...)",
             ),
         ),
         # any needs a list
@@ -197,15 +197,15 @@ def regex_problems(pattern: str) -> list[tuple[str, str]]:
     ("pattern", "message"),
     [
         # a numbered backreference
-        (r"(a)\1", f"uses a backreference (\\1), {WHY} (got '(a)\\\\1')"),
+        (r"(a)\1", f"uses a backreference (\\1), {WHY} (got '(a)\\1')"),
         # a named backreference, Python's spelling
         (r"(?P<x>a)(?P=x)", f"uses a backreference (?P=name), {WHY} (got '(?P<x>a)(?P=x)')"),
         # lookahead, positive and negative
-        (r"pricing(?=\?)", f"uses a lookahead (?=...), {WHY} (got 'pricing(?=\\\\?)')"),
+        (r"pricing(?=\?)", f"uses a lookahead (?=...), {WHY} (got 'pricing(?=\\?)')"),
         (r"^(?!.*careers)", f"uses a negative lookahead (?!...), {WHY} (got '^(?!.*careers)')"),
         # lookbehind, positive and negative
         (r"(?<=/)docs", f"uses a lookbehind (?<=...), {WHY} (got '(?<=/)docs')"),
-        (r"(?<!www\.)x", f"uses a negative lookbehind (?<!...), {WHY} (got '(?<!www\\\\.)x')"),
+        (r"(?<!www\.)x", f"uses a negative lookbehind (?<!...), {WHY} (got '(?<!www\\.)x')"),
         # an atomic group
         (r"(?>a+)b", f"uses an atomic group (?>...), {WHY} (got '(?>a+)b')"),
         # possessive repeats
@@ -224,7 +224,7 @@ def regex_problems(pattern: str) -> list[tuple[str, str]]:
         (
             r"caf\u00e9",
             "uses the escape \\u, which RE2 does not know; write a character by its code, "
-            "e.g. \\x{e9} (got 'caf\\\\u00e9')",
+            "e.g. \\x{e9} (got 'caf\\u00e9')",
         ),
         # a repeat count over RE2's limit of 1000
         (
@@ -251,7 +251,7 @@ def regex_problems(pattern: str) -> list[tuple[str, str]]:
         (
             r"\pL{200}",
             "is too large once compiled (over RE2's 2 MiB for one pattern): use smaller repeat "
-            "counts or narrower character classes (got '\\\\pL{200}')",
+            "counts or narrower character classes (got '\\pL{200}')",
         ),
         # plain syntax errors
         (
@@ -263,7 +263,7 @@ def regex_problems(pattern: str) -> list[tuple[str, str]]:
             "is not a valid regular expression: invalid character class range at 'z-a' "
             "(got '[z-a]')",
         ),
-        ("ab\\", "is not a valid regular expression: trailing \\ (got 'ab\\\\')"),
+        ("ab\\", "is not a valid regular expression: trailing \\ (got 'ab\\')"),
     ],
 )
 def test_a_regex_re2_cannot_run_is_refused_in_plain_words(pattern: str, message: str) -> None:

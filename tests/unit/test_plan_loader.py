@@ -80,7 +80,7 @@ P = "plans/x.yaml: score 'engagement', rule 'r', "
             [
                 P + "field 'where.url.regex': uses a backreference (\\1), which plan regexes "
                 "do not support: they run on RE2, which guarantees matching in linear time and "
-                "so never backtracks (got '(a)\\\\1')"
+                "so never backtracks (got '(a)\\1')"
             ],
         ),
         # an undeclared category

@@ -71,7 +71,7 @@ ENGAGEMENT = "  - {name: e, entity: contact, rules: [{id: v, on: page_visit, poi
         ("{name: a, entity: account, rollup: {from: e, aggregate: top}}",
          "score 'a', field 'rollup.k': is required with aggregate: top"),
         ("{name: a, entity: account, rollup: {from: e, aggregate: top, k: 0}}",
-         "score 'a', field 'rollup.k': must be from 1 to 1000 (got 0)"),
+         "score 'a', field 'rollup.k': must be a positive integer of at most 1,000 (got 0)"),
         ("{name: a, entity: account, rollup: {from: e, aggregate: sum, k: 3}}",
          "score 'a', field 'rollup.k': only aggregate: top takes k (this roll-up is sum)"),
         ("{name: a, entity: account, rollup: {from: e, aggregate: sum, of: x}}",

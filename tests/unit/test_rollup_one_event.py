@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from streams.offline import OfflineScorer, parse_line
 from streams.scoring import (
     EntityKey,
@@ -83,12 +81,6 @@ def test_the_services_order_own_change_then_rollup() -> None:
     assert isinstance(member.state, EntityState)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the offline scorer delivers a contact's member updates before it applies the item "
-    "to the item's next entity (the deal), so it gives rollup then rule; it must deliver them "
-    "after the item has been applied to every entity it routes to, as the service does",
-)
 def test_the_offline_scorer_gives_the_same_changes() -> None:
     scorer = OfflineScorer(load_plan(PLAN, source="one-event.yaml"))
     assert rows(scorer.feed(event())) == EXPECTED
