@@ -140,8 +140,7 @@ P = "plans/x.yaml: score 'engagement', rule 'r', "
         (
             "- {id: r, on: page_visit, points: 1.5}",
             [
-                P
-                + "field 'points': must be an integer from -1,000,000,000 to 1,000,000,000, or a "
+                P + "field 'points': must be an integer from -1,000,000,000 to 1,000,000,000, or a "
                 "mapping {field, multiply, add, min, max} (got 1.5)"
             ],
         ),
