@@ -71,6 +71,18 @@ def leadscore_plan(service: Service, *args: str) -> tuple[int, dict[str, Any] | 
     return done.returncode, status, done.stderr
 
 
+def replay_apply(service: Service, plan: Path, current: Path, from_ms: int, out: Path) -> None:
+    """``leadscore replay --apply`` for acme, as an operator runs it."""
+    env = {**os.environ, **service.env("cli", free_port())}
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "replay", "--plan", str(plan), "--current",
+         str(current), "--from-time", str(from_ms), "--account", "acme", "--apply", "--quiet",
+         "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 async def wait_changes(service: Service, count: int, timeout_s: float = 90) -> list[Any]:
     deadline = time.monotonic() + timeout_s
     changes: list[dict[str, Any]] = []
@@ -196,14 +208,7 @@ async def test_replay_apply_recomputes_once_across_a_kill_during_the_cut_over(
         await worker.wait_ready()
         await service.produce(visits("b1", now) + visits("b2", now + 10))
         await wait_changes(service, 2 * everyone)
-        env = {**os.environ, **service.env("cli", free_port())}
-        done = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "replay", "--plan", str(tenant), "--current",
-             str(default), "--from-time", str(now - 60_000), "--account", "acme", "--apply",
-             "--quiet", "--out", str(tmp_path / "replay")],
-            env=env, capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        replay_apply(service, tenant, default, now - 60_000, tmp_path / "replay")
         await service.produce(visits("b3", now + 20))  # arriving during the cut-over
         if kill:
             worker.kill()
@@ -257,14 +262,7 @@ async def test_a_recompute_over_the_history_bound_is_refused_and_the_plan_switch
         await worker.wait_ready()
         await service.produce(visits("b1", now) + visits("b2", now + 10))
         await wait_changes(service, 2 * everyone)
-        env = {**os.environ, **service.env("cli", free_port())}
-        done = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "replay", "--plan", str(tenant), "--current",
-             str(default), "--from-time", str(now - 60_000), "--account", "acme", "--apply",
-             "--quiet", "--out", str(tmp_path / "replay")],
-            env=env, capture_output=True, text=True, timeout=180, check=False,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        replay_apply(service, tenant, default, now - 60_000, tmp_path / "replay")
         deadline = time.monotonic() + 60
         statuses: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(statuses) < 2:

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
 
+from streams import settings
 from streams.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
@@ -21,18 +21,11 @@ HEADER = ("Variable", "Default", "Meaning")
 
 
 def render_default(value: object) -> str:
-    """A field default as the table writes it (without the surrounding backticks)."""
+    """A field default as the table writes it (without the surrounding backticks): the
+    rendering ``leadscore worker --help`` uses, so the two cannot drift apart."""
     if value is PydanticUndefined:
         raise AssertionError("every setting needs a default")
-    if value is None:
-        return "(none)"
-    if isinstance(value, frozenset | set | tuple | list):
-        return ",".join(sorted(str(v) for v in value)) if value else "(empty)"
-    if isinstance(value, SecretStr):
-        return "(secret)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)  # str, int, float (1.0), Path (plans/reference.yaml)
+    return settings.render_default(value)
 
 
 def _cells(line: str) -> list[str]:
