@@ -25,6 +25,7 @@ class Cause(StrEnum):
     INACTIVITY = "inactivity"  # a deduction for a silence, or a late event undoing one
     ROLLUP = "rollup"  # a member contact's value, or its membership, moved a roll-up
     RECOMPUTE = "recompute"  # a tenant's new plan recomputed the score by replay (``recompute``)
+    PREDICTED = "predicted"  # a predicted score's probability moved (``predict``)
 
 
 CAUSES = tuple(Cause)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from streams.scoring.catalog import SCORE_KINDS, EntityKind
 from streams.scoring.conditions import Predicate
+from streams.scoring.model import Predicted
 
 QuietPolicy = Literal["skip", "defer"]
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -191,6 +192,8 @@ class Score:
     inactivity: Inactivity | None = None
     #: Deal and account scores only: the members' part (added before the limits).
     rollup: Rollup | None = None
+    #: A predicted score's model (``predict``): its value is computed, it has no rules.
+    predicted: Predicted | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +235,8 @@ class Plan:
     #: Entity kind -> its matrices.
     matrices_by_kind: dict[str, tuple[Matrix, ...]] = dataclasses.field(default_factory=dict)
 
+    #: Entity kind -> its predicted scores, in plan order.
+    predicted_by_kind: dict[str, tuple[Score, ...]] = dataclasses.field(default_factory=dict)
     #: Target kind (deal, account) -> the contact scores its roll-ups read, in plan order.
     rollup_sources: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
@@ -282,4 +287,8 @@ def index_plan(
             kind: tuple(m for m in matrices if m.entity == kind) for kind in SCORE_KINDS
         },
         rollup_sources={kind: tuple(names) for kind, names in sources.items()},
+        predicted_by_kind={
+            kind: tuple(s for s in scores if s.entity == kind and s.predicted is not None)
+            for kind in SCORE_KINDS
+        },
     )
