@@ -8,9 +8,8 @@ record -> aggregate -> emit. State ownership: the input state is consumed (see `
 
 from __future__ import annotations
 
-from streams.scoring import inactivity, matrix, rollup
+from streams.scoring import inactivity, matrix, predict, rollup
 from streams.scoring import ledger as ledgers
-from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
 from streams.scoring.catchup import catch_up
 from streams.scoring.compaction import maybe_compact
@@ -57,19 +56,28 @@ def apply(
     """
     entity = state if state is not None else EntityState()
     changes: list[ScoreChange] = []
-    if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
+    predicted = plan.predicted_by_kind.get(key.kind)
+    due_ms = entity.next_due_ms
+    if due_ms is not None and due_ms <= now_ms:
         settle(entity, key, plan, now_ms, changes)
+        if predicted:  # the time step first, as if ``advance`` had run before the item
+            source_id, at_ms = predict.step_source(changes, 0, due_ms)
+            predict.refresh(entity, key, predicted, plan, changes, source_id, at_ms)
     if type(item) is Event:
         trigger = id_hash("e", item.event_id)
         results = _apply_event(entity, key, item, trigger, plan, now_ms, changes)
+        source_id = item.event_id
     else:
         assert type(item) is Adjustment  # noqa: S101 - Item is a closed union
         trigger = id_hash("c", item.command_id)
-        results = apply_adjustment(entity, key, item, trigger, plan, now_ms, changes)
+        results = predict.adjust(entity, key, item, trigger, plan, now_ms, changes)
+        source_id = item.command_id
     entity.recompute_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         settle(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
         entity.recompute_due()
+    if predicted:
+        predict.refresh(entity, key, predicted, plan, changes, source_id, item.occurred_at_ms)
     if changes and plan.matrices:
         matrix.follow(entity, key, plan, changes)
     if plan.rollup_sources and key.kind == "contact":
@@ -86,9 +94,14 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
     if state is None:
         return outcome(EntityState())
     changes: list[ScoreChange] = []
-    if state.next_due_ms is not None and state.next_due_ms <= now_ms:
+    due_ms = state.next_due_ms
+    if due_ms is not None and due_ms <= now_ms:
         settle(state, key, plan, now_ms, changes)
         state.recompute_due()
+        predicted = plan.predicted_by_kind.get(key.kind)
+        if predicted:
+            source_id, at_ms = predict.step_source(changes, 0, due_ms)
+            predict.refresh(state, key, predicted, plan, changes, source_id, at_ms)
         if changes and plan.matrices:
             matrix.follow(state, key, plan, changes)
         if changes and plan.rollup_sources and key.kind == "contact":

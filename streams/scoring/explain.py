@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.scoring.aggregate import clamp, reached, scaled_clamp, total, unlimited_total
@@ -11,6 +11,7 @@ from streams.scoring.durations import format_duration
 from streams.scoring.inactivity import RULE as INACTIVITY
 from streams.scoring.inactivity import span
 from streams.scoring.plan import Decay, Plan, Score
+from streams.scoring.predict import explain_view
 from streams.scoring.rollup import counted
 from streams.scoring.state import (
     C_CATEGORY,
@@ -59,9 +60,13 @@ class Explanation:
     next_inactivity_ms: int | None = None
     #: Roll-up scores: what the members add (see ``rollup_view``)
     rollup: dict[str, Any] | None = None
+    #: Predicted scores: the model, its features and top factors (``predict.explain_view``)
+    predicted: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self._plain_dict()
+        if self.predicted is not None:
+            out["predicted"] = self.predicted
         if self.rollup is not None:
             out["rollup"] = self.rollup
         if self.next_inactivity_ms is not None:
@@ -128,6 +133,13 @@ def _row_dict(row: Row) -> dict[str, Any]:
 def explain(state: EntityState | None, plan: Plan, score_name: str) -> Explanation:
     """Explain one score of an entity (raises KeyError for a score the plan does not have)."""
     score = plan.by_name[score_name]
+    if score.predicted is not None:  # its value, and why: the model
+        return replace(_explain(state, plan, score), predicted=explain_view(state, score, plan))
+    return _explain(state, plan, score)
+
+
+def _explain(state: EntityState | None, plan: Plan, score: Score) -> Explanation:
+    score_name = score.name
     ledger = state.scores.get(score_name) if state is not None else None
     if ledger is None:
         value = total(score, {})

@@ -24,6 +24,7 @@ from streams.scoring.plan import (
 from streams.scoring.plan_bands import thresholds_of, tiers_of
 from streams.scoring.plan_checks import Context, fields_of, horizons, integer, plain, text
 from streams.scoring.plan_matrix import matrices_of
+from streams.scoring.plan_predict import check_predicted, predicted_of
 from streams.scoring.plan_rollup import account_problems, check_sources, rollup_of
 from streams.scoring.plan_rules import compile_rule
 from streams.scoring.plan_time import granularity_of, inactivity_of
@@ -46,6 +47,7 @@ SCORE_FIELDS = (
     "inactivity",
     "rollup",
     "rules",
+    "predicted",
 )
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$|^24:00$")
 _LIMIT = 10**12
@@ -81,6 +83,7 @@ def load_plan(text_: str, *, source: str) -> Plan:
                 scores.append(score)
     by_name = {s.name: s for s in scores}
     check_sources(ctx, by_name)
+    check_predicted(ctx, by_name, lateness_ms)
     matrices = matrices_of(ctx, spec.get("matrices"), by_name)
     if ctx.issues:
         raise PlanError(ctx.issues)
@@ -112,6 +115,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
     if entity == "account":
         account_problems(ctx, spec)
     rollup = rollup_of(ctx, spec["rollup"], entity) if "rollup" in spec else None
+    predicted = predicted_of(ctx, spec["predicted"], spec, entity) if "predicted" in spec else None
     zone_name = spec.get("timezone", "UTC")
     zone = _zone(ctx, zone_name)
     quiet = _quiet_hours(ctx, spec["quiet_hours"]) if spec.get("quiet_hours") is not None else None
@@ -154,6 +158,7 @@ def _score(outer: Context, raw: object, position: int) -> Score | None:
         decays={rule.id: rule.decay for rule in rules if rule.decay is not None},
         inactivity=inactivity,
         rollup=rollup,
+        predicted=predicted,
     )
 
 

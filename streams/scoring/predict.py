@@ -24,12 +24,13 @@ from __future__ import annotations
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Final
 
+from streams.scoring.adjust import apply_adjustment
 from streams.scoring.aggregate import total
 from streams.scoring.conditions import to_number
 from streams.scoring.emit import emit
-from streams.scoring.events import EntityKey
+from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.model import EQUALS, HITS, NUMBER, SCORE, Feature, Predicted
-from streams.scoring.outcomes import Cause, ScoreChange
+from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, score_result
 from streams.scoring.plan import Plan, Score
 from streams.scoring.state import C_OCCURRED, C_POINTS, C_RULE, EntityState, ScoreState
 
@@ -164,13 +165,32 @@ def refresh(
         emit(changes, ledger, score, key, plan, Cause.PREDICTED, (RULE,), source_id, at_ms)
 
 
-def step_ms(changes: list[ScoreChange], start: int, fallback_ms: int) -> int:
-    """The instant of a time step: its latest change's (from ``start``), else ``fallback_ms``."""
-    latest = fallback_ms
-    for change in changes[start:]:
-        if change.occurred_at_ms > latest:
-            latest = change.occurred_at_ms
-    return latest
+def step_source(changes: list[ScoreChange], start: int, due_ms: int) -> tuple[str, int]:
+    """What a time step's predicted changes carry: the source and instant of its last change
+    (from ``start``; the changes of a step are in time order), else none and ``due_ms``."""
+    if len(changes) > start:
+        last = changes[-1]
+        return last.source_event_id, last.occurred_at_ms
+    return "", due_ms
+
+
+def adjust(
+    entity: EntityState,
+    key: EntityKey,
+    command: Adjustment,
+    trigger: int,
+    plan: Plan,
+    now_ms: int,
+    changes: list[ScoreChange],
+) -> tuple[ScoreResult, ...]:
+    """An adjustment; one of a predicted score is refused as for a score the entity does not
+    have (its value is computed: there is nothing to add to)."""
+    score = plan.by_name.get(command.score)
+    if score is None or score.predicted is None:
+        return apply_adjustment(entity, key, command, trigger, plan, now_ms, changes)
+    nowhere = command._replace(score="")  # (no score has an empty name)
+    results = apply_adjustment(entity, key, nowhere, trigger, plan, now_ms, changes)
+    return tuple(score_result(command.score, r.verdict, r.awards) for r in results)
 
 
 def explain_view(entity: EntityState | None, score: Score, plan: Plan) -> dict[str, Any] | None:
