@@ -48,6 +48,61 @@ class Observation:
     rules: frozenset[str] = field(default_factory=frozenset)  # rules with points at ``since``
 
 
+@dataclass(frozen=True, slots=True)
+class Conversions:
+    """What converts an entity (``--conversion``; by default a purchase and a won deal): a
+    purchase its contact (``purchase``); a won deal the deal, and the contact it names:
+    ``deal-won`` a deal whose status becomes won, ``deal-won:STAGE`` one that moves to the
+    stage named (a pipeline whose won stage has a name of its own)."""
+
+    purchase: bool = True
+    won: bool = True
+    stages: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, given: Sequence[str] | None) -> Conversions | str:
+        """From the ``--conversion`` options (none: the default), or why not."""
+        if not given:
+            return cls()
+        purchase, won, stages = False, False, []
+        for value in given:
+            if value == "purchase":
+                purchase = True
+            elif value == "deal-won":
+                won = True
+            elif value.startswith("deal-won:") and len(value) > len("deal-won:"):
+                stages.append(value[len("deal-won:") :])
+            else:
+                return (f"--conversion: expected purchase, deal-won or deal-won:STAGE (got "
+                        f"'{value}')")  # fmt: skip
+        return cls(purchase, won, tuple(dict.fromkeys(stages)))
+
+    def describe(self) -> str:
+        parts = ["a purchase"] if self.purchase else []
+        if self.won:
+            parts.append("a deal won")
+        parts.extend(f"a deal moved to stage {stage}" for stage in self.stages)
+        return " or ".join(parts)
+
+    def of(self, event: Event, kind: str) -> list[str]:
+        """The entities of ``kind`` that ``event`` converts."""
+        if event.event_type == "purchase":
+            ok = self.purchase
+        elif event.event_type == "deal.stage_changed":
+            ok = (self.won and event.fields.get("status") == "won") or (
+                bool(self.stages) and event.fields.get("to_stage") in self.stages
+            )
+            if ok and kind == "deal":
+                return [event.deal_id] if event.deal_id else []
+        else:
+            ok = False
+        return [event.contact_id] if ok and kind == "contact" and event.contact_id else []
+
+
+#: A purchase, or a deal whose status becomes won.
+DEFAULT_CONVERSIONS = Conversions()
+
+
 def _ratio(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
@@ -135,7 +190,7 @@ def analyse(
 # ----- the report ------------------------------------------------------------------------------
 
 
-def _png(figure: Any) -> str:
+def png_of(figure: Any) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
@@ -158,7 +213,7 @@ def plots(figures: dict[str, Any], title: str) -> dict[str, str]:
     ax.set_xlabel(f"{title} at the start of the period")
     ax.set_ylabel("share of entities (density)")
     ax.legend()
-    out["distribution"] = _png(fig)
+    out["distribution"] = png_of(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -168,7 +223,7 @@ def plots(figures: dict[str, Any], title: str) -> dict[str, str]:
     ax.axhline(1.0, color="#495057", linewidth=1, linestyle="--")
     ax.set_xlabel("score band (low to high)")
     ax.set_ylabel("lift (band rate / base rate)")
-    out["lift"] = _png(fig)
+    out["lift"] = png_of(fig)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 3.4))
@@ -183,7 +238,7 @@ def plots(figures: dict[str, Any], title: str) -> dict[str, str]:
     ax.set_xlabel("threshold (score at or above)")
     ax.set_ylim(0, 1.02)
     ax.legend()
-    out["thresholds"] = _png(fig)
+    out["thresholds"] = png_of(fig)
     plt.close(fig)
     return out
 
@@ -196,7 +251,7 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def _table(head: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+def table(head: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
@@ -217,20 +272,20 @@ def render_html(figures: dict[str, Any], meta: dict[str, Any], images: dict[str,
         if suggested is not None and figures["converters"]
         else "No conversions in the period: nothing to calibrate against."
     )
-    bands = _table(
+    bands = table(
         ["band", "from", "below", "entities", "converted", "rate", "lift"],
         [[b["band"], "-" if b["from"] is None else b["from"],
           "-" if b["below"] is None else b["below"], b["entities"],
           b["converters"], _pct(b["rate"]), _x(b["lift"])] for b in figures["bands"]],
     )  # fmt: skip
-    thresholds = _table(
+    thresholds = table(
         ["threshold", "at", "entities at or above", "converted", "precision", "recall", "lift"],
         [[t.get("name", ""), t["at"], t["entities"], t["converters"], _pct(t["precision"]),
           _pct(t["recall"]), _x(t["lift"])]
          for t in [*figures["thresholds"], *([{"name": "suggested", **suggested}]
                                              if suggested else [])]],
     )  # fmt: skip
-    rules = _table(
+    rules = table(
         ["rule", "converters with points from it", "others with points from it", "ratio"],
         [[r["rule"], f"{r['converters_with']} ({_pct(r['share_of_converters'])})",
           f"{r['others_with']} ({_pct(r['share_of_others'])})", _x(r["ratio"])]
@@ -255,9 +310,8 @@ img {{ max-width: 100%; }} .note {{ color: #495057; }}
 <h1>{title}</h1>
 <p>{html.escape(summary)}</p>
 <p>{advice}</p>
-<p class="note">Plan version {html.escape(str(meta["plan_version"]))}. A contact converts with a
-purchase or a won deal that names it; a deal when it is won. Each entity's score is taken at the
-start of the period, its conversion after it.</p>
+<p class="note">Plan version {html.escape(str(meta["plan_version"]))}. {_converts(meta)} Each
+entity's score is taken at the start of the period, its conversion after it.</p>
 <h2>Scores of converted and not converted</h2>
 {img("distribution", "score distributions")}
 <h2>Conversion by score band</h2>
@@ -276,6 +330,12 @@ base rate ({_pct(figures["base_rate"])}). A higher threshold is more precise and
 """
 
 
+def _converts(meta: dict[str, Any]) -> str:
+    what = meta.get("conversions", DEFAULT_CONVERSIONS.describe())
+    return html.escape(f"Conversions: {what} (a won deal converts the deal, and the contact it "
+                       "names).")  # fmt: skip
+
+
 def write_report(figures: dict[str, Any], meta: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     images = plots(figures, meta["score"])
@@ -289,12 +349,13 @@ def write_report(figures: dict[str, Any], meta: dict[str, Any], out_dir: Path) -
 
 
 def observations_from_archive(
-    plan: Plan, score_name: str, lines: Iterable[str | Invalid], *, since_ms: int,
-    until_ms: int, tenant: str | None,
+    plan: Plan, score_name: str, lines: Iterable[str | Invalid | Item], *, since_ms: int,
+    until_ms: int, tenant: str | None, conversions: Conversions = DEFAULT_CONVERSIONS,
 ) -> tuple[list[Observation], int]:  # fmt: skip
     """Score the archive's items up to ``since_ms`` with the offline scorer, then look for
     conversions up to ``until_ms``. Returns the observations and the number of bad lines (a
-    line may already be ``Invalid``: not UTF-8, too long; see ``offline.read_lines``)."""
+    line may already be ``Invalid``: not UTF-8, too long; see ``offline.read_lines``; or an
+    item already parsed)."""
     from streams.offline import OfflineScorer, parse_line
 
     score = plan.by_name[score_name]
@@ -314,7 +375,7 @@ def observations_from_archive(
         if at <= since_ms:
             scorer.feed(item)
         elif at <= until_ms and type(item) is Event:
-            converted.update(_conversions(item, score.entity))
+            converted.update(conversions.of(item, score.entity))
     scorer.advance_to(since_ms)
     out = []
     for key, state in scorer.states.items():
@@ -336,6 +397,7 @@ def observations_from_archive(
 def observations_from_topics(
     settings: Settings, codec: Codec, plan: Plan, score_name: str, *, since_ms: int,
     until_ms: int, tenant: str | None, timeout_s: float,
+    conversions: Conversions = DEFAULT_CONVERSIONS,
 ) -> tuple[list[Observation], str | None]:  # fmt: skip
     """The service's own record: each entity's last change of the score at or before
     ``since_ms`` on ``score-changed`` (its value then; the rules of the changes that added
@@ -368,26 +430,14 @@ def observations_from_topics(
     def conversion(item: Item) -> None:
         if (type(item) is Event and item.account_id == tenant
                 and since_ms < item.occurred_at_ms <= until_ms):  # fmt: skip
-            converted.update(_conversions(item, kind))
+            converted.update(conversions.of(item, kind))
 
     if why is None:
-        conversions = (Source.PURCHASES, Source.DEAL_STAGE_CHANGES)
-        why, _ = read_inputs(settings, codec, conversions, conversion, timeout_s)
+        sources = (Source.PURCHASES, Source.DEAL_STAGE_CHANGES)
+        why, _ = read_inputs(settings, codec, sources, conversion, timeout_s)
     out = [Observation(entity, value, entity in converted, frozenset(rules.get(entity, ())))
            for entity, (_, value) in sorted(latest.items())]  # fmt: skip
     return out, why
-
-
-def _conversions(event: Event, kind: str) -> list[str]:
-    """The entities of ``kind`` an event converts: a purchase its contact; a won deal the
-    deal, and the contact it names."""
-    if event.event_type == "purchase":
-        return [event.contact_id] if kind == "contact" and event.contact_id else []
-    if event.event_type == "deal.stage_changed" and event.fields.get("status") == "won":
-        if kind == "deal" and event.deal_id:
-            return [event.deal_id]
-        return [event.contact_id] if kind == "contact" and event.contact_id else []
-    return []
 
 
 def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observation] | int:
@@ -401,7 +451,7 @@ def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observati
     settings, codec = loaded
     observations, why = observations_from_topics(
         settings, codec, plan, args.score, since_ms=since, until_ms=until, tenant=args.account,
-        timeout_s=args.timeout,
+        timeout_s=args.timeout, conversions=args.conversions,
     )  # fmt: skip
     if why is not None:
         print(f"leadscore calibrate: {why}", file=sys.stderr)
@@ -443,6 +493,13 @@ def cmd_calibrate(args: Any) -> int:
     if until <= since:
         print("leadscore calibrate: --until must be after --since", file=sys.stderr)
         return 2
+    conversions = Conversions.parse(args.conversion)
+    if isinstance(conversions, str):
+        print(f"leadscore calibrate: {conversions}", file=sys.stderr)
+        return 2
+    args.conversions = conversions
+    if args.compare is not None:
+        return _compare(args, plan, since, until)
     bad = 0
     if args.archive is None:
         observations_or_code = _from_kafka(args, plan, since, until)
@@ -456,7 +513,13 @@ def cmd_calibrate(args: Any) -> int:
             with open(args.archive, "rb") as raw:
                 lines = (line for _, line in read_lines(raw))
                 observations, bad = observations_from_archive(
-                    plan, args.score, lines, since_ms=since, until_ms=until, tenant=args.account
+                    plan,
+                    args.score,
+                    lines,
+                    since_ms=since,
+                    until_ms=until,
+                    tenant=args.account,
+                    conversions=conversions,
                 )
         except OSError as error:
             print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
@@ -466,7 +529,8 @@ def cmd_calibrate(args: Any) -> int:
                       tiers=[(t.name, t.below) for t in score.tiers])  # fmt: skip
     meta = {"score": args.score, "entity": score.entity, "plan_version": plan.version,
             "tenant": args.account if args.account is not None else "the default tenant",
-            "since": args.since, "until": args.until}  # fmt: skip
+            "since": args.since, "until": args.until,
+            "conversions": conversions.describe()}  # fmt: skip
     written = write_report(figures, meta, Path(args.out))
     if bad:
         print(f"leadscore calibrate: {bad} bad line(s) skipped", file=sys.stderr)
@@ -475,3 +539,229 @@ def cmd_calibrate(args: Any) -> int:
           f"threshold {suggested['at'] if suggested else '-'}; wrote "
           f"{', '.join(str(p) for p in written)}")  # fmt: skip
     return 0
+
+
+# ----- two plans side by side (``--compare CANDIDATE``) ----------------------------------------
+
+
+def _side(observations: Sequence[Observation], plan: Plan, score_name: str) -> dict[str, Any]:
+    """One plan's figures for the comparison: :func:`analyse`, with the tiers and thresholds
+    of its score, plus deciles (ten slices of equal size, ties shared) and the AUC."""
+    from streams.learn import auc, deciles
+
+    score = plan.by_name[score_name]
+    figures = analyse(observations, thresholds=[(t.name, t.at) for t in score.thresholds],
+                      tiers=[(t.name, t.below) for t in score.tiers])  # fmt: skip
+    values = [float(o.score) for o in observations]
+    labels = [o.converted for o in observations]
+    return {"score": score_name, "plan_version": plan.version,
+            "predicted": getattr(score, "predicted", None) is not None,
+            "auc": auc(values, labels), "deciles": deciles(values, labels), **figures}  # fmt: skip
+
+
+def _compare_items(args: Any) -> tuple[list[str | Invalid | Item], int] | int:
+    """What both plans are scored from: the archive's lines, or the input topics' items
+    sorted by event time (the candidate has no record on ``score-changed`` yet, so both sides
+    are scored offline)."""
+    import sys
+
+    if args.archive is not None:
+        from streams.offline import read_lines
+
+        try:
+            with open(args.archive, "rb") as raw:
+                return [line for _, line in read_lines(raw)], 0
+        except OSError as error:
+            print(f"leadscore calibrate: cannot read {args.archive}: {error}", file=sys.stderr)
+            return 1
+    from streams.reading import read_inputs, service_codec
+
+    loaded = service_codec("calibrate")
+    if isinstance(loaded, int):
+        return loaded
+    settings, codec = loaded
+    items: list[Item] = []
+    why, bad = read_inputs(settings, codec, Source, items.append, args.timeout)
+    if why is not None:
+        print(f"leadscore calibrate: {why}", file=sys.stderr)
+        return 1
+    items.sort(key=lambda item: item.occurred_at_ms)
+    return [*items], bad
+
+
+def _compare(args: Any, plan: Plan, since: int, until: int) -> int:
+    """``calibrate --compare CANDIDATE [--compare-score NAME]``: both plans over the same
+    period, from the same inputs, side by side (comparison.json and comparison.html)."""
+    import sys
+
+    from streams.offline import load_plan_or_exit
+
+    candidate = load_plan_or_exit(args.compare)
+    if isinstance(candidate, int):
+        return candidate
+    other = args.compare_score or args.score
+    if other not in candidate.by_name:
+        print(f"leadscore calibrate: --compare-score: the candidate has no score '{other}' (it "
+              f"has: {', '.join(candidate.by_name)})", file=sys.stderr)  # fmt: skip
+        return 2
+    kind = plan.by_name[args.score].entity
+    if candidate.by_name[other].entity != kind:
+        print(f"leadscore calibrate: --compare-score: '{other}' is a "
+              f"{candidate.by_name[other].entity} score, '{args.score}' a {kind} score",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    read = _compare_items(args)
+    if isinstance(read, int):
+        return read
+    items, bad = read
+    sides = {}
+    for side, side_plan, name in (("current", plan, args.score), ("candidate", candidate, other)):
+        observations, bad_lines = observations_from_archive(
+            side_plan, name, items, since_ms=since, until_ms=until, tenant=args.account,
+            conversions=args.conversions,
+        )  # fmt: skip
+        sides[side] = _side(observations, side_plan, name)
+    bad += bad_lines
+    meta = {"entity": kind, "tenant": args.account if args.account is not None
+            else "the default tenant", "since": args.since, "until": args.until,
+            "conversions": args.conversions.describe(),
+            "source": "archive" if args.archive is not None else "input topics"}  # fmt: skip
+    written = write_comparison(sides, meta, Path(args.out))
+    if bad:
+        print(f"leadscore calibrate: {bad} bad line(s) skipped", file=sys.stderr)
+    now, then = sides["current"], sides["candidate"]
+
+    def top(side: dict[str, Any]) -> str:
+        lift = side["deciles"][0]["lift"] if side["deciles"] else None
+        return f"AUC {_num(side['auc'])}, top-decile lift {_x(lift)}"
+
+    print(f"{now['entities']} {kind}s, {now['converters']} converted; {now['score']} "
+          f"({now['plan_version']}): {top(now)}; {then['score']} ({then['plan_version']}): "
+          f"{top(then)}; wrote {', '.join(str(p) for p in written)}")  # fmt: skip
+    return 0
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def comparison_plots(sides: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each side's plots (:func:`plots`) and the lift per decile of both."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {f"{side}-{name}": image for side, figures in sides.items()
+           for name, image in plots(figures, figures["score"]).items()}  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    colours = (("current", "#1c7ed6"), ("candidate", "#d9480f"))
+    for offset, (side, colour) in zip((-0.2, 0.2), colours, strict=True):
+        rows = sides[side]["deciles"]
+        ax.bar([r["decile"] + offset for r in rows], [r["lift"] or 0 for r in rows], width=0.4,
+               color=colour, label=f"{side}: {sides[side]['score']}")  # fmt: skip
+    ax.axhline(1.0, color="#495057", linewidth=1, linestyle="--")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile (1: the highest scores)")
+    ax.set_ylabel("lift (decile rate / base rate)")
+    ax.legend()
+    out["deciles"] = png_of(fig)
+    plt.close(fig)
+    return out
+
+
+def render_comparison(sides: dict[str, dict[str, Any]], meta: dict[str, Any],
+                      images: dict[str, str]) -> str:  # fmt: skip
+    now, then = sides["current"], sides["candidate"]
+    names = [f"{s['score']} ({s['plan_version']})" for s in (now, then)]
+    title = html.escape(f"Calibration: {names[0]} and {names[1]} ({meta['entity']}s of "
+                        f"{meta['tenant']})")  # fmt: skip
+
+    def best(side: dict[str, Any], key: str) -> str:
+        s = side["suggested_threshold"]
+        if s is None:
+            return "-"
+        return str(s["at"]) if key == "at" else (_pct(s[key]) if key != "lift" else _x(s[key]))
+
+    headline = table(
+        ["", f"current: {names[0]}", f"candidate: {names[1]}"],
+        [["entities", now["entities"], then["entities"]],
+         ["converted", now["converters"], then["converters"]],
+         ["AUC", _num(now["auc"]), _num(then["auc"])],
+         ["lift of the top decile", _x(now["deciles"][0]["lift"] if now["deciles"] else None),
+          _x(then["deciles"][0]["lift"] if then["deciles"] else None)],
+         ["suggested threshold", best(now, "at"), best(then, "at")],
+         ["its precision", best(now, "precision"), best(then, "precision")],
+         ["its recall", best(now, "recall"), best(then, "recall")],
+         ["its lift", best(now, "lift"), best(then, "lift")]],
+    )  # fmt: skip
+    decile_rows = table(
+        ["decile", "current: entities", "rate", "lift", "candidate: entities", "rate", "lift"],
+        [[a["decile"], f"{a['entities']:.1f}", _pct(a["rate"]), _x(a["lift"]),
+          f"{b['entities']:.1f}", _pct(b["rate"]), _x(b["lift"])]
+         for a, b in zip(now["deciles"], then["deciles"], strict=True)],
+    )  # fmt: skip
+
+    def bands(side: dict[str, Any]) -> str:
+        return table(
+            ["band", "from", "below", "entities", "converted", "rate", "lift"],
+            [[b["band"], "-" if b["from"] is None else b["from"],
+              "-" if b["below"] is None else b["below"], b["entities"], b["converters"],
+              _pct(b["rate"]), _x(b["lift"])] for b in side["bands"]],
+        )  # fmt: skip
+
+    def thresholds(side: dict[str, Any]) -> str:
+        suggested = side["suggested_threshold"]
+        rows = [*side["thresholds"], *([{"name": "suggested", **suggested}] if suggested else [])]
+        return table(
+            ["threshold", "at", "at or above", "converted", "precision", "recall", "lift"],
+            [[t["name"], t["at"], t["entities"], t["converters"], _pct(t["precision"]),
+              _pct(t["recall"]), _x(t["lift"])] for t in rows],
+        )  # fmt: skip
+
+    def img(name: str, alt: str) -> str:
+        return f'<img alt="{alt}" src="data:image/png;base64,{images[name]}">'
+
+    def column(side: str) -> str:
+        figures = sides[side]
+        return (f"<div><h3>{side}: {html.escape(names[0 if side == 'current' else 1])}</h3>"
+                f"{img(side + '-lift', 'lift per band')}{bands(figures)}"
+                f"{img(side + '-thresholds', 'precision and recall')}{thresholds(figures)}"
+                f"{img(side + '-distribution', 'score distributions')}</div>")  # fmt: skip
+
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 90em; color: #212529;
+       padding: 0 1em; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }} h3 {{ font-size: 1em; }}
+table {{ border-collapse: collapse; margin: .5em 0; }}
+th, td {{ border-bottom: 1px solid #dee2e6; padding: .3em .8em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} .note {{ color: #495057; }}
+.sides {{ display: grid; grid-template-columns: 1fr 1fr; gap: 2em; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>The same {html.escape(meta["entity"])}s, scored under each plan from the same inputs
+({html.escape(meta["source"])}) at {html.escape(str(meta["since"]))}; conversions after it, up
+to {html.escape(str(meta["until"]))}. {_converts(meta)}</p>
+{headline}
+<h2>Lift per decile</h2>
+<p class="note">Ten slices of equal size from the highest score down; entities of one value
+are shared among the slices their ties span, so counts may be fractional.</p>
+{img("deciles", "lift per decile of both")}
+{decile_rows}
+<h2>Bands and thresholds</h2>
+<div class="sides">{column("current")}{column("candidate")}</div>
+</body></html>
+"""
+
+
+def write_comparison(sides: dict[str, dict[str, Any]], meta: dict[str, Any],
+                     out_dir: Path) -> list[Path]:  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = comparison_plots(sides)
+    json_path, html_path = out_dir / "comparison.json", out_dir / "comparison.html"
+    json_path.write_text(json.dumps({**meta, **sides}, indent=1) + "\n")
+    html_path.write_text(render_comparison(sides, meta, images))
+    return [json_path, html_path]

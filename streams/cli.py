@@ -66,6 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--calibration-archive", default=None, metavar="FILE",
                       help="instead: write the calibration dataset (planted signal, purchases) "
                            "as JSON lines to FILE")  # fmt: skip
+    demo.add_argument("--learning-archive", default=None, metavar="FILE",
+                      help="instead: write the learning dataset (weekly cohorts, planted "
+                           "signal, purchases) as JSON lines to FILE")  # fmt: skip
     automate = sub.add_parser(
         "automate", help="webhook bridge: POST threshold crossings to endpoints (YAML file)"
     )
@@ -122,6 +125,83 @@ def _build_parser() -> argparse.ArgumentParser:
     cal.add_argument(
         "--out", default="calibration", help="report directory (default ./calibration)"
     )
+    cal.add_argument("--conversion", action="append", default=None,
+                     metavar="purchase|deal-won|deal-won:STAGE",
+                     help="what counts as a conversion (repeatable; default: a purchase or a "
+                          "won deal)")  # fmt: skip
+    cal.add_argument("--compare", default=None, metavar="CANDIDATE",
+                     help="also report this candidate plan over the same period, side by "
+                          "side (comparison.json and comparison.html)")  # fmt: skip
+    cal.add_argument("--compare-score", default=None, metavar="NAME",
+                     help="the candidate's score to compare (default: --score)")  # fmt: skip
+    learn = sub.add_parser("learn", help="learn a predicted score from outcomes: a candidate "
+                                         "plan and an HTML/JSON report")  # fmt: skip
+    learn.add_argument(
+        "--plan", default=None, help="the current plan (default: the worker's, LEADSCORE_PLAN_PATH)"
+    )
+    learn.add_argument(
+        "--score", required=True, help="the hand-written score whose rules propose the features"
+    )
+    learn.add_argument("--archive", default=None,
+                       help="learn from this JSON-lines file of inputs (as leadscore score "
+                            "reads it) instead of the service's input topics")  # fmt: skip
+    learn.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="longest time to read each input topic (default 120)",
+    )
+    learn.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    learn.add_argument("--since", default=None,
+                       help="the first cutoff (default: the first event time plus the longest "
+                            "window)")  # fmt: skip
+    learn.add_argument(
+        "--until", default=None, help="the end of the history (default: the last event time)"
+    )
+    learn.add_argument("--every", default="7d", help="cutoffs this far apart (default 7d)")
+    learn.add_argument(
+        "--horizon",
+        default="30d",
+        help="label: converted within this after the cutoff (default 30d)",
+    )
+    learn.add_argument("--active-within", default=None, metavar="DURATION",
+                       help="count an entity at a cutoff if its latest event lies within this "
+                            "before it (default: the horizon; all: any activity)")  # fmt: skip
+    learn.add_argument("--window", action="append", default=None, metavar="DURATION",
+                       help="hits windows of each rule (repeatable; default 7d and 14d; at "
+                            "most the plan's lateness)")  # fmt: skip
+    learn.add_argument("--attribute", action="append", default=None, metavar="NAME[=VALUE]",
+                       help="a profile attribute as a feature: NAME=VALUE 1 if it equals, "
+                            "NAME its number (repeatable)")  # fmt: skip
+    learn.add_argument("--conversion", action="append", default=None,
+                       metavar="purchase|deal-won|deal-won:STAGE",
+                       help="what counts as a conversion (repeatable; default: a purchase or a "
+                            "won deal)")  # fmt: skip
+    learn.add_argument(
+        "--holdout",
+        type=float,
+        default=0.3,
+        help="share of the last cutoffs held out (default 0.3)",
+    )
+    learn.add_argument(
+        "--C",
+        type=float,
+        default=1.0,
+        help="inverse L2 strength on standardised features (default 1)",
+    )
+    learn.add_argument(
+        "--name", default=None, help="the predicted score's name (default: SCORE-predicted)"
+    )
+    learn.add_argument(
+        "--version",
+        default=None,
+        help="the candidate plan's version (default: the plan's + '+learned')",
+    )
+    learn.add_argument(
+        "--out", default="candidate.yaml", help="the candidate plan file (default ./candidate.yaml)"
+    )
+    learn.add_argument("--report", default="learning", help="report directory (default ./learning)")
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
     from streams.watch import add_arguments
 
@@ -137,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command is None:
         parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
-                     "calibrate, automate)")  # fmt: skip
+                     "calibrate, learn, automate)")  # fmt: skip
     if args.command == "plan" and args.plan_command != "check":
         from streams.plan_publish import cmd_plan_publish
 
@@ -148,6 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.planted import write_archive
 
         return write_archive(args.calibration_archive, contacts=args.contacts, seed=args.seed)
+    if args.command == "demo" and args.learning_archive is not None:
+        from streams.planted import write_learning_archive
+
+        return write_learning_archive(args.learning_archive, contacts=args.contacts,
+                                      seed=args.seed)  # fmt: skip
     if args.command == "demo":
         from streams.demo import run_demo
         from streams.errors import LeadscoreError
@@ -184,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.calibrate import cmd_calibrate
 
         return cmd_calibrate(args)
+    if args.command == "learn":
+        from streams.learn import cmd_learn
+
+        return cmd_learn(args)
     if args.command == "top":
         from streams.topview import cmd_top
 
