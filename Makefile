@@ -127,6 +127,19 @@ registry-up: ## local schema registry (Apicurio 2.4.2, in memory, built from Mav
 registry-down: ## stop the local schema registry (its schemas are lost)
 	@deploy/registry/registry.sh down
 
+# Containers (deploy/containers/): podman, or docker where a Docker engine answers. Where
+# python:3.11-slim-trixie cannot be pulled, the base is made from Debian packages (base.sh).
+# make test runs the compose stack in tests/integration/test_containers.py, which builds first.
+.PHONY: image images test-containers
+image: ## the worker image leadscore:local (podman or docker; cached: seconds the second time)
+	@deploy/containers/images.sh leadscore
+
+images: ## the compose stack's images: the worker, Kafka (kafka.sh's jars), Prometheus (Debian's)
+	@deploy/containers/images.sh all
+
+test-containers: venv ## the compose stack for real: builds the images, runs tests/integration/test_containers.py
+	$(VENV)/bin/pytest -p no:cacheprovider -s tests/integration/test_containers.py --durations=1
+
 # Outside CI: about 1-2 minutes. make test runs the same test with 5,000 records.
 fuzz: venv ## input fuzzing: 100,000 mutated and valid records against a worker (FUZZ_RECORDS=, FUZZ_SEED=)
 	@$(KAFKA) up

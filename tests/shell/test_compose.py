@@ -1,9 +1,11 @@
 """The container image and the compose stack (``Dockerfile``, ``.dockerignore``,
-``docker-compose.yml``, ``deploy/compose/``), checked without a Docker engine: the compose file
-against the Compose specification's JSON schema (vendored in ``deploy/schemas/``), every
-``LEADSCORE_*`` variable by the real settings loader, every command by the real CLI parser, the
-image's install steps against the Makefile's, its healthcheck command against an HTTP server, and
-the Prometheus config with ``promtool``."""
+``docker-compose.yml``, ``docker-compose.local.yml``, ``deploy/compose/``), checked without running
+a container: the compose files against the Compose specification's JSON schema (vendored in
+``deploy/schemas/``), every ``LEADSCORE_*`` variable by the real settings loader, every command by
+the real CLI parser, the image's install steps against the Makefile's, its healthcheck command
+against an HTTP server, the local broker image's entrypoint with the compose file's settings, and
+the Prometheus config with ``promtool``. ``tests/integration/test_containers.py`` builds the
+images and runs the stack."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +38,7 @@ from tests.shell.deploy_helpers import (
 )
 
 COMPOSE = ROOT / "docker-compose.yml"
+LOCAL = ROOT / "docker-compose.local.yml"
 SCHEMAS = ROOT / "deploy" / "schemas"
 COMPOSE_SCHEMA = SCHEMAS / "compose-spec.json"
 PROMETHEUS = ROOT / "deploy" / "compose" / "prometheus.yml"
@@ -174,14 +178,14 @@ def test_workers_have_identities_of_their_own(
         seen_volumes.add(volume)
         (port,) = service["ports"]
         assert port.endswith(f":{settings.web_port}")
-        seen_ports.add(port.split(":")[-2])
+        seen_ports.add(interpolate(port).split(":")[-2])
         # the plan is the repository's, mounted read-only where LEADSCORE_PLAN_PATH points
         mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
         source = mounts[str(settings.plan_path.parent)]
         assert (ROOT / source / settings.plan_path.name).is_file()
         assert service["depends_on"]["kafka"]["condition"] == "service_healthy"
         assert service["stop_grace_period"] == "75s"
-    assert len(seen_ports) == 2
+    assert seen_ports == {"6066", "6067"}
 
 
 def test_the_broker_listener_is_the_workers_bootstrap(compose: dict[str, Any]) -> None:
@@ -231,6 +235,128 @@ def test_every_bind_mount_source_exists(compose: dict[str, Any]) -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (ROOT / source).exists(), f"{name}: {source} is missing"
+
+
+def test_host_ports_move_with_a_variable_and_keep_their_defaults(compose: dict[str, Any]) -> None:
+    """Each published port is 127.0.0.1:${VARIABLE:-default}:container port, so a second stack
+    (the container test's) can take free ports; the defaults are the documented ones."""
+    expected = {
+        "kafka": ("KAFKA_HOST_PORT", "39092"),
+        "leadscore-1": ("WORKER_1_PORT", "6066"),
+        "leadscore-2": ("WORKER_2_PORT", "6067"),
+        "prometheus": ("PROMETHEUS_PORT", "9090"),
+        "grafana": ("GRAFANA_PORT", "3000"),
+    }
+    published = {n: s["ports"] for n, s in compose["services"].items() if s.get("ports")}
+    assert set(published) == set(expected)
+    for name, (variable, default) in expected.items():
+        (port,) = published[name]
+        assert port.startswith(f"127.0.0.1:${{{variable}:-{default}}}:"), (name, port)
+    # the broker tells host clients the port they connected to
+    listeners = compose["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert "HOST://127.0.0.1:${KAFKA_HOST_PORT:-39092}" in listeners.split(",")
+    for name in published:
+        assert not name.startswith("LEADSCORE_")  # (a LEADSCORE_* would be read as a setting)
+
+
+def test_leadscore_containers_are_locked_down_as_the_pods(compose: dict[str, Any]) -> None:
+    """Read-only root, scratch space on /tmp only, no capabilities, no privilege escalation: the
+    Kubernetes StatefulSet's securityContext (tests/integration/test_containers.py runs it)."""
+    pod = yaml.safe_load((ROOT / "deploy" / "k8s" / "base" / "statefulset.yaml").read_text())
+    (container,) = pod["spec"]["template"]["spec"]["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["capabilities"]["drop"] == ["ALL"]
+    assert context["allowPrivilegeEscalation"] is False
+    for name, service in leadscore_services(compose).items():
+        assert service["read_only"] is True, name
+        assert service["tmpfs"] == ["/tmp"], name
+        assert service["cap_drop"] == ["ALL"], name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+
+
+# ----- the local images' override (docker-compose.local.yml) ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def local() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(LOCAL.read_text())
+    return loaded
+
+
+def test_the_override_matches_the_compose_specification() -> None:
+    done = subprocess.run([check_jsonschema(), "--schemafile", str(COMPOSE_SCHEMA), str(LOCAL)],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_override_changes_images_only(compose: dict[str, Any], local: dict[str, Any]) -> None:
+    """Same services, settings and volumes as docker-compose.yml: the override names the local
+    images of the broker and Prometheus and puts Grafana (no local image) behind a profile."""
+    assert set(local) == {"services"}
+    assert set(local["services"]) <= set(compose["services"])
+    assert local["services"] == {
+        "kafka": {"image": "localhost/leadscore-kafka:local"},
+        "prometheus": {"image": "localhost/leadscore-prometheus:local"},
+        "grafana": {"profiles": ["grafana"]},
+    }
+    # the images are the ones deploy/containers/images.sh tags
+    images_sh = (ROOT / "deploy" / "containers" / "images.sh").read_text()
+    for service in ("kafka", "prometheus"):
+        tag = local["services"][service]["image"].removeprefix("localhost/")
+        assert f"-t {tag} " in images_sh, tag
+    # the worker image is the compose file's own
+    assert all(s["image"] == IMAGE for s in leadscore_services(compose).values())
+
+
+def test_the_local_broker_image_answers_the_compose_healthcheck() -> None:
+    """The compose healthcheck runs /opt/kafka/bin/kafka-broker-api-versions.sh; the local image
+    installs the project's own probe there, and reads the broker's settings as apache/kafka."""
+    containerfile = (ROOT / "deploy" / "containers" / "kafka" / "Containerfile").read_text()
+    assert "COPY entrypoint.sh kafka-broker-api-versions.sh /opt/kafka/bin/" in containerfile
+    probe = ROOT / "deploy" / "containers" / "kafka" / "kafka-broker-api-versions.sh"
+    assert probe.stat().st_mode & 0o111
+    # nothing listening: the probe fails (the integration test runs it against the broker)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([str(probe), "--bootstrap-server", f"127.0.0.1:{port}"],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode != 0
+
+
+def test_the_broker_entrypoint_maps_settings_as_apache_kafka(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The entrypoint's KAFKA_* -> server.properties mapping, run with the compose file's
+    environment (a stand-in java records what it is asked to run)."""
+    entrypoint = (ROOT / "deploy" / "containers" / "kafka" / "entrypoint.sh").read_text()
+    config = tmp_path / "server.properties"
+    script = tmp_path / "entrypoint.sh"
+    script.write_text(entrypoint.replace("/opt/kafka/config/server.properties", str(config)))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/java.log\n')
+    (bin_dir / "java").chmod(0o755)
+    env = {k: str(v) for k, v in compose["services"]["kafka"]["environment"].items()}
+    env = {k: interpolate(v) for k, v in env.items()}
+    env["KAFKA_LOG_DIRS"] = str(tmp_path / "data")
+    done = subprocess.run(["bash", str(script)], env={"PATH": f"{bin_dir}:/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    written = dict(
+        line.split("=", 1) for line in config.read_text().splitlines() if not line.startswith("#")
+    )
+    assert written["process.roles"] == "broker,controller"
+    assert written["controller.quorum.voters"] == "1@kafka:9093"
+    assert written["advertised.listeners"] == "PLAINTEXT://kafka:9092,HOST://127.0.0.1:39092"
+    assert written["transaction.state.log.min.isr"] == "1"
+    assert written["log.dirs"] == str(tmp_path / "data")
+    assert "heap.opts" not in written and "KAFKA_HEAP_OPTS" in env
+    assert len(written) == len([k for k in env if k.startswith("KAFKA_")]) - 1  # all but the heap
+    calls = (tmp_path / "java.log").read_text().splitlines()
+    # first the storage is formatted with the compose file's cluster id, then the broker runs
+    assert "kafka.tools.StorageTool format -t bGVhZHNjb3JlLWRlbW8tMQ" in calls[0]
+    assert calls[1].startswith("-Xms256m -Xmx768m ") and calls[1].endswith(f"kafka.Kafka {config}")
 
 
 # ----- the image -----------------------------------------------------------------------------
