@@ -81,7 +81,10 @@ def _feature(entity: EntityState | None, kind: str, feature: Feature, plan: Plan
         number = feature.low
     elif number > feature.high:
         number = feature.high
-    return number.quantize(NUMBER_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -6:  # (more than six places: rounded)
+        return number.quantize(NUMBER_PLACES, rounding=ROUND_HALF_EVEN, context=_EXACT)
+    return number
 
 
 def _hits(entity: EntityState | None, feature: Feature) -> int:
