@@ -30,6 +30,7 @@ import html
 import json
 import math
 import sys
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -848,13 +849,15 @@ def learn(items: Sequence[Item], current_text: str, plan: Plan, options: Options
         "sample": sample,
         "notes": notes,
     }  # fmt: skip
-    header = (
-        f"Candidate plan written by leadscore learn: the plan {plan.version} with the predicted "
-        f"score '{name}' added\n(model {model_version}: {len(kept)} features, learned from "
-        f"{source}, cutoffs every {report['every']} from {report['since']},\nlabel: converted "
-        f"within {report['horizon']}). Hold-out AUC {_f(learned['auc'])}, the hand-written "
-        f"{options.score} {_f(hand['auc'])}.\nTry it with leadscore replay (a dry run) and "
-        "leadscore calibrate --compare before publishing it."
+    header = textwrap.fill(
+        f"Candidate plan written by leadscore learn: the plan {plan.version} plus the predicted "
+        f"score '{name}' (model {model_version}, {len(kept)} features), learned from {source}: "
+        f"cutoffs every {report['every']} from {report['since']}, label: converted within "
+        f"{report['horizon']}. Hold-out AUC {_f(learned['auc'])}; the hand-written "
+        f"{options.score} {_f(hand['auc'])}. Try it with leadscore replay (a dry run) and "
+        "leadscore calibrate --compare before publishing it.",
+        width=96,
+        break_on_hyphens=False,
     )
     text = candidate_text(current_text, version, entry, header)
     load_plan(text, source="the candidate plan")  # (a PlanError here is a bug: it is reported)
