@@ -1008,6 +1008,7 @@ def cmd_learn(args: Any) -> int:
         return 1
     out = Path(args.out)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as error:
         print(f"leadscore learn: cannot write {out}: {error.strerror}", file=sys.stderr)
