@@ -17,6 +17,10 @@ but counting:
 
 :func:`write_report` writes ``calibration.json`` (for machines) and ``calibration.html``: one
 self-contained page, its PNG plots (matplotlib) inlined.
+
+What converts is :class:`Conversions` (``--conversion``). With ``--compare CANDIDATE`` both
+plans are scored offline from the same inputs and :func:`write_comparison` sets their figures
+side by side (``comparison.json``, ``comparison.html``), with each side's AUC and deciles.
 """
 
 from __future__ import annotations
