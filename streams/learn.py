@@ -541,7 +541,7 @@ def plots(report: dict[str, Any]) -> dict[str, str]:
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
     for side, name, colour in zip((learned, hand), names, colours, strict=True):
         fpr, tpr = zip(*side["roc"], strict=True)
-        ax.plot(fpr, tpr, label=f"{name}: AUC {side['auc']:.3f}", color=colour)
+        ax.plot(fpr, tpr, label=f"{name}: AUC {_f(side['auc'])}", color=colour)
     ax.plot([0, 1], [0, 1], color="#adb5bd", linestyle="--", linewidth=1)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -712,6 +712,14 @@ def definition(f: Feature) -> str:
     return f"{f.attribute}, clamped to [0, {f.max}]"
 
 
+def _unusable(score: Score) -> str:
+    if score.entity == "account":
+        return "an account score (predicted scores are kept for contacts and deals)"
+    if score.predicted is not None:
+        return "predicted itself"
+    return "a roll-up (its members' part is not the entity's own)"
+
+
 def _quantile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
@@ -726,6 +734,9 @@ def learn(items: Sequence[Item], current_text: str, plan: Plan, options: Options
 
     score = plan.by_name[options.score]
     kind = score.entity
+    if score.entity == "account" or score.predicted is not None or score.rollup is not None:
+        raise LearnError(f"--score: {options.score} is {_unusable(score)}; name a hand-written "
+                         "contact or deal score")  # fmt: skip
     name = options.name or f"{options.score}-predicted"
     if name in plan.by_name:
         raise LearnError(f"--name: the plan already has a score '{name}'")
@@ -758,8 +769,10 @@ def learn(items: Sequence[Item], current_text: str, plan: Plan, options: Options
                    tenant=options.tenant, active_ms=options.active_ms)  # fmt: skip
     train = [r for r in rows if r.cutoff in set(train_cuts)]
     held = [r for r in rows if r.cutoff in set(held_cuts)]
-    if not any(r.label for r in train) or all(r.label for r in train):
-        raise LearnError(f"the {len(train)} training rows need both converters and others")
+    for part, rows_ in (("training", train), ("hold-out", held)):
+        if not any(r.label for r in rows_) or all(r.label for r in rows_):
+            raise LearnError(f"the {len(rows_)} {part} rows need both converters and others: "
+                             "give a longer period, or check --conversion")  # fmt: skip
     # numeric attributes: clamped at the 99th percentile of the training rows (at least 1);
     # their values came unclamped (the draft's bound is 10^12), so clamping them here gives
     # what the candidate computes

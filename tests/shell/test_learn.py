@@ -163,6 +163,11 @@ def test_the_command_names_its_mistakes(
         (["--holdout", "1"], 2, "--holdout must lie between 0 and 1"),
         (["--name", "engagement"], 1, "--name: the plan already has a score 'engagement'"),
         (["--since", "2026-05-01T00:00:00Z"], 1, "too few for a hold-out and training cutoffs"),
+        (
+            ["--plan", str(flow["candidate"]), "--score", "engagement-predicted"],
+            1,
+            "--score: engagement-predicted is predicted itself; name a hand-written",
+        ),
     ]
     for extra, code, message in cases:
         assert main([*base, *extra]) == code, extra
