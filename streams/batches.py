@@ -22,6 +22,7 @@ process with :data:`EXIT_FATAL` before anything else is committed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -531,7 +532,9 @@ class Engine:
                 self.cache.forget(msg.key())  # type: ignore[arg-type]  # changed in place, maybe
                 raise _Abort from exc
             if result.invalid is not None:
-                self._dead_letter(self._letter(msg, result.error_class, result.invalid))
+                letter = self._letter(msg, result.error_class, result.invalid)
+                origin = rec.source if isinstance(rec, records.ItemRecord) else None
+                self._dead_letter(dataclasses.replace(letter, origin=origin))
             self._publish(result.changes, emitted_ms)
             if isinstance(rec, records.MemberRecord):
                 self.metrics.child(self.metrics.member_updates, "received").inc()

@@ -22,15 +22,24 @@ class DeadLetter:
     offset: int
     error_class: str
     reason: str
+    #: for a letter of the entity-events topic (refused by the entity stage), the input record
+    #: its item came from: topic, partition, offset
+    origin: tuple[str, int, int] | None = None
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        out = [
             ("leadscore.source.topic", self.topic.encode()),
             ("leadscore.source.partition", str(self.partition).encode()),
             ("leadscore.source.offset", str(self.offset).encode()),
             ("leadscore.error.class", self.error_class.encode()),
             ("leadscore.error.reason", self.reason[:MAX_REASON].encode("utf-8", "replace")),
         ]
+        if self.origin is not None:
+            topic, partition, offset = self.origin
+            out += [("leadscore.input.topic", topic.encode()),
+                    ("leadscore.input.partition", str(partition).encode()),
+                    ("leadscore.input.offset", str(offset).encode())]  # fmt: skip
+        return out
 
     def for_kafka(self) -> tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]:
         """Key, value and headers as produced; a value too large to produce is left out."""

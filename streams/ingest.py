@@ -7,9 +7,11 @@ its reason.
 
 The item carries the input record's Kafka timestamp (``appended_ms``; the wall clock at ingest,
 ``now_ms``, when the record has none), so the entity stage can bound its event time against its
-tenant's plan (``max_future``, :mod:`streams.scoring.arrival`) the same way on every replay. Only
-an event time past the year 9999 is refused here already (``future_event``): no entity could
-take it, under any plan.
+tenant's plan (``max_future``, :mod:`streams.scoring.arrival`) the same way on every replay.
+Ingest refuses already (``future_event``, with the original bytes) what no plan could take: an
+event time past the year 9999, one beyond the default plan's ``max_future`` for the default
+tenant (whose plan that is), and one beyond the largest ``max_future`` any plan may set (7 days)
+for another tenant.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from streams.codec import Codec, DecodeError, Source
 from streams.deadletter import FUTURE_EVENT, DeadLetter
 from streams.scoring import Invalid, parse_input, route
 from streams.scoring.arrival import future_reason
-from streams.scoring.plan import DEFAULT_MAX_FUTURE_MS
+from streams.scoring.plan import DEFAULT_MAX_FUTURE_MS, MAX_MAX_FUTURE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,13 @@ class Ingest:
                 ahead = future_reason(item.occurred_ms, appended_ms, self.max_future_ms)
                 return dead(FUTURE_EVENT, ahead or item.reason)
             return dead("InvalidRecord", item.reason)
+        # the default tenant's plan is known here; another tenant's plan may accept up to the
+        # bound no plan may exceed: beyond either, refuse now, with the original bytes (the
+        # entity stage applies the tenant's own, tighter bound)
+        bound = self.max_future_ms if item.account_id is None else MAX_MAX_FUTURE_MS
+        ahead = future_reason(item.occurred_at_ms, appended_ms, bound)
+        if ahead is not None:
+            return dead(FUTURE_EVENT, ahead)
         keys = route(item)
         if not keys:
             return dead("Unroutable", "the record names no entity (contact_id and deal_id null)")

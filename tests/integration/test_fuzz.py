@@ -37,7 +37,11 @@ from confluent_kafka import Producer
 
 from streams.codec import Codec, Source
 from streams.deadletter import DeadLetter
-from streams.ingest import Ingest
+from streams.ingest import Ingest, Routed
+from streams.records import ItemRecord, decode
+from streams.scoring import Invalid, parse_input
+from streams.scoring.arrival import future_reason
+from streams.scoring.plan import DEFAULT_MAX_FUTURE_MS
 from tests.integration.service import SOURCES, Service
 from tests.integration.verify import exactly_once
 
@@ -55,6 +59,9 @@ class Record:
     value: bytes | None
     headers: list[tuple[str, bytes]]
     bad: bool = False
+    #: dead letters the entity stage writes for it (one per entity it routes to): a named
+    #: tenant's item beyond its plan's max_future, which ingest cannot know
+    entity_letters: int = 0
     baseline: str | None = None  # the contact of a baseline visit
     partition: int = -1
     offset: int = -1
@@ -141,9 +148,23 @@ def traffic(rng: random.Random, t: int) -> list[Record]:
                                     value=value, appended_ms=t, now_ms=t)  # fmt: skip
             bad = isinstance(verdict, DeadLetter)
         except Exception:  # the loop turns an unexpected failure into a dead letter too
-            bad = True
-        out.append(Record(source, key, value, headers, bad=bad))
+            bad, verdict = True, None
+        out.append(Record(source, key, value, headers, bad=bad,
+                          entity_letters=refused_later(verdict, t)))  # fmt: skip
     return out
+
+
+def refused_later(verdict: Routed | DeadLetter | None, t: int) -> int:
+    """How many entity-stage dead letters a routed item gets: one per entity when its event
+    time is beyond the test plan's max_future (the default) for a named tenant."""
+    if not isinstance(verdict, Routed):
+        return 0
+    item = decode(verdict.outputs[0][1])
+    assert isinstance(item, ItemRecord)
+    parsed = parse_input(item.record)
+    assert not isinstance(parsed, Invalid)
+    late = future_reason(parsed.occurred_at_ms, t, DEFAULT_MAX_FUTURE_MS)
+    return len(verdict.outputs) if parsed.account_id is not None and late is not None else 0
 
 
 def send(service: Service, records: list[Record]) -> None:
@@ -172,16 +193,17 @@ def header(letter: Any, name: str) -> str | None:
     return None
 
 
-def coordinates(letter: Any) -> tuple[str | None, int, int]:
-    return (header(letter, "leadscore.source.topic"),
-            int(header(letter, "leadscore.source.partition") or -1),
-            int(header(letter, "leadscore.source.offset") or -1))  # fmt: skip
+def coordinates(letter: Any, of: str = "source") -> tuple[str | None, int, int]:
+    return (header(letter, f"leadscore.{of}.topic"),
+            int(header(letter, f"leadscore.{of}.partition") or -1),
+            int(header(letter, f"leadscore.{of}.offset") or -1))  # fmt: skip
 
 
 async def test_fuzzed_inputs(bootstrap: str, tmp_path: Path) -> None:
     t = int(time.time() * 1000) - 60_000
     records = traffic(random.Random(SEED), t)
     bad = [r for r in records if r.bad]
+    later = sum(r.entity_letters for r in records)
     baseline = {r.baseline for r in records if r.baseline}
     service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, json_sources=JSON_SOURCES,
                       extra={"LEADSCORE_BATCH_SIZE": "500"})  # fmt: skip
@@ -196,7 +218,7 @@ async def test_fuzzed_inputs(bootstrap: str, tmp_path: Path) -> None:
             dead = await service.read_all(service.dead)
             scored = {c["entity_id"] for c in await service.changes()
                       if c["entity_id"] in baseline}  # fmt: skip
-            if len(dead) >= len(bad) and scored >= baseline:
+            if len(dead) >= len(bad) + later and scored >= baseline:
                 break
             assert time.monotonic() < deadline, (
                 f"{len(dead)}/{len(bad)} dead letters, {len(scored)}/{len(baseline)} baseline "
@@ -213,6 +235,12 @@ async def test_fuzzed_inputs(bootstrap: str, tmp_path: Path) -> None:
 
     assert status == 200
     where = {(service.topic(r.source), r.partition, r.offset): r for r in records}
+    from_entities = [d for d in dead if header(d, "leadscore.input.topic") is not None]
+    assert Counter(coordinates(d, "input") for d in from_entities) == {
+        (service.topic(r.source), r.partition, r.offset): r.entity_letters
+        for r in records if r.entity_letters
+    }  # fmt: skip
+    dead = [d for d in dead if header(d, "leadscore.input.topic") is None]
     letters = Counter(coordinates(d) for d in dead)
     assert max(letters.values()) == 1, "a record was dead-lettered twice"
     assert set(letters) == {(service.topic(r.source), r.partition, r.offset) for r in bad}
@@ -228,7 +256,8 @@ async def test_fuzzed_inputs(bootstrap: str, tmp_path: Path) -> None:
                 and len(original.key or b"") + len(original.value or b"") > 900_000
             )
     grouped = exactly_once(changes)  # no duplicate, contiguous seqs, values chain
-    print(f"fuzz: {len(records)} records (seed {SEED}): {len(dead)} dead letters as predicted, "
+    print(f"fuzz: {len(records)} records (seed {SEED}): {len(dead)} dead letters as predicted "
+          f"(and {later} from the entity stage), "
           f"{len(baseline)} baseline visits scored once, {len(changes)} changes checked, "
           f"worker pid {pid} never restarted")  # fmt: skip
     for contact in baseline:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from streams import records
 from streams.codec import Codec, Source
 from streams.deadletter import FUTURE_EVENT, DeadLetter
@@ -55,8 +57,8 @@ def ingest(value: bytes, *, appended_ms: int, now_ms: int = ARRIVAL) -> Routed |
                         appended_ms=appended_ms, now_ms=now_ms)  # fmt: skip
 
 
-def avro_visit(occurred: int) -> bytes:
-    record = page_visit("e", occurred)
+def avro_visit(occurred: int, account: str | None = None) -> bytes:
+    record = page_visit("e", occurred, account=account)
     del record["type"]
     return CODEC.encode(CODEC.inputs[Source.PAGE_VISITS], record)
 
@@ -98,8 +100,31 @@ def test_epoch_nanoseconds_on_a_json_topic_are_a_future_event_at_ingest() -> Non
     assert "ahead of its arrival 2026-03-01T00:00:00.000Z" in letter.reason
 
 
-def test_a_9999_date_passes_ingest_for_the_entity_stage_to_judge() -> None:
-    assert isinstance(ingest(avro_visit(Y9999), appended_ms=ARRIVAL), Routed)
+def test_a_9999_date_of_the_default_tenant_is_refused_at_ingest_with_its_bytes() -> None:
+    value = avro_visit(Y9999)
+    letter = ingest(value, appended_ms=ARRIVAL)
+    assert isinstance(letter, DeadLetter) and letter.error_class == FUTURE_EVENT
+    assert letter.value == value and letter.origin is None
+    assert "at most 1h ahead is accepted" in letter.reason
+
+
+@pytest.mark.parametrize(
+    ("ahead_ms", "refused"),
+    [
+        (2 * 3_600_000, False),  # beyond the default 1h, but a tenant's plan may accept it
+        (7 * 86_400_000, False),  # the most any plan may accept
+        (7 * 86_400_000 + 1, True),  # more than any plan accepts: refused here, with its bytes
+    ],
+)
+def test_another_tenant_is_refused_at_ingest_only_beyond_what_any_plan_accepts(
+    ahead_ms: int, refused: bool
+) -> None:
+    verdict = ingest(avro_visit(ARRIVAL + ahead_ms, account="acme"), appended_ms=ARRIVAL)
+    if refused:
+        assert isinstance(verdict, DeadLetter) and verdict.error_class == FUTURE_EVENT
+        assert "at most 1w ahead is accepted" in verdict.reason
+    else:
+        assert isinstance(verdict, Routed)
 
 
 def test_json_nested_too_deeply_is_invalid_json_with_a_reason() -> None:

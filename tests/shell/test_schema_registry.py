@@ -309,8 +309,9 @@ def test_ingest_turns_each_framing_error_into_a_dead_letter_with_its_class(
         assert isinstance(result, DeadLetter), error_class
         assert result.error_class == error_class
         assert result.value == value  # the original bytes, unchanged
+    arrival = int(T0.timestamp() * 1000)  # (an event far ahead of its arrival is refused)
     routed = ingest.handle(topic="pv", partition=0, offset=2, key=b"k", value=good,
-                           appended_ms=0, now_ms=0)  # fmt: skip
+                           appended_ms=arrival, now_ms=arrival)  # fmt: skip
     assert isinstance(routed, Routed)
 
 
