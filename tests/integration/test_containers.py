@@ -47,6 +47,8 @@ COMPOSE = CONTAINERS / "compose.sh"
 PLAN = REPO / "plans" / "reference.yaml"
 PROJECT_LABEL = "io.podman.compose.project"
 SERVICE_LABEL = "io.podman.compose.service"
+PROJECT_PREFIX = "leadscore-test-"
+STALE_S = 3600  # a stack of this test older than that was left by a run that was killed
 DEMO_EVENTS, DEMO_RATE = 6000, 250
 BUILD_TIMEOUT_S = 1800  # a cold build here: the Debian base, the three images (about 5 minutes)
 ALERTS = {
@@ -184,6 +186,20 @@ def sweep(project: str) -> None:
     podman("network", "rm", "-f", f"{project}_default", check=False)
 
 
+def sweep_stale() -> None:
+    """Stacks of this test that a killed run left behind (its ``finally`` never ran): removed
+    once they are older than any run of the test could be."""
+    out = podman("ps", "-a", "--filter", f"label={PROJECT_LABEL}", "--format", "json", check=False)
+    now = time.time()
+    stale = {
+        c["Labels"][PROJECT_LABEL]
+        for c in json.loads(out or "[]")
+        if c["Labels"][PROJECT_LABEL].startswith(PROJECT_PREFIX) and now - c["Created"] > STALE_S
+    }
+    for project in stale:
+        sweep(project)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("containers")
@@ -197,7 +213,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {"WORKER_1_PORT": free_port(), "WORKER_2_PORT": free_port(),
              "PROMETHEUS_PORT": free_port(), "KAFKA_HOST_PORT": free_port()}  # fmt: skip
     assert len(set(ports.values())) == 4
-    project = f"leadscore-test-{uuid.uuid4().hex[:8]}"
+    sweep_stale()
+    project = f"{PROJECT_PREFIX}{uuid.uuid4().hex[:8]}"
     svc = Stack(f"127.0.0.1:{ports['KAFKA_HOST_PORT']}", "", root, plan=PLAN, partitions=8,
                 project=project, ports=ports, log=root / "compose.log")  # fmt: skip
     try:
