@@ -47,6 +47,11 @@ _EXACT: Final = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, rounding=RO
 _FIXED: Final = Context(prec=34, Emax=999_999, Emin=-999_999, rounding=ROUND_HALF_EVEN)
 _ZERO: Final = Decimal(0)
 _ONE: Final = Decimal(1)
+#: Basis points by logit, for the live path: ``exp`` at 34 digits costs tens of microseconds,
+#: and the same logits recur (small integer features). Cleared when full; a pure function's
+#: results, so it changes no value.
+_MEMO: dict[Decimal, int] = {}
+MEMO_SIZE: Final = 4096
 
 
 def feature_values(
@@ -142,8 +147,15 @@ def basis_points(p: Decimal) -> int:
 
 
 def value_of(entity: EntityState | None, kind: str, spec: Predicted, plan: Plan) -> int:
-    """The predicted score's value for the entity now, in basis points."""
-    return basis_points(probability(logit(spec, feature_values(entity, kind, spec, plan))))
+    """The predicted score's value for the entity now, in basis points: ``basis_points(
+    probability(logit(spec, feature_values(...))))``, remembered by logit."""
+    z = logit(spec, feature_values(entity, kind, spec, plan))
+    value = _MEMO.get(z)
+    if value is None:
+        if len(_MEMO) >= MEMO_SIZE:
+            _MEMO.clear()
+        value = _MEMO[z] = basis_points(probability(z))
+    return value
 
 
 def refresh(
