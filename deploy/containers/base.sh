@@ -2,10 +2,12 @@
 # Makes the project's Python base image from Debian packages, for machines that cannot pull
 # python:3.11-slim-trixie (the Dockerfile's default base) from an image registry, and prints its
 # name. The same Python line as that image: 3.11, which among Debian's releases only bookworm
-# (Debian 12) ships (trixie's is 3.13). mmdebstrap builds a minimal bookworm (with its updates and
-# security suites) holding python3.11 with its venv module, into a tarball; `podman import` turns it into an image. Made once: the image's tag
-# carries a digest of this script, so a change to it makes a new one, and a second run prints
-# the name in a fraction of a second.
+# (Debian 12) ships (trixie's is 3.13). mmdebstrap builds a minimal bookworm (with its updates
+# and security suites) holding python3.11 with its venv module into a tarball, and
+# `podman import` turns it into an image. Made once: the image's tag carries a digest of this
+# script's commands (comments aside), so a change to them makes a new one, and a second run
+# prints the name in a fraction of a second. For the latest Debian updates, remove the image
+# (`podman rmi $(deploy/containers/base.sh name)`): the next build makes it anew.
 #
 #   deploy/containers/base.sh            make the base if it is missing; print its name
 #   deploy/containers/base.sh name       print its name only
@@ -25,7 +27,7 @@ suite=bookworm
 # them with gcc, so the runtime image goes without (the service's time zones come from the tzdata
 # wheel, so Debian's tzdata stays out too).
 packages=python3.11,python3.11-venv,python3-venv,python-is-python3,ca-certificates
-digest="$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
+digest="$(grep -v '^[[:space:]]*#' "${BASH_SOURCE[0]}" | sha256sum | cut -c1-12)"
 name="localhost/leadscore-base:py3.11-$suite-$digest"
 
 [[ "${1:-}" == name ]] && { echo "$name"; exit 0; }
@@ -66,4 +68,8 @@ fi
   --message "leadscore base: Debian $suite minbase, python3.11 (deploy/containers/base.sh)" \
   "$work/base.tar" "$name" >"$work/import.log" 2>&1 || { cat "$work/import.log" >&2; exit 1; }
 echo "base.sh: $name made in $(( SECONDS - start )) s" >&2
+# earlier bases lose their tags (their layers go once nothing built on them is left)
+for old in $("$ENGINE" images --format '{{.Repository}}:{{.Tag}}' "${name%%:*}" 2>/dev/null); do
+  [[ "$old" == "$name" ]] || "$ENGINE" rmi "$old" >/dev/null 2>&1 || true
+done
 echo "$name"
