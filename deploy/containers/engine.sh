@@ -5,7 +5,7 @@
 # CONTAINERS_CONF of the caller is kept.
 here_engine="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [[ -z "${CONTAINER_ENGINE:-}" ]]; then
-  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  if command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then
     CONTAINER_ENGINE=docker
   else
     CONTAINER_ENGINE=podman

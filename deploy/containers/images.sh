@@ -77,4 +77,7 @@ if [[ "$what" == all ]]; then
   run_build prometheus --build-arg BASE_IMAGE="$dbase" -t leadscore-prometheus:local \
     -f "$here/prometheus/Containerfile" "$here/prometheus"
 fi
+# Rebuilds leave untagged images behind: those made more than a week ago go. (A plain prune
+# would empty the build cache too; this one costs a full rebuild only after a week without any.)
+if [[ "$ENGINE" == podman ]]; then "$ENGINE" image prune -f --filter until=168h >/dev/null 2>&1 || true; fi
 say "done in $(( SECONDS - start )) s: $("$ENGINE" image inspect --format '{{.Size}}' "$image" | awk '{printf "%s %.0f MB", "'"$image"'", $1 / 1e6}')"
