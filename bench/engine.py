@@ -13,7 +13,11 @@ the rounds alternate variants so a noisy machine slows them alike:
   default ``plans/reference-second-wave.yaml``: the reference plan with decay, tiers and
   roll-ups of contacts into accounts and deals), so its events/s stand beside the reference
   plan's in the same run. Member updates are applied to their accounts and deals at once, as
-  the offline scorer does; each counts in the same pass as the item that sent it.
+  the offline scorer does; each counts in the same pass as the item that sent it;
+- ``compiled-predicted`` / ``pure-predicted``: the same build on the first plan (``--plan``)
+  with two predicted scores added (``PREDICTED_SCORES``: a contact's conversion and a deal's
+  win chance, whose features read the plan's scores, rule hits and properties), so the cost of
+  re-evaluating them after every item stands beside the plan's events/s in the same run.
 
 Each variant measures, on one core: parsing; ``apply`` with states in memory (the default
 garbage collector, then the worker's GC policy); ``apply`` with a state round trip per event
@@ -272,6 +276,39 @@ GC_POLICIES = ("default", "worker-thresholds", "freeze-after-restore", "between-
                "commit-freeze", "off")  # fmt: skip
 
 
+#: Appended to the scores of the first plan by the *-predicted variants (``plans/reference.yaml``
+#: ends with its scores): docs/plans.md, Predicted scores.
+PREDICTED_SCORES = """
+  - name: conversion
+    entity: contact
+    predicted:
+      model: bench-conversion-1
+      intercept: -3.2104
+      features:
+        - {name: engagement, score: engagement, weight: 0.0213}
+        - {name: fit, score: fit, weight: 0.031}
+        - {name: email-health, score: email-health, weight: 0.012}
+        - {name: pricing-7d, score: engagement, rule: pricing-page, within: 7d, weight: 0.41}
+        - {name: demo-7d, score: engagement, rule: demo-request, within: 7d, weight: 1.2}
+        - {name: clicks-7d, score: engagement, rule: email-click, within: 7d, of: points,
+           weight: 0.05}
+        - {name: saas, attribute: industry, equals: saas, weight: 0.8}
+        - {name: employees, attribute: employees, weight: 0.0002, max: 5000}
+    thresholds: [{name: likely, at: 5000}]
+    tiers: [{name: unlikely, below: 1000}, {name: possible, below: 5000}, {name: likely}]
+  - name: win-chance
+    entity: deal
+    predicted:
+      model: bench-win-1
+      intercept: -2.1
+      features:
+        - {name: health, score: deal-health, weight: 0.008}
+        - {name: visits-7d, score: deal-health, rule: stakeholder-visit, within: 7d, weight: 0.2}
+        - {name: negotiation, attribute: stage, equals: negotiation, weight: 1.1}
+        - {name: value, attribute: value, weight: 0.00001, max: 100000}
+"""
+
+
 def child(args: argparse.Namespace) -> int:
     import streams.scoring as core
 
@@ -282,7 +319,10 @@ def child(args: argparse.Namespace) -> int:
         build = native.loaded()
     except ImportError:
         pass
-    plan = load_plan(Path(args.plan).read_text(), source=args.plan)
+    text = Path(args.plan).read_text()
+    if args.predicted:
+        text = text.rstrip() + "\n" + PREDICTED_SCORES
+    plan = load_plan(text, source=args.plan)
     records = generate(args.events, args.seed)
     started = time.perf_counter()
     parsed = [parse_input(r) for r in records]
@@ -395,13 +435,16 @@ def compile_base(tree: Path) -> bool:
 
 
 WAVE2 = "-wave2"  # a variant on the second plan
+PREDICTED = "-predicted"  # a variant on the first plan with predicted scores added
 
 
 def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
               wrap: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("LEADSCORE_CORE", "PYTHONPATH")}
     plan = args.wave2_plan if variant.endswith(WAVE2) else args.plan
-    variant = variant.removesuffix(WAVE2)
+    if variant.endswith(PREDICTED):
+        extra = (*extra, "--predicted")
+    variant = variant.removesuffix(WAVE2).removesuffix(PREDICTED)
     build = variant.removeprefix("base-") if variant != "base" else ""
     if build:
         env["LEADSCORE_CORE"] = build
@@ -514,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the best is kept")
     parser.add_argument("--variants", default="base,pure,compiled,compiled-wave2",
                         help="of base, base-pure, base-compiled, pure, compiled, and the "
-                             "latter two with -wave2 (the second plan)")  # fmt: skip
+                             "latter two with -wave2 (the second plan) or -predicted (the "
+                             "first plan with predicted scores)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
     parser.add_argument(
         "--instructions",
@@ -531,6 +575,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--predicted", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
@@ -580,7 +625,8 @@ def main(argv: list[str] | None = None) -> int:
             "serialized": round(f["serialized_events_per_s"]
                                 / reference["serialized_events_per_s"], 2),
         }  # fmt: skip
-    changes = {v: results[v]["figures"]["changes"] for v in variants if not v.endswith(WAVE2)}
+    changes = {v: results[v]["figures"]["changes"] for v in variants
+               if not v.endswith((WAVE2, PREDICTED))}  # fmt: skip
     if len(set(changes.values())) > 1:
         print(f"WARNING: the variants disagree on the number of changes: {changes}")
     now = datetime.now(UTC)
@@ -591,6 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "workload": {"plan": Path(args.plan).name, "wave2_plan": Path(args.wave2_plan).name,
+                     "predicted_scores": PREDICTED_SCORES.strip(),
                      "seed": args.seed, "events": args.events,
                      "contacts": CONTACTS, "deals": DEALS, "span_days": SPAN_MS // 86_400_000},
         "base": args.base,

@@ -9,7 +9,7 @@ that ``plan`` can refer to it. The value itself lives in the score's ledger like
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
@@ -61,3 +61,6 @@ class Predicted:
     intercept: Decimal
     features: tuple[Feature, ...]
     sources: tuple[str, ...] = ()
+    #: The value of each source score for an entity without its ledger, filled on first use
+    #: (a score's empty value depends on its categories and limits only).
+    empty: dict[str, Decimal] = field(default_factory=dict, compare=False, hash=False, repr=False)

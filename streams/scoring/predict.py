@@ -62,16 +62,22 @@ def feature_values(
     ``spec.features``; ``entity`` None is an entity with no state yet (every feature at its
     empty value). The live path and the learner both call this.
     """
-    return tuple(_feature(entity, kind, feature, plan) for feature in spec.features)
+    values: list[Decimal] = []
+    for feature in spec.features:
+        values.append(_feature(entity, feature, spec, plan))
+    return tuple(values)
 
 
-def _feature(entity: EntityState | None, kind: str, feature: Feature, plan: Plan) -> Decimal:
+def _feature(entity: EntityState | None, feature: Feature, spec: Predicted, plan: Plan) -> Decimal:
     kind_of = feature.kind
     if kind_of == SCORE:
         ledger = entity.scores.get(feature.score) if entity is not None else None
         if ledger is not None:
             return Decimal(ledger.total)
-        return Decimal(total(plan.by_name[feature.score], {}))
+        empty = spec.empty.get(feature.score)  # (a score the entity has no ledger of yet)
+        if empty is None:
+            empty = spec.empty[feature.score] = Decimal(total(plan.by_name[feature.score], {}))
+        return empty
     if kind_of == HITS:
         return Decimal(_hits(entity, feature))
     value = entity.props.get(feature.attribute) if entity is not None else None
