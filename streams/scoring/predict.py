@@ -180,8 +180,9 @@ def refresh(
         if spec is None:
             continue
         ledger = entity.scores.get(score.name)
-        if ledger is None:
+        if ledger is None:  # it starts at the prior (no feature yet): its first change is news
             ledger = entity.scores[score.name] = ScoreState()
+            ledger.rolled = ledger.total = value_of(None, key.kind, spec, plan)
         ledger.rolled = value_of(entity, key.kind, spec, plan)
         emit(changes, ledger, score, key, plan, Cause.PREDICTED, (RULE,), source_id, at_ms)
 

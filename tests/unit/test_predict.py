@@ -143,10 +143,12 @@ def test_the_changes_thresholds_tiers_and_matrix() -> None:
              c.source_event_id, c.occurred_at_ms - T0, c.thresholds, c.tier_before,
              c.tier_after) for c in runner.changes]  # fmt: skip
     # z after the profile: -3.2104 + 0.6603 + 0.41 - 0.2 + 0.8 + 2.4 = 0.8599
+    assert round(reference(-3.2104)) == 388
     assert round(reference(0.8599)) == 7026
     assert rows == [
         ("engagement", 1, 0, 31, "rule", ("pricing", "visit"), "e1", 0, (), None, None),
-        ("conversion", 1, 0, 879, "predicted", ("predicted",), "e1", 0, (), "unlikely",
+        # a new entity's predicted score starts at the prior, the intercept alone (388 bp)
+        ("conversion", 1, 388, 879, "predicted", ("predicted",), "e1", 0, (), "unlikely",
          "unlikely"),
         ("fit", 1, 0, 40, "state", ("saas",), "p1", H, (), "poor", "good"),
         ("fit", 2, 40, 40, "tier", ("saas",), "p1", H, (), "poor", "good"),
