@@ -463,14 +463,13 @@ def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observati
     return observations
 
 
-def cmd_calibrate(args: Any) -> int:
-    """``leadscore calibrate --score S --since T --until U [--archive FILE] [--plan P]``."""
+def plan_with_score(command: str, plan_path: str | None, score: str) -> tuple[Plan, str] | int:
+    """The plan and its file (``--plan``, else the worker's from the settings) if it has
+    ``score``; else the exit code, the reason printed as ``leadscore COMMAND: ...``."""
     import sys
 
     from streams.offline import load_plan_or_exit
-    from streams.scoring.durations import parse_instant
 
-    plan_path = args.plan
     if plan_path is None:  # the worker's plan, from the settings
         from streams.errors import LeadscoreError
         from streams.settings import load_settings
@@ -478,15 +477,28 @@ def cmd_calibrate(args: Any) -> int:
         try:
             plan_path = str(load_settings().plan_path)
         except LeadscoreError as exc:
-            print(f"leadscore calibrate: {exc}", file=sys.stderr)
+            print(f"leadscore {command}: {exc}", file=sys.stderr)
             return 2
     plan = load_plan_or_exit(plan_path)
     if isinstance(plan, int):
         return plan
-    if args.score not in plan.by_name:
-        print(f"leadscore calibrate: --score: the plan has no score '{args.score}' (it has: "
+    if score not in plan.by_name:
+        print(f"leadscore {command}: --score: the plan has no score '{score}' (it has: "
               f"{', '.join(plan.by_name)})", file=sys.stderr)  # fmt: skip
         return 2
+    return plan, plan_path
+
+
+def cmd_calibrate(args: Any) -> int:
+    """``leadscore calibrate --score S --since T --until U [--archive FILE] [--plan P]``."""
+    import sys
+
+    from streams.scoring.durations import parse_instant
+
+    found = plan_with_score("calibrate", args.plan, args.score)
+    if isinstance(found, int):
+        return found
+    plan = found[0]
     since, until = parse_instant(args.since), parse_instant(args.until)
     for name, value, raw in (("--since", since, args.since), ("--until", until, args.until)):
         if value is None:

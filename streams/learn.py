@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from streams.calibrate import Conversions, png_of, table
+from streams.calibrate import Conversions, plan_with_score, png_of, table
 from streams.scoring import EntityState, Event, Item, Plan, Score
 from streams.scoring.aggregate import total
 from streams.scoring.durations import format_instant
@@ -976,25 +976,10 @@ def cmd_learn(args: Any) -> int:
               "'learn' extra (pip install -c constraints.txt -e '.[learn]')",
               file=sys.stderr)  # fmt: skip
         return 2
-    from streams.offline import load_plan_or_exit
-
-    plan_path = args.plan
-    if plan_path is None:  # the worker's plan, from the settings
-        from streams.errors import LeadscoreError
-        from streams.settings import load_settings
-
-        try:
-            plan_path = str(load_settings().plan_path)
-        except LeadscoreError as exc:
-            print(f"leadscore learn: {exc}", file=sys.stderr)
-            return 2
-    plan = load_plan_or_exit(plan_path)
-    if isinstance(plan, int):
-        return plan
-    if args.score not in plan.by_name:
-        print(f"leadscore learn: --score: the plan has no score '{args.score}' (it has: "
-              f"{', '.join(plan.by_name)})", file=sys.stderr)  # fmt: skip
-        return 2
+    found = plan_with_score("learn", args.plan, args.score)
+    if isinstance(found, int):
+        return found
+    plan, plan_path = found
     options = _options(args)
     if isinstance(options, str):
         print(f"leadscore learn: {options}", file=sys.stderr)

@@ -54,12 +54,17 @@ def planted(contacts: int = 2000, seed: int = 11) -> list[dict[str, Any]]:
 
 def write_archive(path: str, *, contacts: int, seed: int) -> int:
     """``leadscore demo --calibration-archive FILE``."""
+    from streams.scoring.durations import format_instant
+
+    hint = f"calibrate with --since {format_instant(SINCE)} --until {format_instant(UNTIL)}"
+    return _write(path, planted(contacts, seed), contacts, hint)
+
+
+def _write(path: str, records: list[dict[str, Any]], contacts: int, hint: str) -> int:
+    """Write a demo dataset as JSON lines; 1 (and why, on stderr) if the file cannot be."""
     import json
     import sys
 
-    from streams.scoring.durations import format_instant
-
-    records = planted(contacts, seed)
     try:
         with open(path, "w", encoding="utf-8") as out:
             for record in records:
@@ -67,10 +72,7 @@ def write_archive(path: str, *, contacts: int, seed: int) -> int:
     except OSError as error:
         print(f"leadscore demo: cannot write {path}: {error.strerror}", file=sys.stderr)
         return 1
-    print(
-        f"leadscore demo: wrote {len(records)} records of {contacts} contacts to {path}; "
-        f"calibrate with --since {format_instant(SINCE)} --until {format_instant(UNTIL)}"
-    )
+    print(f"leadscore demo: wrote {len(records)} records of {contacts} contacts to {path}; {hint}")
     return 0
 
 
@@ -146,22 +148,8 @@ def cohorts(contacts: int = 3000, seed: int = 13, weeks: int = WEEKS,
 
 def write_learning_archive(path: str, *, contacts: int, seed: int) -> int:
     """``leadscore demo --learning-archive FILE``."""
-    import json
-    import sys
-
     from streams.scoring.durations import format_instant
 
-    records = cohorts(contacts, seed)
-    try:
-        with open(path, "w", encoding="utf-8") as out:
-            for record in records:
-                out.write(json.dumps(record) + "\n")
-    except OSError as error:
-        print(f"leadscore demo: cannot write {path}: {error.strerror}", file=sys.stderr)
-        return 1
-    print(
-        f"leadscore demo: wrote {len(records)} records of {contacts} contacts to {path}; "
-        f"learn with --since {format_instant(START + 14 * DAY)} --until "
-        f"{format_instant(LEARN_UNTIL)}"
-    )
-    return 0
+    hint = (f"learn with --since {format_instant(START + 14 * DAY)} --until "
+            f"{format_instant(LEARN_UNTIL)}")  # fmt: skip
+    return _write(path, cohorts(contacts, seed), contacts, hint)
