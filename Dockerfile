@@ -7,7 +7,7 @@
 # compiles the scoring core (tools/build_core.py), strictly: a failed compile fails the image
 # instead of shipping the pure-Python core. `runtime` copies that environment, the
 # sources with the compiled core beside them, the Avro schemas and the plans, and runs as a
-# non-root user. tests/shell/test_compose.py keeps these steps equal to the Makefile's.
+# non-root user. tests/deploy/test_compose.py keeps these steps equal to the Makefile's.
 #
 # The image's Python must be the one the core was compiled for: both stages use PYTHON_IMAGE.
 ARG PYTHON_IMAGE=python:3.11-slim-trixie

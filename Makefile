@@ -7,8 +7,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 KAFKA := deploy/kafka/kafka.sh
 STAMP := $(VENV)/.installed
+#: The core's unit tests and the offline scorer's: run again in pure Python by make test-pure.
+PURE_TESTS := tests/scoring tests/commands/test_offline.py tests/commands/test_offline_limits.py \
+  tests/commands/test_learn_model.py
 
-.PHONY: help venv run test test-unit test-integration test-cluster lint fmt broker-up broker-down \
+.PHONY: help venv run test test-unit test-integration test-cluster check lint fmt broker-up broker-down \
         broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-engine bench bench-http bench-recompute clean test-pure
 
 help: ## list the targets
@@ -58,13 +61,20 @@ fmt: venv ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff format streams tests bench tools deploy examples
 
 test-unit: venv ## the unit tests of the core only (no broker), with the build make venv chose
-	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest $(PURE_TESTS)
 
 # make test runs everything with the compiled core (LEADSCORE_CORE=compiled unless you set pure),
 # then the core's unit tests again in pure Python: compiled code can differ from interpreted.
 test test-integration: export LEADSCORE_CORE ?= compiled
 test-pure: venv ## the core's unit tests in pure Python (LEADSCORE_CORE=pure)
-	LEADSCORE_CORE=pure $(VENV)/bin/pytest -q tests/unit
+	LEADSCORE_CORE=pure $(VENV)/bin/pytest -q $(PURE_TESTS)
+
+# The fast developer loop: no broker, no containers (the broker and container tests are under
+# tests/integration and tests/deploy/test_containers.py, run by make test).
+check: venv ## lint, types, unit and shell tests without a broker (about a minute)
+	@$(MAKE) --no-print-directory lint
+	$(VENV)/bin/pytest -q --ignore=tests/integration \
+	  --ignore=tests/deploy/test_containers.py tests
 
 # Starts the broker only if it is not already up, and stops only what it started. When the
 # default ports are taken (say, by another checkout's broker), it starts one of its own on free
@@ -129,7 +139,7 @@ registry-down: ## stop the local schema registry (its schemas are lost)
 
 # Containers (deploy/containers/): podman, or docker where a Docker engine answers. Where
 # python:3.11-slim-trixie cannot be pulled, the base is made from Debian packages (base.sh).
-# make test runs the compose stack in tests/integration/test_containers.py, which builds first.
+# make test runs the compose stack in tests/deploy/test_containers.py, which builds first.
 .PHONY: image images test-containers
 image: ## the worker image leadscore:local (podman or docker; cached: seconds the second time)
 	@deploy/containers/images.sh leadscore
@@ -137,8 +147,8 @@ image: ## the worker image leadscore:local (podman or docker; cached: seconds th
 images: ## the compose stack's images: the worker, Kafka (kafka.sh's jars), Prometheus (Debian's)
 	@deploy/containers/images.sh all
 
-test-containers: venv ## the compose stack for real: builds the images, runs tests/integration/test_containers.py
-	$(VENV)/bin/pytest -p no:cacheprovider -s tests/integration/test_containers.py --durations=1
+test-containers: venv ## the compose stack for real: builds the images, runs tests/deploy/test_containers.py
+	$(VENV)/bin/pytest -p no:cacheprovider -s tests/deploy/test_containers.py --durations=1
 
 # Outside CI: about 1-2 minutes. make test runs the same test with 5,000 records.
 fuzz: venv ## input fuzzing: 100,000 mutated and valid records against a worker (FUZZ_RECORDS=, FUZZ_SEED=)
@@ -159,7 +169,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $(BENCH_STAMP)
 
 bench-engine: venv $(BENCH_STAMP) ## scoring core: base commit, pure and compiled side by side (BASE=, EVENTS=)
-	$(PY) bench/engine.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),200000) --profile \
+	$(PY) bench/core.py --base $(or $(BASE),2110d38) --events $(or $(EVENTS),200000) --profile \
 	  --instructions 5000 $(BENCH_ENGINE_ARGS)
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help).
@@ -177,7 +187,7 @@ bench-recompute: $(BENCH_STAMP) ## a tenant's cut-over with a recompute (replay 
 	@$(KAFKA) up
 	$(PY) bench/recompute.py $(BENCH_RECOMPUTE_ARGS)
 
-# About a minute; no broker. make test runs it with 200 events (tests/shell/test_bench_regex.py).
+# About a minute; no broker. make test runs it with 200 events (tests/bench/test_bench_regex.py).
 .PHONY: bench-regex
 bench-regex: venv ## plan regexes on RE2: 200,000 events, plain plan against catastrophic patterns; writes bench/results/regex-<date>.*
 	$(PY) bench/regex.py $(BENCH_REGEX_ARGS)

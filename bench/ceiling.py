@@ -20,8 +20,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams import records
-from streams.codec import Codec, DecodeError, Source
+from streams.wire import records
+from streams.wire.codec import Codec, DecodeError, Source
 
 
 async def pipe(args: argparse.Namespace) -> None:
@@ -86,7 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--group", required=True)
-    parser.add_argument("--inputs", required=True, help="six topics, in streams.codec.Source order")
+    parser.add_argument(
+        "--inputs", required=True, help="six topics, in streams.wire.codec.Source order"
+    )
     parser.add_argument("--output", required=True)
     asyncio.run(pipe(parser.parse_args()))
 

@@ -166,7 +166,7 @@ def service_env(
         "DEAL_STAGE_CHANGES",
         "CONTACT_PROFILES",
         "SCORE_ADJUSTMENTS",
-    )  # streams.codec.Source order
+    )  # streams.wire.codec.Source order
     env = {f"LEADSCORE_TOPIC_{n}": t for n, t in zip(names, topics.inputs, strict=True)}
     env.update(
         {

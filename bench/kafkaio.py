@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.codec import Codec, Source
+from streams.wire.codec import Codec, Source
 
 SHORT = {
     Source.PAGE_VISITS: "pv",
@@ -33,7 +33,7 @@ APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 class TopicSet:
     """The topics one contender reads and writes in one phase."""
 
-    inputs: tuple[str, ...]  # in streams.codec.Source order
+    inputs: tuple[str, ...]  # in streams.wire.codec.Source order
     changed: str
     scores: str
     dead: str

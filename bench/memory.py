@@ -36,8 +36,8 @@ from contenders import ROOT, Contender, Process
 from kafkaio import TopicSet
 from run import log, machine, wait_drained, wait_ready
 
-from streams.codec import Codec, Source
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
+from streams.wire.codec import Codec, Source
 
 STRIDE = 7919  # a prime: i * STRIDE mod n visits every id once per n events (n not a multiple)
 
@@ -70,7 +70,7 @@ async def calibrate(args: argparse.Namespace) -> float:
     await kafkaio.preload(args.bootstrap, topics, events(total, args.entities, 1, 1000.0))
     who = Contender("ours", "service", settings=tuple(args.setting))
     proc = who.start(args.bootstrap, topics, tag, args.work / tag)
-    entity_topic = f"{tag}-entity-events"  # the scoring stage's input (streams.topics)
+    entity_topic = f"{tag}-entity-events"  # the scoring stage's input (streams.wire.topics)
     points: list[tuple[float, int]] = []  # (monotonic time, entity-events items committed)
     try:
         await wait_ready(proc)

@@ -9,20 +9,20 @@ Run it with the interpreter of ``bench/quix_venv.sh`` (Quix Streams is not a pro
 
 How our pipeline maps onto Quix:
 
-- **Ingest** (``streams/ingest.py``): one ``StreamingDataFrame`` per input topic (raw bytes),
+- **Ingest** (``streams/engine/ingest.py``): one ``StreamingDataFrame`` per input topic (raw bytes),
   ``apply(fan_out, expand=True)`` decodes the Avro value, validates it with ``parse_input`` and
   yields one record per entity that ``route`` names, stamped with the wall clock ``now_ms`` (as
-  ``streams/records.py`` does). Undecodable, invalid or unroutable records are counted and
+  ``streams/wire/records.py`` does). Undecodable, invalid or unroutable records are counted and
   dropped (the benchmark needs no dead-letter topic). The six dataframes are ``concat``-ed.
 - **Re-key** (our internal entity-events topic): ``group_by`` with the entity key (msgpack
   ``[account_id, kind, entity_id]``, the same bytes as ``records.entity_key_bytes``) writes to a
   Quix repartition topic named after ``--repartition-prefix``; each entity's state lives in
   exactly one of its partitions.
-- **Entity stage** (``streams/entities.py``): a stateful ``apply`` loads the entity's state
+- **Entity stage** (``streams/engine/entities.py``): a stateful ``apply`` loads the entity's state
   from Quix's RocksDB store (``state.get_bytes``), re-parses the record, calls the core's
   ``apply`` with the record's ``now_ms`` and saves ``dumps(state)`` (``state.set_bytes``); Quix
   keeps the store's changelog topic.
-- **Outputs** (``streams/batches.py``, ``Engine._publish`` and the commit's ``scores`` records):
+- **Outputs** (``streams/engine/loop.py``, ``Engine._publish`` and the commit's ``scores`` records):
   every change goes to
   ``--score-changed`` and the latest values of the changed scores to ``--scores``, encoded
   exactly as ours; they are produced by Quix (``to_topic``), so ``exactly-once`` covers them.
@@ -55,9 +55,6 @@ from quixstreams import Application, State
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.models import Row, SerializationContext, Serializer, Topic
 
-from streams.codec import Codec, DecodeError, Source
-from streams.publish import change_key, change_record, score_records
-from streams.records import entity_key_bytes, entity_key_from_bytes, msgpack_default
 from streams.scoring import (
     EntityKey,
     EntityState,
@@ -71,6 +68,9 @@ from streams.scoring import (
     parse_input,
     route,
 )
+from streams.wire.codec import Codec, DecodeError, Source
+from streams.wire.publish import change_key, change_record, score_records
+from streams.wire.records import entity_key_bytes, entity_key_from_bytes, msgpack_default
 
 log = logging.getLogger("peer_quix")
 
@@ -241,7 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--inputs",
         required=True,
         type=lambda text: text.split(","),
-        help="six input topics, in the order of streams.codec.Source",
+        help="six input topics, in the order of streams.wire.codec.Source",
     )
     parser.add_argument("--score-changed", required=True)
     parser.add_argument("--scores", required=True)

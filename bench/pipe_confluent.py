@@ -23,8 +23,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streams import records
-from streams.codec import Codec, DecodeError, Source
+from streams.wire import records
+from streams.wire.codec import Codec, DecodeError, Source
 
 
 def pipe(args: argparse.Namespace) -> None:
@@ -102,7 +102,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--group", required=True)
-    parser.add_argument("--inputs", required=True, help="six topics, in streams.codec.Source order")
+    parser.add_argument(
+        "--inputs", required=True, help="six topics, in streams.wire.codec.Source order"
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument("--transactional", action="store_true")
     parser.add_argument("--commit-ms", type=int, default=100)

@@ -35,7 +35,7 @@ LAYERS = compiled(
         ("transaction (commit steps)", r"streams/transaction\.py"),
         ("metrics", r"prometheus_client|streams/metrics\.py"),
         ("routing", r"streams/routing\.py"),
-        ("loop and client calls", r"streams/batches\.py|confluent_kafka"),
+        ("loop and client calls", r"streams/engine/|confluent_kafka"),
     )
 )  # fmt: skip
 

@@ -3,7 +3,7 @@
 #
 # Idempotent: a stamp file records a finished install; the requirements are installed again
 # only when bench/quix-requirements.txt is newer than the stamp. The project itself is installed
-# editable without dependencies, so streams.scoring, streams.codec and streams.publish import
+# editable without dependencies, so streams.scoring, streams.wire.codec and streams.wire.publish import
 # from the work tree. The last line on stdout is the venv's python.
 set -euo pipefail
 
@@ -21,7 +21,7 @@ fi
 if [[ ! -f "$STAMP" || "$REQS" -nt "$STAMP" ]]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT" >&2
-    "$VENV/bin/python" -c "import quixstreams, streams.scoring, streams.codec, streams.publish" >&2
+    "$VENV/bin/python" -c "import quixstreams, streams.scoring, streams.wire.codec, streams.wire.publish" >&2
     touch "$STAMP"
 fi
 

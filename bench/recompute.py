@@ -35,8 +35,8 @@ from contenders import PLAN, ROOT, Contender
 from kafkaio import TopicSet
 from run import log, machine, wait_ready
 
-from streams.codec import Codec, Source
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
+from streams.wire.codec import Codec, Source
 
 TENANT = "acme"
 
@@ -139,9 +139,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def offline(sample: list[tuple[Source, dict[str, Any]]]) -> dict[Any, int]:
     """The new plan's finals over the same events, from the offline scorer."""
-    from streams.offline import OfflineScorer
+    from streams.commands.offline import OfflineScorer
+    from streams.commands.traffic import as_offline_line
     from streams.scoring import Invalid, load_plan, parse_input
-    from streams.traffic import as_offline_line
 
     scorer = OfflineScorer(load_plan(doubled(PLAN.read_text()), source="doubled"))
     items = [parse_input(as_offline_line(source, record)) for source, record in sample]

@@ -3,7 +3,7 @@
 Run ``make bench-regex`` (or ``.venv/bin/python bench/regex.py [--events N]``). The same
 ``--events`` page visits, every text adversarial and every one distinct (so each pattern's
 memo of answers never helps), are scored through the offline scorer
-(``streams.offline.OfflineScorer``) under two plans of eight rules each:
+(``streams.commands.offline.OfflineScorer``) under two plans of eight rules each:
 
 - ``plain``: ``glob`` (literals and ``*``), ``contains`` and ``starts_with`` conditions;
 - ``catastrophic``: the classics that take a backtracking engine exponential or high
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from streams import native  # noqa: E402  (after the path: the tree's own streams)
-from streams.offline import OfflineScorer  # noqa: E402
+from streams.commands.offline import OfflineScorer  # noqa: E402
 from streams.scoring import Invalid, Item, load_plan, parse_input  # noqa: E402
 
 T_START = 1_714_521_600_000  # 2024-05-01T00:00:00Z

@@ -4,8 +4,8 @@ One run, one broker, one machine, every contender in turn, so that the ratios ho
 absolute numbers drift. For each contender:
 
 1. **throughput**: the same preloaded Avro inputs (a deterministic, skewed mix of the six input
-   types, ``streams.traffic``); events/s from the first to the last output appended, once the
-   contender's consumer group has committed every input and the output has stopped growing; CPU
+   types, ``streams.commands.traffic``); events/s from the first to the last output appended, once
+   the contender's consumer group has committed every input and the output has stopped growing; CPU
    seconds per million events and peak RSS of the processing process over that window;
 2. **latency**: fresh topics, a short warm-up, then an open-loop producer at half the throughput
    measured in step 1 for a fixed time; each input's append to each score change it caused
@@ -41,9 +41,7 @@ import kafkaio
 from contenders import PLAN, ROOT, Contender, Process
 from kafkaio import TopicSet
 
-from streams import records
-from streams.codec import Codec, Source
-from streams.routing import partition_for
+from streams.commands.traffic import TrafficShape, generate
 from streams.scoring import (
     EntityKey,
     Invalid,
@@ -54,7 +52,9 @@ from streams.scoring import (
     route,
 )
 from streams.state.store import pack_value
-from streams.traffic import TrafficShape, generate
+from streams.wire import records
+from streams.wire.codec import Codec, Source
+from streams.wire.routing import partition_for
 
 DIRECT_CAUSES = {"rule", "state", "adjustment"}  # changes caused by an input, not by the clock
 #: The last Faust worker, built by ``bench/faust_venv.sh`` (``make bench`` runs it first).
@@ -302,7 +302,7 @@ async def restart(args: argparse.Namespace) -> dict[str, Any]:
     tag = f"{args.run}-ours-restart"
     inputs = TopicSet.input_names(tag)
     topics = TopicSet.named(inputs, tag)
-    changelog = f"{tag}-state-changelog"  # streams.topics.state_changelog_topic
+    changelog = f"{tag}-state-changelog"  # streams.wire.topics.state_changelog_topic
     await kafkaio.create_topics(
         args.bootstrap, (*inputs, *topics.outputs), args.partitions, compacted=[topics.scores]
     )

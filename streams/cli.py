@@ -11,7 +11,7 @@ from collections.abc import Sequence
 def _version() -> str:
     import platform
 
-    import streams.scoring.engine  # noqa: F401 - what is loaded is what is reported
+    import streams.scoring.scorer  # noqa: F401 - what is loaded is what is reported
     from streams import __version__, native
 
     return f"leadscore {__version__}, {native.describe()}, Python {platform.python_version()}"
@@ -22,7 +22,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="version and core build, then exit")
     sub = parser.add_subparsers(dest="command")
 
-    from streams.worker_help import DESCRIPTION, EPILOG, WorkerHelpFormatter
+    from streams.commands.worker_help import DESCRIPTION, EPILOG, WorkerHelpFormatter
 
     sub.add_parser("worker", help="run the stream service (reads LEADSCORE_* settings)",
                    description=DESCRIPTION, epilog=EPILOG,
@@ -203,7 +203,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     learn.add_argument("--report", default="learning", help="report directory (default ./learning)")
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
-    from streams.watch import add_arguments
+    from streams.commands.watch import add_arguments
 
     add_arguments(watch)
     return parser
@@ -219,22 +219,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
                      "calibrate, learn, automate)")  # fmt: skip
     if args.command == "plan" and args.plan_command != "check":
-        from streams.plan_publish import cmd_plan_publish
+        from streams.commands.plan_publish import cmd_plan_publish
 
         return cmd_plan_publish(args)
     if args.command in ("plan", "score"):
         return _offline(args)
     if args.command == "demo" and args.calibration_archive is not None:
-        from streams.planted import write_archive
+        from streams.commands.planted import write_archive
 
         return write_archive(args.calibration_archive, contacts=args.contacts, seed=args.seed)
     if args.command == "demo" and args.learning_archive is not None:
-        from streams.planted import write_learning_archive
+        from streams.commands.planted import write_learning_archive
 
         return write_learning_archive(args.learning_archive, contacts=args.contacts,
                                       seed=args.seed)  # fmt: skip
     if args.command == "demo":
-        from streams.demo import run_demo
+        from streams.commands.demo import run_demo
         from streams.errors import LeadscoreError
         from streams.settings import load_settings
 
@@ -252,33 +252,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
         )
     if args.command == "automate":
-        from streams.automate import cmd_automate, cmd_automate_check
+        from streams.commands.automate import cmd_automate, cmd_automate_check
 
         if args.check:
             return cmd_automate_check(args.file)
         return cmd_automate(args.file, port=args.port, idle_exit_s=args.idle_exit)
     if args.command == "watch":
-        from streams.watch import cmd_watch
+        from streams.commands.watch import cmd_watch
 
         return cmd_watch(args)
     if args.command == "replay":
-        from streams.replay import cmd_replay
+        from streams.commands.replay import cmd_replay
 
         return cmd_replay(args)
     if args.command == "calibrate":
-        from streams.calibrate import cmd_calibrate
+        from streams.commands.calibrate import cmd_calibrate
 
         return cmd_calibrate(args)
     if args.command == "learn":
-        from streams.learn import cmd_learn
+        from streams.commands.learn import cmd_learn
 
         return cmd_learn(args)
     if args.command == "top":
-        from streams.topview import cmd_top
+        from streams.api.topview import cmd_top
 
         return cmd_top(args)
     if args.command == "worker":
-        from streams.worker import run_worker
+        from streams.commands.worker import run_worker
 
         return run_worker()
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse guarantees one
@@ -287,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _offline(args: argparse.Namespace) -> int:
     """``plan check`` and ``score``: their output may go to a pipe that closes early
     (``| head``), which ends them quietly like any Unix filter, not with a traceback."""
-    from streams.offline import cmd_plan_check, cmd_score
+    from streams.commands.offline import cmd_plan_check, cmd_score
 
     try:
         if args.command == "plan":

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streams.codec import Codec, DecodeError, RegistryError
+from streams.wire.codec import Codec, DecodeError, RegistryError
 
 __all__ = ["ChangeFilter", "ClientError", "ScoreChanged", "ScoreChanges", "ThresholdCrossing"]
 
@@ -231,7 +231,7 @@ class ScoreChanges:
             return self
         self._codec = Codec.load()
         if self.registry_url is not None:  # the wire format: writer schemas fetched by id
-            from streams.registry import HttpRegistry
+            from streams.wire.registry import HttpRegistry
 
             user, password = self.registry_auth or (None, None)
             registry = HttpRegistry(self.registry_url, timeout_s=self.registry_timeout_s,

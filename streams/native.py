@@ -40,7 +40,6 @@ MODULES = (
     "decay",
     "durations",
     "emit",
-    "engine",
     "evaluate",
     "events",
     "holds",
@@ -52,12 +51,13 @@ MODULES = (
     "once",
     "outcomes",
     "patterns",
-    "plan",
+    "plan.spec",
     "points",
     "predict",
     "profile",
     "quiet_hours",
     "rollup",
+    "scorer",
     "serialize",
     "state",
 )
@@ -73,12 +73,17 @@ def sources_hash() -> str:
     digest = hashlib.sha256(sys.implementation.cache_tag.encode())
     for name in MODULES:
         digest.update(name.encode())
-        digest.update((CORE_DIR / f"{name}.py").read_bytes())
+        digest.update(source(name).read_bytes())
     return digest.hexdigest()
 
 
+def source(name: str) -> Path:
+    """The source of a compiled module (``plan.spec`` is ``streams/scoring/plan/spec.py``)."""
+    return CORE_DIR.joinpath(*name.split(".")).with_suffix(".py")
+
+
 def extension_paths() -> list[Path]:
-    return [p for p in CORE_DIR.iterdir() if p.suffix in (".so", ".pyd")]
+    return [p for p in CORE_DIR.rglob("*") if p.suffix in (".so", ".pyd")]
 
 
 def build_status() -> tuple[bool, str]:
@@ -97,10 +102,10 @@ class _PureFinder:
     def find_spec(
         fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        package, _, name = fullname.rpartition(".")
-        if package != PACKAGE or name not in MODULES:
+        name = fullname.removeprefix(PACKAGE + ".")
+        if name == fullname or name not in MODULES:
             return None
-        return importlib.util.spec_from_file_location(fullname, CORE_DIR / f"{name}.py")
+        return importlib.util.spec_from_file_location(fullname, source(name))
 
 
 #: What was chosen at import: "compiled" or "pure", and why.
@@ -125,7 +130,7 @@ def select(mode: str | None = None) -> None:
 
 def loaded() -> str:
     """The build the imported core actually runs ("compiled" or "pure")."""
-    module = sys.modules.get(f"{PACKAGE}.engine")
+    module = sys.modules.get(f"{PACKAGE}.scorer")
     if module is None:
         return CHOSEN
     origin = getattr(module, "__file__", "") or ""

@@ -191,11 +191,12 @@ class Settings(BaseSettings):
         ge=1024 * 1024,
         description="all stores' memtables together, bytes; past it the largest is flushed",
     )
-    #: glibc malloc arenas of the worker process (0: glibc's default); see streams/allocator.py
+    #: glibc malloc arenas of the worker process (0: glibc's default); see
+    #: streams/engine/allocator.py
     malloc_arenas: int = Field(
         2, ge=0, le=64, description="glibc malloc arenas of the worker process (0: glibc's default)"
     )
-    #: top lists (``/top``): entries (entity and score) kept per tenant; see streams/topview.py
+    #: top lists (``/top``): entries (entity and score) kept per tenant; see streams/api/topview.py
     top_entries_per_tenant: int = Field(
         50_000,
         ge=100,

@@ -52,7 +52,7 @@ def build() -> int:
         print("core: compiled build is up to date")
         return 0
     clean()
-    paths = [str(native.CORE_DIR / f"{name}.py") for name in native.MODULES]
+    paths = [str(native.source(name)) for name in native.MODULES]
     work = ROOT / ".cache" / "core-build"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -74,9 +74,10 @@ def build() -> int:
         return 1 if os.environ.get("LEADSCORE_CORE_BUILD_STRICT") == "1" else 0
     # built in the work directory (away from the project's pyproject.toml), then moved beside
     # the sources
-    for built in (work / "lib" / "streams" / "scoring").iterdir():
+    built_dir = work / "lib" / "streams" / "scoring"
+    for built in built_dir.rglob("*"):
         if built.suffix in (".so", ".pyd"):
-            shutil.copy2(built, native.CORE_DIR / built.name)
+            shutil.copy2(built, native.CORE_DIR / built.relative_to(built_dir))
     native.STAMP.write_text(wanted + "\n")
     took = time.monotonic() - started
     print(f"core: compiled {len(native.extension_paths())} extension modules in {took:.0f} s")

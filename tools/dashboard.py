@@ -7,7 +7,7 @@
                                         the main panels (make observe prints it)
 
 The panels are data here (title, description, unit, PromQL), so tests can read the same list:
-``tests/shell/test_dashboard.py`` lints the dashboard (the rules of Grafana's dashboard-linter,
+``tests/deploy/test_dashboard.py`` lints the dashboard (the rules of Grafana's dashboard-linter,
 which cannot be installed here) and checks every query with ``promtool``;
 ``tests/integration/test_prometheus.py`` runs every query against a real Prometheus scraping two
 workers. Queries use ``$job``, ``$instance`` and ``$__rate_interval``; :func:`resolve` replaces

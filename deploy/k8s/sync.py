@@ -3,7 +3,7 @@
 outside its directory): ``base/plan/reference.yaml`` from ``plans/reference.yaml``, and
 ``base/prometheusrule.yaml`` (a PrometheusRule whose ``spec.groups`` are
 ``deploy/prometheus/alerts.yml``'s groups, text and all). ``--check`` only reports stale copies
-(exit 1). ``tests/shell/test_k8s.py`` fails while either copy differs from its source.
+(exit 1). ``tests/deploy/test_k8s.py`` fails while either copy differs from its source.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ The stream shell and the offline scorer call only the names exported below.
 """
 
 from streams.scoring.aggregate import category_values, reached
-from streams.scoring.engine import advance, apply, next_due_ms
 from streams.scoring.errors import PlanError, PlanIssue, ScoringError, StateFormatError
 from streams.scoring.events import (
     Adjustment,
@@ -19,9 +18,10 @@ from streams.scoring.events import (
 from streams.scoring.explain import Explanation, explain
 from streams.scoring.members import apply_member
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, ScoreResult, Verdict
-from streams.scoring.plan import Plan, Score
-from streams.scoring.plan_loader import load_plan
+from streams.scoring.plan.loader import load_plan
+from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.rollup import Forward, MemberUpdate
+from streams.scoring.scorer import advance, apply, next_due_ms
 from streams.scoring.serialize import dumps, loads
 from streams.scoring.state import EntityState
 

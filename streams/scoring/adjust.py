@@ -21,7 +21,7 @@ from streams.scoring.emit import emit
 from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.once import Awards, reopen
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict, score_result
-from streams.scoring.plan import Plan
+from streams.scoring.plan.spec import Plan
 from streams.scoring.state import EntityState, ScoreState
 
 Applied = tuple[ScoreResult, ...]

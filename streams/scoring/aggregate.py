@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.scoring.plan import Score
+from streams.scoring.plan.spec import Score
 
 
 def clamp(value: int, low: int | None, high: int | None) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 
-from streams.scoring.plan import Cap
+from streams.scoring.plan.spec import Cap
 
 
 def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:

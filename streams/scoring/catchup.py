@@ -14,7 +14,7 @@ from streams.scoring.decay import drop_spent, last_check
 from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
-from streams.scoring.plan import Plan, Score
+from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.state import C_RULE, Contribution, ScoreState
 
 

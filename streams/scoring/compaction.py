@@ -25,7 +25,7 @@ from streams.scoring.capping import prune
 from streams.scoring.catalog import EntityKind
 from streams.scoring.holds import settle_anchors
 from streams.scoring.inactivity import prune as prune_activity
-from streams.scoring.plan import Plan
+from streams.scoring.plan.spec import Plan
 from streams.scoring.profile import prune_history
 from streams.scoring.state import (
     C_CATEGORY,

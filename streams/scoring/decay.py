@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 
 from streams.scoring.aggregate import clamp, scaled_clamp, tier_of, unlimited_total
-from streams.scoring.plan import Decay, Score
+from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import (
     C_CATEGORY,
     C_OCCURRED,

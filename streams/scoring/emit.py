@@ -11,7 +11,7 @@ from streams.scoring.aggregate import crossings, tier_of, total
 from streams.scoring.decay import decayed_total, drop_spent, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
-from streams.scoring.plan import Plan, Score
+from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.state import ScoreState
 
 

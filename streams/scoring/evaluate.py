@@ -12,7 +12,7 @@ from typing import Any
 from streams.scoring.capping import record_award, release_slot, take_slot
 from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
-from streams.scoring.plan import Rule
+from streams.scoring.plan.spec import Rule
 from streams.scoring.points import award_points
 from streams.scoring.state import Contribution, ScoreState
 

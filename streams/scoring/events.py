@@ -15,7 +15,7 @@ from typing import Any, Literal, NamedTuple
 
 from streams.scoring.catalog import DEAL_STATUSES, EMAIL_ACTIONS, EVENT_TYPES, EntityKind
 from streams.scoring.durations import MAX_DURATION_MS, MAX_INSTANT_MS, parse_duration, parse_instant
-from streams.scoring.plan import MAX_POINTS
+from streams.scoring.plan.spec import MAX_POINTS
 from streams.scoring.shown import shown
 
 MAX_TEXT = 4096

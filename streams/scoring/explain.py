@@ -10,7 +10,7 @@ from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
 from streams.scoring.durations import format_duration
 from streams.scoring.inactivity import RULE as INACTIVITY
 from streams.scoring.inactivity import span
-from streams.scoring.plan import Decay, Plan, Score
+from streams.scoring.plan.spec import Decay, Plan, Score
 from streams.scoring.predict import explain_view
 from streams.scoring.rollup import counted
 from streams.scoring.state import (

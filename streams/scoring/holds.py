@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streams.scoring import ledger as ledgers
-from streams.scoring.plan import Rule, Score
+from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.profile import update_times, view_at
 from streams.scoring.state import C_OCCURRED, C_POINTS, C_SOURCE, EntityState, ScoreState

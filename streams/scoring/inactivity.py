@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from streams.scoring.plan import Inactivity
+from streams.scoring.plan.spec import Inactivity
 from streams.scoring.state import (
     C_CATEGORY,
     C_OCCURRED,

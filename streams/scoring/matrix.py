@@ -15,7 +15,7 @@ from __future__ import annotations
 from streams.scoring.aggregate import tier_index, total
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
-from streams.scoring.plan import Matrix, Plan, Score
+from streams.scoring.plan.spec import Matrix, Plan, Score
 from streams.scoring.state import EntityState, ScoreState
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from streams.scoring import matrix, rollup
 from streams.scoring.aggregate import total
 from streams.scoring.emit import emit
-from streams.scoring.engine import settle
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
-from streams.scoring.plan import Plan
+from streams.scoring.plan.spec import Plan
+from streams.scoring.scorer import settle
 from streams.scoring.state import EntityState, ScoreState
 
 

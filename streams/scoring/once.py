@@ -26,7 +26,7 @@ from typing import Any
 
 from streams.scoring import ledger as ledgers
 from streams.scoring.capping import take_slot
-from streams.scoring.plan import Rule, Score
+from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.quiet_hours import quiet_until
 from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_SOURCE, ScoreState

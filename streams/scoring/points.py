@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
 
 from streams.scoring.conditions import to_number
-from streams.scoring.plan import MAX_POINTS, Points
+from streams.scoring.plan.spec import MAX_POINTS, Points
 
 _CONTEXT = Context(prec=60)
 #: Values weighted: as event amounts, below 10^18 in magnitude (a text attribute could hold

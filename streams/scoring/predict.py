@@ -31,7 +31,7 @@ from streams.scoring.emit import emit
 from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.model import EQUALS, HITS, NUMBER, SCORE, Feature, Predicted
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, score_result
-from streams.scoring.plan import Plan, Score
+from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.state import C_OCCURRED, C_POINTS, C_RULE, EntityState, ScoreState
 
 #: The rule id of a predicted score's changes.

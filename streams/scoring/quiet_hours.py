@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from streams.scoring.plan import QuietHours
+from streams.scoring.plan.spec import QuietHours
 
 _MAX_CHAIN = 16
 _MEMO_LIMIT = 10_000

@@ -1,9 +1,9 @@
 """Recompute by replay (docs/plans.md, ``--apply``): an entity's scores rebuilt under a new plan.
 
 At the point where a partition switches a tenant to a new plan with a recompute (see
-``streams.tenants``), the shell hands in each of the tenant's entities with the retained items
-it received since the recompute's start, in the order the partition applied them. The items are
-applied again, from an empty state, under the new plan; the result replaces the entity's state,
+``streams.engine.tenants``), the shell hands in each of the tenant's entities with the retained
+items it received since the recompute's start, in the order the partition applied them. The items
+are applied again, from an empty state, under the new plan; the result replaces the entity's state,
 and every score whose value differs from the one last published gets one change of cause
 ``recompute`` (its tier change too, and matrix cells that move), continuing the score's ``seq``.
 
@@ -24,10 +24,10 @@ from collections.abc import Iterable
 
 from streams.scoring import matrix, rollup
 from streams.scoring.emit import emit
-from streams.scoring.engine import advance, apply
 from streams.scoring.events import EntityKey, Item
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
-from streams.scoring.plan import Plan, Score
+from streams.scoring.plan.spec import Plan, Score
+from streams.scoring.scorer import advance, apply
 from streams.scoring.state import EntityState, ScoreState
 
 

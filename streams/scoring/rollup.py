@@ -33,7 +33,7 @@ from typing import NamedTuple
 from streams.scoring.aggregate import total
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.outcomes import ScoreChange
-from streams.scoring.plan import Plan, Rollup
+from streams.scoring.plan.spec import Plan, Rollup
 from streams.scoring.state import EntityState, ScoreState
 
 RULE = "rollup"

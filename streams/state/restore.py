@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams.kafka import until_settled
+from streams.engine.kafka import until_settled
 from streams.state.store import PartitionStore
 
 log = logging.getLogger(__name__)

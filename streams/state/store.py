@@ -10,7 +10,7 @@ Layout (one column family, prefixed keys):
 ``s`` + entity key          value: 8-byte big-endian next due time (-1: none) + state blob
 ``d`` + due (8 B) + key     empty: the due index, in due order (offset by 2^63 so negative
                             times sort first)
-``s\x00plans``              the partition's tenant plans (``streams.tenants``): not an entity
+``s\x00plans``              the partition's tenant plans (``streams.engine.tenants``): not an entity
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)
 ==========================  ===============================================================
@@ -36,7 +36,7 @@ _OFFSET, _COUNT = b"m:offset", b"m:count"
 NO_DUE = -1
 #: The first byte of store keys that name no entity (entity keys are msgpack arrays).
 RESERVED = b"\x00"
-#: A partition's tenant plans (``streams.tenants``), kept with its states.
+#: A partition's tenant plans (``streams.engine.tenants``), kept with its states.
 PLANS_KEY = RESERVED + b"plans"
 
 

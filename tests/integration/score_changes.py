@@ -9,8 +9,8 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.codec import Codec
-from tests.shell.test_client import record
+from streams.wire.codec import Codec
+from tests.commands.test_client import record
 
 
 def produce(bootstrap: str, topic: str, batches: list[tuple[list[dict[str, Any]], bool]]) -> None:

@@ -28,8 +28,8 @@ from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as ConfluentTP
 
-from streams.codec import Codec, Source
-from streams.records import ItemRecord, decode, entity_key_from_bytes
+from streams.wire.codec import Codec, Source
+from streams.wire.records import ItemRecord, decode, entity_key_from_bytes
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -139,7 +139,7 @@ class Service:
         fatal code 70 (fenced, or a fatal transactional error: docs/operations.md, Exactly once) and
         is started again; the new process settles its transaction (init_transactions) and resumes.
         Any other exit fails the test. Returns how many were restarted now."""
-        from streams.batches import EXIT_FATAL
+        from streams.engine.loop import EXIT_FATAL
 
         restarted = 0
         for worker in self.workers:

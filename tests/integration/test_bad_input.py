@@ -35,7 +35,7 @@ import fastavro
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.codec import Codec, Source, load_schema
+from streams.wire.codec import Codec, Source, load_schema
 from tests.integration.service import SOURCES, Service
 from tests.integration.verify import exactly_once, metric_sum
 
@@ -360,8 +360,8 @@ def test_dead_letter_headers_are_complete_and_readable(run: Run) -> None:
 def test_dead_letter_error_classes(run: Run) -> None:
     """Undecodable bytes are a decode error of the codec, not an ``Unexpected:*`` failure.
 
-    ``streams.codec`` promises that decoding never raises on bad bytes but a ``DecodeError``; JSON
-    nested too deep (``RecursionError``) or with an integer over Python's digit limit
+    ``streams.wire.codec`` promises that decoding never raises on bad bytes but a ``DecodeError``;
+    JSON nested too deep (``RecursionError``) or with an integer over Python's digit limit
     (``ValueError``) must be ``InvalidJson`` like any other unparsable JSON.
     """
     wrong = []

@@ -14,11 +14,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from streams.calibrate import observations_from_archive
-from streams.codec import Source
-from streams.planted import SINCE, UNTIL, planted
+from streams.commands.calibrate import observations_from_archive
+from streams.commands.planted import SINCE, UNTIL, planted
 from streams.scoring import load_plan
 from streams.scoring.durations import format_instant
+from streams.wire.codec import Source
 from tests.integration.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]

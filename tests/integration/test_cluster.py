@@ -101,7 +101,7 @@ async def test_the_service_survives_broker_kills(cluster: str, unique: str, tmp_
     import time
     from dataclasses import replace
 
-    from streams.traffic import TrafficShape, generate
+    from streams.commands.traffic import TrafficShape, generate
     from tests.integration.service import PLAN, Service
     from tests.integration.verify import LiveReader, check_run
 
@@ -166,7 +166,7 @@ async def test_broker_kills_every_few_seconds_and_all_three_down(
     import time
     from dataclasses import replace
 
-    from streams.traffic import TrafficShape, generate
+    from streams.commands.traffic import TrafficShape, generate
     from tests.integration.conftest import coordinator_of
     from tests.integration.service import PLAN, Service
     from tests.integration.verify import LiveReader, assert_no_hanging_transaction, check_run

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
 from tests.integration.verify import LiveReader, check_run, finish_live
 

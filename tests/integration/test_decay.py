@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
-from streams.offline import OfflineScorer
+from streams.commands.offline import OfflineScorer
 from streams.scoring import EntityKey, Invalid, load_plan, parse_input
 from streams.scoring.decay import decayed_total
+from streams.wire.codec import Source
 from tests.integration.service import Service
 from tests.integration.verify import as_offline_line, exactly_once
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import msgpack
 
-from streams.codec import Source
 from streams.scoring.durations import format_instant
+from streams.wire.codec import Source
 from tests.integration.service import Service
 from tests.integration.verify import exactly_once, metric_sum
 
@@ -136,7 +136,7 @@ async def test_a_future_event_is_a_dead_letter_and_the_next_event_scores(
 
 def _avro_id(value: bytes) -> str:
     """The event or command id of an Avro input record (both are the first field)."""
-    from streams.codec import Codec
+    from streams.wire.codec import Codec
 
     codec = Codec.load()
     for source in (Source.PAGE_VISITS, Source.SCORE_ADJUSTMENTS):

@@ -6,8 +6,8 @@ garbage, deep nesting, values near the broker's size limit, odd Unicode, null an
 random headers.
 
 Which mutations are still valid records is decided by the service's own ingest stage run as a
-pure function (``streams.ingest.Ingest``, no Kafka): a flipped bit in a string is often still a
-valid event. The verdicts:
+pure function (``streams.engine.ingest.Ingest``, no Kafka): a flipped bit in a string is often still
+a valid event. The verdicts:
 
 - the worker never restarts and is ready at the end;
 - every record ingest rejects is in the dead-letter topic exactly once, with its original key and
@@ -35,13 +35,13 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from streams.codec import Codec, Source
-from streams.deadletter import DeadLetter
-from streams.ingest import Ingest, Routed
-from streams.records import ItemRecord, decode
+from streams.engine.ingest import Ingest, Routed
 from streams.scoring import Invalid, parse_input
 from streams.scoring.arrival import future_reason
-from streams.scoring.plan import DEFAULT_MAX_FUTURE_MS
+from streams.scoring.plan.spec import DEFAULT_MAX_FUTURE_MS
+from streams.wire.codec import Codec, Source
+from streams.wire.deadletter import DeadLetter
+from streams.wire.records import ItemRecord, decode
 from tests.integration.service import SOURCES, Service
 from tests.integration.verify import exactly_once
 

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
+from streams.wire.codec import Source
 from tests.integration.service import Service, free_port
 from tests.integration.verify import exactly_once
 

@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-from streams.codec import Source
+from streams.wire.codec import Source
 from tests.integration.service import Service
 
 TOKEN = "t0ken"  # noqa: S105 - a test token

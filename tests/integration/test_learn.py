@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from streams.cli import main
-from streams.codec import Source
-from streams.planted import cohorts
-from streams.scoring.plan_yaml import read_yaml
+from streams.commands.planted import cohorts
+from streams.scoring.plan.reader import read_yaml
+from streams.wire.codec import Source
 from tests.integration.service import Service
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ async def test_learn_and_compare_from_the_topics_equal_the_archive(
     for name, value in service.env("cli", 6066).items():  # (the port is not used)
         monkeypatch.setenv(name, value)
     from streams.settings import load_settings
-    from streams.topics import ensure_topics
+    from streams.wire.topics import ensure_topics
 
     ensure_topics(load_settings())  # (no worker here: learn reads the input topics only)
     assert await service.produce([as_input(r) for r in records]) == len(records)

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
 from tests.integration.conftest import coordinator_of, kafka_sh
 from tests.integration.service import PLAN, Service, free_port
 from tests.integration.verify import LiveReader, check_run

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
-from streams.offline import OfflineScorer
+from streams.commands.offline import OfflineScorer
 from streams.scoring import Invalid, load_plan, parse_input
+from streams.wire.codec import Source
 from tests.integration.service import Service
 from tests.integration.verify import as_offline_line, check_run
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from streams.codec import Source
+from streams.wire.codec import Source
 from tests.integration.service import REPO, Service, free_port
 from tests.prometheus_tools import prometheus_tool
 from tools import dashboard

@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
+from streams.wire.codec import Source
 from tests.integration.service import PLAN, Service
 from tests.integration.verify import check_run, exactly_once, final_values
 

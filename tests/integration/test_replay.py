@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.planted import planted
+from streams.commands.planted import planted
 from tests.integration.service import Service
 from tests.integration.test_calibrate import as_input
 

@@ -17,12 +17,12 @@ from typing import Any
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from streams import records
-from streams.routing import partition_for
 from streams.scoring import EntityKey, apply, dumps, load_plan, parse_input
 from streams.settings import Settings
 from streams.state.store import pack_value
-from streams.topics import ensure_topics, state_changelog_topic
+from streams.wire import records
+from streams.wire.routing import partition_for
+from streams.wire.topics import ensure_topics, state_changelog_topic
 from tests.integration.service import PLAN, Service
 
 ENTITIES = 100_000

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
+from streams.wire.codec import Source
 from tests.integration.service import Service
 from tests.integration.verify import exactly_once, final_values, metric_sum, offline_finals
 

@@ -1,7 +1,7 @@
 """One event that feeds a deal score directly and through a member contact, through the real
 service: the deal's own change comes first, then the roll-up change that the contact's member
 update makes when it arrives over the entity-events topic (docs/plans.md, Roll-ups). The pure
-core's replay of the same log order is pinned in ``tests/unit/test_rollup_one_event.py``."""
+core's replay of the same log order is pinned in ``tests/scoring/test_rollup_one_event.py``."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
+from streams.wire.codec import Source
 from tests.integration.service import Service
 from tests.integration.verify import exactly_once
-from tests.unit.test_rollup_one_event import PLAN
+from tests.scoring.test_rollup_one_event import PLAN
 
 
 async def test_a_deal_gets_its_own_change_then_the_rollup(bootstrap: str, tmp_path: Path) -> None:

@@ -39,8 +39,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from streams.codec import Codec, RegistryError, Source, frame_header, schema_text
-from streams.registry import HttpRegistry
+from streams.wire.codec import Codec, RegistryError, Source, frame_header, schema_text
+from streams.wire.registry import HttpRegistry
 from tests.integration.service import REPO, Service, _without_settings, free_port
 from tests.integration.verify import exactly_once, final_values, offline_finals
 

@@ -32,9 +32,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from streams.codec import Codec, Source
 from streams.settings import Settings
-from streams.topics import required_topics
+from streams.wire.codec import Codec, Source
+from streams.wire.topics import required_topics
 from tests.integration.service import REPO, Service
 
 KAFKA = REPO / "deploy" / "kafka" / "kafka.sh"

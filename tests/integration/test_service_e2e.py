@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from streams.codec import Codec, Source
+from streams.wire.codec import Codec, Source
 from tests.integration.service import PLAN, Service
 from tests.integration.verify import exactly_once, load
 

@@ -27,8 +27,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from streams.batches import EXIT_FATAL
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
+from streams.engine.loop import EXIT_FATAL
 from tests.integration.service import PLAN, Service, Worker
 from tests.integration.verify import LiveReader, check_run
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from streams.codec import Source
-from streams.records import ItemRecord, PlanRecord, decode
+from streams.wire.codec import Source
+from streams.wire.records import ItemRecord, PlanRecord, decode
 from tests.integration.service import Service, free_port
 from tests.integration.verify import exactly_once, metric_sum
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
 from tests.integration.service import PLAN, Service
 from tests.integration.verify import check_run
 
@@ -99,7 +99,7 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
     finally:
         service.stop_all()
 
-    from streams.codec import Codec
+    from streams.wire.codec import Codec
 
     codec = Codec.load()
     for raw in changed_raw:  # topic records: key and content are one tenant's

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Codec, Source
+from streams.wire.codec import Codec, Source
 from tests.integration.service import Service
 from tests.integration.verify import exactly_once, final_values, offline_finals
 

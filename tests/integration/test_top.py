@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Codec, Source
+from streams.wire.codec import Codec, Source
 from tests.integration.service import Service
 
 PLAN = """

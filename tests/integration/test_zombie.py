@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from streams.batches import EXIT_FATAL
-from streams.codec import Source
-from streams.traffic import TrafficShape, generate
+from streams.commands.traffic import TrafficShape, generate
+from streams.engine.loop import EXIT_FATAL
+from streams.wire.codec import Source
 from tests.integration.service import PLAN, Service
 from tests.integration.verify import LiveReader, check_run, finish_live
 

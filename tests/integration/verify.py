@@ -11,9 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from streams.codec import Source
+from streams.commands.traffic import as_offline_line
 from streams.scoring import EntityKey, Plan, apply, load_plan, parse_input
-from streams.traffic import as_offline_line
+from streams.wire.codec import Source
 
 ChangeKey = tuple[str | None, str, str, str]  # account, entity, entity id, score
 

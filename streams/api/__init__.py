@@ -1,0 +1,1 @@
+"""The HTTP side of a worker: scores, explanations, health, and top lists."""

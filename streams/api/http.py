@@ -1,0 +1,373 @@
+"""HTTP on every worker (docs/operations.md, HTTP API): scores, explanations, health, readiness,
+metrics. Read-only.
+
+Served by waitress (a maintained, pure-Python WSGI server) on threads of its own, so a slow
+client never stalls the processing loop. Reads see committed state only: the partition stores,
+which the loop writes after each transaction commits.
+
+Any worker answers for any entity. The entity's partition (murmur2 of its key, as the loop routes
+it) is owned by one member of the consumer group; each member's client id carries its advertised
+URL (``leadscore@http://host:port``), so the group description that the admin client returns
+(members, their client ids and their assigned partitions: Kafka's own group metadata) says
+where to forward. The map is cached for a few seconds and refreshed on a miss. A forwarded
+request carries ``X-Leadscore-Forwarded``; a worker that gets one for a partition it does not
+hold answers 503 rather than forwarding again.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from waitress.server import create_server
+
+from streams.api.topview import MAX_N, TopFeed, TopView
+from streams.engine.kafka import common
+from streams.engine.tenants import TenantPlans
+from streams.metrics import Metrics
+from streams.scoring import EntityKey, EntityState, Plan, explain
+from streams.scoring.matrix import cells
+from streams.settings import Settings
+from streams.wire import records
+from streams.wire.publish import score_view
+
+log = logging.getLogger(__name__)
+ENTITY_KINDS = ("contact", "deal", "account")
+CLIENT_ID_PREFIX = "leadscore@"
+FORWARDED = "X-Leadscore-Forwarded"
+OWNERS_TTL_S = 5.0
+
+
+def client_id(settings: Settings) -> str:
+    """The consumer's client id: it advertises this worker's HTTP URL to the group."""
+    return CLIENT_ID_PREFIX + settings.advertised_url
+
+
+def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any]:
+    """Every score of an entity, each in the one score view
+    (``streams.wire.publish.score_view``)."""
+    scores = {score.name: score_view(score, state) for score in plan.by_kind.get(key.kind, ())}
+    view: dict[str, Any] = {
+        "account_id": key.account_id,
+        "entity": key.kind,
+        "entity_id": key.entity_id,
+        "plan_version": plan.version,
+        "scores": scores,
+    }
+    if plan.matrices_by_kind.get(key.kind):
+        view["matrices"] = cells(plan, key.kind, state)
+    return view
+
+
+class StateSource(Protocol):
+    """What the HTTP side needs of the engine."""
+
+    @property
+    def ready(self) -> bool: ...
+    def read_state(self, key: bytes) -> tuple[str, EntityState | None]: ...
+    def entity_partition(self, key: bytes) -> int: ...
+    @property
+    def entity_partitions(self) -> int: ...
+
+
+class Owners:
+    """Entity partition -> the advertised URL of the group member that holds it."""
+
+    def __init__(self, settings: Settings, entity_topic: str) -> None:
+        self.group = settings.app_id
+        self.topic = entity_topic
+        self.admin = AdminClient(common(settings))
+        self.urls: dict[int, str] = {}
+        self.stable = False
+        self.fetched = 0.0
+        self.lock = threading.Lock()
+
+    def settled(self, partitions: int) -> bool:
+        """The group is stable and every entity partition has an owner (no rebalance under way).
+
+        A worker that joins gets nothing in the first round of a cooperative rebalance; the
+        partitions others give up come in a second round. Until then no worker could answer
+        for them, so no worker reports ready.
+        """
+        with self.lock:
+            if not self._settled(partitions) or time.monotonic() - self.fetched > OWNERS_TTL_S:
+                self._refresh()
+            return self._settled(partitions)
+
+    def _settled(self, partitions: int) -> bool:
+        return self.stable and len(self.urls) == partitions
+
+    def url_of(self, partition: int) -> str | None:
+        with self.lock:
+            if time.monotonic() - self.fetched > OWNERS_TTL_S or partition not in self.urls:
+                self._refresh()
+            return self.urls.get(partition)
+
+    def _refresh(self) -> None:
+        self.fetched = time.monotonic()
+        try:
+            described = self.admin.describe_consumer_groups([self.group], request_timeout=5)
+            group = described[self.group].result()
+        except Exception as exc:
+            log.warning("cannot describe consumer group %s: %s", self.group, exc)
+            return
+        urls: dict[int, str] = {}
+        self.stable = group.state == ConsumerGroupState.STABLE
+        for member in group.members:
+            if not member.client_id.startswith(CLIENT_ID_PREFIX) or member.assignment is None:
+                continue
+            url = member.client_id[len(CLIENT_ID_PREFIX) :]
+            for tp in member.assignment.topic_partitions:
+                if tp.topic == self.topic:
+                    urls[tp.partition] = url
+        self.urls = urls
+
+
+Response = tuple[int, dict[str, str], bytes]
+#: The principal that reads every tenant: no token configured, or ``LEADSCORE_API_TOKEN``.
+ALL = "\x00all tenants"  # not an account id: the API takes them from a query string
+#: How old the /metrics text may be, s (see ``Api._exposition``).
+METRICS_MAX_AGE_S = 1.0
+
+
+def _json(status: int, body: Any) -> Response:
+    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class Api:
+    """The WSGI application."""
+
+    def __init__(self, settings: Settings, plan: Plan, engine: StateSource, metrics: Metrics,
+                 owners: Owners | None, top_feed: TopFeed | None = None,
+                 tenants: TenantPlans | None = None) -> None:  # fmt: skip
+        self.settings, self.plan, self.engine, self.metrics = settings, plan, engine, metrics
+        #: the plan of every tenant on each partition the engine holds (``streams.engine.tenants``)
+        self.tenants = tenants if tenants is not None else TenantPlans(plan)
+        self.owners = owners
+        self.top_feed = top_feed
+        self.top_view = top_feed.view if top_feed is not None else None
+        self.own_url = settings.advertised_url
+        self.token = settings.api_token.get_secret_value().encode() if settings.api_token else None
+        self.tenant_tokens = [(t.encode(), a) for t, a in settings.tenants_by_token.items()]
+        self._metrics_cache: tuple[float, bytes] = (0.0, b"")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            status, headers, body = self.route(environ)
+        except Exception:  # never a traceback to the client, never a dead server thread
+            log.exception("HTTP %s failed", environ.get("PATH_INFO"))
+            status, headers, body = _json(500, {"error": "internal error (see the worker log)"})
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                  405: "Method Not Allowed", 500: "Internal Server Error", 502: "Bad Gateway",
+                  503: "Service Unavailable"}.get(status, "")  # fmt: skip
+        start_response(f"{status} {reason}", [*headers.items(), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _exposition(self) -> bytes:
+        """The metrics text, rendered at most once a second: rendering every series costs
+        milliseconds of the processing loop's interpreter, and scrapes come every few seconds;
+        a client hammering /metrics gets the same text again."""
+        now = time.monotonic()
+        cached_at, body = self._metrics_cache
+        if now - cached_at >= METRICS_MAX_AGE_S or not body:
+            body = generate_latest(self.metrics.registry)
+            self._metrics_cache = (now, body)
+        return body
+
+    def _principal(self, environ: WSGIEnvironment) -> str | None:
+        """Who calls: ``ALL`` (no token configured, or the API token: every tenant), an account
+        (its tenant token: that account only), or None (no valid token).
+
+        Every configured token is compared, in constant time, whatever matches: the time taken
+        tells nothing about which token, or how much of one, was right."""
+        if self.token is None and not self.tenant_tokens:
+            return ALL
+        given = environ.get("HTTP_AUTHORIZATION", "")
+        if not given.startswith("Bearer "):
+            return None
+        offered = given[7:].encode()
+        who = None
+        if self.token is not None and hmac.compare_digest(offered, self.token):
+            who = ALL
+        for token, account in self.tenant_tokens:
+            if hmac.compare_digest(offered, token):
+                who = account
+        return who
+
+    def route(self, environ: WSGIEnvironment) -> Response:
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
+            return _json(405, {"error": "only GET is served"})
+        path: str = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            return _json(200, {"status": "ok"})
+        if path == "/readyz":
+            ready = self.engine.ready and (
+                self.owners is None or self.owners.settled(self.engine.entity_partitions)
+            )
+            self.metrics.ready.set(1 if ready else 0)
+            return _json(200 if ready else 503, {"ready": ready})
+        # With a token set, everything but the probes needs it (metrics: by their own setting),
+        # checked first: an unauthenticated caller learns nothing, not even which paths exist.
+        open_path = path == "/metrics" and not self.settings.metrics_require_token
+        who = ALL if open_path else self._principal(environ)
+        if who is None:
+            return _json(401, {"error": "missing or wrong bearer token"})
+        if path == "/metrics":
+            if who is not ALL:  # the service's own figures: for operators, not for tenants
+                return _json(404, {"error": f"no such path {path!r}"})
+            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, self._exposition()
+        parts = path.strip("/").split("/")
+        if (
+            len(parts) in (3, 4)
+            and parts[0] == "scores"
+            and (len(parts) == 3 or parts[3] == "explain")
+        ):
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            account = (query.get("account") or [""])[0] or None
+            if who is not ALL:  # a tenant: its own account, and no other one exists for it
+                if account not in (None, who):
+                    return _json(404, {"error": "no state for this entity"})
+                account = who
+            return self.scores(environ, parts[1], parts[2], account, query,
+                               explain_it=len(parts) == 4)  # fmt: skip
+        if path == "/plans":  # which plan each tenant runs on this worker's partitions
+            return _json(200, self.plans_view(who))
+        if len(parts) == 2 and parts[0] == "top":
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            account = (query.get("account") or [""])[0] or None
+            foreign = who is not ALL and account not in (None, who)
+            if who is not ALL and not foreign:
+                account = who
+            return _json(*self.top(parts[1], query, account, foreign=foreign))
+        return _json(404, {"error": f"no such path {path!r}"})
+
+    def plans_view(self, who: str) -> dict[str, Any]:
+        """``/plans``: the default plan, and per tenant with a plan of its own each version this
+        worker's partitions run, with those partitions (two versions only while a new one is
+        reaching the partitions). A tenant's token sees its own tenant only."""
+        tenants: dict[str, list[dict[str, Any]]] = {}
+        for account, versions in self.tenants.running().items():
+            if who is not ALL and account != who:
+                continue
+            for partitions in versions.values():
+                plan = self.tenants.plan_for(partitions[0], account)
+                view = {**_plan_view(plan, "plans topic"), "partitions": partitions}
+                tenants.setdefault(account, []).append(view)
+        return {"default": _plan_view(self.plan, str(self.settings.plan_path)),
+                "tenants": tenants}  # fmt: skip
+
+    def top(self, entity: str, query: dict[str, list[str]], account: str | None, *,
+            foreign: bool = False) -> tuple[int, Any]:  # fmt: skip
+        """A tenant asking for another tenant's list gets an empty one (as for an account
+        that does not exist): nothing of the other tenant shows, not even that it exists."""
+        if self.top_feed is not None and self.top_feed.failed is not None:
+            return 503, {"error": f"the top view stopped: {self.top_feed.failed}"}
+        view = None if foreign else self.top_view
+        answer = top_answer(view, entity, query, account, self.tenants.tenant_plan(account))
+        if "error" in answer:
+            return 400, answer
+        answer["caught_up"] = self.top_feed is None or self.top_feed.caught_up.is_set()
+        return 200, answer
+
+    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str, account: str | None,
+               query: dict[str, list[str]], *, explain_it: bool) -> Response:  # fmt: skip
+        if entity not in ENTITY_KINDS:
+            return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
+        name = (query.get("score") or [""])[0]
+        key = EntityKey(account, entity, entity_id)  # type: ignore[arg-type]
+        key_bytes = records.entity_key_bytes(key)
+        where, state = self.engine.read_state(key_bytes)
+        if where == "restoring":
+            return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
+        if where == "elsewhere":
+            return self.forward(environ, key_bytes)
+        plan = self.tenants.plan_for(self.engine.entity_partition(key_bytes), account)
+        if explain_it:
+            score = plan.by_name.get(name)
+            if score is None or score.entity != entity:
+                known = [s.name for s in plan.by_kind.get(entity, ())]
+                return _json(400, {"error": f"score must be one of {known}"})
+        if state is None:
+            return _json(404, {"error": "no state for this entity"})
+        if explain_it:
+            return _json(200, explain(state, plan, name).to_dict())
+        return _json(200, scores_view(plan, key, state))
+
+    def forward(self, environ: WSGIEnvironment, key_bytes: bytes) -> Response:
+        partition = self.engine.entity_partition(key_bytes)
+        url = self.owners.url_of(partition) if self.owners is not None else None
+        if environ.get("HTTP_X_LEADSCORE_FORWARDED") or url is None or url == self.own_url:
+            return _json(503, {"error": f"partition {partition} has no owner right now "
+                                        "(a rebalance); retry shortly"})  # fmt: skip
+        target = url + environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            target += "?" + environ["QUERY_STRING"]
+        headers = {FORWARDED: "1"}
+        if environ.get("HTTP_AUTHORIZATION"):
+            headers["Authorization"] = environ["HTTP_AUTHORIZATION"]
+        request = urllib.request.Request(target, headers=headers)  # noqa: S310 - a peer's URL
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310
+                return reply.status, {"Content-Type": "application/json"}, reply.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {"Content-Type": "application/json"}, exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            return _json(502, {"error": f"the owner of partition {partition} ({url}) did not "
+                                        f"answer: {exc}"})  # fmt: skip
+
+
+def _plan_view(plan: Plan, source: str) -> dict[str, Any]:
+    return {"version": plan.version, "source": source,
+            "scores": [{"name": s.name, "entity": s.entity} for s in plan.scores],
+            "matrices": [m.name for m in plan.matrices]}  # fmt: skip
+
+
+def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
+               account: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
+    """The ``/top/{entity}`` answer from ``view`` (None: a tenant asking for another tenant,
+    which has nothing to show it), or ``{"error": ...}`` for a bad request."""
+    if entity not in ENTITY_KINDS:
+        return {"error": f"entity must be one of {ENTITY_KINDS}"}
+    names = [s.name for s in plan.by_kind.get(entity, ())]
+    name = (query.get("score") or [""])[0]
+    if name not in names:
+        return {"error": f"score must be one of the plan's {entity} scores: {', '.join(names)}"}
+    raw_n = (query.get("n") or ["10"])[0]
+    if not raw_n.isdigit() or not 1 <= int(raw_n) <= MAX_N:
+        return {"error": f"n must be a whole number from 1 to {MAX_N} (got {raw_n!r})"}
+    tier = (query.get("tier") or [""])[0] or None
+    tiers = [t.name for t in plan.by_name[name].tiers]
+    if tier is not None and tier not in tiers:
+        known = ", ".join(tiers) or "none: the score has no tiers"
+        return {"error": f"tier must be one of the score's tiers ({known})"}
+    entries, complete = view.top(account, entity, name, int(raw_n), tier) if view else ([], True)
+    return {"account": account, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
+            "complete": complete, "entries": [e.to_dict() for e in entries]}  # fmt: skip
+
+
+class HttpServer:
+    """waitress on a thread of its own; ``stop`` closes it."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], host: str, port: int,
+                 threads: int = 2) -> None:  # fmt: skip
+        self.server = create_server(app, host=host, port=port, threads=threads, ident="leadscore",
+                                    clear_untrusted_proxy_headers=True)  # fmt: skip
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.close()

@@ -1,0 +1,1 @@
+"""The worker's engine: the loop, its stages, transactions, partitions, Kafka clients."""

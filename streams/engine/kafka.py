@@ -1,0 +1,241 @@
+"""Kafka clients of the worker (confluent-kafka, librdkafka): their configs and error classes.
+
+Checked against confluent-kafka 2.16.1 / librdkafka 2.16.0. librdkafka speaks the transaction
+protocol from before KIP-890. librdkafka documents a timed-out ``commit_transaction`` as retriable
+(the commit goes on in the background); this service does not retry it but treats it as fatal and
+restarts with a new producer, the conservative choice: while the outcome is unknown nothing else
+may be committed, and ``init_transactions`` of the restarted process (same ``transactional.id``)
+completes or aborts what was left open. Retriable errors of the other calls are retried a few
+times with a short backoff; abortable ones abort the transaction and rewind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from confluent_kafka import KafkaError, KafkaException
+
+from streams.settings import Settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class ErrorKind(StrEnum):
+    RETRIABLE = "retriable"  # try the same call again
+    ABORTABLE = "abortable"  # abort the transaction, rewind, go on
+    FATAL = "fatal"  # log why and exit non-zero: a restart makes a new producer
+
+
+class Fatal(Exception):
+    """The worker cannot go on safely; the message says why. The process exits non-zero."""
+
+
+def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
+    """What to do about an exception raised by a transactional call."""
+    if not isinstance(exc, KafkaException) or not exc.args:
+        return ErrorKind.FATAL
+    err = exc.args[0]
+    if not isinstance(err, KafkaError):
+        return ErrorKind.FATAL
+    if err.fatal():
+        return ErrorKind.FATAL
+    if err.txn_requires_abort():
+        # librdkafka failed the transaction before committing it (e.g. its records timed out
+        # while a partition had no leader): the outcome is known, abort and redo
+        return ErrorKind.ABORTABLE
+    if committing and err.code() == KafkaError._TIMED_OUT:
+        return ErrorKind.FATAL  # pre-KIP-890: the outcome of a timed-out commit is unknown
+    if err.retriable():
+        return ErrorKind.RETRIABLE
+    return ErrorKind.FATAL
+
+
+class Watchdog:
+    """Ends the process when a transactional call blocks far past its timeout.
+
+    librdkafka does not always honour the timeout of a transactional call:
+    ``send_offsets_to_transaction`` can block for good when its coordinator request never times
+    out (confluentinc/librdkafka#5456, open; seen here after a network black hole longer than
+    the transaction timeout, with librdkafka 2.16.0: the call was still blocked minutes later).
+    A thread watches each guarded call; one still running ``2 x timeout + 5 s`` after it began
+    ends the process with the fatal exit code, logging which call. ``os._exit``: the blocked
+    thread cannot be interrupted, and a clean shutdown would block on the same client. Nothing
+    more is committed; the restart's ``init_transactions`` settles the open transaction, as
+    after ``kill -9``. Until :meth:`configure` is called, guards do nothing.
+    """
+
+    def __init__(self, exit_fn: Callable[[int], object] = os._exit, poll_s: float = 0.5) -> None:
+        self.exit_fn, self.poll_s = exit_fn, poll_s
+        self.limit_s: float | None = None
+        self.exit_code = 1
+        self.watched: tuple[str, float] | None = None  # (call, deadline on the monotonic clock)
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def configure(self, timeout_s: float, *, exit_code: int, limit_s: float | None = None) -> None:
+        self.limit_s = limit_s if limit_s is not None else 2 * timeout_s + 5
+        self.exit_code = exit_code
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)
+            self.thread.start()
+
+    @contextlib.contextmanager
+    def guard(self, what: str) -> Iterator[None]:
+        if self.limit_s is None:
+            yield
+            return
+        with self.lock:
+            self.watched = (what, time.monotonic() + self.limit_s)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.watched = None
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.poll_s)
+            with self.lock:
+                watched = self.watched
+            if watched is not None and time.monotonic() > watched[1]:
+                log.critical(
+                    "%s did not return within %.0f s, far past its timeout (a librdkafka call "
+                    "that ignores its timeout, confluentinc/librdkafka#5456): exiting with %d, "
+                    "nothing more is committed", watched[0], self.limit_s, self.exit_code,
+                )  # fmt: skip
+                logging.shutdown()
+                self.exit_fn(self.exit_code)
+                return
+
+
+#: The worker's watchdog over its transactional calls (configured by ``streams.engine.loop``).
+WATCHDOG = Watchdog()
+
+
+def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool = False) -> T:
+    """Run a transactional call; retry retriable errors, re-raise abortable ones, else ``Fatal``.
+
+    Each attempt is guarded by :data:`WATCHDOG`."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with WATCHDOG.guard(what):
+                return fn()
+        except KafkaException as exc:
+            kind = classify(exc, committing=committing)
+            if kind is ErrorKind.RETRIABLE and attempt < attempts:
+                time.sleep(0.1 * attempt)
+                continue
+            if kind is ErrorKind.ABORTABLE:
+                raise
+            raise Fatal(f"{what} failed ({kind}): {exc.args[0] if exc.args else exc}") from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Errors of metadata-like calls (watermarks, committed offsets) that pass on their own: a
+#: partition's leader moving or just elected (seen on a broker just started, with topics just
+#: created), a coordinator loading. librdkafka does not flag these as retriable on such calls.
+TRANSIENT = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+    # A node killed while the call was in flight (its handle destroyed), or a client whose
+    # metadata does not know the partition yet after nodes came back: seen in make soak-cluster
+    # on a worker restoring right after a restart, which exited 70 again without these.
+    KafkaError._DESTROY_BROKER, KafkaError._UNKNOWN_PARTITION,
+})  # fmt: skip
+
+
+def until_settled(what: str, fn: Callable[[], T], *, timeout_s: float) -> T:
+    """Run a metadata-like call, retrying transient errors with backoff for up to ``timeout_s``;
+    then, or on any other error, raise ``Fatal`` naming the call."""
+    deadline = time.monotonic() + timeout_s
+    pause = 0.05
+    while True:
+        try:
+            return fn()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            transient = isinstance(err, KafkaError) and (err.code() in TRANSIENT or err.retriable())
+            if not transient or time.monotonic() + pause > deadline:
+                raise Fatal(f"{what} failed: {err if err is not None else exc}") from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def common(settings: Settings) -> dict[str, Any]:
+    """What every Kafka client of the service shares: the brokers and how to authenticate."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap_servers,
+        "security.protocol": settings.kafka_security_protocol,
+        "log_level": 3,
+    }
+    if settings.kafka_sasl_mechanism is not None:
+        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
+        config["sasl.username"] = settings.kafka_sasl_username
+        password = settings.kafka_sasl_password
+        config["sasl.password"] = password.get_secret_value() if password is not None else None
+    if settings.kafka_ssl_ca_location is not None:
+        config["ssl.ca.location"] = str(settings.kafka_ssl_ca_location)
+    return config
+
+
+def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
+    session_ms = int(settings.session_timeout_s * 1000)
+    return {
+        **common(settings),
+        "group.id": settings.app_id,
+        # The HTTP API finds the owner of a partition from the group description: each member's
+        # client id carries its advertised URL (see ``streams.api.http``).
+        "client.id": client_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": session_ms,
+        "heartbeat.interval.ms": max(1000, session_ms // 3),
+        "topic.metadata.refresh.interval.ms": 10_000,
+        "fetch.wait.max.ms": 10,  # records of a just-committed transaction are fetched sooner
+        "enable.partition.eof": False,
+        # prefetched records held while the loop is behind (librdkafka's default: 64 MiB)
+        "queued.max.messages.kbytes": 16384,
+    }
+
+
+def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, Any]:
+    return {
+        **common(settings),
+        "transactional.id": transactional_id,
+        "transaction.timeout.ms": settings.transaction_timeout_ms,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # murmur2 as the Java client: an entity's items, state and changes stay in the partition
+        # that ``streams.wire.routing.partition_for`` names (librdkafka's default is CRC32).
+        "partitioner": "murmur2_random",
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 1_048_576,
+    }
+
+
+def restore_consumer_config(settings: Settings) -> dict[str, Any]:
+    return {
+        **common(settings),
+        "group.id": f"{settings.app_id}-restore",  # never joined: partitions are assigned
+        "isolation.level": "read_committed",
+        "enable.auto.commit": False,
+        "enable.partition.eof": True,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 64 * 1024 * 1024,
+        "fetch.wait.max.ms": 20,  # the end of a partition is reported sooner
+        "max.partition.fetch.bytes": 16 * 1024 * 1024,
+    }

@@ -1,0 +1,1 @@
+"""Plans: the compiled plan (``spec``) and its loader, reader and checks."""

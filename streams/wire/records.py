@@ -1,0 +1,132 @@
+"""The internal entity-events topic: input items re-keyed by entity.
+
+Every item carries the instant ``now_ms`` its processing uses as "now": the ingest wall clock when
+it was re-keyed. Because that "now" travels inside the log, the core's work on an item is the same
+whenever the item is processed (after an aborted transaction, a crash or a rebalance).
+
+Key: the entity key (msgpack ``[account_id, kind, entity_id]``). Value: a msgpack map; decimals
+travel as strings. Besides input items the topic carries *member updates*: a contact's values
+for the roll-ups of one deal or account (``streams.scoring.rollup``), produced by the entity
+stage of the contact's partition, in the transaction that commits the contact's state, and keyed
+by the deal or account so that they reach its partition; they decode to :class:`MemberRecord`.
+*Plan records* carry a tenant's newly accepted plan (``streams.engine.tenants``): the worker that
+reads it from the ``plans`` topic writes one copy to every partition of this topic, in one
+transaction, so each partition switches at the offset of its copy, the same point on every worker
+and on every replay of the partition; they decode to :class:`PlanRecord`.
+Records ``{"t": now}`` are partition ticks left by the Faust runtime (before the transactional
+loop, time-driven work travelled through this topic); they decode to :class:`Tick` and the loop
+skips them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+
+from streams.scoring import EntityKey, MemberUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """An input item on its way to one entity."""
+
+    record: dict[str, Any]  # the decoded input, as parse_input takes it
+    now_ms: int  # "now" for this item: when it was re-keyed
+    source: tuple[str, int, int]  # topic, partition, offset of the original record
+    #: the original record's Kafka timestamp, its arrival (the wall clock at ingest if it had
+    #: none): the entity stage bounds the event time by it (``max_future``); also the latency
+    appended_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """A member update on its way to a deal or account."""
+
+    update: MemberUpdate
+    now_ms: int  # "now" of the contact's item (or time step) that sent it
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """A tenant's accepted plan (``text``), or its return to the default plan (``text`` None)."""
+
+    account: str
+    version: str | None
+    text: str | None
+    now_ms: int
+    source: tuple[str, int, int]  # topic, partition, offset of the record on the plans topic
+    #: recompute the tenant's entities by replaying this partition's items appended since then
+    recompute_from_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """A partition tick of the Faust runtime (read only, to be skipped)."""
+
+    now_ms: int
+
+
+def entity_key_bytes(key: EntityKey) -> bytes:
+    packed: bytes = msgpack.packb([key.account_id, key.kind, key.entity_id])
+    return packed
+
+
+def entity_key_from_bytes(raw: bytes) -> EntityKey:
+    account_id, kind, entity_id = msgpack.unpackb(raw)
+    return EntityKey(account_id, kind, entity_id)
+
+
+def encode_item(
+    record: Mapping[str, Any], *, now_ms: int, source: tuple[str, int, int], appended_ms: int
+) -> bytes:
+    packed: bytes = msgpack.packb(
+        {"i": record, "n": now_ms, "s": list(source), "a": appended_ms}, default=msgpack_default
+    )
+    return packed
+
+
+def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
+    contact, version, values, source, occurred = update
+    wire = None if values is None else [list(pair) for pair in values]
+    packed: bytes = msgpack.packb({"m": [contact, version, wire, source, occurred], "n": now_ms})
+    return packed
+
+
+def encode_plan(
+    account: str, version: str | None, text: str | None, *, now_ms: int,
+    source: tuple[str, int, int], recompute_from_ms: int | None = None,
+) -> bytes:  # fmt: skip
+    packed: bytes = msgpack.packb({"p": [account, version, text], "n": now_ms, "s": list(source),
+                                   "r": recompute_from_ms})  # fmt: skip
+    return packed
+
+
+def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
+    body = msgpack.unpackb(value)
+    if "p" in body:
+        account, version, text = body["p"]
+        topic, partition, offset = body["s"]
+        return PlanRecord(account, version, text, body["n"], (topic, partition, offset),
+                          body.get("r"))  # fmt: skip
+    if "m" in body:
+        contact, version, wire, source, occurred = body["m"]
+        values = None if wire is None else tuple((name, points) for name, points in wire)
+        return MemberRecord(MemberUpdate(contact, version, values, source, occurred), body["n"])
+    if "t" in body:
+        return Tick(body["t"])
+    topic, partition, offset = body["s"]
+    return ItemRecord(body["i"], body["n"], (topic, partition, offset), body["a"])
+
+
+def msgpack_default(value: object) -> object:
+    """msgpack fallback: decimals and datetimes travel as strings."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")

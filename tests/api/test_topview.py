@@ -1,0 +1,110 @@
+"""Top lists: the view of the ``scores`` topic against a brute-force sort, its memory bound,
+and the validation of ``GET /top`` queries."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.api.http import top_answer
+from streams.api.topview import TopView
+from streams.scoring import load_plan
+
+TENANTS = (None, "t1")
+KINDS = ("contact", "deal")
+SCORES = ("a", "b")
+
+updates = st.lists(
+    st.tuples(
+        st.sampled_from(TENANTS),
+        st.sampled_from(KINDS),
+        st.sampled_from(SCORES),
+        st.sampled_from([f"e{i}" for i in range(12)]),
+        st.integers(-50, 50),
+        st.sampled_from([None, "hot", "cold"]),
+    ),
+    max_size=120,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(updates, st.integers(1, 15), st.sampled_from([None, "hot", "cold"]))
+def test_the_view_equals_a_brute_force_sort_of_the_latest_values(
+    rows: list[tuple[str | None, str, str, str, int, str | None]], n: int, tier: str | None
+) -> None:
+    view = TopView(per_tenant=1000)
+    small = TopView(per_tenant=6)  # pushes entries out: exact whenever it says complete
+    latest: dict[tuple[str | None, str, str, str], tuple[int, str | None]] = {}
+    for tenant, kind, score, entity, value, tier_ in rows:
+        view.update(tenant, kind, score, entity, value, tier_)
+        small.update(tenant, kind, score, entity, value, tier_)
+        latest[(tenant, kind, score, entity)] = (value, tier_)
+    for tenant in TENANTS:
+        for kind in KINDS:
+            for score in SCORES:
+                ranked = sorted(((-v, e), t) for (tn, k, s, e), (v, t) in latest.items()
+                                if (tn, k, s) == (tenant, kind, score))  # fmt: skip
+                expected = [(rank, e, -negative, t) for rank, ((negative, e), t)
+                            in enumerate(ranked, 1) if tier is None or t == tier][:n]  # fmt: skip
+                entries, complete = view.top(tenant, kind, score, n, tier)
+                assert [(x.rank, x.entity_id, x.value, x.tier) for x in entries] == expected
+                assert complete
+                entries, complete = small.top(tenant, kind, score, n, tier)
+                if complete:  # (ranks count only what the small view holds)
+                    assert [(x.entity_id, x.value) for x in entries] == [
+                        (e, v) for _, e, v, _ in expected
+                    ]
+
+
+def test_memory_is_bounded_per_tenant_and_an_overfull_list_says_so() -> None:
+    view = TopView(per_tenant=3)
+    for i in range(5):
+        view.update("t1", "contact", "a", f"c{i}", i * 10, None)
+    view.update("t2", "contact", "a", "x", 1, None)  # another tenant has its own budget
+    entries, complete = view.top("t1", "contact", "a", 10)
+    assert [(e.entity_id, e.value) for e in entries] == [("c4", 40), ("c3", 30), ("c2", 20)]
+    assert not complete and view.entries("t1") == 3  # c0 (0) and c1 (10) were pushed out
+    assert view.top("t1", "contact", "a", 3)[1]  # 20 is above 10: the top 3 are exact
+    assert view.top("t2", "contact", "a", 10) == (view.top("t2", "contact", "a", 10)[0], True)
+    view.update("t1", "contact", "a", "c0", 35, None)  # a pushed-out entity's next change
+    assert [e.entity_id for e in view.top("t1", "contact", "a", 10)[0]] == ["c4", "c0", "c3"]
+    # (c0's return pushed c2, at 20, out) c4 falls to 5: c2 belongs above it but is out
+    view.update("t1", "contact", "a", "c4", 5, None)
+    entries, complete = view.top("t1", "contact", "a", 3)
+    assert [(e.entity_id, e.value) for e in entries] == [("c0", 35), ("c3", 30), ("c4", 5)]
+    assert not complete  # 5 is not above 20, the highest value pushed out
+    assert view.top("t1", "contact", "a", 2)[1]  # 30 is: the top 2 are exact
+
+
+PLAN = load_plan("""
+scores:
+  - name: engagement
+    entity: contact
+    tiers: [{name: cold, below: 10}, {name: hot}]
+    rules: [{id: v, on: page_visit, points: 5}]
+  - {name: plain, entity: contact, rules: [{id: v, on: page_visit, points: 1}]}
+""", source="p.yaml")  # fmt: skip
+
+
+def test_queries_are_checked_and_answered() -> None:
+    view = TopView(per_tenant=100)
+    view.update(None, "contact", "engagement", "c1", 12, "hot")
+    view.update(None, "contact", "engagement", "c2", 3, "cold")
+    ok = top_answer(view, "contact", {"score": ["engagement"], "tier": ["cold"]}, None, PLAN)
+    entry = {"rank": 2, "entity_id": "c2", "value": 3, "tier": "cold"}  # ranked among all
+    assert ok == {"account": None, "entity": "contact", "score": "engagement", "tier": "cold",
+                  "n": 10, "complete": True, "entries": [entry]}  # fmt: skip
+    bad = {
+        ("lead", "engagement", "10", ""): "entity must be one of ('contact', 'deal', 'account')",
+        ("contact", "nope", "10", ""): "score must be one of the plan's contact scores: "
+                                       "engagement, plain",
+        ("contact", "engagement", "0", ""): "n must be a whole number from 1 to 1000 (got '0')",
+        ("contact", "engagement", "x", ""): "n must be a whole number from 1 to 1000 (got 'x')",
+        ("contact", "engagement", "5", "warm"): "tier must be one of the score's tiers "
+                                                "(cold, hot)",
+        ("contact", "plain", "5", "hot"): "tier must be one of the score's tiers (none: the "
+                                          "score has no tiers)",
+    }  # fmt: skip
+    for (entity, score, n, tier), error in bad.items():
+        query = {"score": [score], "n": [n], "tier": [tier]}
+        assert top_answer(view, entity, query, None, PLAN) == {"error": error}

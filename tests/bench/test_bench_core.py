@@ -1,0 +1,32 @@
+"""``bench/core.py`` (``make bench-engine``) still runs, with its predicted-score variant: a
+tiny run of the pure build writes its results files. No timing is judged here, only that the
+harness works and the variant scores the predicted scores it adds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_tiny_run_writes_the_plain_and_predicted_figures(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/core.py", "--events", "300", "--rounds", "1", "--base", "",
+         "--variants", "pure,pure-predicted", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [json_path] = tmp_path.glob("engine-*.json")
+    [md_path] = tmp_path.glob("engine-*.md")
+    result = json.loads(json_path.read_text())
+    plain, predicted = (result["variants"][v]["figures"] for v in ("pure", "pure-predicted"))
+    for figures in (plain, predicted):
+        assert figures["memory_events_per_s"] > 0
+        assert figures["entities"] == plain["entities"]
+    # the same events; the predicted scores add their own changes (a first value per entity)
+    assert predicted["changes"] > plain["changes"]
+    assert "name: conversion" in result["workload"]["predicted_scores"]
+    assert "| figure | pure | pure-predicted |" in md_path.read_text()
