@@ -563,7 +563,7 @@ def cmd_calibrate(args: Any) -> int:
 def _side(observations: Sequence[Observation], plan: Plan, score_name: str) -> dict[str, Any]:
     """One plan's figures for the comparison: :func:`analyse`, with the tiers and thresholds
     of its score, plus deciles (ten slices of equal size, ties shared) and the AUC."""
-    from streams.commands.learn import auc, deciles
+    from streams.commands.measures import auc, deciles
 
     score = plan.by_name[score_name]
     figures = analyse(observations, thresholds=[(t.name, t.at) for t in score.thresholds],

@@ -13,12 +13,9 @@ from streams.commands.calibrate import Conversions
 from streams.commands.learn import (
     Feature,
     _decimal,
-    auc,
     best_f1_threshold,
-    brier,
     candidate_text,
     cutoffs,
-    deciles,
     fit,
     label_of,
     parse_attribute,
@@ -29,6 +26,7 @@ from streams.commands.learn import (
     propose,
     split,
 )
+from streams.commands.measures import auc, brier, deciles
 from streams.scoring import Event, load_plan, parse_input
 from streams.scoring.plan.reader import read_yaml
 
