@@ -22,7 +22,7 @@ from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.once import Awards, reopen
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, Verdict, score_result
 from streams.scoring.plan.spec import Plan
-from streams.scoring.state import EntityState, ScoreState
+from streams.scoring.state import EntityState, Ledger
 
 Applied = tuple[ScoreResult, ...]
 
@@ -70,7 +70,7 @@ def _adjust(
         return Verdict.UNKNOWN_SCORE
     ledger = entity.scores.get(score.name)
     if ledger is None:
-        ledger = entity.scores[score.name] = ScoreState()
+        ledger = entity.scores[score.name] = Ledger()
         ledger.total = total(score, {})
     at_ms = command.occurred_at_ms
     rule_ids: tuple[str, ...] = (f"adjustment:{command.op}",)

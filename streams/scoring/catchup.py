@@ -15,11 +15,11 @@ from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan.spec import Plan, Score
-from streams.scoring.state import C_RULE, Contribution, ScoreState
+from streams.scoring.state import C_RULE, Contribution, Ledger
 
 
 def catch_up(
-    ledger: ScoreState,
+    ledger: Ledger,
     score: Score,
     key: EntityKey,
     plan: Plan,

@@ -12,9 +12,9 @@ all in millionths until the one rounding to whole points. A contribution whose v
 reached 0 at an evaluation leaves the state (decay only shrinks values, so it stays 0); until
 then it is kept whole, never folded.
 
-When the total is evaluated (``ScoreState.decayed_ms``): at each change of the ledger (an
+When the total is evaluated (``Ledger.decayed_ms``): at each change of the ledger (an
 event, adjustment, expiry or deferred award, at the later of its time and the last evaluation:
-the instant never goes back), and at decay checks (``ScoreState.decay_due_ms``): the next
+the instant never goes back), and at decay checks (``Ledger.decay_due_ms``): the next
 multiple of the score's ``decay_granularity`` (UTC, from the epoch) or, if decay makes the
 score cross a threshold or move to another tier before that, the first millisecond it does
 (found by bisection, which is exact when the total moves one way between two checks, as it
@@ -34,7 +34,7 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     Contribution,
-    ScoreState,
+    Ledger,
 )
 
 #: Values are counted in millionths of a point.
@@ -69,7 +69,7 @@ def micro_value(points: int, decay: Decay, age_ms: int) -> int:
     return _div_half_even(points * MICRO * numerator, denominator)
 
 
-def micro_sums(score: Score, ledger: ScoreState, at_ms: int) -> dict[str | None, int]:
+def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int]:
     """Each category's (None: uncategorised) unclamped sum at ``at_ms``, in millionths."""
     sums = {category: points * MICRO for category, points in ledger.sums.items()}
     decays = score.decays
@@ -82,13 +82,13 @@ def micro_sums(score: Score, ledger: ScoreState, at_ms: int) -> dict[str | None,
     return sums
 
 
-def decayed_total(score: Score, ledger: ScoreState, at_ms: int) -> int:
+def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     """The score's integer value at ``at_ms`` (see the module's docstring)."""
     micro = unlimited_total(score, micro_sums(score, ledger, at_ms), MICRO)
     return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
-def decayed_categories(score: Score, ledger: ScoreState) -> dict[str, int]:
+def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
     """Each declared category's clamped value at the last evaluation, rounded half-even."""
     micro = micro_sums(score, ledger, ledger.decayed_ms)
     return {
@@ -97,7 +97,7 @@ def decayed_categories(score: Score, ledger: ScoreState) -> dict[str, int]:
     }
 
 
-def drop_spent(score: Score, ledger: ScoreState, at_ms: int) -> list[Contribution]:
+def drop_spent(score: Score, ledger: Ledger, at_ms: int) -> list[Contribution]:
     """Remove the decaying contributions worth 0 at ``at_ms`` (they stay 0); returns them."""
     decays = score.decays
     spent: list[Contribution] = []
@@ -118,7 +118,7 @@ def drop_spent(score: Score, ledger: ScoreState, at_ms: int) -> list[Contributio
     return spent
 
 
-def decaying(score: Score, ledger: ScoreState) -> bool:
+def decaying(score: Score, ledger: Ledger) -> bool:
     """Whether any live contribution of the ledger decays."""
     decays = score.decays
     return any(contrib[C_RULE] in decays for contrib in ledger.contribs)
@@ -133,7 +133,7 @@ def _band(score: Score, value: int) -> tuple[int, str | None]:
     return reached, tier_of(score, value)
 
 
-def schedule(score: Score, ledger: ScoreState, at_ms: int) -> None:
+def schedule(score: Score, ledger: Ledger, at_ms: int) -> None:
     """Set ``decay_due_ms`` after an evaluation at ``at_ms`` (``ledger.total`` is its value)."""
     if not decaying(score, ledger):
         ledger.decay_due_ms = None
@@ -141,7 +141,7 @@ def schedule(score: Score, ledger: ScoreState, at_ms: int) -> None:
     ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total)
 
 
-def _next_check(score: Score, ledger: ScoreState, at_ms: int, value: int) -> int:
+def _next_check(score: Score, ledger: Ledger, at_ms: int, value: int) -> int:
     """The first check after ``at_ms``, where the total was ``value``: the next multiple of the
     granularity, or the first millisecond before it where the band (thresholds reached, tier)
     differs from ``value``'s."""
@@ -161,7 +161,7 @@ def _next_check(score: Score, ledger: ScoreState, at_ms: int, value: int) -> int
     return tick
 
 
-def last_check(score: Score, ledger: ScoreState, upto_ms: int) -> int:
+def last_check(score: Score, ledger: Ledger, upto_ms: int) -> int:
     """The last decay check at or before ``upto_ms`` (``decay_due_ms`` is at or before it):
     where an evaluation catching up to ``upto_ms`` looks, in bounded work whatever the gap.
 

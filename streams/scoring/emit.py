@@ -12,12 +12,12 @@ from streams.scoring.decay import decayed_total, drop_spent, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan.spec import Plan, Score
-from streams.scoring.state import ScoreState
+from streams.scoring.state import Ledger
 
 
 def emit(
     changes: list[ScoreChange],
-    ledger: ScoreState,
+    ledger: Ledger,
     score: Score,
     key: EntityKey,
     plan: Plan,
@@ -92,4 +92,4 @@ def emit(
             )
     if decays:
         schedule(score, ledger, at_ms)
-        ledger.recompute_due()
+        ledger.refresh_due()

@@ -14,14 +14,14 @@ from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan.spec import Rule
 from streams.scoring.points import award_points
-from streams.scoring.state import Contribution, ScoreState
+from streams.scoring.state import Contribution, Ledger
 
 #: (rule id, points) per award, negative for points taken back.
 Awards = list[tuple[str, int]]
 
 
 def event_rules(
-    ledger: ScoreState,
+    ledger: Ledger,
     rules: tuple[Rule, ...],
     fields: dict[str, Any],
     *,

@@ -23,7 +23,7 @@ from streams.scoring.state import (
     NO_EPOCH,
     Contribution,
     EntityState,
-    ScoreState,
+    Ledger,
 )
 
 Row = tuple[str, int, str | None, int, int | None, str, str]
@@ -168,7 +168,7 @@ def _explain(state: EntityState | None, plan: Plan, score: Score) -> Explanation
 
 def _explanation(
     score: Score,
-    ledger: ScoreState,
+    ledger: Ledger,
     rows: list[Row],
     value: int,
     before_limits: int,
@@ -206,7 +206,7 @@ def _explanation(
 LISTED_MEMBERS = 100
 
 
-def rollup_view(score: Score, ledger: ScoreState) -> dict[str, Any] | None:
+def rollup_view(score: Score, ledger: Ledger) -> dict[str, Any] | None:
     """A roll-up's part: its spec, value (before the limits) and members, highest first,
     each marked whether the aggregate counts it."""
     spec = score.rollup
@@ -226,7 +226,7 @@ def rollup_view(score: Score, ledger: ScoreState) -> dict[str, Any] | None:
     }
 
 
-def _decayed(score: Score, ledger: ScoreState, rows: list[Row]) -> Explanation:
+def _decayed(score: Score, ledger: Ledger, rows: list[Row]) -> Explanation:
     """A decaying score at the instant its value was evaluated (``decay``)."""
     at_ms = ledger.decayed_ms
     decayed: list[tuple[str | None, float | None]] = []

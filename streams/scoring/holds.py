@@ -8,9 +8,9 @@ epoch is suppressed from the start.
 
 State rules are evaluated at every property update. An update newer than every property time
 (the common case) moves each match forward (``follow``). One that arrives out of order changes
-the entity's past, so every match and when it began is recomputed from the property history
-(``recompute``), exactly as if the updates had arrived in event-time order. History older than
-the lateness horizon is dropped by compaction; ``ScoreState.anchors`` keeps, per rule, when the
+the entity's past, so every match and when it began is re-evaluated from the property history
+(``reevaluate``), exactly as if the updates had arrived in event-time order. History older than
+the lateness horizon is dropped by compaction; ``Ledger.anchors`` keeps, per rule, when the
 match in progress at the entity's ``floor_ms`` began (``settle_anchors``).
 """
 
@@ -23,14 +23,14 @@ from streams.scoring import ledger as ledgers
 from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.profile import update_times, view_at
-from streams.scoring.state import C_OCCURRED, C_POINTS, C_SOURCE, EntityState, ScoreState
+from streams.scoring.state import C_OCCURRED, C_POINTS, C_SOURCE, EntityState, Ledger
 
 Awards = list[tuple[str, int]]
 View = dict[str, Any]
 
 
 def follow(
-    ledger: ScoreState,
+    ledger: Ledger,
     score: Score,
     view: View,
     *,
@@ -53,17 +53,17 @@ def follow(
             _hold(ledger, rule, view, held[C_OCCURRED], held[C_SOURCE], awards)
 
 
-def recompute(
+def reevaluate(
     entity: EntityState,
     kind: str,
-    ledger: ScoreState,
+    ledger: Ledger,
     score: Score,
     view: View,
     *,
     source_id: str,
     awards: Awards,
 ) -> None:
-    """An out-of-order update changed the history: recompute every match from it.
+    """An out-of-order update changed the history: re-evaluate every match from it.
 
     A hold whose match now begins at another time is attributed to this update.
     """
@@ -83,7 +83,7 @@ def recompute(
 
 
 def settle_anchors(
-    entity: EntityState, kind: str, ledger: ScoreState, score: Score, horizon_ms: int
+    entity: EntityState, kind: str, ledger: Ledger, score: Score, horizon_ms: int
 ) -> None:
     """Before compaction drops the history older than ``horizon_ms``: record when the match in
     progress just before it began, per rule (``ledger.anchors``)."""
@@ -128,7 +128,7 @@ def _views(entity: EntityState, kind: str) -> Callable[[int], View]:
     return view
 
 
-def _end(ledger: ScoreState, rule: Rule, awards: Awards) -> None:
+def _end(ledger: Ledger, rule: Rule, awards: Awards) -> None:
     if rule.id in ledger.holds:
         held = ledgers.release_hold(ledger, rule.id)
         if held is not None and held[C_POINTS]:
@@ -136,7 +136,7 @@ def _end(ledger: ScoreState, rule: Rule, awards: Awards) -> None:
 
 
 def _hold(
-    ledger: ScoreState, rule: Rule, view: View, began_ms: int, source_id: str, awards: Awards
+    ledger: Ledger, rule: Rule, view: View, began_ms: int, source_id: str, awards: Awards
 ) -> None:
     """The rule matches, since ``began_ms``: hold its points (suppressed if before the epoch)."""
     if began_ms < ledger.epoch_ms:

@@ -18,7 +18,7 @@ By event time: a late event at ``e`` inside a silence that began at ``a`` and en
 after ``e``, and starts a new silence at ``e`` whose deductions before ``n`` are made at once. So
 any arrival order within the lateness ends with the deductions of event-time order.
 
-State: ``ScoreState.active``, the event times from the lateness horizon on (and the newest one
+State: ``Ledger.active``, the event times from the lateness horizon on (and the newest one
 before it, where a silence crossing the horizon began), ascending; deductions are ordinary
 contributions (folded like any other once older than the horizon: no late event can reach
 them); ``inactive_due_ms``, the next deduction's instant.
@@ -36,7 +36,7 @@ from streams.scoring.state import (
     C_RULE,
     C_SOURCE,
     Contribution,
-    ScoreState,
+    Ledger,
 )
 
 RULE = "inactivity"
@@ -100,7 +100,7 @@ def since(contrib: Contribution, start_ms: int) -> Contribution | None:
             f"{kept}*{period}")  # fmt: skip
 
 
-def touch(idle: Inactivity, ledger: ScoreState, at_ms: int) -> bool:
+def touch(idle: Inactivity, ledger: Ledger, at_ms: int) -> bool:
     """An event at ``at_ms`` is activity: cut the silence it breaks, make the one it starts
     (if a later event ended it already), reschedule. Returns whether the contributions changed.
     """
@@ -134,13 +134,13 @@ def touch(idle: Inactivity, ledger: ScoreState, at_ms: int) -> bool:
     return changed
 
 
-def _add(ledger: ScoreState, contrib: Contribution) -> None:
+def _add(ledger: Ledger, contrib: Contribution) -> None:
     """A deduction: no source event (it is the absence of one)."""
     ledger.contribs.append(contrib)
     ledger.sums[contrib[C_CATEGORY]] = ledger.sums.get(contrib[C_CATEGORY], 0) + contrib[C_POINTS]
 
 
-def due(idle: Inactivity, ledger: ScoreState, upto_ms: int) -> int:
+def due(idle: Inactivity, ledger: Ledger, upto_ms: int) -> int:
     """Every deduction of the current silence from ``ledger.inactive_due_ms`` through
     ``upto_ms``, at once; returns the instant of the last. The silence's contribution grows
     (one per silence), then the next deduction is scheduled."""
@@ -165,7 +165,7 @@ def due(idle: Inactivity, ledger: ScoreState, upto_ms: int) -> int:
     return last
 
 
-def schedule(idle: Inactivity, ledger: ScoreState) -> None:
+def schedule(idle: Inactivity, ledger: Ledger) -> None:
     """``inactive_due_ms``: the next deduction of the silence since the newest event."""
     if not ledger.active:
         ledger.inactive_due_ms = None
@@ -181,7 +181,7 @@ def schedule(idle: Inactivity, ledger: ScoreState) -> None:
         ledger.inactive_due_ms = last + idle.after_ms
 
 
-def prune(ledger: ScoreState, horizon_ms: int) -> None:
+def prune(ledger: Ledger, horizon_ms: int) -> None:
     """Forget event times before ``horizon_ms`` but the newest of them (a silence's start)."""
     active = ledger.active
     i = bisect_left(active, horizon_ms)

@@ -10,14 +10,14 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     Contribution,
+    Ledger,
     Pending,
-    ScoreState,
 )
 
 SET_RULE = "adjustment:set"
 
 
-def record(ledger: ScoreState, contrib: Contribution) -> None:
+def record(ledger: Ledger, contrib: Contribution) -> None:
     """Add a live contribution (O(1): the category sum is kept incrementally)."""
     ledger.contribs.append(contrib)
     category = contrib[C_CATEGORY]
@@ -27,7 +27,7 @@ def record(ledger: ScoreState, contrib: Contribution) -> None:
         ledger.next_due_ms = expires
 
 
-def hold(ledger: ScoreState, rule_id: str, contrib: Contribution | None) -> None:
+def hold(ledger: Ledger, rule_id: str, contrib: Contribution | None) -> None:
     """Set (or with None: suppress) the points a state rule holds while it matches."""
     _unhold(ledger, ledger.holds.get(rule_id))
     ledger.holds[rule_id] = contrib
@@ -36,27 +36,27 @@ def hold(ledger: ScoreState, rule_id: str, contrib: Contribution | None) -> None
         ledger.sums[category] = ledger.sums.get(category, 0) + contrib[C_POINTS]
 
 
-def release_hold(ledger: ScoreState, rule_id: str) -> Contribution | None:
+def release_hold(ledger: Ledger, rule_id: str) -> Contribution | None:
     """The state rule stopped matching: give its points back; returns what it held."""
     held = ledger.holds.pop(rule_id, None)
     _unhold(ledger, held)
     return held
 
 
-def _unhold(ledger: ScoreState, held: Contribution | None) -> None:
+def _unhold(ledger: Ledger, held: Contribution | None) -> None:
     if held is not None:
         category = held[C_CATEGORY]
         ledger.sums[category] = ledger.sums.get(category, 0) - held[C_POINTS]
 
 
-def defer(ledger: ScoreState, pending: Pending) -> None:
+def defer(ledger: Ledger, pending: Pending) -> None:
     """Hold awards until a quiet window ends at ``pending[0]``."""
     ledger.pending.append(pending)
     if ledger.next_due_ms is None or pending[0] < ledger.next_due_ms:
         ledger.next_due_ms = pending[0]
 
 
-def expire(ledger: ScoreState, due_ms: int) -> list[Contribution]:
+def expire(ledger: Ledger, due_ms: int) -> list[Contribution]:
     """Remove contributions expiring at or before ``due_ms``; returns them, oldest first."""
     gone = [c for c in ledger.contribs if c[C_EXPIRES] is not None and c[C_EXPIRES] <= due_ms]
     if gone:
@@ -69,7 +69,7 @@ def expire(ledger: ScoreState, due_ms: int) -> list[Contribution]:
     return gone
 
 
-def expire_through(ledger: ScoreState, now_ms: int) -> list[list[Contribution]]:
+def expire_through(ledger: Ledger, now_ms: int) -> list[list[Contribution]]:
     """Remove every contribution expiring at or before ``now_ms`` in one pass.
 
     Returns them grouped by expiry time, in time order; ``sums`` are *not* yet adjusted:
@@ -89,21 +89,21 @@ def expire_through(ledger: ScoreState, now_ms: int) -> list[list[Contribution]]:
     return groups
 
 
-def forget(ledger: ScoreState, contribs: list[Contribution]) -> None:
+def forget(ledger: Ledger, contribs: list[Contribution]) -> None:
     """Take removed contributions out of the category sums."""
     sums = ledger.sums
     for c in contribs:
         sums[c[C_CATEGORY]] -= c[C_POINTS]
 
 
-def event_due(ledger: ScoreState) -> int | None:
+def event_due(ledger: Ledger) -> int | None:
     """The earliest expiry or deferred award (the dues that are not decay or inactivity)."""
     dues = [c[C_EXPIRES] for c in ledger.contribs if c[C_EXPIRES] is not None]
     dues.extend(p[0] for p in ledger.pending)
     return min(dues) if dues else None
 
 
-def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
+def release(ledger: Ledger, due_ms: int) -> list[Pending]:
     """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
     due = [p for p in ledger.pending if p[0] <= due_ms]
     if due:
@@ -111,14 +111,14 @@ def release(ledger: ScoreState, due_ms: int) -> list[Pending]:
     return due
 
 
-def take_back(ledger: ScoreState, rule_id: str, occurred_ms: int) -> Contribution | None:
+def take_back(ledger: Ledger, rule_id: str, occurred_ms: int) -> Contribution | None:
     """Remove the award of ``rule_id`` made for an event at ``occurred_ms``, live or deferred;
     returns it (None if there is none, e.g. a 0-point award)."""
     for i, c in enumerate(ledger.contribs):
         if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
             del ledger.contribs[i]
             forget(ledger, [c])
-            ledger.recompute_due()
+            ledger.refresh_due()
             return c
     for i, (due, source, contribs) in enumerate(ledger.pending):
         for j, c in enumerate(contribs):
@@ -130,12 +130,12 @@ def take_back(ledger: ScoreState, rule_id: str, occurred_ms: int) -> Contributio
                     ledger.pending[i] = (due, source, kept)
                 else:
                     del ledger.pending[i]
-                ledger.recompute_due()
+                ledger.refresh_due()
                 return c
     return None
 
 
-def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
+def start_epoch(ledger: Ledger, epoch_ms: int) -> None:
     """A set/reset at ``epoch_ms``: everything that occurred earlier stops counting.
 
     Earlier contributions, folded totals, repeat-once flags, stand-by matches and deferred awards
@@ -168,4 +168,4 @@ def start_epoch(ledger: ScoreState, epoch_ms: int) -> None:
         if kept:
             pending.append((due, source, kept))
     ledger.pending = pending
-    ledger.recompute()
+    ledger.rebuild_sums()

@@ -16,7 +16,7 @@ from streams.scoring.aggregate import tier_index, total
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan.spec import Matrix, Plan, Score
-from streams.scoring.state import EntityState, ScoreState
+from streams.scoring.state import EntityState, Ledger
 
 
 def _value(entity: EntityState, score: Score) -> int:
@@ -43,7 +43,7 @@ def follow(entity: EntityState, key: EntityKey, plan: Plan, changes: list[ScoreC
     for matrix in plan.matrices_by_kind.get(key.kind, ()):
         ledger = entity.scores.get(matrix.name)
         if ledger is None:
-            ledger = entity.scores[matrix.name] = ScoreState()
+            ledger = entity.scores[matrix.name] = Ledger()
             ledger.total = _empty(matrix, plan)
         if any(c.score == matrix.rows or c.score == matrix.cols for c in changes):
             _walk(matrix, plan, entity, key, ledger, changes)
@@ -54,7 +54,7 @@ def _walk(
     plan: Plan,
     entity: EntityState,
     key: EntityKey,
-    ledger: ScoreState,
+    ledger: Ledger,
     changes: list[ScoreChange],
 ) -> None:
     rows, cols = plan.by_name[matrix.rows], plan.by_name[matrix.cols]

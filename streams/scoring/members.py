@@ -9,7 +9,7 @@ from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
 from streams.scoring.plan.spec import Plan
 from streams.scoring.scorer import settle
-from streams.scoring.state import EntityState, ScoreState
+from streams.scoring.state import EntityState, Ledger
 
 
 def apply_member(
@@ -34,16 +34,16 @@ def apply_member(
             continue
         ledger = entity.scores.get(score.name)
         if ledger is None:
-            ledger = entity.scores[score.name] = ScoreState()
+            ledger = entity.scores[score.name] = Ledger()
             ledger.total = total(score, {})
         if rollup.admit(ledger, spec, update):
             emit(changes, ledger, score, key, plan, Cause.ROLLUP, (rollup.RULE,),
                  update.source_id, update.occurred_at_ms)  # fmt: skip
-            ledger.recompute_due()
-    entity.recompute_due()
+            ledger.refresh_due()
+    entity.refresh_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         settle(entity, key, plan, now_ms, changes)
-        entity.recompute_due()
+        entity.refresh_due()
     if changes and plan.matrices:
         matrix.follow(entity, key, plan, changes)
     return outcome(entity, tuple(changes))

@@ -1,8 +1,8 @@
 """``repeat: once`` whatever the arrival order: which match holds the award, and its stand-by.
 
 In event-time order a once rule awards the *earliest* match of each epoch. Arrival order may
-differ, so besides its flag (``ScoreState.statics``: the event time of the award) a once rule
-keeps one stand-by match (``ScoreState.standby``):
+differ, so besides its flag (``Ledger.statics``: the event time of the award) a once rule
+keeps one stand-by match (``Ledger.standby``):
 
 - a match **later** than the award is refused (``static``); the latest such match stands by;
 - a match **earlier** than the award (but not before the epoch) takes the award over, as it
@@ -29,13 +29,13 @@ from streams.scoring.capping import take_slot
 from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.quiet_hours import quiet_until
-from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_SOURCE, ScoreState
+from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_SOURCE, Ledger
 
 Awards = list[tuple[str, int]]
 
 
 def stand_by(
-    ledger: ScoreState,
+    ledger: Ledger,
     rule: Rule,
     fields: dict[str, Any],
     *,
@@ -55,7 +55,7 @@ def stand_by(
         ledger.standby[rule.id] = (rule.id, points, rule.category, at_ms, expires, source_id)
 
 
-def take_over(ledger: ScoreState, rule: Rule, flag_ms: int) -> int:
+def take_over(ledger: Ledger, rule: Rule, flag_ms: int) -> int:
     """An earlier match takes the award made at ``flag_ms``; returns the points taken back.
 
     The caller sets the flag to the new match and has freed the displaced cap slot.
@@ -69,7 +69,7 @@ def take_over(ledger: ScoreState, rule: Rule, flag_ms: int) -> int:
     return taken[C_POINTS]
 
 
-def reopen(ledger: ScoreState, score: Score, *, now_ms: int, awards: Awards) -> tuple[str, ...]:
+def reopen(ledger: Ledger, score: Score, *, now_ms: int, awards: Awards) -> tuple[str, ...]:
     """After ``ledger.start_epoch``: award the stand-by match of each once rule that lost its flag.
 
     Appends every such award to ``awards``; returns the rules whose points count now (an award

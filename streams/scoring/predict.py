@@ -32,7 +32,7 @@ from streams.scoring.events import Adjustment, EntityKey
 from streams.scoring.model import EQUALS, HITS, NUMBER, SCORE, Feature, Predicted
 from streams.scoring.outcomes import Cause, ScoreChange, ScoreResult, score_result
 from streams.scoring.plan.spec import Plan, Score
-from streams.scoring.state import C_OCCURRED, C_POINTS, C_RULE, EntityState, ScoreState
+from streams.scoring.state import C_OCCURRED, C_POINTS, C_RULE, EntityState, Ledger
 
 #: The rule id of a predicted score's changes.
 RULE: Final = "predicted"
@@ -181,7 +181,7 @@ def refresh(
             continue
         ledger = entity.scores.get(score.name)
         if ledger is None:  # it starts at the prior (no feature yet): its first change is news
-            ledger = entity.scores[score.name] = ScoreState()
+            ledger = entity.scores[score.name] = Ledger()
             ledger.rolled = ledger.total = value_of(None, key.kind, spec, plan)
         ledger.rolled = value_of(entity, key.kind, spec, plan)
         emit(changes, ledger, score, key, plan, Cause.PREDICTED, (RULE,), source_id, at_ms)

@@ -28,7 +28,7 @@ from streams.scoring.events import EntityKey, Item
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
 from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.scorer import advance, apply
-from streams.scoring.state import EntityState, ScoreState
+from streams.scoring.state import EntityState, Ledger
 
 
 def recompute(
@@ -51,15 +51,15 @@ def recompute(
     for score in plan.by_kind.get(key.kind, ()):
         ledger = new.scores.get(score.name)
         if ledger is None:
-            ledger = new.scores[score.name] = ScoreState()
-        _carry(before.scores.get(score.name) or ScoreState(), ledger, score)
+            ledger = new.scores[score.name] = Ledger()
+        _carry(before.scores.get(score.name) or Ledger(), ledger, score)
         emit(changes, ledger, score, key, plan, Cause.RECOMPUTE, (), source_id, now_ms)
     for name, ledger in before.scores.items():
         if name not in new.scores:  # a score the new plan does not have: kept, asleep
             ledger.next_due_ms = None
             new.scores[name] = ledger
     new.seen = {**before.seen, **new.seen}
-    new.recompute_due()
+    new.refresh_due()
     new.rv = before.rv
     new.account_link = before.account_link
     new.deal_links = list(before.deal_links)
@@ -71,7 +71,7 @@ def recompute(
     return outcome(new, tuple(changes))
 
 
-def _carry(published: ScoreState, ledger: ScoreState, score: Score) -> None:
+def _carry(published: Ledger, ledger: Ledger, score: Score) -> None:
     """What the replay cannot rebuild: the last published value and seq (0 and 0 for a score
     never published), and roll-up members."""
     ledger.seq = published.seq

@@ -34,7 +34,7 @@ from streams.scoring.aggregate import total
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.outcomes import ScoreChange
 from streams.scoring.plan.spec import Plan, Rollup
-from streams.scoring.state import EntityState, ScoreState
+from streams.scoring.state import EntityState, Ledger
 
 RULE = "rollup"
 #: The contact attribute naming the account the contact belongs to.
@@ -160,7 +160,7 @@ def _send(
     return _new(Forward, (target, update))
 
 
-def admit(ledger: ScoreState, rollup: Rollup, update: MemberUpdate) -> bool:
+def admit(ledger: Ledger, rollup: Rollup, update: MemberUpdate) -> bool:
     """Record a member update in a roll-up's ledger; False if it is not newer than the last."""
     members = ledger.members
     previous = members.get(update.contact_id)

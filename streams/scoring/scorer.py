@@ -16,7 +16,7 @@ from streams.scoring.compaction import maybe_compact
 from streams.scoring.emit import emit
 from streams.scoring.evaluate import Awards, event_rules
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
-from streams.scoring.holds import follow, recompute
+from streams.scoring.holds import follow, reevaluate
 from streams.scoring.outcomes import (
     Cause,
     Outcome,
@@ -35,7 +35,7 @@ from streams.scoring.state import (
     C_SOURCE,
     Contribution,
     EntityState,
-    ScoreState,
+    Ledger,
     id_hash,
 )
 
@@ -72,10 +72,10 @@ def apply(
         trigger = id_hash("c", item.command_id)
         results = predict.adjust(entity, key, item, trigger, plan, now_ms, changes)
         source_id = item.command_id
-    entity.recompute_due()
+    entity.refresh_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         settle(entity, key, plan, now_ms, changes)  # e.g. a late event deferred into the past
-        entity.recompute_due()
+        entity.refresh_due()
     if predicted:
         predict.refresh(entity, key, predicted, plan, changes, source_id, item.occurred_at_ms)
     if changes and plan.matrices:
@@ -97,7 +97,7 @@ def advance(state: EntityState | None, key: EntityKey, plan: Plan, *, now_ms: in
     due_ms = state.next_due_ms
     if due_ms is not None and due_ms <= now_ms:
         settle(state, key, plan, now_ms, changes)
-        state.recompute_due()
+        state.refresh_due()
         predicted = plan.predicted_by_kind.get(key.kind)
         if predicted:
             source_id, at_ms = predict.step_source(changes, 0, due_ms)
@@ -130,7 +130,7 @@ def settle(
                 else:  # decay and inactivity up to the next of those, in one evaluation
                     upto_ms = now_ms if other_ms is None else min(now_ms, other_ms - 1)
                     catch_up(ledger, score, key, plan, upto_ms, changes)
-                ledger.recompute_due()
+                ledger.refresh_due()
                 continue
             if any(p[0] <= now_ms for p in ledger.pending):
                 _settle(ledger, score, key, plan, ledger.next_due_ms, changes)
@@ -142,13 +142,13 @@ def settle(
                 assert due_ms is not None  # noqa: S101 - only expiring contributions expire
                 emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE],
                      due_ms)  # fmt: skip
-            ledger.recompute_due()
+            ledger.refresh_due()
     if len(changes) - start > 1:
         changes[start:] = sorted(changes[start:], key=lambda c: c.occurred_at_ms)
 
 
 def _settle(
-    ledger: ScoreState,
+    ledger: Ledger,
     score: Score,
     key: EntityKey,
     plan: Plan,
@@ -166,7 +166,7 @@ def _settle(
             ledgers.record(ledger, contrib)
         rules = _unique([c[C_RULE] for c in kept])
         emit(changes, ledger, score, key, plan, Cause.DEFERRED, rules, source_id, due_ms)
-    ledger.recompute_due()
+    ledger.refresh_due()
 
 
 _KEEP = (Verdict.SCORED, Verdict.DEFERRED, Verdict.QUIET)
@@ -227,12 +227,12 @@ def _apply_event(
             continue
         ledger = entity.scores.get(score.name)
         if ledger is None:
-            ledger = entity.scores[score.name] = ScoreState()
+            ledger = entity.scores[score.name] = Ledger()
             ledger.total = total(score, {})
         touched = False
         if idle is not None:
             touched = inactivity.touch(idle, ledger, at_ms)
-            ledger.recompute_due()
+            ledger.refresh_due()
         if not rules and not stateful:
             if touched:  # a late event undid (and redid) deductions, and scored nothing
                 emit(changes, ledger, score, key, plan, Cause.INACTIVITY, (inactivity.RULE,),
@@ -273,7 +273,7 @@ def _apply_event(
         event_awards = len(awards)
         if stateful and view is not None:
             if out_of_order:
-                recompute(
+                reevaluate(
                     entity, key.kind, ledger, score, view, source_id=event.event_id, awards=awards
                 )
             else:

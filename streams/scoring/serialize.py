@@ -26,7 +26,7 @@ redundant).
 has no stand-by matches, and its property history starts after its newest property time, with
 each held state rule anchored at its hold (suppressed holds before any epoch).
 
-Derived data (category sums, next due times) is stored to keep loading cheap, and recomputed
+Derived data (category sums, next due times) is stored to keep loading cheap, and rebuilt
 when reading v1.
 """
 
@@ -49,9 +49,9 @@ from streams.scoring.state import (
     NO_EPOCH,
     Contribution,
     EntityState,
+    Ledger,
     Pending,
     Prop,
-    ScoreState,
 )
 
 CURRENT_VERSION = 6
@@ -172,9 +172,9 @@ def loads(blob: bytes) -> EntityState:
 def _from_v6(body: _Body) -> EntityState:
     watermark, compacted, seen, props, scores, next_due, past, floor, rv, account, deals = body
     state = entity_of(watermark, compacted, seen, props, next_due)
-    ledgers: dict[str, ScoreState] = {}
+    ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
-        s = ScoreState.__new__(ScoreState)
+        s = Ledger.__new__(Ledger)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms, s.decay_due_ms, s.active,
          s.inactive_due_ms, s.members, s.rolled) = row  # fmt: skip
@@ -190,9 +190,9 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
     """v4 and v5 (v5 appends the decay and inactivity fields to each score row)."""
     watermark, compacted, seen, props, scores, next_due, past, floor = body
     state = entity_of(watermark, compacted, seen, props, next_due)
-    ledgers: dict[str, ScoreState] = {}
+    ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
-        s = ScoreState.__new__(ScoreState)
+        s = Ledger.__new__(Ledger)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, *added) = row  # fmt: skip
         if added:

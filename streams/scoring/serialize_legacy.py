@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import C_OCCURRED, NO_EPOCH, EntityState, ScoreState
+from streams.scoring.state import C_OCCURRED, NO_EPOCH, EntityState, Ledger
 
 DECIMAL_EXT = 1
 
@@ -66,9 +66,9 @@ def _from_v2(body: Any) -> EntityState:
     """v2 and v3 (v3 appends fields to v2's arrays)."""
     watermark, compacted, seen, props, scores, _outbox, next_due, *v3 = body
     state = entity_of(watermark, compacted, seen, props, next_due)
-    ledgers: dict[str, ScoreState] = {}
+    ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
-        s = ScoreState.__new__(ScoreState)
+        s = Ledger.__new__(Ledger)
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
          pending, s.next_due_ms, *added) = row  # fmt: skip
         s.contribs = list(contribs)
@@ -140,7 +140,7 @@ def _from_v1(body: Any) -> EntityState:
         s.caps = {rule: list(times) for rule, times in raw["caps"].items()}
         s.holds = {rule: (tuple(h) if h else None) for rule, h in raw["holds"].items()}
         s.pending = [(due, src, tuple(tuple(c) for c in cs)) for due, src, cs in raw["pending"]]
-        s.recompute()
+        s.rebuild_sums()
     _start_history(state)
-    state.recompute_due()
+    state.refresh_due()
     return state

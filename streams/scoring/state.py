@@ -31,7 +31,7 @@ Prop = tuple[str | Decimal | bool | None, int]
 NO_EPOCH = -(2**62)
 
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
-SCORE_FIELDS: Final = (
+LEDGER_FIELDS: Final = (
     "active",
     "anchors",
     "caps",
@@ -67,10 +67,11 @@ ENTITY_FIELDS: Final = (
 )
 
 
-class ScoreState:
-    """The ledger of one score of one entity."""
+class Ledger:
+    """The ledger of one score of one entity: its contributions, holds, deferred awards and
+    the totals and due times derived from them (changed by ``streams.scoring.ledger``)."""
 
-    __slots__ = SCORE_FIELDS
+    __slots__ = LEDGER_FIELDS
 
     def __init__(self) -> None:
         self.seq = 0  # seq of the last change emitted
@@ -105,15 +106,16 @@ class ScoreState:
         self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScoreState):
+        if not isinstance(other, Ledger):
             return NotImplemented
-        return all(getattr(self, name) == getattr(other, name) for name in SCORE_FIELDS)
+        return all(getattr(self, name) == getattr(other, name) for name in LEDGER_FIELDS)
 
     def __repr__(self) -> str:
-        return f"ScoreState(seq={self.seq}, total={self.total}, contribs={len(self.contribs)})"
+        return f"Ledger(seq={self.seq}, total={self.total}, contribs={len(self.contribs)})"
 
-    def recompute(self) -> None:
-        """Rebuild ``sums`` and ``next_due_ms`` from the ledger (after bulk removals)."""
+    def rebuild_sums(self) -> None:
+        """Rebuild ``sums`` from the contributions, folded points and holds (after bulk
+        removals), then ``next_due_ms`` (``refresh_due``)."""
         sums: dict[str | None, int] = {}
         for contrib in self.contribs:
             sums[contrib[C_CATEGORY]] = sums.get(contrib[C_CATEGORY], 0) + contrib[C_POINTS]
@@ -123,9 +125,10 @@ class ScoreState:
             if hold is not None:
                 sums[hold[C_CATEGORY]] = sums.get(hold[C_CATEGORY], 0) + hold[C_POINTS]
         self.sums = sums
-        self.recompute_due()
+        self.refresh_due()
 
-    def recompute_due(self) -> None:
+    def refresh_due(self) -> None:
+        """Set ``next_due_ms`` to the earliest expiry, deferred award, decay or inactivity due."""
         dues = [c[C_EXPIRES] for c in self.contribs if c[C_EXPIRES] is not None]
         dues.extend(p[0] for p in self.pending)
         if self.decay_due_ms is not None:
@@ -149,7 +152,7 @@ class EntityState:
         #: on when an update arrives out of order; see ``profile``), complete from ``floor_ms``
         self.past: dict[str, list[Prop]] = {}
         self.floor_ms = NO_EPOCH
-        self.scores: dict[str, ScoreState] = {}
+        self.scores: dict[str, Ledger] = {}
         self.next_due_ms: int | None = None
         #: contacts of plans with roll-ups (see ``rollup``): the version of the last update
         #: sent to a roll-up, the account and the deals the contact is counted in
@@ -165,13 +168,14 @@ class EntityState:
     def __repr__(self) -> str:
         return f"EntityState(watermark_ms={self.watermark_ms}, scores={self.scores!r})"
 
-    def score(self, name: str) -> ScoreState:
+    def score(self, name: str) -> Ledger:
         ledger = self.scores.get(name)
         if ledger is None:
-            ledger = self.scores[name] = ScoreState()
+            ledger = self.scores[name] = Ledger()
         return ledger
 
-    def recompute_due(self) -> None:
+    def refresh_due(self) -> None:
+        """Set ``next_due_ms`` to the earliest of its ledgers' (after they changed)."""
         dues = [s.next_due_ms for s in self.scores.values() if s.next_due_ms is not None]
         self.next_due_ms = min(dues) if dues else None
 

@@ -336,7 +336,7 @@ def test_reopen_respects_expiry_and_cap() -> None:
 def test_compaction_keeps_when_a_match_began() -> None:
     # lateness 1d: compaction every 3h drops history older than a day; the match of
     # "industry" began at T0, before the reset at T0 + 1h, so it stays suppressed when a late
-    # update makes the rule be recomputed from the (pruned) history
+    # update makes the rule be re-evaluated from the (pruned) history
     plan = one_score(STATE_RULE_TEXT, plan_head="lateness: 1d")
     runner = Runner(plan)
     runner.feed(profile("p0", T0, industry="saas"), adj("r", T0 + H, "reset"))
@@ -344,7 +344,7 @@ def test_compaction_keeps_when_a_match_began() -> None:
     state = runner.states[KEY]
     assert state.floor_ms > T0 + H  # the history from before the reset is gone
     assert state.scores["s"].anchors == {"industry": T0}
-    runner.feed(profile("late", T0 + 37 * H + 1, region="x"))  # out of order: recomputed
+    runner.feed(profile("late", T0 + 37 * H + 1, region="x"))  # out of order: re-evaluated
     assert state.scores["s"].holds == {"industry": None}
     assert runner.value() == 0
 

@@ -15,7 +15,7 @@ from streams.scoring import EntityKey, PlanError, dumps, explain, loads
 from streams.scoring.compaction import compact
 from streams.scoring.decay import MICRO, decayed_total, micro_value
 from streams.scoring.plan.spec import Decay, Score
-from streams.scoring.state import C_CATEGORY, C_OCCURRED, C_POINTS, C_RULE, ScoreState
+from streams.scoring.state import C_CATEGORY, C_OCCURRED, C_POINTS, C_RULE, Ledger
 
 KEY = EntityKey(None, "contact", "c1")
 HALF = Decay("half_life", 10 * D)
@@ -339,7 +339,7 @@ def test_decayed_total_equals_brute_force_at_random_instants(
     last = items[-1].occurred_at_ms
     for offset in sorted(offsets):
         runner.advance(last + offset)
-        ledger: ScoreState = runner.states[KEY].scores["s"]
+        ledger: Ledger = runner.states[KEY].scores["s"]
         assert ledger.total == brute_force(score, items, ledger.decayed_ms)
         now = last + offset  # (expiries are applied up to here)
         assert decayed_total(score, ledger, now) == brute_force(score, items, now)

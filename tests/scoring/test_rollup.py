@@ -16,7 +16,7 @@ from streams.commands.offline import OfflineScorer
 from streams.scoring import EntityKey, EntityState, Event, PlanError, apply, apply_member, explain
 from streams.scoring.plan.spec import Plan, Rollup
 from streams.scoring.rollup import MemberUpdate, admit, aggregate, counted
-from streams.scoring.state import ScoreState
+from streams.scoring.state import Ledger
 
 PLAN = """
 scores:
@@ -115,7 +115,7 @@ def update(contact: str, version: int, value: int | None) -> MemberUpdate:
 
 @pytest.mark.parametrize("rollup", [R_SUM, R_MAX, R_TOP])
 def test_only_newer_updates_count_and_a_left_member_stays_gone(rollup: Rollup) -> None:
-    ledger = ScoreState()
+    ledger = Ledger()
     assert admit(ledger, rollup, update("a", 2, 10))
     assert not admit(ledger, rollup, update("a", 2, 10))  # a duplicate
     assert not admit(ledger, rollup, update("a", 1, 99))  # stale: sent before version 2

@@ -9,7 +9,7 @@ from scoring_helpers import T0, H, Runner, adj, ev, make_plan, visit
 
 from streams.scoring import EntityKey, StateFormatError, dumps, loads
 from streams.scoring.serialize import CURRENT_VERSION, dumps_v1
-from streams.scoring.state import NO_EPOCH, SCORE_FIELDS
+from streams.scoring.state import LEDGER_FIELDS, NO_EPOCH
 
 PLAN = make_plan(
     """
@@ -161,7 +161,7 @@ def test_v2_blob_loads_like_the_current_state() -> None:
     old, current = loads(V2_BLOB), build().states[KEY]
     for name in ("watermark_ms", "compacted_ms", "seen", "props", "next_due_ms"):
         assert getattr(old, name) == getattr(current, name), name
-    for name in SCORE_FIELDS:
+    for name in LEDGER_FIELDS:
         if name not in ("standby", "anchors"):
             assert getattr(old.scores["s"], name) == getattr(current.scores["s"], name), name
 
