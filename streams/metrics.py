@@ -51,6 +51,7 @@ class Metrics:
     recovery_seconds: Gauge
     ready: Gauge
     transactions: Counter
+    producer_recoveries: Counter
     commit_seconds: Histogram
     batch_size: Histogram
     states_written: Counter
@@ -179,6 +180,12 @@ class Metrics:
                 "leadscore_transactions",
                 "Kafka transactions of the processing loop, by result (committed, aborted)",
                 ["result"],
+                registry=r,
+            ),
+            producer_recoveries=Counter(
+                "leadscore_producer_recoveries",
+                "Transactional producers replaced in the process after a fatal producer error "
+                "(docs/operations.md, Recovery in the process)",
                 registry=r,
             ),
             commit_seconds=Histogram(

@@ -261,6 +261,12 @@ class Settings(BaseSettings):
         le=60_000,
         description="how often the loop looks for time-driven work that fell due, ms (50-60000)",
     )
+    producer_recoveries_max: int = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="producers replaced after fatal errors in 10 min; one more exits 70 (0-1000)",
+    )
     fault_abort_every: int = Field(
         0,
         ge=0,

@@ -33,8 +33,8 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
 
-from streams.api.topview import MAX_N, TopFeed, TopView
-from streams.engine.kafka import common
+from streams.api.topview import ENTITY_KINDS, TopFeed, top_answer
+from streams.engine.kafka import client_base_config
 from streams.engine.tenants import TenantPlans
 from streams.metrics import Metrics
 from streams.scoring import EntityKey, EntityState, Plan, explain
@@ -44,7 +44,6 @@ from streams.wire import records
 from streams.wire.publish import score_view
 
 log = logging.getLogger(__name__)
-ENTITY_KINDS = ("contact", "deal", "account")
 CLIENT_ID_PREFIX = "leadscore@"
 FORWARDED = "X-Leadscore-Forwarded"
 OWNERS_TTL_S = 5.0
@@ -88,7 +87,7 @@ class Owners:
     def __init__(self, settings: Settings, entity_topic: str) -> None:
         self.group = settings.app_id
         self.topic = entity_topic
-        self.admin = AdminClient(common(settings))
+        self.admin = AdminClient(client_base_config(settings))
         self.urls: dict[int, str] = {}
         self.stable = False
         self.fetched = 0.0
@@ -332,29 +331,6 @@ def _plan_view(plan: Plan, source: str) -> dict[str, Any]:
     return {"version": plan.version, "source": source,
             "scores": [{"name": s.name, "entity": s.entity} for s in plan.scores],
             "matrices": [m.name for m in plan.matrices]}  # fmt: skip
-
-
-def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
-               account: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
-    """The ``/top/{entity}`` answer from ``view`` (None: a tenant asking for another tenant,
-    which has nothing to show it), or ``{"error": ...}`` for a bad request."""
-    if entity not in ENTITY_KINDS:
-        return {"error": f"entity must be one of {ENTITY_KINDS}"}
-    names = [s.name for s in plan.by_kind.get(entity, ())]
-    name = (query.get("score") or [""])[0]
-    if name not in names:
-        return {"error": f"score must be one of the plan's {entity} scores: {', '.join(names)}"}
-    raw_n = (query.get("n") or ["10"])[0]
-    if not raw_n.isdigit() or not 1 <= int(raw_n) <= MAX_N:
-        return {"error": f"n must be a whole number from 1 to {MAX_N} (got {raw_n!r})"}
-    tier = (query.get("tier") or [""])[0] or None
-    tiers = [t.name for t in plan.by_name[name].tiers]
-    if tier is not None and tier not in tiers:
-        known = ", ".join(tiers) or "none: the score has no tiers"
-        return {"error": f"tier must be one of the score's tiers ({known})"}
-    entries, complete = view.top(account, entity, name, int(raw_n), tier) if view else ([], True)
-    return {"account": account, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
-            "complete": complete, "entries": [e.to_dict() for e in entries]}  # fmt: skip
 
 
 class HttpServer:

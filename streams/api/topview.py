@@ -27,13 +27,15 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sortedcontainers import SortedList  # type: ignore[import-untyped]
 
-from streams.engine.kafka import common
+from streams.engine.kafka import client_base_config
+from streams.scoring import Plan
 from streams.settings import Settings
 from streams.wire.codec import Codec
 from streams.wire.reading import poll_value
 
 log = logging.getLogger(__name__)
 
+ENTITY_KINDS = ("contact", "deal", "account")
 ListKey = tuple[str | None, str, str]  # tenant, entity kind, score
 #: Most entries one answer lists.
 MAX_N = 1000
@@ -201,8 +203,31 @@ class TopFeed(threading.Thread):
 def top_feed_of(settings: Settings, codec: Codec, *, until_end: bool = False) -> TopFeed:
     """The feed of the settings' ``scores`` topic into a new view."""
     view = TopView(settings.top_entries_per_tenant)
-    return TopFeed(common(settings), settings.topic_scores, view,
+    return TopFeed(client_base_config(settings), settings.topic_scores, view,
                    lambda value: codec.decode(codec.score, value), until_end=until_end)  # fmt: skip
+
+
+def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
+               account: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
+    """The ``/top/{entity}`` answer from ``view`` (None: a tenant asking for another tenant,
+    which has nothing to show it), or ``{"error": ...}`` for a bad request."""
+    if entity not in ENTITY_KINDS:
+        return {"error": f"entity must be one of {ENTITY_KINDS}"}
+    names = [s.name for s in plan.by_kind.get(entity, ())]
+    name = (query.get("score") or [""])[0]
+    if name not in names:
+        return {"error": f"score must be one of the plan's {entity} scores: {', '.join(names)}"}
+    raw_n = (query.get("n") or ["10"])[0]
+    if not raw_n.isdigit() or not 1 <= int(raw_n) <= MAX_N:
+        return {"error": f"n must be a whole number from 1 to {MAX_N} (got {raw_n!r})"}
+    tier = (query.get("tier") or [""])[0] or None
+    tiers = [t.name for t in plan.by_name[name].tiers]
+    if tier is not None and tier not in tiers:
+        known = ", ".join(tiers) or "none: the score has no tiers"
+        return {"error": f"tier must be one of the score's tiers ({known})"}
+    entries, complete = view.top(account, entity, name, int(raw_n), tier) if view else ([], True)
+    return {"account": account, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
+            "complete": complete, "entries": [e.to_dict() for e in entries]}  # fmt: skip
 
 
 def cmd_top(args: Any) -> int:
@@ -210,8 +235,7 @@ def cmd_top(args: Any) -> int:
     import json
     import sys
 
-    from streams.api.http import top_answer
-    from streams.commands.worker import load_plan_file
+    from streams.engine.planfile import load_plan_file
     from streams.errors import LeadscoreError
     from streams.settings import load_settings
     from streams.wire.registry import registered_codec

@@ -543,7 +543,7 @@ def cmd_automate_check(path: str, environ: Mapping[str, str] | None = None) -> i
 
 
 def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> int:
-    from streams.engine.kafka import common
+    from streams.engine.kafka import client_base_config
     from streams.errors import LeadscoreError
     from streams.settings import load_settings
 
@@ -580,7 +580,7 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
             print(f"leadscore automate: cannot serve metrics on {settings.web_host}:{port}: "
                   f"{exc.strerror}", file=sys.stderr)  # fmt: skip
             return 2
-    kafka = {k: v for k, v in common(settings).items() if k != "bootstrap.servers"}
+    kafka = {k: v for k, v in client_base_config(settings).items() if k != "bootstrap.servers"}
     bridge = Bridge(config, secrets, settings.bootstrap_servers, settings.topic_score_changed,
                     kafka_config={**kafka, "client.id": f"automate-{uuid.uuid4().hex[:8]}"},
                     metrics=metrics, codec=codec)  # fmt: skip

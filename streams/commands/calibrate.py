@@ -407,7 +407,7 @@ def observations_from_topics(
     ``since_ms`` on ``score-changed`` (its value then; the rules of the changes that added
     points up to then), and conversions on the purchases and deal-stage-changes topics. Returns
     the observations and, if a topic could not be read, why."""
-    from streams.engine.kafka import common
+    from streams.engine.kafka import client_base_config
     from streams.wire.reading import read_inputs, read_to_end
 
     kind = plan.by_name[score_name].entity
@@ -429,7 +429,7 @@ def observations_from_topics(
         if c["new_value"] > c["old_value"] and c["cause"] in ("rule", "state", "deferred"):
             rules.setdefault(entity, set()).update(c["rule_ids"])
 
-    why = read_to_end(common(settings), settings.topic_score_changed, change, timeout_s)
+    why = read_to_end(client_base_config(settings), settings.topic_score_changed, change, timeout_s)
 
     def conversion(item: Item) -> None:
         if (type(item) is Event and item.account_id == tenant

@@ -17,7 +17,7 @@ from decimal import Decimal
 from confluent_kafka import Producer
 
 from streams.commands.traffic import TrafficShape, generate
-from streams.engine.kafka import common
+from streams.engine.kafka import client_base_config
 from streams.errors import StartupError
 from streams.settings import Settings
 from streams.wire.codec import Source
@@ -40,7 +40,7 @@ def publish(
     )
     producer = Producer(
         {
-            **common(settings),
+            **client_base_config(settings),
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,

@@ -20,7 +20,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from streams.engine.kafka import common
+from streams.engine.kafka import client_base_config
 from streams.engine.tenants import source_name
 from streams.errors import LeadscoreError
 from streams.scoring import PlanError, load_plan
@@ -102,7 +102,7 @@ def _read_plan(path: Path, account: str) -> bytes | None:
 def _produce(settings: Settings, account: str, value: bytes | None,
              headers: list[tuple[str, bytes]] | None) -> tuple[int, int]:  # fmt: skip
     """Write the record (idempotent producer, all replicas); returns its partition and offset."""
-    producer = Producer({**common(settings), "enable.idempotence": True, "acks": "all"})
+    producer = Producer({**client_base_config(settings), "enable.idempotence": True, "acks": "all"})
     delivered: list[Any] = []
     producer.produce(settings.topic_plans, value, account.encode(), headers=list(headers or ()),
                      on_delivery=lambda err, msg: delivered.append((err, msg)))  # fmt: skip
@@ -123,7 +123,8 @@ class StatusReader:
     def __init__(self, settings: Settings) -> None:
         topic = settings.topic_plan_status
         timeout = settings.kafka_call_timeout_s
-        self.consumer = Consumer({**common(settings), "group.id": "leadscore-plan-publish",
+        base = client_base_config(settings)
+        self.consumer = Consumer({**base, "group.id": "leadscore-plan-publish",
                                   "enable.auto.commit": False,
                                   "isolation.level": "read_committed"})  # fmt: skip
         found = self.consumer.list_topics(topic, timeout=timeout).topics.get(topic)

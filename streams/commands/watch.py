@@ -132,7 +132,7 @@ def registry_auth(settings: Any) -> tuple[str, str] | None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from streams.engine.kafka import common
+    from streams.engine.kafka import client_base_config
     from streams.settings import load_settings
 
     try:
@@ -144,7 +144,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print("leadscore watch: --limit must be at least 1", file=sys.stderr)
         return 2
-    config = {k: v for k, v in common(settings).items() if k != "bootstrap.servers"}
+    config = {k: v for k, v in client_base_config(settings).items() if k != "bootstrap.servers"}
     stream = ScoreChanges(
         settings.bootstrap_servers,
         f"{settings.app_id}-watch-{uuid.uuid4().hex[:12]}",

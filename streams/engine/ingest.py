@@ -16,14 +16,28 @@ for another tenant.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
+
+from streams.engine.clients import Record
+from streams.engine.outputs import Outputs, letter, unexpected
+from streams.engine.stage import Abort
+from streams.metrics import Metrics
 from streams.scoring import Invalid, parse_input, route
 from streams.scoring.arrival import future_reason
 from streams.scoring.plan.spec import DEFAULT_MAX_FUTURE_MS, MAX_MAX_FUTURE_MS
 from streams.wire import records
-from streams.wire.codec import Codec, DecodeError, Source
+from streams.wire.codec import Codec, DecodeError, RegistryError, Source
 from streams.wire.deadletter import FUTURE_EVENT, DeadLetter
+
+log = logging.getLogger(__name__)
+#: Pause before an input whose writer schema could not be fetched (registry unreachable) is
+#: tried again: the transaction aborts and rewinds, nothing is dead-lettered.
+REGISTRY_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +98,45 @@ class Ingest:
             record, now_ms=now_ms, source=(topic, partition, offset), appended_ms=appended_ms
         )
         return Routed(tuple((records.entity_key_bytes(k), value_out) for k in keys))
+
+
+class IngestStage:
+    """The stage of the input topics: each record becomes entity-events records or a dead
+    letter (:class:`Ingest`)."""
+
+    def __init__(self, ingest: Ingest, metrics: Metrics,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self.ingest, self.metrics, self.clock = ingest, metrics, clock
+
+    def process(self, partition: int, batch: list[Record], out: Outputs) -> None:
+        now_ms = int(self.clock() * 1000)
+        started = time.perf_counter()
+        for rec in batch:
+            try:
+                result = self.ingest.handle(
+                    topic=rec.topic, partition=rec.partition, offset=rec.offset, key=rec.key,
+                    value=rec.value, appended_ms=rec.timestamp, now_ms=now_ms,
+                )  # fmt: skip
+            except RegistryError as exc:  # the record is fine, the registry is not: retry later
+                log.warning("schema registry: %s: aborting, retrying in %.0f s", exc,
+                            REGISTRY_RETRY_S)  # fmt: skip
+                time.sleep(REGISTRY_RETRY_S)
+                raise Abort from exc
+            except Exception as exc:  # ingest is stateless: a dead letter, and go on
+                result = unexpected(rec, exc)
+            if isinstance(result, DeadLetter):
+                out.dead_letter(result)
+            else:
+                try:
+                    for key, value in result.outputs:
+                        out.entity_record(key, value)
+                except KafkaException as exc:  # only local refusals are raised by produce
+                    if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                        raise
+                    out.dead_letter(letter(rec, "Oversized", "the re-keyed record is larger "
+                                           "than the producer accepts"))  # fmt: skip
+            out.txn.consumed(rec.topic, rec.partition, rec.offset)
+        if batch:
+            self.metrics.processing_seconds.labels("ingest").observe(
+                (time.perf_counter() - started) / len(batch)
+            )

@@ -1,12 +1,17 @@
 """Kafka clients of the worker (confluent-kafka, librdkafka): their configs and error classes.
 
 Checked against confluent-kafka 2.16.1 / librdkafka 2.16.0. librdkafka speaks the transaction
-protocol from before KIP-890. librdkafka documents a timed-out ``commit_transaction`` as retriable
-(the commit goes on in the background); this service does not retry it but treats it as fatal and
-restarts with a new producer, the conservative choice: while the outcome is unknown nothing else
-may be committed, and ``init_transactions`` of the restarted process (same ``transactional.id``)
-completes or aborts what was left open. Retriable errors of the other calls are retried a few
-times with a short backoff; abortable ones abort the transaction and rewind.
+protocol from before KIP-890. Error classes of a transactional call (:func:`classify`):
+
+- retriable: the same call again, a few times with a short backoff; a timed-out
+  ``commit_transaction`` is resumed (called again) until the transaction's own deadline, since
+  librdkafka refuses any other transactional call until it completes;
+- abortable: abort the transaction, rewind, go on;
+- lost (:class:`ProducerLost`): the producer is unusable (fatal, fenced, a commit whose outcome
+  stays unknown): the loop recovers in the process with a new producer of the same
+  ``transactional.id`` (``streams.engine.recovery``), whose ``init_transactions`` settles what
+  the old one left open;
+- exit (:class:`Fatal`): no new producer can help (authorisation, configuration): exit 70.
 """
 
 from __future__ import annotations
@@ -29,16 +34,51 @@ log = logging.getLogger(__name__)
 
 
 class ErrorKind(StrEnum):
-    RETRIABLE = "retriable"  # try the same call again
+    RETRIABLE = "retriable"  # try the same call again (a commit: resume it)
     ABORTABLE = "abortable"  # abort the transaction, rewind, go on
-    FATAL = "fatal"  # log why and exit non-zero: a restart makes a new producer
+    FATAL = "fatal"  # the producer is lost (recover with a new one) or the process exits
 
 
 class Fatal(Exception):
     """The worker cannot go on safely; the message says why. The process exits non-zero."""
 
 
-def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
+class ProducerLost(Exception):
+    """The transactional producer is unusable; ``error`` says why. The loop recovers with a new
+    producer of the same ``transactional.id`` (``streams.engine.recovery``)."""
+
+    def __init__(self, what: str, error: KafkaError | None, *, unknown_outcome: bool = False
+                 ) -> None:  # fmt: skip
+        super().__init__(f"{what}: {error}" if error is not None else what)
+        self.error = error
+        #: a commit was under way: it may have committed (the stores may be behind the log)
+        self.unknown_outcome = unknown_outcome
+
+
+#: Errors no new producer can help with: the process exits (``Fatal``).
+EXIT_CODES = frozenset({
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    KafkaError.INVALID_TRANSACTION_TIMEOUT, KafkaError._UNSUPPORTED_FEATURE,
+    KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT, KafkaError._NOT_CONFIGURED,
+})  # fmt: skip
+#: The producer's epoch was bumped: by a newer instance, or (usually) by the coordinator after
+#: our own transaction outlived ``transaction.timeout.ms``.
+FENCED_CODES = frozenset({
+    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+})  # fmt: skip
+
+
+def lost_or_fatal(what: str, exc: KafkaException, *, unknown_outcome: bool = False) -> Exception:
+    """The exception for a transactional error that is neither retriable nor abortable."""
+    err = exc.args[0] if exc.args else None
+    if not isinstance(err, KafkaError):
+        return Fatal(f"{what} failed: {exc}")
+    if err.code() in EXIT_CODES:
+        return Fatal(f"{what} failed: {err}")
+    return ProducerLost(f"{what} failed", err, unknown_outcome=unknown_outcome)
+
+
+def classify(exc: BaseException) -> ErrorKind:
     """What to do about an exception raised by a transactional call."""
     if not isinstance(exc, KafkaException) or not exc.args:
         return ErrorKind.FATAL
@@ -51,8 +91,6 @@ def classify(exc: BaseException, *, committing: bool = False) -> ErrorKind:
         # librdkafka failed the transaction before committing it (e.g. its records timed out
         # while a partition had no leader): the outcome is known, abort and redo
         return ErrorKind.ABORTABLE
-    if committing and err.code() == KafkaError._TIMED_OUT:
-        return ErrorKind.FATAL  # pre-KIP-890: the outcome of a timed-out commit is unknown
     if err.retriable():
         return ErrorKind.RETRIABLE
     return ErrorKind.FATAL
@@ -70,6 +108,10 @@ class Watchdog:
     thread cannot be interrupted, and a clean shutdown would block on the same client. Nothing
     more is committed; the restart's ``init_transactions`` settles the open transaction, as
     after ``kill -9``. Until :meth:`configure` is called, guards do nothing.
+
+    The last resort: every error a call returns is recovered from in the process
+    (``streams.engine.recovery``); only a call that never returns ends it, since the loop's
+    thread is pinned inside librdkafka and nothing on it can recover.
     """
 
     def __init__(self, exit_fn: Callable[[int], object] = os._exit, poll_s: float = 0.5) -> None:
@@ -120,8 +162,9 @@ class Watchdog:
 WATCHDOG = Watchdog()
 
 
-def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool = False) -> T:
-    """Run a transactional call; retry retriable errors, re-raise abortable ones, else ``Fatal``.
+def call(what: str, fn: Callable[[], T], *, attempts: int = 5) -> T:
+    """Run a transactional call; retry retriable errors, re-raise abortable ones; else
+    ``ProducerLost`` (or ``Fatal`` for :data:`EXIT_CODES`).
 
     Each attempt is guarded by :data:`WATCHDOG`."""
     for attempt in range(1, attempts + 1):
@@ -129,14 +172,37 @@ def call(what: str, fn: Callable[[], T], *, attempts: int = 5, committing: bool 
             with WATCHDOG.guard(what):
                 return fn()
         except KafkaException as exc:
-            kind = classify(exc, committing=committing)
+            kind = classify(exc)
             if kind is ErrorKind.RETRIABLE and attempt < attempts:
                 time.sleep(0.1 * attempt)
                 continue
             if kind is ErrorKind.ABORTABLE:
                 raise
-            raise Fatal(f"{what} failed ({kind}): {exc.args[0] if exc.args else exc}") from exc
+            raise lost_or_fatal(what, exc) from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def commit_call(fn: Callable[[], None], *, deadline_s: float,
+                clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    """``commit_transaction``: an abortable error is re-raised; a retriable one (a timeout: the
+    commit goes on in the background) resumes the commit until ``deadline_s`` (monotonic), past
+    which its outcome is unknown: ``ProducerLost``, as for any other error."""
+    pause = 0.1
+    while True:
+        try:
+            with WATCHDOG.guard("commit_transaction"):
+                fn()
+            return
+        except KafkaException as exc:
+            kind = classify(exc)
+            if kind is ErrorKind.ABORTABLE:
+                raise
+            if kind is ErrorKind.RETRIABLE and clock() + pause < deadline_s:
+                log.warning("commit_transaction: %s: resuming it", exc.args[0])
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                continue
+            raise lost_or_fatal("commit_transaction", exc, unknown_outcome=True) from exc
 
 
 #: Errors of metadata-like calls (watermarks, committed offsets) that pass on their own: a
@@ -171,7 +237,7 @@ def until_settled(what: str, fn: Callable[[], T], *, timeout_s: float) -> T:
             pause = min(pause * 2, 1.0)
 
 
-def common(settings: Settings) -> dict[str, Any]:
+def client_base_config(settings: Settings) -> dict[str, Any]:
     """What every Kafka client of the service shares: the brokers and how to authenticate."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
@@ -191,7 +257,7 @@ def common(settings: Settings) -> dict[str, Any]:
 def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
     session_ms = int(settings.session_timeout_s * 1000)
     return {
-        **common(settings),
+        **client_base_config(settings),
         "group.id": settings.app_id,
         # The HTTP API finds the owner of a partition from the group description: each member's
         # client id carries its advertised URL (see ``streams.api.http``).
@@ -213,7 +279,7 @@ def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
 
 def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, Any]:
     return {
-        **common(settings),
+        **client_base_config(settings),
         "transactional.id": transactional_id,
         "transaction.timeout.ms": settings.transaction_timeout_ms,
         "enable.idempotence": True,
@@ -229,7 +295,7 @@ def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, A
 
 def restore_consumer_config(settings: Settings) -> dict[str, Any]:
     return {
-        **common(settings),
+        **client_base_config(settings),
         "group.id": f"{settings.app_id}-restore",  # never joined: partitions are assigned
         "isolation.level": "read_committed",
         "enable.auto.commit": False,

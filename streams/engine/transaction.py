@@ -23,7 +23,7 @@ idle       first record or offset    open
 open       commit steps 1-2          committing
 committing commit_transaction ok     idle (committed; the next one opens on demand)
 open/committing abortable error      idle (aborted: the loop rewinds and drops dirty states)
-any        fatal error               (process exits non-zero)
+any        producer lost             idle (discarded: the loop recovers with a new producer)
 =========  ========================  =========
 """
 
@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
-from streams.engine.kafka import call
+from streams.engine.kafka import ProducerLost, call, commit_call
 from streams.scoring import EntityState
 from streams.state.cache import Entry, StateCache
 from streams.state.store import Write, pack_value
@@ -59,6 +59,7 @@ class TransactionalProducer(Protocol):
         value: bytes | None = ...,
         key: bytes | None = ...,
         partition: int = ...,
+        *,
         on_delivery: Any = ...,
         headers: Any = ...,
     ) -> None: ...
@@ -87,6 +88,8 @@ class Transaction:
     score_records: Callable[[bytes, Entry], list[tuple[str, bytes, bytes, int]]]
     encode_state: Callable[[EntityState], bytes]
     make_offsets: OffsetsFactory
+    #: the producer's ``transaction.timeout.ms``, s: a timed-out commit is resumed until then
+    transaction_timeout_s: float = 10.0
     phase: Phase = Phase.IDLE
     opened_at: float = 0.0
     records: int = 0
@@ -138,11 +141,17 @@ class Transaction:
                 self.producer.produce(topic, value, key, partition, **extra)
                 return
             except BufferError:  # the client's queue is full: let it deliver, then go on
-                self.producer.poll(0.05)
+                try:
+                    self.producer.poll(0.05)
+                except KafkaException as exc:  # a fatal error, served by poll
+                    raise ProducerLost("poll", exc.args[0] if exc.args else None) from exc
             except KafkaException as exc:
+                err = exc.args[0]
+                if err.fatal() or err.code() == KafkaError._FATAL:  # the producer is dead
+                    raise ProducerLost("produce", err) from exc
                 # After a failed delivery librdkafka refuses further records of the transaction
                 # with a plain _STATE error: the transaction must abort (then rewind, retry).
-                if exc.args[0].code() != KafkaError._STATE:
+                if err.code() != KafkaError._STATE:
                     raise
                 raise KafkaException(KafkaError(KafkaError._STATE, f"produce refused: "
                                                 f"{exc.args[0].str()}", txn_requires_abort=True)) from exc  # noqa: E501  # fmt: skip
@@ -177,7 +186,8 @@ class Transaction:
     ) -> int:
         """The five steps of the module docstring; returns the number of states written.
 
-        Raises ``KafkaException`` (abortable) or ``streams.engine.kafka.Fatal``; the caller aborts.
+        Raises ``KafkaException`` (abortable: the caller aborts), ``ProducerLost`` (the caller
+        recovers) or ``streams.engine.kafka.Fatal``.
         """
         if self.phase is Phase.IDLE:
             if not cache.dirty:
@@ -210,9 +220,14 @@ class Transaction:
         if drill_abort:  # a fault drill: fail between the produce calls and the commit
             raise KafkaException(KafkaError(KafkaError._STATE, "fault drill: abort before the "
                                             "commit", txn_requires_abort=True))  # fmt: skip
-        call("commit_transaction",  # 3.
-             lambda: self.producer.commit_transaction(self.timeout_s), committing=True)  # fmt: skip
-        self.producer.poll(0)  # serve the remaining delivery reports (changelog offsets)
+        # 3. a timed-out commit is resumed until the transaction's own deadline
+        deadline = self.opened_at + self.transaction_timeout_s + self.timeout_s
+        commit_call(lambda: self.producer.commit_transaction(self.timeout_s), deadline_s=deadline)
+        lost = None
+        try:
+            self.producer.poll(0)  # serve the remaining delivery reports (changelog offsets)
+        except KafkaException as exc:  # committed, but the producer died since: recover after
+            lost = ProducerLost("poll after a commit", exc.args[0] if exc.args else None)
         for partition, rows in writes.items():  # 4. committed: now the stores
             off = self.changelog_offsets.get(partition)
             store = stores.get(partition)
@@ -220,13 +235,24 @@ class Transaction:
                 store.write(rows, None if off is None else off + 1)
         cache.committed()  # 5.
         self._reset()
+        if lost is not None:
+            raise lost
         return len(dirty)
 
     def abort(self, cache: StateCache) -> dict[tuple[str, int], int]:
-        """Abort; returns where each partition must be rewound to (first uncommitted offset)."""
-        rewind = dict(self.firsts)
+        """Abort; returns where each partition must be rewound to (first uncommitted offset).
+
+        A failed ``abort_transaction`` raises before anything is dropped (``ProducerLost``):
+        the caller recovers, and :meth:`discard` drops the transaction's work."""
         if self.phase is not Phase.IDLE:
             call("abort_transaction", lambda: self.producer.abort_transaction(self.timeout_s))
+        return self.discard(cache)
+
+    def discard(self, cache: StateCache) -> dict[tuple[str, int], int]:
+        """Drop the transaction's work without a Kafka call (its producer is lost: the broker,
+        or the next producer's ``init_transactions``, aborts it); returns where each partition
+        must be rewound to."""
+        rewind = dict(self.firsts)
         cache.abort()
         self._reset()
         return rewind

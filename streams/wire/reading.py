@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
-from streams.engine.kafka import common
+from streams.engine.kafka import client_base_config
 from streams.scoring import Invalid, Item, parse_input
 from streams.settings import Settings
 from streams.wire.codec import Codec, DecodeError, Source
@@ -101,7 +101,8 @@ def read_arrivals(settings: Settings, codec: Codec, sources: Iterable[Source],
             else:
                 handle(item, stamp if stamp >= 0 else int(time.time() * 1000))
 
-        why = read_timestamped(common(settings), topic, take, timeout_s, from_ms=from_ms)
+        config = client_base_config(settings)
+        why = read_timestamped(config, topic, take, timeout_s, from_ms=from_ms)
         if why is not None:
             return why, bad
     return None, bad

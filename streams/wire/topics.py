@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from streams.engine.kafka import common
+from streams.engine.kafka import client_base_config
 from streams.errors import StartupError
 from streams.settings import Settings
 from streams.wire.codec import Source
@@ -82,7 +82,7 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec] | None = None) -> l
         if error.code() in AUTHENTICATION_ERRORS:
             refused.append(error.str())
 
-    config: dict[str, Any] = {**common(settings), "error_cb": on_error, "log_level": 2}
+    config: dict[str, Any] = {**client_base_config(settings), "error_cb": on_error, "log_level": 2}
     admin = AdminClient(config)
     existing = _topics_or_reason(settings, admin, refused)
     wanted = required_topics(settings) if specs is None else specs

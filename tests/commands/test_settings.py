@@ -224,7 +224,7 @@ def test_kafka_clients_get_the_security_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from streams.engine.kafka import (
-        common,
+        client_base_config,
         consumer_config,
         producer_config,
         restore_consumer_config,
@@ -244,7 +244,7 @@ def test_kafka_clients_get_the_security_settings(
         "ssl.ca.location": str(ca),
     }
     for config in (
-        common(settings),
+        client_base_config(settings),
         consumer_config(settings, client_id="c"),
         producer_config(settings, transactional_id="t"),
         restore_consumer_config(settings),
@@ -254,9 +254,9 @@ def test_kafka_clients_get_the_security_settings(
 
 
 def test_plaintext_clients_carry_no_credentials() -> None:
-    from streams.engine.kafka import common
+    from streams.engine.kafka import client_base_config
 
-    config = common(load_settings())
+    config = client_base_config(load_settings())
     assert config["security.protocol"] == "PLAINTEXT"
     assert not any(key.startswith(("sasl.", "ssl.")) for key in config)
 

@@ -4,6 +4,7 @@ worker`` exit 2 with a message naming the file, the field or the variable; never
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,15 @@ def test_hostile_settings_stop_the_worker_in_one_message(variable: str, value: s
     assert done.returncode == 2, (done.stdout, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     assert variable in done.stderr or "plan" in done.stderr
+
+
+def test_a_bad_data_dir_is_named_before_any_broker_is_asked(tmp_path: Path) -> None:
+    # the data directory is claimed first: no broker listens on the port below
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    env = {"LEADSCORE_DATA_DIR": "/proc/forbidden/dir",
+           "LEADSCORE_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed}"}  # fmt: skip
+    done = run(["worker"], env)
+    assert done.returncode == 2, (done.stdout, done.stderr[-2000:])
+    assert "LEADSCORE_DATA_DIR" in done.stderr and "Traceback" not in done.stderr

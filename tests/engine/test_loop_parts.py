@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from streams.engine.entities import EntityStage, due_candidates
-from streams.engine.kafka import ErrorKind, Fatal, classify
+from streams.engine.kafka import ErrorKind, Fatal, ProducerLost, classify
 from streams.engine.transaction import Phase, Transaction
 from streams.scoring import EntityKey, EntityState, dumps, load_plan, loads
 from streams.state.cache import StateCache
@@ -380,32 +380,55 @@ def test_a_retriable_send_offsets_error_is_retried() -> None:
     assert [c[0] for c in producer.calls] == ["begin", "send_offsets", "send_offsets", "commit"]
 
 
-def test_a_timed_out_commit_is_fatal() -> None:
+def test_a_timed_out_commit_is_resumed() -> None:
     stage, store = make_stage()
     producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._TIMED_OUT,
                                                              retriable=True)})  # fmt: skip
     txn = make_txn(producer)
     txn.consumed("page-visits", 0, 1)
-    with pytest.raises(Fatal, match="commit_transaction failed"):
+    txn.commit(stage.cache, {0: store}, lambda: "meta")
+    assert [c[0] for c in producer.calls] == ["begin", "send_offsets", "commit", "commit"]
+    assert txn.phase is Phase.IDLE
+
+
+def test_a_commit_still_timing_out_at_its_deadline_loses_the_producer() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._TIMED_OUT,
+                                                             retriable=True)})  # fmt: skip
+    txn = make_txn(producer)
+    txn.transaction_timeout_s = txn.timeout_s = 0.0  # the deadline is already past
+    txn.consumed("page-visits", 0, 1)
+    with pytest.raises(ProducerLost, match="commit_transaction failed") as lost:
+        txn.commit(stage.cache, {0: store}, lambda: "meta")
+    assert lost.value.unknown_outcome
+    assert store.offset is None and txn.discard(stage.cache) == {("page-visits", 0): 1}
+
+
+def test_an_authorisation_error_is_fatal_not_a_recovery() -> None:
+    stage, store = make_stage()
+    producer = RecordedProducer(fail={"send_offsets": kafka_error(
+        KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)})  # fmt: skip
+    txn = make_txn(producer)
+    txn.consumed("page-visits", 0, 1)
+    with pytest.raises(Fatal, match="send_offsets_to_transaction failed"):
         txn.commit(stage.cache, {0: store}, lambda: "meta")
 
 
 @pytest.mark.parametrize(
-    ("error", "committing", "kind"),
+    ("error", "kind"),
     [
-        (kafka_error(KafkaError._FENCED, fatal=True), False, ErrorKind.FATAL),  # a zombie
-        (kafka_error(KafkaError._STATE, abortable=True), False, ErrorKind.ABORTABLE),
-        (kafka_error(KafkaError._TRANSPORT, retriable=True), False, ErrorKind.RETRIABLE),
-        (kafka_error(KafkaError._TIMED_OUT, retriable=True), True, ErrorKind.FATAL),  # pre-890
+        (kafka_error(KafkaError._FENCED, fatal=True), ErrorKind.FATAL),  # a zombie
+        (kafka_error(KafkaError._STATE, abortable=True), ErrorKind.ABORTABLE),
+        (kafka_error(KafkaError._TRANSPORT, retriable=True), ErrorKind.RETRIABLE),
         # records timed out (no leader for a while): librdkafka failed the transaction itself
-        (kafka_error(KafkaError._TIMED_OUT, abortable=True), True, ErrorKind.ABORTABLE),
-        (kafka_error(KafkaError._TIMED_OUT, retriable=True), False, ErrorKind.RETRIABLE),
-        (kafka_error(KafkaError.UNKNOWN), False, ErrorKind.FATAL),  # anything unknown
-        (RuntimeError("not Kafka"), False, ErrorKind.FATAL),
+        (kafka_error(KafkaError._TIMED_OUT, abortable=True), ErrorKind.ABORTABLE),
+        (kafka_error(KafkaError._TIMED_OUT, retriable=True), ErrorKind.RETRIABLE),
+        (kafka_error(KafkaError.UNKNOWN), ErrorKind.FATAL),  # anything unknown
+        (RuntimeError("not Kafka"), ErrorKind.FATAL),
     ],
 )
-def test_error_classes(error: BaseException, committing: bool, kind: ErrorKind) -> None:
-    assert classify(error, committing=committing) is kind
+def test_error_classes(error: BaseException, kind: ErrorKind) -> None:
+    assert classify(error) is kind
 
 
 def test_state_roundtrip_through_the_stored_value() -> None:
@@ -430,44 +453,19 @@ def test_a_dead_letter_too_large_to_produce_keeps_its_size_but_not_its_value() -
 # ----- grouping a consumed batch --------------------------------------------------------------
 
 
-@dataclass
-class FakeMessage:
-    _topic: str
-    _partition: int
-    _offset: int
-    _error: KafkaError | None = None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def error(self) -> KafkaError | None:
-        return self._error
-
-
-def test_a_batch_is_grouped_per_partition_in_order_and_errors_set_apart() -> None:
+def test_a_batch_is_grouped_per_partition_in_order() -> None:
+    from streams.engine.clients import Record
     from streams.engine.loop import group_batch, unprocessed
 
-    eof = KafkaError(KafkaError._PARTITION_EOF)
-    batch = [
-        FakeMessage("in", 0, 5),
-        FakeMessage("ev", 1, 7),
-        FakeMessage("in", 0, 6),
-        FakeMessage("in", 1, 2),
-        FakeMessage("in", 0, 9, eof),
-        FakeMessage("ev", 1, 8),
-    ]
-    groups, errors = group_batch(batch)
-    assert {tp: [m.offset() for m in ms] for tp, ms in groups.items()} == {
+    def rec(topic: str, partition: int, offset: int) -> Record:
+        return Record(topic, partition, offset, None, None, -1)
+
+    batch = [rec("in", 0, 5), rec("ev", 1, 7), rec("in", 0, 6), rec("in", 1, 2), rec("ev", 1, 8)]
+    groups = group_batch(batch)
+    assert {tp: [m.offset for m in ms] for tp, ms in groups.items()} == {
         ("in", 0): [5, 6], ("ev", 1): [7, 8], ("in", 1): [2],
     }  # fmt: skip
     assert list(groups) == [("in", 0), ("ev", 1), ("in", 1)]  # first-seen order
-    assert [e.code() for e in errors] == [KafkaError._PARTITION_EOF]
     # an abort after ("in", 0) was processed: the rest of the batch rewinds to its first offsets
     assert unprocessed(groups, {("in", 0)}) == {("ev", 1): 7, ("in", 1): 2}
 
