@@ -46,7 +46,7 @@ def events(count: int, contacts: int) -> list[tuple[Source, dict[str, Any]]]:
                     start_ms=int(time.time() * 1000) - count, step_ms=1)  # fmt: skip
     out = []
     for source, record in generate(count, seed=14, shape=shape):
-        record["account_id"] = TENANT
+        record["tenant_id"] = TENANT
         out.append((source, record))
     return out
 

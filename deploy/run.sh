@@ -26,7 +26,7 @@ Watch a score change and its explanation:
 
   curl -s 127.0.0.1:$port/scores/contact/c-0
   curl -s '127.0.0.1:$port/scores/contact/c-0/explain?score=engagement'
-  curl -s '127.0.0.1:$port/scores/contact/c-1?account=acme'
+  curl -s '127.0.0.1:$port/scores/contact/c-1?tenant=acme'
   curl -s 127.0.0.1:$port/metrics | grep '^leadscore_'
 
 Every change is also on the score-changed topic. Ctrl-C stops the worker and the traffic.

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             return
         entry = {
             "change_id": change.change_id,
-            "account_id": change.account_id,
+            "tenant_id": change.tenant_id,
             "entity": change.entity,
             "entity_id": change.entity_id,
             "score": change.score,

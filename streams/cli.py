@@ -18,6 +18,8 @@ def _version() -> str:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from streams.commands.options import add_tenant_option
+
     parser = argparse.ArgumentParser(prog="leadscore", description="Kafka-native lead scoring.")
     parser.add_argument("--version", action="store_true", help="version and core build, then exit")
     sub = parser.add_subparsers(dest="command")
@@ -33,10 +35,10 @@ def _build_parser() -> argparse.ArgumentParser:
     check = plan_sub.add_parser("check", help="validate a plan file and report every mistake")
     check.add_argument("file", help="path of the plan YAML file")
     publish = plan_sub.add_parser("publish", help="validate a plan and publish it for a tenant")
-    publish.add_argument("--account", required=True, help="the tenant (account id)")
+    add_tenant_option(publish, "the tenant whose plan this is", required=True)
     publish.add_argument("file", help="path of the plan YAML file")
     remove = plan_sub.add_parser("remove", help="return a tenant to the default plan")
-    remove.add_argument("--account", required=True, help="the tenant (account id)")
+    add_tenant_option(remove, "the tenant to return to the default plan", required=True)
     for sub_parser in (publish, remove):
         sub_parser.add_argument(
             "--wait", type=float, default=60.0, help="seconds to wait for the status (0: no wait)"
@@ -80,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     top = sub.add_parser("top", help="a tenant's highest-scoring entities (the scores topic)")
     top.add_argument("entity", choices=["contact", "deal", "account"])
     top.add_argument("--score", required=True, help="a score of the plan for that entity")
-    top.add_argument("--account", default=None, help="the tenant (default: the default tenant)")
+    add_tenant_option(top, "the tenant (default: the default tenant)")
     top.add_argument("-n", default="10", help="how many (1-1000, default 10)")
     top.add_argument("--tier", default=None, help="only entities in this tier of the score")
     top.add_argument("--json", action="store_true", help="the answer as JSON, as GET /top gives")
@@ -99,14 +101,14 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="the input topics from this instant (Kafka timestamps)")  # fmt: skip
     replay.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",
                         help="longest time to read each input topic (default 120)")  # fmt: skip
-    replay.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    add_tenant_option(replay, "the tenant (default: the default one)")
     replay.add_argument("--at", default=None,
                         help="advance both to this instant at the end (default: the newest "
                              "event time)")  # fmt: skip
     replay.add_argument("--out", default="replay", help="report directory (default ./replay)")
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.add_argument("--apply", action="store_true",
-                        help="after the report, cut over: publish the plan for --account and "
+                        help="after the report, cut over: publish the plan for --tenant and "
                              "recompute from --from-time (cause recompute)")  # fmt: skip
     replay.add_argument("--wait", type=float, default=60.0,
                         help="with --apply: seconds to wait for the worker's status")  # fmt: skip
@@ -121,7 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="longest time to read each topic to its end (default 120)")  # fmt: skip
     cal.add_argument("--since", required=True, help="scores taken at this instant (ISO-8601)")
     cal.add_argument("--until", required=True, help="conversions counted up to this instant")
-    cal.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    add_tenant_option(cal, "the tenant (default: the default one)")
     cal.add_argument(
         "--out", default="calibration", help="report directory (default ./calibration)"
     )
@@ -152,7 +154,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="longest time to read each input topic (default 120)",
     )
-    learn.add_argument("--account", default=None, help="the tenant (default: the default one)")
+    add_tenant_option(learn, "the tenant (default: the default one)")
     learn.add_argument("--since", default=None,
                        help="the first cutoff (default: the first event time plus the longest "
                             "window)")  # fmt: skip

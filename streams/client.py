@@ -8,7 +8,7 @@ Public API (``__all__``)::
                       where=ChangeFilter(scores={"engagement"}, thresholds={"mql"})) as changes:
         for change in changes:            # blocks; Ctrl-C or changes.close() ends it
             if change.crossed("mql", "up"):
-                hand_to_sales(change.account_id, change.entity_id, key=change.change_id)
+                hand_to_sales(change.tenant_id, change.entity_id, key=change.change_id)
 
 - It reads with ``isolation.level=read_committed``: only changes of committed transactions, each
   exactly once in the topic, in ``seq`` order per entity and score.
@@ -26,6 +26,10 @@ Public API (``__all__``)::
 - Values are plain Avro (``schemas/score_changed.avsc``) or, with ``registry_url``, the registry
   wire format (magic byte, schema id, datum): the writer schema is fetched by id (cached) and
   resolved against ours; while the registry is unreachable the iteration waits and retries.
+- **Tenant**: ``ScoreChanged.tenant_id`` (the Avro field ``tenant_id``, formerly ``account_id``:
+  records written before the rename decode the same; ``account_id`` stays as a deprecated
+  property, and ``ChangeFilter(accounts=...)`` as a deprecated name of ``tenants``; see
+  docs/migration.md).
 
 No framework: one confluent-kafka consumer, one thread (the caller's).
 """
@@ -35,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -66,7 +71,8 @@ class ScoreChanged:
     (docs/consumers.md)."""
 
     change_id: str
-    account_id: str | None
+    #: the tenant (None: the default tenant); formerly ``account_id``
+    tenant_id: str | None
     entity: str
     entity_id: str
     score: str
@@ -92,10 +98,12 @@ class ScoreChanged:
     def from_record(
         cls, record: Mapping[str, Any], *, partition: int = -1, offset: int = -1
     ) -> ScoreChanged:
-        """From a decoded Avro record (timestamps as datetimes or epoch milliseconds)."""
+        """From a decoded Avro record (timestamps as datetimes or epoch milliseconds). The tenant
+        is ``tenant_id``, or ``account_id`` (its old name) in a record decoded without our schema.
+        """
         return cls(
             change_id=record["change_id"],
-            account_id=record["account_id"],
+            tenant_id=record["tenant_id"] if "tenant_id" in record else record["account_id"],
             entity=record["entity"],
             entity_id=record["entity_id"],
             score=record["score"],
@@ -118,6 +126,13 @@ class ScoreChanged:
             offset=offset,
         )
 
+    @property
+    def account_id(self) -> str | None:
+        """Deprecated: the old name of :attr:`tenant_id` (docs/migration.md)."""
+        warnings.warn("ScoreChanged.account_id is deprecated: use tenant_id", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        return self.tenant_id
+
     def crossed(self, name: str | None = None, direction: Direction | None = None) -> bool:
         """Did this change cross threshold ``name`` (any if None) in ``direction`` (either)?"""
         return any(
@@ -136,14 +151,15 @@ def _instant(value: dt.datetime | int) -> dt.datetime:
 class ChangeFilter:
     """Which changes to deliver; an empty set means any. All given conditions must hold.
 
-    ``accounts`` holds tenant ids, with ``None`` for the default tenant. ``tiers`` keeps changes
-    whose score is in one of those tiers after the change (``causes={"tier"}`` keeps only the
-    records of tier changes). ``thresholds`` keeps
-    changes that crossed one of the named thresholds (in ``directions`` if given);
-    ``crossings_only`` keeps only changes that crossed any threshold.
+    ``tenants`` holds tenant ids, with ``None`` for the default tenant (``accounts``, its old
+    name, is deprecated and still accepted, not with a different ``tenants``). ``tiers`` keeps
+    changes whose score is in one of those tiers after the change (``causes={"tier"}`` keeps only
+    the records of tier changes). ``thresholds`` keeps changes that crossed one of the named
+    thresholds (in ``directions`` if given); ``crossings_only`` keeps only changes that crossed
+    any threshold.
     """
 
-    accounts: frozenset[str | None] = frozenset()
+    tenants: frozenset[str | None] = frozenset()
     entities: frozenset[str] = frozenset()
     entity_ids: frozenset[str] = frozenset()
     scores: frozenset[str] = frozenset()
@@ -152,20 +168,29 @@ class ChangeFilter:
     directions: frozenset[str] = frozenset()
     tiers: frozenset[str] = frozenset()
     crossings_only: bool = False
+    #: deprecated: the old name of ``tenants``
+    accounts: frozenset[str | None] = frozenset()
 
     def __post_init__(self) -> None:
-        for name in ("accounts", "entities", "entity_ids", "scores", "causes", "thresholds",
-                     "directions", "tiers"):  # fmt: skip
+        for name in ("tenants", "entities", "entity_ids", "scores", "causes", "thresholds",
+                     "directions", "tiers", "accounts"):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)):
                 raise TypeError(f"ChangeFilter.{name} must be a set of strings, got {value!r}")
             object.__setattr__(self, name, frozenset(value))
+        if self.accounts:
+            warnings.warn("ChangeFilter(accounts=...) is deprecated: use tenants=...",
+                          DeprecationWarning, stacklevel=3)  # fmt: skip
+            if self.tenants and self.tenants != self.accounts:
+                raise ValueError("ChangeFilter: tenants and accounts (its deprecated old name) "
+                                 "differ: give tenants only")  # fmt: skip
+            object.__setattr__(self, "tenants", self.accounts)
         unknown = set(self.directions) - {"up", "down"}
         if unknown:
             raise ValueError(f"ChangeFilter.directions: {sorted(unknown)} (use 'up', 'down')")
 
     def matches(self, change: ScoreChanged) -> bool:
-        if self.accounts and change.account_id not in self.accounts:
+        if self.tenants and change.tenant_id not in self.tenants:
             return False
         if self.entities and change.entity not in self.entities:
             return False

@@ -123,7 +123,7 @@ class Metrics:
                 "leadscore_tenant_plan",
                 "Partitions of this worker on which a tenant runs a plan version of its own "
                 "(published on the plans topic)",
-                ["account", "version"],
+                ["tenant", "version"],
                 registry=r,
             ),
             plan_updates=Counter(

@@ -59,7 +59,7 @@ def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any
     (``streams.wire.publish.score_view``)."""
     scores = {score.name: score_view(score, state) for score in plan.by_kind.get(key.kind, ())}
     view: dict[str, Any] = {
-        "account_id": key.account_id,
+        "tenant_id": key.account_id,
         "entity": key.kind,
         "entity_id": key.entity_id,
         "plan_version": plan.version,
@@ -136,13 +136,25 @@ class Owners:
 
 Response = tuple[int, dict[str, str], bytes]
 #: The principal that reads every tenant: no token configured, or ``LEADSCORE_API_TOKEN``.
-ALL = "\x00all tenants"  # not an account id: the API takes them from a query string
+ALL = "\x00all tenants"  # not a tenant id: the API takes them from a query string
 #: How old the /metrics text may be, s (see ``Api._exposition``).
 METRICS_MAX_AGE_S = 1.0
 
 
 def _json(status: int, body: Any) -> Response:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+def tenant_param(query: dict[str, list[str]]) -> tuple[str | None, str | None]:
+    """(the tenant, None) of ``?tenant=`` (missing or empty: the default tenant, None), or
+    (None, the reason for a 400). ``?account=`` is its deprecated old name, still read; both
+    given and different is refused, naming both (docs/migration.md)."""
+    tenant = (query.get("tenant") or [""])[0] or None
+    old = (query.get("account") or [""])[0] or None
+    if tenant is not None and old is not None and tenant != old:
+        return None, (f"?tenant={tenant!r} and ?account={old!r} differ: account is the "
+                      "deprecated old name of tenant; give tenant only")  # fmt: skip
+    return tenant if tenant is not None else old, None
 
 
 class Api:
@@ -186,8 +198,8 @@ class Api:
         return body
 
     def _principal(self, environ: WSGIEnvironment) -> str | None:
-        """Who calls: ``ALL`` (no token configured, or the API token: every tenant), an account
-        (its tenant token: that account only), or None (no valid token).
+        """Who calls: ``ALL`` (no token configured, or the API token: every tenant), a tenant
+        (its tenant token: that tenant only), or None (no valid token).
 
         Every configured token is compared, in constant time, whatever matches: the time taken
         tells nothing about which token, or how much of one, was right."""
@@ -200,9 +212,9 @@ class Api:
         who = None
         if self.token is not None and hmac.compare_digest(offered, self.token):
             who = ALL
-        for token, account in self.tenant_tokens:
+        for token, tenant in self.tenant_tokens:
             if hmac.compare_digest(offered, token):
-                who = account
+                who = tenant
         return who
 
     def route(self, environ: WSGIEnvironment) -> Response:
@@ -234,22 +246,26 @@ class Api:
             and (len(parts) == 3 or parts[3] == "explain")
         ):
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-            account = (query.get("account") or [""])[0] or None
-            if who is not ALL:  # a tenant: its own account, and no other one exists for it
-                if account not in (None, who):
+            tenant, refused = tenant_param(query)
+            if refused is not None:
+                return _json(400, {"error": refused})
+            if who is not ALL:  # a tenant: its own tenant, and no other one exists for it
+                if tenant not in (None, who):
                     return _json(404, {"error": "no state for this entity"})
-                account = who
-            return self.scores(environ, parts[1], parts[2], account, query,
+                tenant = who
+            return self.scores(environ, parts[1], parts[2], tenant, query,
                                explain_it=len(parts) == 4)  # fmt: skip
         if path == "/plans":  # which plan each tenant runs on this worker's partitions
             return _json(200, self.plans_view(who))
         if len(parts) == 2 and parts[0] == "top":
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-            account = (query.get("account") or [""])[0] or None
-            foreign = who is not ALL and account not in (None, who)
+            tenant, refused = tenant_param(query)
+            if refused is not None:
+                return _json(400, {"error": refused})
+            foreign = who is not ALL and tenant not in (None, who)
             if who is not ALL and not foreign:
-                account = who
-            return _json(*self.top(parts[1], query, account, foreign=foreign))
+                tenant = who
+            return _json(*self.top(parts[1], query, tenant, foreign=foreign))
         return _json(404, {"error": f"no such path {path!r}"})
 
     def plans_view(self, who: str) -> dict[str, Any]:
@@ -257,42 +273,42 @@ class Api:
         worker's partitions run, with those partitions (two versions only while a new one is
         reaching the partitions). A tenant's token sees its own tenant only."""
         tenants: dict[str, list[dict[str, Any]]] = {}
-        for account, versions in self.tenants.running().items():
-            if who is not ALL and account != who:
+        for tenant, versions in self.tenants.running().items():
+            if who is not ALL and tenant != who:
                 continue
             for partitions in versions.values():
-                plan = self.tenants.plan_for(partitions[0], account)
+                plan = self.tenants.plan_for(partitions[0], tenant)
                 view = {**_plan_view(plan, "plans topic"), "partitions": partitions}
-                tenants.setdefault(account, []).append(view)
+                tenants.setdefault(tenant, []).append(view)
         return {"default": _plan_view(self.plan, str(self.settings.plan_path)),
                 "tenants": tenants}  # fmt: skip
 
-    def top(self, entity: str, query: dict[str, list[str]], account: str | None, *,
+    def top(self, entity: str, query: dict[str, list[str]], tenant: str | None, *,
             foreign: bool = False) -> tuple[int, Any]:  # fmt: skip
-        """A tenant asking for another tenant's list gets an empty one (as for an account
-        that does not exist): nothing of the other tenant shows, not even that it exists."""
+        """A tenant asking for another tenant's list gets an empty one (as for a tenant that
+        does not exist): nothing of the other tenant shows, not even that it exists."""
         if self.top_feed is not None and self.top_feed.failed is not None:
             return 503, {"error": f"the top view stopped: {self.top_feed.failed}"}
         view = None if foreign else self.top_view
-        answer = top_answer(view, entity, query, account, self.tenants.tenant_plan(account))
+        answer = top_answer(view, entity, query, tenant, self.tenants.tenant_plan(tenant))
         if "error" in answer:
             return 400, answer
         answer["caught_up"] = self.top_feed is None or self.top_feed.caught_up.is_set()
         return 200, answer
 
-    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str, account: str | None,
+    def scores(self, environ: WSGIEnvironment, entity: str, entity_id: str, tenant: str | None,
                query: dict[str, list[str]], *, explain_it: bool) -> Response:  # fmt: skip
         if entity not in ENTITY_KINDS:
             return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
         name = (query.get("score") or [""])[0]
-        key = EntityKey(account, entity, entity_id)  # type: ignore[arg-type]
+        key = EntityKey(tenant, entity, entity_id)  # type: ignore[arg-type]
         key_bytes = records.entity_key_bytes(key)
         where, state = self.engine.read_state(key_bytes)
         if where == "restoring":
             return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
         if where == "elsewhere":
             return self.forward(environ, key_bytes)
-        plan = self.tenants.plan_for(self.engine.entity_partition(key_bytes), account)
+        plan = self.tenants.plan_for(self.engine.entity_partition(key_bytes), tenant)
         if explain_it:
             score = plan.by_name.get(name)
             if score is None or score.entity != entity:

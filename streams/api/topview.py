@@ -193,7 +193,7 @@ class TopFeed(threading.Thread):
             return
         try:
             record = self.decode(value)
-            self.view.update(record["account_id"], record["entity"], record["score"],
+            self.view.update(record["tenant_id"], record["entity"], record["score"],
                              record["entity_id"], int(record["value"]),
                              record.get("tier"))  # fmt: skip
         except Exception as exc:  # one bad record must not stop the view
@@ -208,7 +208,7 @@ def top_feed_of(settings: Settings, codec: Codec, *, until_end: bool = False) ->
 
 
 def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
-               account: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
+               tenant: str | None, plan: Plan) -> dict[str, Any]:  # fmt: skip
     """The ``/top/{entity}`` answer from ``view`` (None: a tenant asking for another tenant,
     which has nothing to show it), or ``{"error": ...}`` for a bad request."""
     if entity not in ENTITY_KINDS:
@@ -225,8 +225,8 @@ def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],
     if tier is not None and tier not in tiers:
         known = ", ".join(tiers) or "none: the score has no tiers"
         return {"error": f"tier must be one of the score's tiers ({known})"}
-    entries, complete = view.top(account, entity, name, int(raw_n), tier) if view else ([], True)
-    return {"account": account, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
+    entries, complete = view.top(tenant, entity, name, int(raw_n), tier) if view else ([], True)
+    return {"tenant": tenant, "entity": entity, "score": name, "tier": tier, "n": int(raw_n),
             "complete": complete, "entries": [e.to_dict() for e in entries]}  # fmt: skip
 
 
@@ -251,7 +251,7 @@ def cmd_top(args: Any) -> int:
         return 2
     query = {"score": [args.score], "n": [str(args.n)], "tier": [args.tier or ""]}
     answer = top_answer(TopView(settings.top_entries_per_tenant), args.entity, query,
-                        args.account, plan)  # fmt: skip
+                        args.tenant, plan)  # fmt: skip
     if "error" in answer:
         print(f"leadscore top: {answer['error']}", file=sys.stderr)
         return 2
@@ -263,11 +263,11 @@ def cmd_top(args: Any) -> int:
         why = feed.failed or f"the topic was not read to its end in {args.timeout:g} s"
         print(f"leadscore top: {settings.topic_scores}: {why}", file=sys.stderr)
         return 1
-    answer = top_answer(feed.view, args.entity, query, args.account, plan)
+    answer = top_answer(feed.view, args.entity, query, args.tenant, plan)
     if args.json:
         print(json.dumps(answer))
         return 0
-    tenant = args.account if args.account is not None else "default tenant"
+    tenant = args.tenant if args.tenant is not None else "default tenant"
     print(f"top {answer['n']} {args.entity}s of {tenant} by {args.score}"
           + (f" in tier {args.tier}" if args.tier else "")
           + ("" if answer["complete"] else " (incomplete: entries were pushed out)"))  # fmt: skip

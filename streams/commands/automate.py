@@ -100,8 +100,25 @@ class Trigger(_Strict):
     threshold: str | None = None
     tier: str | None = None
     direction: Literal["up", "down", "any"] | None = None
-    accounts: list[str | None] | None = None
+    #: tenant ids (null: the default tenant); ``accounts``, the old name, is still read
+    tenants: list[str | None] | None = None
     entity: Literal["contact", "deal", "account"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """``accounts`` is the deprecated old name of ``tenants`` (docs/migration.md)."""
+        if not isinstance(data, Mapping) or "accounts" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("accounts")
+        if "tenants" in data and data["tenants"] != old:
+            raise ValueError("tenants and accounts (its deprecated old name) differ: give "
+                             "tenants only")  # fmt: skip
+        log.warning("automations: trigger %r: accounts is deprecated, name it tenants",
+                    data.get("name"))  # fmt: skip
+        data["tenants"] = old
+        return data
 
     @model_validator(mode="after")
     def _one_kind(self) -> Trigger:
@@ -116,7 +133,7 @@ class Trigger(_Strict):
             return False
         if self.entity is not None and change.entity != self.entity:
             return False
-        if self.accounts is not None and change.account_id not in self.accounts:
+        if self.tenants is not None and change.tenant_id not in self.tenants:
             return False
         if self.tier is not None:
             return change.cause == "tier" and change.tier_after == self.tier
@@ -204,7 +221,9 @@ def payload(change: ScoreChanged, triggers: list[str]) -> bytes:
     body = {
         "triggers": triggers,
         "change_id": change.change_id,
-        "account_id": change.account_id,
+        "tenant_id": change.tenant_id,
+        #: deprecated: the old name of tenant_id, the same value (docs/migration.md)
+        "account_id": change.tenant_id,
         "entity": change.entity,
         "entity_id": change.entity_id,
         "score": change.score,

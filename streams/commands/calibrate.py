@@ -417,7 +417,7 @@ def observations_from_topics(
 
     def change(value: bytes) -> None:
         c = codec.decode(codec.score_changed, value)
-        if c["score"] != score_name or c["entity"] != kind or c["account_id"] != tenant:
+        if c["score"] != score_name or c["entity"] != kind or c["tenant_id"] != tenant:
             return
         at = c["occurred_at"]
         at_ms = at if isinstance(at, int) else int(at.timestamp() * 1000)
@@ -454,7 +454,7 @@ def _from_kafka(args: Any, plan: Plan, since: int, until: int) -> list[Observati
         return loaded
     settings, codec = loaded
     observations, why = observations_from_topics(
-        settings, codec, plan, args.score, since_ms=since, until_ms=until, tenant=args.account,
+        settings, codec, plan, args.score, since_ms=since, until_ms=until, tenant=args.tenant,
         timeout_s=args.timeout, conversions=args.conversions,
     )  # fmt: skip
     if why is not None:
@@ -534,7 +534,7 @@ def cmd_calibrate(args: Any) -> int:
                     lines,
                     since_ms=since,
                     until_ms=until,
-                    tenant=args.account,
+                    tenant=args.tenant,
                     conversions=conversions,
                 )
         except OSError as error:
@@ -544,7 +544,7 @@ def cmd_calibrate(args: Any) -> int:
     figures = analyse(observations, thresholds=[(t.name, t.at) for t in score.thresholds],
                       tiers=[(t.name, t.below) for t in score.tiers])  # fmt: skip
     meta = {"score": args.score, "entity": score.entity, "plan_version": plan.version,
-            "tenant": args.account if args.account is not None else "the default tenant",
+            "tenant": args.tenant if args.tenant is not None else "the default tenant",
             "since": args.since, "until": args.until,
             "conversions": conversions.describe()}  # fmt: skip
     written = write_report(figures, meta, Path(args.out))
@@ -633,12 +633,12 @@ def _compare(args: Any, plan: Plan, since: int, until: int) -> int:
     sides = {}
     for side, side_plan, name in (("current", plan, args.score), ("candidate", candidate, other)):
         observations, bad_lines = observations_from_archive(
-            side_plan, name, items, since_ms=since, until_ms=until, tenant=args.account,
+            side_plan, name, items, since_ms=since, until_ms=until, tenant=args.tenant,
             conversions=args.conversions,
         )  # fmt: skip
         sides[side] = _side(observations, side_plan, name)
     bad += bad_lines
-    meta = {"entity": kind, "tenant": args.account if args.account is not None
+    meta = {"entity": kind, "tenant": args.tenant if args.tenant is not None
             else "the default tenant", "since": args.since, "until": args.until,
             "conversions": args.conversions.describe(),
             "source": "archive" if args.archive is not None else "input topics"}  # fmt: skip

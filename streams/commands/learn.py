@@ -846,7 +846,7 @@ def _options(args: Any) -> Options | str:
                    every_ms=durations["--every"], horizon_ms=durations["--horizon"],
                    windows_ms=tuple(dict.fromkeys(windows)), attributes=tuple(attributes),
                    conversions=conversions, holdout=args.holdout, c=args.C, name=args.name,
-                   version=args.version, tenant=args.account, active_ms=active)  # fmt: skip
+                   version=args.version, tenant=args.tenant, active_ms=active)  # fmt: skip
 
 
 def cmd_learn(args: Any) -> int:
@@ -868,13 +868,13 @@ def cmd_learn(args: Any) -> int:
         return 2
     if args.archive is not None:
         try:
-            items, bad = _items_of_archive(args.archive, args.account)
+            items, bad = _items_of_archive(args.archive, args.tenant)
         except OSError as error:
             print(f"leadscore learn: cannot read {args.archive}: {error}", file=sys.stderr)
             return 1
         source = Path(args.archive).name
     else:
-        read = _items_of_topics(args.account, args.timeout)
+        read = _items_of_topics(args.tenant, args.timeout)
         if isinstance(read, int):
             return read
         items, bad = read

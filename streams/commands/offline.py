@@ -42,7 +42,7 @@ from streams.scoring.matrix import cells
 from streams.scoring.plan.reader import MAX_PLAN_BYTES, plan_size_problem
 from streams.scoring.shown import shown
 from streams.wire import jsonlimits
-from streams.wire.publish import score_view
+from streams.wire.publish import change_record, score_view
 
 
 class OfflineScorer:
@@ -123,7 +123,7 @@ class OfflineScorer:
                 del view["seq"]  # the offline rows leave it out: it counts changes, not a value
                 yield {
                     "kind": "score",
-                    "account_id": key.account_id,
+                    "tenant_id": key.account_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": score.name,
@@ -132,7 +132,7 @@ class OfflineScorer:
             for name, label in cells(self.plan, key.kind, state).items():
                 yield {
                     "kind": "matrix",
-                    "account_id": key.account_id,
+                    "tenant_id": key.account_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "matrix": name,
@@ -313,7 +313,8 @@ def _print_changes(
     if not enabled:
         return
     for change in changes:
-        out.write(json.dumps({"kind": "change", **change.to_dict(emitted_at_ms=emitted_at_ms)}))
+        out.write(json.dumps({"kind": "change",
+                              **change_record(change, emitted_at_ms=emitted_at_ms)}))  # fmt: skip
         out.write("\n")
 
 

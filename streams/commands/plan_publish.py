@@ -1,11 +1,12 @@
-"""``leadscore plan publish --account A FILE`` and ``leadscore plan remove --account A``.
+"""``leadscore plan publish --tenant T FILE`` and ``leadscore plan remove --tenant T``.
 
 ``publish`` validates the file here first (every mistake is printed and nothing is sent), then
 writes its text to the ``plans`` topic keyed by the tenant; ``remove`` writes a tombstone (the
 tenant goes back to the default plan). Both then wait (``--wait``, default 60 s) for the worker's
 ``plan-status`` record of that very publication and print it: ``accepted``, ``rejected`` with its
-errors, or ``removed``. Exit codes: 0 accepted or removed, 1 rejected or no status in time,
-2 a bad file or bad settings.
+errors, or ``removed``. ``--account`` is the deprecated old name of ``--tenant``; a status
+record's ``tenant`` was ``account`` before (both are read). Exit codes: 0 accepted or removed,
+1 rejected or no status in time, 2 a bad file or bad settings.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ from streams.settings import Settings, load_settings
 
 
 def cmd_plan_publish(args: argparse.Namespace) -> int:
-    account: str = args.account
-    if not account.strip() or len(account) > 200:
-        print("leadscore plan: --account must name the account (1-200 characters)",
+    tenant: str = args.tenant
+    if not tenant.strip() or len(tenant) > 200:
+        print("leadscore plan: --tenant must name the tenant (1-200 characters)",
               file=sys.stderr)  # fmt: skip
         return 2
     value: bytes | None = None
     if args.plan_command == "publish":
-        value = _read_plan(Path(args.file), account)
+        value = _read_plan(Path(args.file), tenant)
         if value is None:
             return 2
     try:
@@ -44,16 +45,16 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
     except LeadscoreError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 2
-    return publish(settings, account, value, wait_s=args.wait)
+    return publish(settings, tenant, value, wait_s=args.wait)
 
 
-def publish(settings: Settings, account: str, value: bytes | None, *, wait_s: float,
+def publish(settings: Settings, tenant: str, value: bytes | None, *, wait_s: float,
             headers: list[tuple[str, bytes]] | None = None) -> int:  # fmt: skip
     """Write one ``plans`` record and print the worker's status of it (the exit code)."""
     status_reader = None
     try:
         status_reader = StatusReader(settings) if wait_s > 0 else None
-        partition, offset = _produce(settings, account, value, headers)
+        partition, offset = _produce(settings, tenant, value, headers)
         where = f"{settings.topic_plans}[{partition}]@{offset}"
         print(f"published to {where}", file=sys.stderr)
         if status_reader is None:
@@ -73,7 +74,7 @@ def publish(settings: Settings, account: str, value: bytes | None, *, wait_s: fl
     return 0 if status["status"] in ("accepted", "removed") else 1
 
 
-def _read_plan(path: Path, account: str) -> bytes | None:
+def _read_plan(path: Path, tenant: str) -> bytes | None:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_PLAN_BYTES + 1)  # no further: a larger plan is refused
@@ -94,17 +95,17 @@ def _read_plan(path: Path, account: str) -> bytes | None:
     except PlanError as exc:
         print(f"invalid plan (nothing published):\n{exc}", file=sys.stderr)
         return None
-    print(f"{path}: valid, version {plan.version}, for account {account} "
-          f"({source_name(account)})", file=sys.stderr)  # fmt: skip
+    print(f"{path}: valid, version {plan.version}, for tenant {tenant} "
+          f"({source_name(tenant)})", file=sys.stderr)  # fmt: skip
     return raw
 
 
-def _produce(settings: Settings, account: str, value: bytes | None,
+def _produce(settings: Settings, tenant: str, value: bytes | None,
              headers: list[tuple[str, bytes]] | None) -> tuple[int, int]:  # fmt: skip
     """Write the record (idempotent producer, all replicas); returns its partition and offset."""
     producer = Producer({**client_base_config(settings), "enable.idempotence": True, "acks": "all"})
     delivered: list[Any] = []
-    producer.produce(settings.topic_plans, value, account.encode(), headers=list(headers or ()),
+    producer.produce(settings.topic_plans, value, tenant.encode(), headers=list(headers or ()),
                      on_delivery=lambda err, msg: delivered.append((err, msg)))  # fmt: skip
     producer.flush(settings.kafka_call_timeout_s)
     if not delivered:
@@ -155,8 +156,16 @@ class StatusReader:
             except ValueError:
                 continue
             if status.get("source") == want:
-                return status
+                return status_of(status)
         return None
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def status_of(record: dict[str, Any]) -> dict[str, Any]:
+    """A ``plan-status`` record with the tenant as ``tenant``: workers before the rename wrote it
+    as ``account`` (docs/migration.md)."""
+    if "tenant" in record or "account" not in record:
+        return record
+    return {("tenant" if name == "account" else name): value for name, value in record.items()}

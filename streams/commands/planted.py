@@ -30,7 +30,7 @@ def planted(contacts: int = 2000, seed: int = 11) -> list[dict[str, Any]]:
         reader = u < 0.3 and rnd.random() < 0.15  # reads the blog, never buys more for it
 
         def event(kind: str, at: int, contact: str = contact, **fields: Any) -> None:
-            out.append({"type": kind, "event_id": f"{contact}-{len(out)}", "account_id": None,
+            out.append({"type": kind, "event_id": f"{contact}-{len(out)}", "tenant_id": None,
                         "occurred_at": at, "contact_id": contact, "deal_id": None,
                         **fields})  # fmt: skip
 
@@ -114,7 +114,7 @@ def cohorts(contacts: int = 3000, seed: int = 13, weeks: int = WEEKS,
         employees = int(10 ** (1 + 3 * rnd.random()))
 
         def record(kind: str, at: int, contact: str = contact, **fields: Any) -> None:
-            out.append({"type": kind, "event_id": f"{contact}-{len(out)}", "account_id": None,
+            out.append({"type": kind, "event_id": f"{contact}-{len(out)}", "tenant_id": None,
                         "occurred_at": at, "contact_id": contact, "deal_id": None,
                         **fields})  # fmt: skip
 

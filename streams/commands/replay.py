@@ -99,7 +99,7 @@ def diff(current: OfflineScorer, candidate: OfflineScorer) -> dict[str, Any]:
                 continue
             moved += 1
             delta = None if old is None or new is None else new - old
-            rows.append({"account_id": key.account_id, "entity": key.kind,
+            rows.append({"tenant_id": key.account_id, "entity": key.kind,
                          "entity_id": key.entity_id, "score": name, "current": old,
                          "candidate": new, "delta": delta, "tier_current": old_tier,
                          "tier_candidate": new_tier})  # fmt: skip
@@ -209,7 +209,7 @@ def _topic_items(args: Any, from_ms: int, bad: list[int],
         nonlocal refused
         if all(_refusal(item, arrival_ms, plan) is not None for plan in plans):
             refused += 1
-        elif item.account_id == args.account:
+        elif item.account_id == args.tenant:
             items.append((item, arrival_ms))
 
     why, bad[0] = read_arrivals(settings, codec, Source, take, args.timeout, from_ms=from_ms)
@@ -238,7 +238,7 @@ def _summary(report: dict[str, Any], meta: dict[str, Any]) -> str:
 
 def cmd_replay(args: Any) -> int:
     """``leadscore replay --plan NEW --current PLAN (--archive FILE | --from-time T)
-    [--account A] [--at T]``."""
+    [--tenant TENANT] [--at T]``."""
     from streams.scoring.durations import parse_instant
 
     candidate = load_plan_or_exit(args.plan)
@@ -254,8 +254,8 @@ def cmd_replay(args: Any) -> int:
             print(f"leadscore replay: --at must be epoch millis or ISO-8601 with an offset "
                   f"(got {shown(args.at)})", file=sys.stderr)  # fmt: skip
             return 2
-    if args.apply and (args.account is None or args.from_time is None):
-        print("leadscore replay: --apply needs --account (the tenant) and --from-time (the "
+    if args.apply and (args.tenant is None or args.from_time is None):
+        print("leadscore replay: --apply needs --tenant and --from-time (the "
               "workers recompute from their own retained records since then)",
               file=sys.stderr)  # fmt: skip
         return 2
@@ -266,7 +266,7 @@ def cmd_replay(args: Any) -> int:
     if args.archive is not None:
         reference = Reference.of(None, at_ms, "--at")
         try:
-            items = list(_archive_items(args.archive, args.account, bad, reference,
+            items = list(_archive_items(args.archive, args.tenant, bad, reference,
                                         (current, candidate)))  # fmt: skip
         except OSError as error:
             print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
@@ -288,7 +288,7 @@ def cmd_replay(args: Any) -> int:
     took = max(time.perf_counter() - started, 1e-9)
     report = diff(*scorers)
     meta = {"current_version": current.version, "candidate_version": candidate.version,
-            "account": args.account, "events": len(items), "bad_lines": bad[0],
+            "tenant": args.tenant, "events": len(items), "bad_lines": bad[0],
             "events_per_s": len(items) / took, "dry_run": not args.apply}  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -317,9 +317,9 @@ def _apply(args: Any, from_ms: int) -> int:
         print(f"leadscore replay: {exc}", file=sys.stderr)
         return 2
     text = Path(args.plan).read_bytes()
-    print(f"applying: publishing {args.plan} for account {args.account}, recompute from "
+    print(f"applying: publishing {args.plan} for tenant {args.tenant}, recompute from "
           f"{from_ms}", file=sys.stderr)  # fmt: skip
-    return publish(settings, args.account, text, wait_s=args.wait,
+    return publish(settings, args.tenant, text, wait_s=args.wait,
                    headers=[(RECOMPUTE_HEADER, str(from_ms).encode())])  # fmt: skip
 
 

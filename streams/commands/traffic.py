@@ -55,7 +55,7 @@ MIX = (
 class TrafficShape:
     contacts: int = 2000
     deals: int = 300
-    accounts: tuple[str | None, ...] = (None, "acme", "globex")
+    tenants: tuple[str | None, ...] = (None, "acme", "globex")
     start_ms: int = 1_795_000_000_000
     step_ms: int = 1000  # mean event-time gap between consecutive events
     adjustment_scores: tuple[str, ...] = ("engagement",)
@@ -82,13 +82,13 @@ def generate(
     for i in range(count):
         t += rng.randint(0, 2 * shape.step_ms)
         source = _weighted(rng, MIX)
-        account = shape.accounts[_skewed(rng, len(shape.accounts))]
+        tenant = shape.tenants[_skewed(rng, len(shape.tenants))]
         contact = f"c-{_skewed(rng, shape.contacts)}"
         deal_no = rng.randrange(shape.deals)
         deal = f"d-{deal_no}"
         base: dict[str, Any] = {
             "event_id": f"ev-{seed}-{i}",
-            "account_id": account,
+            "tenant_id": tenant,
             "occurred_at": t,
             "contact_id": contact,
             "deal_id": None,
@@ -139,7 +139,7 @@ def generate(
             op = rng.choices(("add", "subtract", "set", "reset"), weights=(70, 20, 7, 3))[0]
             base = {
                 "command_id": f"cmd-{seed}-{i}",
-                "account_id": account,
+                "tenant_id": tenant,
                 "occurred_at": t,
                 "entity": "contact",
                 "entity_id": contact,

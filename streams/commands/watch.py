@@ -19,6 +19,7 @@ from dataclasses import asdict
 from typing import IO, Any
 
 from streams.client import ChangeFilter, ClientError, ScoreChanged, ScoreChanges
+from streams.commands.options import add_tenant_option
 from streams.errors import LeadscoreError
 
 GREEN, RED, BOLD, DIM, RESET = "\033[32m", "\033[31m", "\033[1m", "\033[2m", "\033[0m"
@@ -26,12 +27,10 @@ DEFAULT_TENANT = "-"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--account",
-        action="append",
-        default=[],
-        help=f"only this tenant (repeatable; '{DEFAULT_TENANT}' is the default tenant)",
-    )
+    add_tenant_option(
+        parser, f"only this tenant (repeatable; '{DEFAULT_TENANT}' is the default tenant)",
+        append=True,
+    )  # fmt: skip
     parser.add_argument(
         "--entity", action="append", default=[], choices=["contact", "deal", "account"]
     )
@@ -57,9 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def change_filter(args: argparse.Namespace) -> ChangeFilter:
-    accounts = frozenset(None if a == DEFAULT_TENANT else a for a in args.account)
+    tenants = frozenset(None if t == DEFAULT_TENANT else t for t in args.tenant)
     return ChangeFilter(
-        accounts=accounts,
+        tenants=tenants,
         entities=frozenset(args.entity),
         entity_ids=frozenset(args.ids),
         scores=frozenset(args.scores),
@@ -78,7 +77,7 @@ def _stamp(instant: dt.datetime) -> str:
 def line(change: ScoreChanged, *, color: bool) -> str:
     """One change, for a terminal: when, who, which score, old -> new, cause, rules, crossings."""
     paint = (lambda code, text: f"{code}{text}{RESET}") if color else (lambda _, text: text)
-    tenant = change.account_id if change.account_id is not None else DEFAULT_TENANT
+    tenant = change.tenant_id if change.tenant_id is not None else DEFAULT_TENANT
     sign = "+" if change.delta >= 0 else ""
     crossings = " ".join(
         paint(GREEN if t.direction == "up" else RED,

@@ -82,9 +82,9 @@ def _check(key: bytes | None, value: bytes | None) -> Checked:
     try:
         account = (key or b"").decode()
     except UnicodeDecodeError:
-        return Checked("", "rejected", errors=("the key is not UTF-8: it must name the account",))
+        return Checked("", "rejected", errors=("the key is not UTF-8: it must name the tenant",))
     if not account.strip() or len(account) > 200:
-        return Checked(account, "rejected", errors=("the key must name the account (1-200 chars)",))
+        return Checked(account, "rejected", errors=("the key must name the tenant (1-200 chars)",))
     if value is None:
         return Checked(account, "removed")
     too_big = plan_size_problem(len(value))
@@ -103,10 +103,11 @@ def _check(key: bytes | None, value: bytes | None) -> Checked:
 
 
 def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int) -> bytes:
-    """The ``plan-status`` value (JSON) of a checked record."""
+    """The ``plan-status`` value (JSON) of a checked record. The tenant is ``tenant`` (before
+    docs/migration.md: ``account``; readers take both)."""
     topic, partition, offset = source
     return json.dumps({
-        "account": checked.account, "status": checked.status, "version": checked.version,
+        "tenant": checked.account, "status": checked.status, "version": checked.version,
         "errors": list(checked.errors), "at_ms": at_ms,
         "recompute_from_ms": checked.recompute_from_ms,
         "source": {"topic": topic, "partition": partition, "offset": offset},

@@ -17,6 +17,7 @@ from streams.scoring.catalog import DEAL_STATUSES, EMAIL_ACTIONS, EVENT_TYPES, E
 from streams.scoring.durations import MAX_DURATION_MS, MAX_INSTANT_MS, parse_duration, parse_instant
 from streams.scoring.plan.spec import MAX_POINTS
 from streams.scoring.shown import shown
+from streams.scoring.tenant import TenantConflict, tenant_field
 
 MAX_TEXT = 4096
 MAX_ATTRIBUTES = 256
@@ -113,7 +114,7 @@ def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
         if type(kind) is not str or kind not in _EVENT_TYPES:
             raise _Bad(f"unknown type {shown(kind)} (expected an event type or 'adjustment')")
         return _event(record, str(kind))
-    except _Bad as bad:
+    except (_Bad, TenantConflict) as bad:
         return Invalid(str(bad), bad.occurred_ms)
     except (TypeError, ValueError, ArithmeticError) as error:  # a safety net: stay total
         said = str(error) if "<" not in str(error) else ""  # decimal signals print as classes
@@ -135,7 +136,7 @@ def route(item: Item) -> tuple[EntityKey, ...]:
 
 def _event(record: Mapping[str, Any], kind: str) -> Event:
     event_id = _text(record, "event_id")
-    account_id = _text(record, "account_id", optional=True)
+    account_id = _text(record, tenant_field(record), optional=True)
     occurred = _instant(record, "occurred_at")
     contact_id = _text(record, "contact_id", optional=True)
     deal_id = _text(record, "deal_id", optional=True)
@@ -182,7 +183,7 @@ def _event(record: Mapping[str, Any], kind: str) -> Event:
 
 def _adjustment(record: Mapping[str, Any]) -> Adjustment:
     command_id = _text(record, "command_id")
-    account_id = _text(record, "account_id", optional=True)
+    account_id = _text(record, tenant_field(record), optional=True)
     occurred = _instant(record, "occurred_at")
     entity = record.get("entity")
     if entity not in ("contact", "deal"):

@@ -10,6 +10,9 @@ big-endian), the datum. An input's writer schema is fetched by id from the regis
 and resolved against our reader schema, so producers may evolve their schemas compatibly;
 outputs carry the id under which our schema is registered (:class:`Framing`).
 
+The tenant field is ``tenant_id``, formerly ``account_id``: our schemas keep the old name as an
+Avro alias, so a writer schema with ``account_id`` resolves (the binary encoding is the same).
+
 Decoding never raises on bad bytes: it raises :class:`DecodeError` with a readable reason, which the
 ingest stage turns into a dead letter.
 """
@@ -286,6 +289,11 @@ class Codec:
         return record
 
     def encode(self, schema: Any, record: Mapping[str, Any]) -> bytes:
+        """One record in ``schema``. A dict still naming the tenant ``account_id`` (its name
+        before ``tenant_id``; docs/migration.md) keeps its tenant: fastavro would write the
+        missing ``tenant_id`` as null, the default tenant, without a word."""
+        if "account_id" in record and "tenant_id" not in record:
+            record = {("tenant_id" if k == "account_id" else k): v for k, v in record.items()}
         buf = io.BytesIO()
         if self.framing is not None:
             buf.write(self.framing.header(schema))

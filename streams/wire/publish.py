@@ -18,17 +18,22 @@ from streams.scoring.aggregate import tier_of, total
 from streams.scoring.decay import decayed_categories
 
 
-def output_key(account_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
+def output_key(tenant_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
     """Tenant + entity + score, as a JSON array: readable and unambiguous."""
-    return json.dumps([account_id, entity, entity_id, score], separators=(",", ":")).encode()
+    return json.dumps([tenant_id, entity, entity_id, score], separators=(",", ":")).encode()
 
 
 def change_key(change: ScoreChange) -> bytes:
     return output_key(change.account_id, change.entity, change.entity_id, change.score)
 
 
-def change_record(change: ScoreChange, *, emitted_at_ms: int) -> dict[str, Any]:
-    return change.to_dict(emitted_at_ms=emitted_at_ms)
+def change_record(change: ScoreChange, *, emitted_at_ms: int | None) -> dict[str, Any]:
+    """The public ``score-changed`` shape: the tenant is ``tenant_id`` (the core's own dict still
+    names it ``account_id``, its old name; docs/migration.md)."""
+    return {
+        ("tenant_id" if name == "account_id" else name): value
+        for name, value in change.to_dict(emitted_at_ms=emitted_at_ms).items()
+    }
 
 
 def score_view(score: Score, state: EntityState) -> dict[str, Any]:
@@ -64,7 +69,7 @@ def score_records(
             (
                 output_key(key.account_id, key.kind, key.entity_id, name),
                 {
-                    "account_id": key.account_id,
+                    "tenant_id": key.account_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": name,

@@ -75,7 +75,7 @@ def test_metrics_token_needs_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class RecordingEngine(FakeEngine):
-    """Remembers the account of every entity it is asked for."""
+    """Remembers the tenant of every entity it is asked for."""
 
     def __init__(self) -> None:
         self.asked: list[str | None] = []
@@ -94,18 +94,25 @@ TENANTS = f"acme={ACME}, globex={GLOBEX}"
 @pytest.mark.parametrize(
     ("token", "query", "status", "asked"),
     [
-        (ACME, "", 404, ["acme"]),  # a tenant's own account by default
-        (ACME, "account=acme", 404, ["acme"]),
-        (ACME, "account=globex", 404, []),  # another tenant: as if it did not exist; not read
-        (ACME, "account=", 404, ["acme"]),
-        (GLOBEX, "account=acme", 404, []),
-        (TOKEN, "account=globex", 404, ["globex"]),  # the API token reads every tenant
+        (ACME, "", 404, ["acme"]),  # a tenant's own tenant by default
+        (ACME, "tenant=acme", 404, ["acme"]),
+        (ACME, "tenant=globex", 404, []),  # another tenant: as if it did not exist; not read
+        (ACME, "tenant=", 404, ["acme"]),
+        (GLOBEX, "tenant=acme", 404, []),
+        (TOKEN, "tenant=globex", 404, ["globex"]),  # the API token reads every tenant
         (TOKEN, "", 404, [None]),
-        (ACME + "x", "account=acme", 401, []),
-        (None, "account=acme", 401, []),
+        (ACME + "x", "tenant=acme", 401, []),
+        (None, "tenant=acme", 401, []),
+        # ?account=, the deprecated old name of ?tenant= (docs/migration.md), still works
+        (ACME, "account=acme", 404, ["acme"]),
+        (ACME, "account=globex", 404, []),
+        (GLOBEX, "account=acme", 404, []),
+        (TOKEN, "account=globex", 404, ["globex"]),
+        (TOKEN, "tenant=globex&account=globex", 404, ["globex"]),  # both, the same: fine
+        (TOKEN, "tenant=globex&account=", 404, ["globex"]),
     ],
 )
-def test_a_tenant_token_reads_its_own_account_only(
+def test_a_tenant_token_reads_its_own_tenant_only(
     token: str | None, query: str, status: int, asked: list[str | None]
 ) -> None:
     engine = RecordingEngine()
@@ -120,6 +127,26 @@ def test_a_tenant_token_reads_its_own_account_only(
     assert int(statuses[0].split()[0]) == status
     assert engine.asked == asked
     assert b"globex" not in body and b"acme" not in body  # not even the name of another tenant
+
+
+@pytest.mark.parametrize("path", ["/scores/contact/c-1", "/scores/contact/c-1/explain",
+                                  "/top/contact"])  # fmt: skip
+@pytest.mark.parametrize("token", [TOKEN, ACME])
+def test_tenant_and_its_old_name_account_differing_is_a_bad_request(path: str, token: str) -> None:
+    engine = RecordingEngine()
+    server = Api(Settings(api_token=TOKEN, tenant_tokens=TENANTS), PLAN, engine,
+                 Metrics.create(), None)  # fmt: skip
+    environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": path,
+                               "QUERY_STRING": "score=engagement&tenant=acme&account=initech",
+                               "HTTP_AUTHORIZATION": f"Bearer {token}"}  # fmt: skip
+    statuses: list[str] = []
+    body = b"".join(server(environ, lambda s, h: statuses.append(s)))  # type: ignore[arg-type,return-value]
+    assert statuses[0].startswith("400 ")
+    assert json.loads(body) == {
+        "error": "?tenant='acme' and ?account='initech' differ: account "
+        "is the deprecated old name of tenant; give tenant only"
+    }
+    assert engine.asked == []
 
 
 def test_tenant_tokens_without_an_api_token_still_guard_everything() -> None:

@@ -92,7 +92,7 @@ def test_queries_are_checked_and_answered() -> None:
     view.update(None, "contact", "engagement", "c2", 3, "cold")
     ok = top_answer(view, "contact", {"score": ["engagement"], "tier": ["cold"]}, None, PLAN)
     entry = {"rank": 2, "entity_id": "c2", "value": 3, "tier": "cold"}  # ranked among all
-    assert ok == {"account": None, "entity": "contact", "score": "engagement", "tier": "cold",
+    assert ok == {"tenant": None, "entity": "contact", "score": "engagement", "tier": "cold",
                   "n": 10, "complete": True, "entries": [entry]}  # fmt: skip
     bad = {
         ("lead", "engagement", "10", ""): "entity must be one of ('contact', 'deal', 'account')",

@@ -132,8 +132,12 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
         ({"direction": "any"}, {"thresholds": [{"name": "mql", "direction": "down"}]}, True),
         ({}, {"score": "fit"}, False),
         ({"entity": "deal"}, {}, False),
-        ({"accounts": ["acme"]}, {}, False),
+        ({"tenants": ["acme"]}, {}, False),
+        ({"tenants": [None, "acme"]}, {}, True),
+        ({"tenants": ["acme"]}, {"tenant_id": "acme"}, True),
+        ({"accounts": ["acme"]}, {}, False),  # the deprecated old name of tenants
         ({"accounts": [None, "acme"]}, {}, True),
+        ({"accounts": ["acme"], "tenants": ["acme"]}, {"tenant_id": "acme"}, True),
         ({}, {"thresholds": []}, False),
     ],
 )
@@ -175,9 +179,16 @@ def test_a_trigger_is_a_threshold_or_a_tier(tmp_path: Path, trigger: dict[str, A
         load_automations(write(tmp_path, document), ENV)
 
 
+def test_accounts_and_tenants_differing_is_refused(tmp_path: Path) -> None:
+    trigger = {**GOOD["triggers"][0], "tenants": ["acme"], "accounts": ["globex"]}
+    with pytest.raises(AutomationsError, match=r"accounts \(its deprecated old name\) differ"):
+        load_automations(write(tmp_path, with_change("triggers.0", trigger)), ENV)
+
+
 def test_payload_carries_the_change_and_its_triggers() -> None:
-    body = json.loads(payload(ScoreChanged.from_record(record()), ["mql-reached"]))
+    body = json.loads(payload(ScoreChanged.from_record(record(tenant_id="acme")), ["mql-reached"]))
     assert body["triggers"] == ["mql-reached"] and body["change_id"] == "ch-1"
+    assert body["tenant_id"] == body["account_id"] == "acme"  # account_id: deprecated, the same
     assert (body["old_value"], body["new_value"], body["seq"]) == (90, 105, 3)
     assert body["occurred_at"] == "2025-11-24T16:00:00Z"
     assert body["thresholds"] == [{"name": "mql", "direction": "up"}]

@@ -34,6 +34,7 @@ EVENTS = [
     '{"type": "email.open", "event_id": "e3", "occurred_at": 1714993200000}',
     '{"type": "deal.stage_changed", "event_id": "e4", "occurred_at": "2024-05-06T12:00:00Z", '
     '"deal_id": "d1", "pipeline": "p", "to_stage": "won", "status": "won"}',
+    # the tenant under its deprecated old name (docs/migration.md): still the tenant
     '{"type": "adjustment", "command_id": "a1", "occurred_at": "2024-05-06T12:30:00Z", '
     '"entity": "contact", "entity_id": "c2", "account_id": "acme", "score": "engagement", '
     '"op": "set", "points": 5}',
@@ -61,7 +62,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
     assert lines(out) == [
         {
             "kind": "score",
-            "account_id": None,
+            "tenant_id": None,
             "entity": "contact",
             "entity_id": "c1",
             "score": "engagement",
@@ -72,7 +73,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
         },
         {
             "kind": "score",
-            "account_id": None,
+            "tenant_id": None,
             "entity": "deal",
             "entity_id": "d1",
             "score": "deal-health",
@@ -83,7 +84,7 @@ def test_score_finals(files: tuple[str, str], capsys: pytest.CaptureFixture[str]
         },
         {
             "kind": "score",
-            "account_id": "acme",
+            "tenant_id": "acme",
             "entity": "contact",
             "entity_id": "c2",
             "score": "engagement",

@@ -203,7 +203,7 @@ def test_plan_check_refuses_what_publish_and_the_worker_refuse(
     assert capsys.readouterr().err == (
         f"{big}: the plan is {size:,} bytes; at most 524,288 (512 KiB) are accepted\n"
     )
-    assert main(["plan", "publish", "--account", "acme", str(big), "--wait", "0"]) == 2
+    assert main(["plan", "publish", "--tenant", "acme", str(big), "--wait", "0"]) == 2
     assert capsys.readouterr().err == (
         f"invalid plan (nothing published): {big}: the plan is {size:,} bytes; at most 524,288 "
         "(512 KiB) are accepted\n"

@@ -23,7 +23,7 @@ def test_a_line_without_color() -> None:
 
 def test_a_tier_change_is_shown() -> None:
     text = line(change(cause="tier", old_value=105, delta=0, thresholds=[], tier_before="warm",
-                       tier_after="hot", account_id="acme"), color=False)  # fmt: skip
+                       tier_after="hot", tenant_id="acme"), color=False)  # fmt: skip
     assert text.endswith("acme/contact/c-1  engagement  105 → 105 (+0)  tier  [pricing-visit]  "
                          "warm → hot")  # fmt: skip
 

@@ -34,8 +34,8 @@ def acme(contact: str) -> bytes:
     [
         (b"acme", TENANT.encode(), "accepted", None),
         (b"acme", None, "removed", None),  # a tombstone: back to the default plan
-        (None, TENANT.encode(), "rejected", "must name the account"),
-        (b"  ", TENANT.encode(), "rejected", "must name the account"),
+        (None, TENANT.encode(), "rejected", "must name the tenant"),
+        (b"  ", TENANT.encode(), "rejected", "must name the tenant"),
         (b"\xff", TENANT.encode(), "rejected", "not UTF-8"),
         (b"acme", b"\xff\xfe", "rejected", "not UTF-8 text"),
         (b"acme", b"x" * (512 * 1024 + 1), "rejected", "at most"),
@@ -64,7 +64,7 @@ def test_the_status_record_names_its_plans_record() -> None:
     body = json.loads(status_record(Checked("acme", "accepted", "v9", "text"),
                                     source=("plans", 0, 12), at_ms=5))  # fmt: skip
     source = {"topic": "plans", "partition": 0, "offset": 12}
-    assert body == {"account": "acme", "status": "accepted", "version": "v9", "errors": [],
+    assert body == {"tenant": "acme", "status": "accepted", "version": "v9", "errors": [],
                     "at_ms": 5, "recompute_from_ms": None, "source": source}  # fmt: skip
 
 

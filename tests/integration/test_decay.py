@@ -37,7 +37,7 @@ H = 3_600_000
 
 
 def visit(eid: str, contact: str, t: int, url: str) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                 "contact_id": contact, "deal_id": None, "url": url}  # fmt: skip
 
 
@@ -130,7 +130,7 @@ async def test_inactivity_end_to_end(bootstrap: str, tmp_path: Path) -> None:
         Source.DEAL_STAGE_CHANGES,
         {
             "event_id": "s1",
-            "account_id": None,
+            "tenant_id": None,
             "occurred_at": now - 65 * D,
             "deal_id": "d-1",
             "pipeline": "sales",
@@ -144,7 +144,7 @@ async def test_inactivity_end_to_end(bootstrap: str, tmp_path: Path) -> None:
         Source.EMAIL_EVENTS,
         {
             "event_id": "r1",
-            "account_id": None,
+            "tenant_id": None,
             "occurred_at": now - 25 * D,
             "contact_id": "c-1",
             "deal_id": "d-1",

@@ -37,13 +37,13 @@ Y9999 = 253_370_764_800_000  # 9999-01-01T00:00:00Z
 def visit(
     eid: str, contact: str, t: int, account: str | None = None
 ) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": account, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": account, "occurred_at": t,
                                 "contact_id": contact, "deal_id": None,
                                 "url": "https://x.io/pricing"}  # fmt: skip
 
 
 def adjust(cid: str, contact: str, t: int, points: int) -> tuple[Source, dict[str, Any]]:
-    return Source.SCORE_ADJUSTMENTS, {"command_id": cid, "account_id": None, "occurred_at": t,
+    return Source.SCORE_ADJUSTMENTS, {"command_id": cid, "tenant_id": None, "occurred_at": t,
                                       "entity": "contact", "entity_id": contact,
                                       "score": "engagement", "op": "add",
                                       "points": points}  # fmt: skip
@@ -64,7 +64,7 @@ async def test_a_future_event_is_a_dead_letter_and_the_next_event_scores(
     try:
         await worker.wait_ready()
         now = int(time.time() * 1000)
-        micros = {"event_id": "m1", "account_id": None, "occurred_at": now * 1000,
+        micros = {"event_id": "m1", "tenant_id": None, "occurred_at": now * 1000,
                   "contact_id": "c-3", "action": "open"}  # fmt: skip
         records: list[tuple[Source, dict[str, Any]]] = [
             visit("v1", "c-1", now - 60_000),

@@ -71,7 +71,7 @@ def template(source: Source, i: int, t: int) -> dict[str, Any]:
     """A valid record of ``source``; contacts and ids start with m- (a flipped bit never makes
     them start with b-, the baseline's prefix)."""
     contact = f"m-{i % 300}"
-    base = {"event_id": f"m-{source.value}-{i}", "occurred_at": t, "account_id": None}
+    base = {"event_id": f"m-{source.value}-{i}", "occurred_at": t, "tenant_id": None}
     if source is Source.PAGE_VISITS:
         return {**base, "contact_id": contact, "deal_id": None, "url": f"https://x.io/p/{i}"}
     if source is Source.EMAIL_EVENTS:
@@ -135,7 +135,7 @@ def traffic(rng: random.Random, t: int) -> list[Record]:
         key = rng.choice([None, b"", rng.randbytes(8), b"k"])
         if i % 5 == 0:
             contact = f"b-{i}"
-            record = {"event_id": f"b-{i}", "occurred_at": t, "account_id": None,
+            record = {"event_id": f"b-{i}", "occurred_at": t, "tenant_id": None,
                       "contact_id": contact, "deal_id": None,
                       "url": "https://x.io/pricing"}  # fmt: skip
             out.append(Record(Source.PAGE_VISITS, key, encode(Source.PAGE_VISITS, record),

@@ -63,15 +63,15 @@ ALPHA_BOUND_S = 10.0
 ALPHA_VISITS = 480
 
 
-def visit(account: str, event_id: str, contact: str, at_ms: int, **fields: Any) -> dict[str, Any]:
-    return {"event_id": event_id, "account_id": account, "occurred_at": at_ms,
+def visit(tenant: str, event_id: str, contact: str, at_ms: int, **fields: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "tenant_id": tenant, "occurred_at": at_ms,
             "contact_id": contact, "deal_id": None, "url": "/pricing", **fields}  # fmt: skip
 
 
 def publish(service: Service, plan: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **service.env("cli", free_port())}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "plan", "publish", "--account", "evil", str(plan)],
+        [sys.executable, "-m", "streams.cli", "plan", "publish", "--tenant", "evil", str(plan)],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
@@ -86,7 +86,7 @@ async def hostile_records(service: Service, now: int) -> int:
         visit("evil", "v-e", "e-2", now + 4, referrer="a" * 24 + "!" * 3000),
     ]
     attributes = {f"a{i:03d}": chr(97 + i % 26) * 4000 for i in range(200)}
-    profile = {"event_id": "p-big", "account_id": "evil", "occurred_at": now,
+    profile = {"event_id": "p-big", "tenant_id": "evil", "occurred_at": now,
                "contact_id": "e-3", "deal_id": None, "attributes": attributes}  # fmt: skip
     await service.produce(
         [
@@ -96,7 +96,7 @@ async def hostile_records(service: Service, now: int) -> int:
             (Source.CONTACT_PROFILES, profile),
         ]
     )
-    nested = b'{"event_id": "v-nested", "account_id": "evil", "x": ' + b"[" * 5000 + b"]" * 5000
+    nested = b'{"event_id": "v-nested", "tenant_id": "evil", "x": ' + b"[" * 5000 + b"]" * 5000
     await service.produce_raw(service.topic(Source.PAGE_VISITS), b"evil", nested + b"}")
     await service.produce([(Source.PAGE_VISITS, visit("evil", "v-last", "e-1", now + 60_000))])
     return len(adversarial) + 1
@@ -137,20 +137,20 @@ async def test_a_hostile_tenant_neither_stalls_nor_harms_another(
         changes: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
             changes = await service.changes()
-            alpha = [c for c in changes if c["account_id"] == "alpha"]
-            evil_ids = {c["source_event_id"] for c in changes if c["account_id"] == "evil"}
+            alpha = [c for c in changes if c["tenant_id"] == "alpha"]
+            evil_ids = {c["source_event_id"] for c in changes if c["tenant_id"] == "evil"}
             if len(alpha) >= ALPHA_VISITS and "v-last" in evil_ids and "p-big" in evil_ids:
                 break
             await asyncio.sleep(0.5)
         dead = await service.read_all(service.dead)
         alive = (w1.exited(), w2.exited())
-        status, body = w1.get("/scores/contact/e-1/explain?score=engagement&account=evil")
+        status, body = w1.get("/scores/contact/e-1/explain?score=engagement&tenant=evil")
     finally:
         service.stop_all()
 
     assert alive == (None, None), "a worker exited"
     grouped = exactly_once(changes)
-    alpha = [c for c in changes if c["account_id"] == "alpha"]
+    alpha = [c for c in changes if c["tenant_id"] == "alpha"]
     assert sorted(c["source_event_id"] for c in alpha) == sorted(sent)
     assert all((c["new_value"], c["plan_version"]) == (10, "shared-v1") for c in alpha)
     lags = sorted(c["emitted_at"] / 1000 - sent[c["source_event_id"]] for c in alpha)
@@ -167,7 +167,7 @@ async def test_a_hostile_tenant_neither_stalls_nor_harms_another(
     assert classes == ["InvalidJson", "future_event", "future_event"], letters
     reasons = " | ".join(reason for _, reason in letters.values())
     assert "9999-01-01" in reasons and "micro" in reasons and "nested deeper" in reasons, reasons
-    evil_rows = [c for c in changes if c["account_id"] == "evil"]
+    evil_rows = [c for c in changes if c["tenant_id"] == "evil"]
     assert {c["source_event_id"] for c in evil_rows} >= {
         "v-a",
         "v-b",

@@ -38,14 +38,14 @@ def requests(rng: random.Random) -> list[tuple[str, bytes, set[int]]]:
     odd = urllib.parse.quote("\u202e\U0001f4a5e\u0301\ufeff", safe="")
     kinds = [
         ("score", lambda i: get(f"/scores/contact/c-{i % 50}"), {200, 404}),
-        ("tenant", lambda i: get(f"/scores/contact/c-{i % 50}?account=nobody-{i}"), {404}),
+        ("tenant", lambda i: get(f"/scores/contact/c-{i % 50}?tenant=nobody-{i}"), {404}),
         ("explain", lambda i: get(f"/scores/contact/c-{i % 50}/explain?score=engagement"),
          {200, 404}),
         ("unknown-score", lambda i: get("/scores/contact/c-1/explain?score=nope"), {400}),
         ("bad-entity", lambda i: get(f"/scores/planet/{i}"), {400}),
         ("bad-path", lambda i: get(f"/../../etc/passwd/{i}"), {404}),
         ("odd-id", lambda i: get(f"/scores/contact/{odd}{i}"), {404}),
-        ("huge-query", lambda i: get("/scores/contact/c-1?account=" + "a" * 60_000), {404}),
+        ("huge-query", lambda i: get("/scores/contact/c-1?tenant=" + "a" * 60_000), {404}),
         ("no-token", lambda i: get("/scores/contact/c-1", token=False), {401}),
         ("post", lambda i: get("/scores/contact/c-1", method="POST"), {405}),
         ("health", lambda i: get("/healthz", token=False), {200}),
@@ -84,7 +84,7 @@ async def test_a_thousand_concurrent_hostile_requests(bootstrap: str, tmp_path: 
         await worker.wait_ready()
         now = int(time.time() * 1000)
         visits = [(Source.PAGE_VISITS, {"event_id": f"v{i}", "occurred_at": now + i,
-                                        "account_id": None, "contact_id": f"c-{i % 50}",
+                                        "tenant_id": None, "contact_id": f"c-{i % 50}",
                                         "deal_id": None, "url": "https://x.io/pricing"})
                   for i in range(2000)]  # fmt: skip
         load = requests(random.Random(7))

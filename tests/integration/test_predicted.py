@@ -64,7 +64,7 @@ def records(now: int, rng: random.Random) -> list[tuple[Source, dict[str, Any]]]
     for n, minute in enumerate(minutes):
         contact = f"c-{rng.randrange(CONTACTS)}"
         at = now - 4 * 24 * 60 * MINUTE + minute * MINUTE
-        base = {"event_id": f"x-{n}", "account_id": None, "occurred_at": at,
+        base = {"event_id": f"x-{n}", "tenant_id": None, "occurred_at": at,
                 "contact_id": contact, "deal_id": None}  # fmt: skip
         kind = rng.choice(["pricing", "page", "page", "reply", "profile"])
         if kind in ("pricing", "page"):

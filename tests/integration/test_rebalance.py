@@ -57,7 +57,7 @@ async def test_workers_join_and_leave_mid_stream(
         sample = sorted((k for k in finals if k[1] == "contact"), key=str)[:40]
         assert len(sample) == 40
         for account, entity, entity_id, score in sample:
-            path = f"/scores/{entity}/{entity_id}" + (f"?account={account}" if account else "")
+            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={account}" if account else "")
             status1, body1 = first.get(path)
             status2, body2 = second.get(path)
             assert status1 == status2 == 200
@@ -69,7 +69,7 @@ async def test_workers_join_and_leave_mid_stream(
         await service.wait_drained()
         finals = await _verify(service, records, tmp_path)
         for account, entity, entity_id, score in sample:
-            path = f"/scores/{entity}/{entity_id}" + (f"?account={account}" if account else "")
+            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={account}" if account else "")
             status, body = second.get(path)
             assert status == 200
             assert body["scores"][score]["value"] == finals[(account, entity, entity_id, score)]

@@ -38,7 +38,7 @@ def templates() -> list[tuple[bytes, int]]:
         state = None
         key = EntityKey(None, "contact", "template")
         for i in range(visits):
-            item = parse_input({"type": "page_visit", "event_id": f"v{i}", "account_id": None,
+            item = parse_input({"type": "page_visit", "event_id": f"v{i}", "tenant_id": None,
                                 "occurred_at": T0 + i * 25 * 3_600_000, "contact_id": "template",
                                 "deal_id": None, "url": "https://x.io/pricing"})  # fmt: skip
             state = apply(state, key, item, plan, now_ms=T0 + i * 25 * 3_600_000).state  # type: ignore[arg-type]

@@ -39,18 +39,18 @@ scores:
 
 
 def visit(eid: str, contact: str, t: int, deal: str | None = None) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                 "contact_id": contact, "deal_id": deal, "url": "/x"}  # fmt: skip
 
 
 def member(eid: str, contact: str, t: int, account: str | None) -> tuple[Source, dict[str, Any]]:
-    return Source.CONTACT_PROFILES, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.CONTACT_PROFILES, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                      "contact_id": contact, "deal_id": None,
                                      "attributes": {"account_id": account}}  # fmt: skip
 
 
 def stage(eid: str, deal: str, t: int) -> tuple[Source, dict[str, Any]]:
-    return Source.DEAL_STAGE_CHANGES, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.DEAL_STAGE_CHANGES, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                        "contact_id": None, "deal_id": deal, "pipeline": "sales",
                                        "from_stage": None, "to_stage": "proposal",
                                        "status": "open", "value": None}  # fmt: skip

@@ -25,7 +25,7 @@ async def test_a_deal_gets_its_own_change_then_the_rollup(bootstrap: str, tmp_pa
         service = Service(bootstrap, unique, tmp_path / unique, plan=plan, partitions=partitions)
         now = int(time.time() * 1000)
         record: dict[str, Any] = {
-            "event_id": "s-1", "account_id": None, "occurred_at": now, "contact_id": "c-1",
+            "event_id": "s-1", "tenant_id": None, "occurred_at": now, "contact_id": "c-1",
             "deal_id": "d-1", "pipeline": "sales", "from_stage": None, "to_stage": "qualified",
             "status": "open", "value": None,
         }  # fmt: skip

@@ -83,7 +83,7 @@ def at(minutes_ago: int) -> int:
 
 
 def visit(eid: str, contact: str, url: str, t: int, **extra: Any) -> dict[str, Any]:
-    return {"event_id": eid, "account_id": None, "occurred_at": t, "contact_id": contact,
+    return {"event_id": eid, "tenant_id": None, "occurred_at": t, "contact_id": contact,
             "deal_id": None, "url": url, **extra}  # fmt: skip
 
 
@@ -160,7 +160,7 @@ async def _scenario(service: Service, registry: HttpRegistry) -> Run:
         out: list[tuple[Source, dict[str, Any] | bytes]] = [
             (source, framed(schema_of[sid], record, sid)) for source, record, sid in events
         ]
-        mail = {"event_id": "sr-e5", "account_id": None, "occurred_at": t + 4000,
+        mail = {"event_id": "sr-e5", "tenant_id": None, "occurred_at": t + 4000,
                 "contact_id": "sr-2", "action": "open", "campaign_id": "spring"}  # fmt: skip
         out.append((Source.EMAIL_EVENTS, mail))  # JSON
         unknown = framed(v1_schema, visit("sr-bad1", "sr-3", "https://x.io/pricing", t), v1)

@@ -123,7 +123,7 @@ def test_the_service_end_to_end_over_sasl_ssl(secure: dict[str, dict[str, str]],
         producer = Producer(client_config(admin_env))
         now = int(time.time() * 1000)
         for i in range(20):
-            record = {"event_id": f"s{i}", "occurred_at": now + i, "account_id": None,
+            record = {"event_id": f"s{i}", "occurred_at": now + i, "tenant_id": None,
                       "contact_id": f"c-{i % 4}", "deal_id": None,
                       "url": "https://x.io/pricing"}  # fmt: skip
             producer.produce(service.topic(Source.PAGE_VISITS),

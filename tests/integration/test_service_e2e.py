@@ -45,7 +45,7 @@ from tests.integration.verify import exactly_once, load
 
 TOKEN = "s3cret"  # noqa: S105 - a test token
 EXPIRY_MS = 3000
-Key = tuple[str | None, str, str, str]  # account, entity, entity id, score
+Key = tuple[str | None, str, str, str]  # tenant, entity, entity id, score
 #: (old, new, cause, sorted rule ids, thresholds as (name, direction))
 Expected = tuple[int, int, str, tuple[str, ...], tuple[tuple[str, str], ...]]
 
@@ -116,13 +116,13 @@ class Clock:
 
 
 def visit(t: int, eid: str, contact: str | None, url: str, *, deal: str | None = None,
-          account: str | None = None) -> tuple[Source, dict[str, Any]]:  # fmt: skip
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": account, "occurred_at": t,
+          tenant: str | None = None) -> tuple[Source, dict[str, Any]]:  # fmt: skip
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": tenant, "occurred_at": t,
                                 "contact_id": contact, "deal_id": deal, "url": url}  # fmt: skip
 
 
 def email(t: int | str, eid: str, contact: str, action: str) -> tuple[Source, dict[str, Any]]:
-    return Source.EMAIL_EVENTS, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.EMAIL_EVENTS, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                  "contact_id": contact, "action": action,
                                  "campaign_id": "spring"}  # fmt: skip
 
@@ -178,7 +178,7 @@ class Run:
 def _by_key(changes: list[dict[str, Any]]) -> dict[Key, set[int]]:
     out: dict[Key, set[int]] = defaultdict(set)
     for c in changes:
-        out[(c["account_id"], c["entity"], c["entity_id"], c["score"])].add(c["seq"])
+        out[(c["tenant_id"], c["entity"], c["entity_id"], c["score"])].add(c["seq"])
     return out
 
 
@@ -283,8 +283,8 @@ async def scenario(bootstrap: str, root: Path) -> Run:
         # Tenants: the same contact id in the default tenant and in "acme".
         phase1 += [
             visit(clock.next(), "tn-1", "c-ten", "https://x.io/pricing"),
-            visit(clock.next(), "tn-2", "c-ten", "https://x.io/pricing", account="acme"),
-            visit(clock.next(), "tn-3", "c-ten", "https://x.io/blog", account="acme"),
+            visit(clock.next(), "tn-2", "c-ten", "https://x.io/pricing", tenant="acme"),
+            visit(clock.next(), "tn-3", "c-ten", "https://x.io/blog", tenant="acme"),
         ]
         exp[contact("c-ten")] = [ch(0, 31, "rule", "pricing any-page")]
         exp[contact("c-ten", account="acme")] = [ch(0, 31, "rule", "pricing any-page"),
@@ -336,8 +336,9 @@ async def scenario(bootstrap: str, root: Path) -> Run:
 
         port = worker.port
         calls = {
-            "acme": "/scores/contact/c-ten?account=acme",
+            "acme": "/scores/contact/c-ten?tenant=acme",
             "default": "/scores/contact/c-ten",
+            # ?account=: the deprecated old name of ?tenant=, still read
             "explain_acme": "/scores/contact/c-ten/explain?score=engagement&account=acme",
             "explain_pages": "/scores/contact/c-pages/explain?score=engagement",
             "explain_mail": "/scores/contact/c-mail/explain?score=engagement",
@@ -345,7 +346,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
             "explain_deal": "/scores/deal/d-1/explain?score=deal-health",
             "deal": "/scores/deal/d-1",
             "unknown_entity": "/scores/contact/nobody",
-            "unknown_tenant": "/scores/contact/c-ten?account=other",
+            "unknown_tenant": "/scores/contact/c-ten?tenant=other",
             "bad_kind": "/scores/lead/c-ten",
             "unknown_score": "/scores/contact/c-ten/explain?score=nope",
             "wrong_kind_score": "/scores/contact/c-ten/explain?score=deal-health",
@@ -366,7 +367,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
         latest: dict[Key, dict[str, Any]] = {}
         for rec in await service.read_all(service.scores):
             row = codec.decode(codec.score, rec.value)
-            latest[(row["account_id"], row["entity"], row["entity_id"], row["score"])] = row
+            latest[(row["tenant_id"], row["entity"], row["entity_id"], row["score"])] = row
     finally:
         service.stop_all()
     return Run(exactly_once(changes), exp, times, observed, latest,
@@ -486,7 +487,7 @@ def test_http_scores_match_last_change(run: Run) -> None:
     for name, account in (("acme", "acme"), ("default", None)):
         doc = body(run, name)
         last = run.grouped[contact("c-ten", account=account)][-1]
-        assert doc["account_id"] == account
+        assert doc["tenant_id"] == account
         assert doc["scores"]["engagement"]["value"] == last["new_value"]
         assert doc["scores"]["engagement"]["seq"] == last["seq"]
     deal = body(run, "deal")["scores"]["deal-health"]

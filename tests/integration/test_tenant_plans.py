@@ -50,14 +50,14 @@ def visits(batch: str, t: int) -> list[tuple[Source, dict[str, Any]]]:
             Source.PAGE_VISITS,
             {
                 "event_id": f"{batch}-{contact}",
-                "account_id": account,
+                "tenant_id": tenant,
                 "occurred_at": t + n,
                 "contact_id": contact,
                 "deal_id": None,
                 "url": "/pricing",
             },
         )
-        for account, contacts in (("acme", ACME), ("globex", GLOBEX))
+        for tenant, contacts in (("acme", ACME), ("globex", GLOBEX))
         for n, contact in enumerate(contacts)
     ]
 
@@ -76,7 +76,7 @@ def replay_apply(service: Service, plan: Path, current: Path, from_ms: int, out:
     env = {**os.environ, **service.env("cli", free_port())}
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "replay", "--plan", str(plan), "--current",
-         str(current), "--from-time", str(from_ms), "--account", "acme", "--apply", "--quiet",
+         str(current), "--from-time", str(from_ms), "--tenant", "acme", "--apply", "--quiet",
          "--out", str(out)],
         env=env, capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
@@ -114,13 +114,15 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
         await service.produce(visits("b1", now))
         await wait_changes(service, everyone)
         # an invalid plan is refused by the CLI before anything is sent
+        # --account: the deprecated old name of --tenant, still taken
         rc, _, err = leadscore_plan(service, "publish", "--account", "acme", str(broken))
         assert rc == 2 and "points" in err and "nothing published" in err, err
         # ... and by the worker when it comes on the topic some other way
         await service.produce_raw(service.plans, b"acme", BROKEN.encode())
-        rc, status, err = leadscore_plan(service, "publish", "--account", "acme", str(tenant))
+        rc, status, err = leadscore_plan(service, "publish", "--tenant", "acme", str(tenant))
         assert rc == 0, err
         assert status is not None and status["status"] == "accepted", status
+        assert status["tenant"] == "acme" and "account" not in status
         assert status["version"] == "acme-v2" and status["source"]["offset"] == 1
         await service.produce(visits("b2", now + 1000))
         time.sleep(0.5)
@@ -129,12 +131,12 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
         await w3.wait_ready()
         await wait_changes(service, 2 * everyone)
         plans_view = w3.get("/plans")
-        scores = w3.get("/scores/contact/a0?account=acme")
+        scores = w3.get("/scores/contact/a0?tenant=acme")
         gauges = sum(
-            metric_sum(w.get_text("/metrics"), "leadscore_tenant_plan", account="acme",
+            metric_sum(w.get_text("/metrics"), "leadscore_tenant_plan", tenant="acme",
                        version="acme-v2") for w in (w2, w3)
         )  # fmt: skip
-        rc, status, err = leadscore_plan(service, "remove", "--account", "acme")
+        rc, status, err = leadscore_plan(service, "remove", "--tenant", "acme")
         assert rc == 0 and status is not None and status["status"] == "removed", (status, err)
         await service.produce(visits("b3", now + 2000))
         changes = await wait_changes(service, 3 * everyone)
@@ -166,7 +168,7 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
         p: ["acme-v2", None] for p in range(4)
     }
     for change in changes:
-        if change["account_id"] != "acme":
+        if change["tenant_id"] != "acme":
             continue
         partition, offset = offset_of[change["source_event_id"]]
         (on, _), (off, _) = switches[partition]

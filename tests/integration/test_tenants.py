@@ -1,13 +1,13 @@
-"""Tenant isolation (docs/operations.md, Security): two accounts, the same entity ids, one worker.
+"""Tenant isolation (docs/operations.md, Security): two tenants, the same entity ids, one worker.
 
 No HTTP answer, topic record or metric label lets one tenant read the other's scores:
 
-- every record of ``score-changed`` and ``scores`` has a key and an ``account_id`` that agree,
-  and names (``source_event_id``) only events of that account; the two tenants' entities with
+- every record of ``score-changed`` and ``scores`` has a key and a ``tenant_id`` that agree,
+  and names (``source_event_id``) only events of that tenant; the two tenants' entities with
   the same ids keep their own values (each equal to the offline scorer: :func:`check_run`);
 - with tenant tokens, each tenant reads its own scores and explanations; asking for the other
   tenant answers like an unknown entity; the operator's token reads both;
-- ``/metrics`` has no label holding an account, an entity id or an event id.
+- ``/metrics`` has no label holding a tenant, an entity id or an event id.
 """
 
 from __future__ import annotations
@@ -55,12 +55,12 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     now = int(time.time() * 1000)
-    shape = replace(TrafficShape(), contacts=150, deals=30, accounts=("acme", "globex"),
+    shape = replace(TrafficShape(), contacts=150, deals=30, tenants=("acme", "globex"),
                     step_ms=50, start_ms=now - EVENTS * 50)  # fmt: skip
     records = list(generate(EVENTS, seed=11, shape=shape))
     for i, (_, record) in enumerate(records):  # half each, over the same entity ids
-        record["account_id"] = ("acme", "globex")[i % 2]
-    account_of = {r.get("event_id") or r["command_id"]: r["account_id"] for _, r in records}
+        record["tenant_id"] = ("acme", "globex")[i % 2]
+    account_of = {r.get("event_id") or r["command_id"]: r["tenant_id"] for _, r in records}
     tenants = ",".join(f"{a}={t}" for a, t in TOKENS.items())
     service = Service(bootstrap, unique, tmp_path,
                       extra={"LEADSCORE_API_TOKEN": ADMIN,
@@ -90,8 +90,8 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
                         entity,
                         entity_id,
                         get(worker.port, path, token),
-                        get(worker.port, f"{path}?account={other}", token),
-                        get(worker.port, f"{path}?account={account}", ADMIN),
+                        get(worker.port, f"{path}?tenant={other}", token),
+                        get(worker.port, f"{path}?account={account}", ADMIN),  # the old name
                         get(worker.port, f"{path}/explain?score=engagement", token),
                     )
                 )
@@ -104,19 +104,19 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
     codec = Codec.load()
     for raw in changed_raw:  # topic records: key and content are one tenant's
         change = codec.decode(codec.score_changed, raw.value)
-        assert json.loads(raw.key)[0] == change["account_id"]
+        assert json.loads(raw.key)[0] == change["tenant_id"]
         if change["source_event_id"] is not None:
-            assert account_of[change["source_event_id"]] == change["account_id"], change
+            assert account_of[change["source_event_id"]] == change["tenant_id"], change
     for raw in scores_raw:
         score = codec.decode(codec.score, raw.value)
-        assert json.loads(raw.key)[0] == score["account_id"]
+        assert json.loads(raw.key)[0] == score["tenant_id"]
 
     for account, entity, entity_id, own, other, admin, explained in answers:
-        assert own[0] == 200 and own[1]["account_id"] == account
+        assert own[0] == 200 and own[1]["tenant_id"] == account
         values = {name: view["value"] for name, view in own[1]["scores"].items()}
         for name, value in values.items():
             assert value == finals.get((account, entity, entity_id, name), 0)
-        assert own == admin  # the operator's token sees the same through ?account=
+        assert own == admin  # the operator's token sees the same through ?account= (old name)
         assert other == (404, {"error": "no state for this entity"})
         if entity == "contact":
             assert explained[0] == 200

@@ -26,7 +26,7 @@ scores:
 
 
 def visit(eid: str, contact: str, t: int) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": None, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": None, "occurred_at": t,
                                 "contact_id": contact, "deal_id": None, "url": "/x"}  # fmt: skip
 
 
@@ -98,7 +98,7 @@ async def test_matrix_end_to_end(bootstrap: str, tmp_path: Path) -> None:
         Source.CONTACT_PROFILES,
         {
             "event_id": "p1",
-            "account_id": None,
+            "tenant_id": None,
             "occurred_at": now + 2,
             "contact_id": "c-1",
             "deal_id": None,

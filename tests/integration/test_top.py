@@ -27,7 +27,7 @@ scores:
 
 
 def visit(eid: str, contact: str, t: int, tenant: str | None) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "account_id": tenant, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": tenant, "occurred_at": t,
                                 "contact_id": contact, "deal_id": None, "url": "/x"}  # fmt: skip
 
 
@@ -51,7 +51,7 @@ async def test_top_lists_agree_on_every_worker_and_with_a_sort(bootstrap: str,
         while time.monotonic() < deadline:
             latest = {rec.key: codec.decode(codec.score, rec.value)
                       for rec in await service.read_all(service.scores)}  # fmt: skip
-            default = [v for v in latest.values() if v["account_id"] is None]
+            default = [v for v in latest.values() if v["tenant_id"] is None]
             expected = [(v["entity_id"], v["value"], v["tier"]) for v in
                         sorted(default, key=lambda v: (-v["value"], v["entity_id"]))]  # fmt: skip
             answers = [w.get("/top/contact?score=engagement&n=100")[1] for w in (w1, w2)]
@@ -60,7 +60,7 @@ async def test_top_lists_agree_on_every_worker_and_with_a_sort(bootstrap: str,
                 break  # (contacts with 0 visits have no score)
             time.sleep(0.5)
         hot = w2.get("/top/contact?score=engagement&n=3&tier=hot")[1]
-        tenant = w1.get("/top/contact?score=engagement&account=t1")[1]
+        tenant = w1.get("/top/contact?score=engagement&tenant=t1")[1]
         env = {**os.environ, **service.env("cli", 6066)}  # (the port is not used)
         done = subprocess.run(
             [sys.executable, "-m", "streams.cli", "top", "contact", "--score", "engagement",

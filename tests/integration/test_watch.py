@@ -114,16 +114,16 @@ def test_watch_in_a_terminal(bootstrap: str, changes_topic: str, terminal: Termi
 
 def test_watch_json_lines_with_filters(bootstrap: str, changes_topic: str, tmp_path: Path) -> None:
     produce(bootstrap, changes_topic, [(changes(3), True), (changes(2, 4, score="fit"), True),
-                               (changes(1, 9, account_id="acme"), True)])  # fmt: skip
+                               (changes(1, 9, tenant_id="acme"), True)])  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "streams.cli", "watch", "--json", "--from-beginning",
-         "--idle-exit", "4", "--score", "engagement", "--account", "-"],
+         "--idle-exit", "4", "--score", "engagement", "--tenant", "-"],
         cwd=REPO, env=watch_env(bootstrap, changes_topic), capture_output=True, text=True,
         timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [(r["score"], r["seq"], r["account_id"]) for r in rows] == [
+    assert [(r["score"], r["seq"], r["tenant_id"]) for r in rows] == [
         ("engagement", 1, None), ("engagement", 2, None), ("engagement", 3, None)
     ]  # fmt: skip
     assert rows[0]["occurred_at"].endswith("Z") and rows[0]["thresholds"][0]["name"] == "mql"

@@ -14,8 +14,9 @@ from typing import Any
 from streams.commands.traffic import as_offline_line
 from streams.scoring import EntityKey, Plan, apply, load_plan, parse_input
 from streams.wire.codec import Source
+from streams.wire.publish import change_record
 
-ChangeKey = tuple[str | None, str, str, str]  # account, entity, entity id, score
+ChangeKey = tuple[str | None, str, str, str]  # tenant, entity, entity id, score
 
 
 def exactly_once(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict[str, Any]]]:
@@ -32,7 +33,7 @@ def exactly_once(changes: Iterable[dict[str, Any]]) -> dict[ChangeKey, list[dict
     for change in changes:
         assert change["change_id"] not in ids, f"change {change['change_id']} published twice"
         ids.add(change["change_id"])
-        key = (change["account_id"], change["entity"], change["entity_id"], change["score"])
+        key = (change["tenant_id"], change["entity"], change["entity_id"], change["score"])
         grouped[key].append(change)
     for key, rows in grouped.items():
         seqs = [c["seq"] for c in rows]
@@ -59,7 +60,7 @@ def replay_with_core(
         outcome = apply(states.get(key), key, items[ident], plan, now_ms=now_of[(key, ident)])
         states[key] = outcome.state
         for change in outcome.changes:
-            record = change.to_dict()
+            record = change_record(change, emitted_at_ms=None)  # the published shape
             out[(change.account_id, change.entity, change.entity_id, change.score)].append(record)
     return out
 
@@ -80,7 +81,7 @@ def offline_finals(plan_path: Path, records: list[tuple[Source, dict[str, Any]]]
         row = json.loads(line)
         if row["kind"] != "score":
             continue  # (matrix rows)
-        finals[(row["account_id"], row["entity"], row["entity_id"], row["score"])] = row["value"]
+        finals[(row["tenant_id"], row["entity"], row["entity_id"], row["score"])] = row["value"]
     return finals
 
 

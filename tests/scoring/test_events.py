@@ -126,10 +126,20 @@ def test_valid_events(record: dict[str, Any], fields: dict[str, Any]) -> None:
             {"type": "contact.updated", "attributes": {"a": [1]}, **BASE},
             "attribute 'a' must be a string, number, boolean or null",
         ),
-        # an empty account id
+        # an empty tenant id, under its name or its deprecated old name
+        (
+            {"type": "email.open", **BASE, "tenant_id": ""},
+            "tenant_id must be a non-empty string (got '')",
+        ),
         (
             {"type": "email.open", **BASE, "account_id": ""},
             "account_id must be a non-empty string (got '')",
+        ),
+        # the tenant under both names, and they differ
+        (
+            {"type": "email.open", **BASE, "tenant_id": "acme", "account_id": "globex"},
+            "tenant_id 'acme' and account_id 'globex' (its deprecated old name) differ: send "
+            "tenant_id only",
         ),
         # an adjustment with a bad op
         (
@@ -180,6 +190,32 @@ def test_invalid_records(record: dict[str, Any], reason: str) -> None:
     assert parse_input(record) == Invalid(reason)
 
 
+@pytest.mark.parametrize(
+    ("names", "tenant"),
+    [
+        ({"tenant_id": "acme"}, "acme"),
+        ({"account_id": "acme"}, "acme"),  # the deprecated old name (docs/migration.md)
+        ({"tenant_id": "acme", "account_id": "acme"}, "acme"),  # both, the same
+        ({"tenant_id": "acme", "account_id": None}, "acme"),
+        ({"tenant_id": None, "account_id": "acme"}, "acme"),
+        ({}, None),  # the default tenant
+    ],
+)
+def test_the_tenant_is_tenant_id_or_its_old_name(names: dict[str, Any], tenant: str | None) -> None:
+    event = parsed(type="page_visit", url="/p", **BASE, **names)
+    assert type(event) is Event and event.account_id == tenant
+    command = parsed(type="adjustment", command_id="c", occurred_at=T0, entity="contact",
+                     entity_id="c1", score="s", op="add", points=1, **names)  # fmt: skip
+    assert type(command) is Adjustment and command.account_id == tenant
+
+
+def test_a_contacts_account_id_attribute_is_its_company_not_the_tenant() -> None:
+    event = parsed(type="contact.updated", tenant_id="acme",
+                   attributes={"account_id": "initech"}, **BASE)  # fmt: skip
+    assert type(event) is Event and event.account_id == "acme"
+    assert event.fields["attributes"] == {"account_id": "initech"}
+
+
 def test_adjustment_parsing() -> None:
     command = parse_input(
         {
@@ -222,6 +258,7 @@ _values = st.recursive(
                 "contact_id",
                 "deal_id",
                 "account_id",
+                "tenant_id",
                 "url",
                 "amount",
                 "currency",

@@ -51,7 +51,7 @@ def test_cells_move_with_either_score() -> None:
     for item in (visit("e1", T0), visit("e2", T0 + 2 * H)):
         scorer.feed(item)
     rows = [r for r in scorer.finals() if r["kind"] == "matrix"]
-    assert rows == [{"kind": "matrix", "account_id": None, "entity": "contact",
+    assert rows == [{"kind": "matrix", "tenant_id": None, "entity": "contact",
                      "entity_id": "c1", "matrix": "grade", "label": "B1"}]  # fmt: skip
     assert cells(plan, "contact", None) == {"grade": "B3"}
 

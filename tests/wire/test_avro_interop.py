@@ -22,7 +22,7 @@ from streams.wire.codec import SCHEMA_DIR, Codec, DecodeError, Source
 
 T0 = dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC)
 
-COMMON = {"event_id": "e-1", "account_id": "acme", "occurred_at": T0, "contact_id": "c-1"}
+COMMON = {"event_id": "e-1", "tenant_id": "acme", "occurred_at": T0, "contact_id": "c-1"}
 SAMPLES: dict[str, dict[str, Any]] = {
     "page_visit": {
         **COMMON,
@@ -69,7 +69,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "score_adjustment": {
         "command_id": "cmd-1",
-        "account_id": None,
+        "tenant_id": None,
         "occurred_at": T0,
         "entity": "contact",
         "entity_id": "c-1",
@@ -81,7 +81,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "score_changed": {
         "change_id": "7f1c",
-        "account_id": "acme",
+        "tenant_id": "acme",
         "entity": "contact",
         "entity_id": "c-1",
         "score": "engagement",
@@ -100,7 +100,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "tier_after": "hot",
     },
     "score": {
-        "account_id": None,
+        "tenant_id": None,
         "entity": "deal",
         "entity_id": "d-1",
         "score": "deal-health",
@@ -180,3 +180,103 @@ def test_codec_json_keeps_decimals_exact() -> None:
     record = Codec.load().decode_input(Source.PURCHASES, value, fmt="json")
     # 0.1 parsed as Decimal, never as a binary float.
     assert record["amount"] == Decimal("0.1") and record["type"] == "purchase"
+
+
+# ----- the tenant's old field name (docs/migration.md) --------------------------------------
+
+
+def old_schema(stem: str) -> dict[str, Any]:
+    """A schema as it was before the rename: the tenant field named ``account_id``, no alias."""
+    doc = json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text(encoding="utf-8"))
+    for f in doc["fields"]:
+        if f["name"] == "tenant_id":
+            f["name"] = "account_id"
+            del f["aliases"]
+    return doc
+
+
+def _old_sample(stem: str) -> dict[str, Any]:
+    sample = dict(SAMPLES[stem])
+    sample["account_id"] = sample.pop("tenant_id")
+    return sample
+
+
+def test_every_schema_names_the_tenant_tenant_id_with_the_old_name_as_alias() -> None:
+    for stem in SAMPLES:
+        doc = json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text(encoding="utf-8"))
+        fields = {f["name"]: f for f in doc["fields"]}
+        assert "account_id" not in fields, stem
+        assert fields["tenant_id"]["aliases"] == ["account_id"], stem
+        old = [f["name"] for f in old_schema(stem)["fields"]]
+        assert old.index("account_id") == [f["name"] for f in doc["fields"]].index("tenant_id")
+
+
+@pytest.mark.parametrize("stem", sorted(SAMPLES))
+def test_old_writers_bytes_are_ours_and_resolve_to_the_tenant(stem: str) -> None:
+    """Without a registry the bytes are all there is: an old producer's record is the same bytes.
+    With its writer schema (a registry), fastavro resolves the alias; a reader still on the old
+    schema (the official library here) reads our new records as before."""
+    old, new = (
+        fastavro.parse_schema(old_schema(stem)),
+        fastavro.parse_schema(json.loads((SCHEMA_DIR / f"{stem}.avsc").read_text())),
+    )
+    old_bytes, new_bytes = io.BytesIO(), io.BytesIO()
+    fastavro.schemaless_writer(old_bytes, old, _old_sample(stem))
+    fastavro.schemaless_writer(new_bytes, new, SAMPLES[stem])
+    assert old_bytes.getvalue() == new_bytes.getvalue()
+    resolved = fastavro.schemaless_reader(io.BytesIO(old_bytes.getvalue()), old, new)
+    assert resolved == SAMPLES[stem]
+    official = avro.io.DatumReader(avro.schema.parse(json.dumps(old_schema(stem))))
+    decoded = official.read(avro.io.BinaryDecoder(io.BytesIO(new_bytes.getvalue())))
+    assert decoded == _old_sample(stem)  # a reader still on the old schema reads our records
+
+
+def test_the_official_python_library_does_not_resolve_field_aliases() -> None:
+    """Pinned, as docs/migration.md warns: ``avro`` (Python) resolving an old writer schema
+    against the new reader schema ignores the alias and gives the default, null. Our codec
+    (fastavro) and Java readers resolve it; a Python ``avro`` reader upgrades with both."""
+    out = io.BytesIO()
+    old = avro.schema.parse(json.dumps(old_schema("score_changed")))
+    avro.io.DatumWriter(old).write(_old_sample("score_changed"), avro.io.BinaryEncoder(out))
+    reader = avro.io.DatumReader(old, _official("score_changed"))
+    assert reader.read(avro.io.BinaryDecoder(io.BytesIO(out.getvalue())))["tenant_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("stem", "source"),
+    [("page_visit", Source.PAGE_VISITS), ("contact_profile", Source.CONTACT_PROFILES),
+     ("score_adjustment", Source.SCORE_ADJUSTMENTS)],
+)  # fmt: skip
+def test_an_input_from_an_old_producer_is_scored_for_its_tenant(stem: str, source: Source) -> None:
+    from streams.scoring.events import parse_input
+
+    sample = {**_old_sample(stem), "account_id": "globex"}
+    old_bytes = _avro_with(old_schema(stem), sample)
+    item = parse_input(Codec.load().decode_input(source, old_bytes, fmt="avro"))
+    assert item.account_id == "globex", item  # type: ignore[union-attr]
+
+
+def test_a_contact_profile_keeps_its_account_id_attribute_apart_from_the_tenant() -> None:
+    from streams.scoring.events import parse_input
+
+    sample = {**SAMPLES["contact_profile"], "attributes": {"account_id": "initech"}}
+    record = Codec.load().decode_input(
+        Source.CONTACT_PROFILES, _avro("contact_profile", sample), fmt="avro"
+    )
+    item = parse_input(record)
+    assert item.account_id == "acme"  # type: ignore[union-attr]  # the tenant
+    assert item.fields["attributes"] == {"account_id": "initech"}  # type: ignore[union-attr]
+
+
+def test_our_codec_still_encodes_a_dict_with_the_old_name() -> None:
+    codec = Codec.load()
+    value = codec.encode(codec.inputs[Source.PAGE_VISITS], _old_sample("page_visit"))
+    assert value == _avro("page_visit", SAMPLES["page_visit"])
+
+
+def _avro_with(schema: dict[str, Any], record: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    avro.io.DatumWriter(avro.schema.parse(json.dumps(schema))).write(
+        record, avro.io.BinaryEncoder(out)
+    )
+    return out.getvalue()

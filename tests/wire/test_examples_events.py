@@ -27,7 +27,7 @@ def score(capsys: pytest.CaptureFixture[str], *extra: str) -> list[dict[str, Any
 
 def finals(records: list[dict[str, Any]]) -> dict[tuple[str | None, str, str], tuple[Any, ...]]:
     return {
-        (r["account_id"], r["entity_id"], r["score"]): (
+        (r["tenant_id"], r["entity_id"], r["score"]): (
             r["value"],
             r["categories"],
             r["thresholds_reached"],

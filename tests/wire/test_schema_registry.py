@@ -22,8 +22,10 @@ from typing import Any
 import fastavro
 import pytest
 
+from streams.client import ScoreChanged
 from streams.engine.ingest import Ingest, Routed
 from streams.errors import SettingsError, StartupError
+from streams.scoring import Event, parse_input
 from streams.settings import load_settings
 from streams.wire.codec import (
     MISS_TTL_S,
@@ -37,11 +39,13 @@ from streams.wire.codec import (
 )
 from streams.wire.deadletter import DeadLetter
 from streams.wire.registry import HttpRegistry, registered_codec
+from tests.commands.test_client import record
+from tests.wire.test_avro_interop import old_schema
 
 T0 = dt.datetime(2026, 3, 29, 9, 30, tzinfo=dt.UTC)
 VISIT = {
     "event_id": "e-1",
-    "account_id": None,
+    "tenant_id": None,
     "occurred_at": T0,
     "contact_id": "c-1",
     "deal_id": None,
@@ -124,7 +128,7 @@ def test_outputs_carry_the_magic_byte_and_the_id_registered_under_the_topic_subj
     codec: Codec, registry: FakeRegistry
 ) -> None:
     score = {
-        "account_id": None, "entity": "contact", "entity_id": "c-1", "score": "engagement",
+        "tenant_id": None, "entity": "contact", "entity_id": "c-1", "score": "engagement",
         "value": 5, "seq": 2, "categories": {"web": 5}, "thresholds_reached": [],
         "updated_at": T0, "plan_version": "v1",
     }  # fmt: skip
@@ -205,6 +209,45 @@ def test_an_older_writer_without_an_optional_field_gets_the_default(
     assert decoded["contact_id"] == "c-1"
 
 
+def test_an_old_writer_naming_the_tenant_account_id_resolves_through_the_alias(
+    codec: Codec, registry: FakeRegistry
+) -> None:
+    """A producer still on the schema before the rename (docs/migration.md): its writer schema,
+    fetched by id, resolves ``account_id`` to our ``tenant_id`` through the alias."""
+    old_id = registry.register("page-visits-value", json.dumps(old_schema("page_visit")))
+    record = {**{k: v for k, v in VISIT.items() if k != "tenant_id"}, "account_id": "acme"}
+    decoded = codec.decode_input(Source.PAGE_VISITS, write(old_schema("page_visit"), record,
+                                                           old_id), fmt="avro")  # fmt: skip
+    assert decoded["tenant_id"] == "acme" and "account_id" not in decoded
+    item = parse_input(decoded)
+    assert type(item) is Event and item.account_id == "acme"
+
+
+def test_a_consumer_resolving_an_old_score_change_gets_its_tenant(
+    codec: Codec, registry: FakeRegistry
+) -> None:
+    """``streams.client`` in registry mode reading a change written before the rename."""
+    old_id = registry.register("score-changed-value", json.dumps(old_schema("score_changed")))
+    change = {**record(), "account_id": "acme"}
+    del change["tenant_id"]
+    value = write(old_schema("score_changed"), change, old_id)
+    reader = Codec.load().registered(registry, {})  # as ScoreChanges(registry_url=...) builds it
+    assert ScoreChanged.from_record(reader.decode(reader.score_changed, value)).tenant_id == "acme"
+
+
+def test_a_reader_still_on_the_old_schema_loses_the_tenant_of_new_records(
+    codec: Codec, registry: FakeRegistry
+) -> None:
+    """Why docs/migration.md asks registry-mode readers to upgrade their reader schema first: an
+    old reader schema has no alias for ``tenant_id``, so resolution gives its default, null."""
+    value = codec.encode(codec.score_changed, record(tenant_id="acme"))
+    writer = registry.schema(int.from_bytes(value[1:5], "big"))[1]
+    old = fastavro.parse_schema(old_schema("score_changed"))
+    read = fastavro.schemaless_reader(io.BytesIO(value[5:]), fastavro.parse_schema(
+        json.loads(writer)), old)  # fmt: skip
+    assert read["account_id"] is None
+
+
 def decode_error(codec: Codec, value: bytes, source: Source = Source.PAGE_VISITS) -> DecodeError:
     with pytest.raises(DecodeError) as caught:
         codec.decode_input(source, value, fmt="avro")
@@ -258,7 +301,7 @@ def test_a_writer_schema_of_another_record_is_incompatible(
 ) -> None:
     purchase_id = registry.register("purchases-value", schema_text("purchase"))
     sample = {
-        "event_id": "e-9", "account_id": None, "occurred_at": T0, "contact_id": "c-1",
+        "event_id": "e-9", "tenant_id": None, "occurred_at": T0, "contact_id": "c-1",
         "deal_id": None, "order_id": "o-1", "amount": Decimal("12.500000"), "currency": "EUR",
     }  # fmt: skip
     error = decode_error(codec, write(json.loads(schema_text("purchase")), sample, purchase_id))
