@@ -37,26 +37,26 @@ SECRET_SETTINGS = frozenset(
 
 
 def tenant_token_map(text: str) -> dict[str, str]:
-    """``acme=tok1,globex=tok2`` as {token: account}. Errors name the pair by its position and
-    account, never a token."""
+    """``acme=tok1,globex=tok2`` as {token: tenant}. Errors name the pair by its position and
+    tenant, never a token."""
     out: dict[str, str] = {}
-    accounts: set[str] = set()
+    tenants: set[str] = set()
     for n, pair in enumerate((p.strip() for p in text.split(",")), start=1):
-        account, sep, token = pair.partition("=")
-        account, token = account.strip(), token.strip()
-        if not sep or not account or not token:
+        tenant, sep, token = pair.partition("=")
+        tenant, token = tenant.strip(), token.strip()
+        if not sep or not tenant or not token:
             raise ValueError(
-                f"LEADSCORE_TENANT_TOKENS: pair {n} must be account=token (both non-empty)"
+                f"LEADSCORE_TENANT_TOKENS: pair {n} must be tenant=token (both non-empty)"
             )
-        if account in accounts:
-            raise ValueError(f"LEADSCORE_TENANT_TOKENS: account {account!r} is given twice")
+        if tenant in tenants:
+            raise ValueError(f"LEADSCORE_TENANT_TOKENS: tenant {tenant!r} is given twice")
         if token in out:
             raise ValueError(
-                f"LEADSCORE_TENANT_TOKENS: account {account!r} has the token of account "
+                f"LEADSCORE_TENANT_TOKENS: tenant {tenant!r} has the token of tenant "
                 f"{out[token]!r}; each tenant needs its own"
             )
-        accounts.add(account)
-        out[token] = account
+        tenants.add(tenant)
+        out[token] = tenant
     return out
 
 
@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     )
     topic_plans: str = Field(
         "leadscore-plans",
-        description="compacted topic of tenant plans, keyed by account (leadscore plan publish)",
+        description="compacted topic of tenant plans, keyed by tenant (leadscore plan publish)",
     )
     topic_plan_status: str = Field(
         "leadscore-plan-status",
@@ -286,9 +286,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="bearer token for the /scores endpoints (unset: no protection); secret"
     )
-    #: ``account=token,account=token``: a tenant's token reads that account's scores only.
+    #: ``tenant=token,tenant=token``: a tenant's token reads that tenant's scores only.
     tenant_tokens: SecretStr | None = Field(
-        None, description="account=token,...: each token reads its account's scores only; secret"
+        None, description="tenant=token,...: each token reads its tenant's scores only; secret"
     )
     metrics_require_token: bool = Field(
         False, description="true: /metrics requires the bearer token too"
@@ -354,7 +354,7 @@ class Settings(BaseSettings):
 
     @property
     def tenants_by_token(self) -> dict[str, str]:
-        """token -> the account it may read (empty without ``LEADSCORE_TENANT_TOKENS``)."""
+        """token -> the tenant it may read (empty without ``LEADSCORE_TENANT_TOKENS``)."""
         if self.tenant_tokens is None:
             return {}
         return tenant_token_map(self.tenant_tokens.get_secret_value())

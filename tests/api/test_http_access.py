@@ -165,11 +165,11 @@ def test_metrics_behind_the_token_are_for_the_operator_not_for_tenants() -> None
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("acme", "pair 1 must be account=token"),
-        ("acme=a1,=b2", "pair 2 must be account=token"),
-        ("acme=", "pair 1 must be account=token"),
-        ("acme=a1,acme=b2", "account 'acme' is given twice"),
-        ("acme=a1,globex=a1", "account 'globex' has the token of account 'acme'"),
+        ("acme", "pair 1 must be tenant=token"),
+        ("acme=a1,=b2", "pair 2 must be tenant=token"),
+        ("acme=", "pair 1 must be tenant=token"),
+        ("acme=a1,acme=b2", "tenant 'acme' is given twice"),
+        ("acme=a1,globex=a1", "tenant 'globex' has the token of tenant 'acme'"),
         (f"acme={TOKEN}", "equals LEADSCORE_API_TOKEN"),
     ],
 )
