@@ -91,7 +91,7 @@ class Loop:
         )  # fmt: skip
         self.out = Outputs(self.txn, topics, codec, stage, metrics, clock)
         self.partitions: Partitions = due.partitions  # the one record of what is held
-        hooks = Hooks(self._commit, self._abort_in_callback, self._seek)
+        hooks = Hooks(self.commit, self._abort_in_callback, self._seek)
         self.rebalance = Rebalance(consumer, topics.entity, self.partitions, stage, restorer,
                                    open_store, plans, metrics, settings.kafka_call_timeout_s,
                                    hooks)  # fmt: skip
@@ -103,16 +103,18 @@ class Loop:
 
     # ----- lifecycle ----------------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Run until SIGTERM/SIGINT (returns 0) or a fatal error (returns ``EXIT_FATAL``)."""
+    def run(self, *, started: bool = False) -> int:
+        """Run until SIGTERM/SIGINT (returns 0) or a fatal error (returns ``EXIT_FATAL``);
+        ``started``: :meth:`start` ran already."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         try:
-            self.start()
+            if not started:
+                self.start()
             while not self.stopping:
                 self.step()
             try:
-                self._commit()
+                self.commit()
             except ProducerLost as lost:  # nothing more is committed: the next owner redoes it
                 log.warning("the last commit failed (%s): stopping without it", lost)
             self.consumer.close()  # revokes everything: the callback commits and closes stores
@@ -178,7 +180,7 @@ class Loop:
         if (self.plans.commit_now or self.txn.due(now, interval, cap)
                 or (len(batch) < self.settings.batch_size
                     and self.txn.due(now, min(interval, EARLY_COMMIT_S), cap))):  # fmt: skip
-            self._commit()
+            self.commit()
         if now - self.last_gauges >= GAUGE_INTERVAL_S:
             self.last_gauges = now
             self._gauges()
@@ -206,7 +208,7 @@ class Loop:
             rest = unprocessed(groups, done | {tp})
             rest[tp] = stop.offset
             self._seek(rest)
-            self._commit()
+            self.commit()
             self.plans.prepare(stop, self.entity_topic)
 
     def _guarded(self, work: Callable[[], None], pending: Rewind | None) -> None:
@@ -238,7 +240,7 @@ class Loop:
 
     # ----- commit, abort, recovery --------------------------------------------------------------
 
-    def _commit(self) -> None:
+    def commit(self) -> None:
         if self.txn.phase is Phase.IDLE and not self.cache.dirty:
             return  # nothing processed, produced or changed since the last commit
         positions = self._assigned_positions()
