@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import FrameType
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.engine.allocator import trim
+from streams.engine.batches import group_batch, positions_to_commit, unprocessed
 from streams.engine.clients import ConsumerLike, Record
 from streams.engine.due import DueWork
 from streams.engine.entities import EntityStage
@@ -50,10 +51,10 @@ from streams.engine.recovery import Recovery
 from streams.engine.stage import Abort, RecomputeStop, Stage
 from streams.engine.transaction import Phase, Transaction
 from streams.metrics import Metrics
-from streams.scoring import EntityState, dumps, loads
+from streams.scoring import EntityState, dumps
 from streams.settings import Settings
 from streams.state.restore import RestoreError, Restorer
-from streams.state.store import PartitionStore, unpack_value
+from streams.state.store import PartitionStore
 from streams.wire.codec import Codec
 from streams.wire.routing import partition_for
 
@@ -358,36 +359,13 @@ class Loop:
 
     def _gauges(self) -> None:
         try:
-            for tp in self.consumer.assignment():
-                marks = self.consumer.watermarks(tp)
-                key = (tp.topic, tp.partition)
-                done = self.txn.offsets.get(key) or self.rebalance.positions.get(key, 0)
-                if marks is not None and marks[1] >= 0:
-                    self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                        max(0, marks[1] - done)
-                    )
-            with self.lock:
-                self.metrics.entities.set(
-                    sum(h.store.entities for h in self.partitions.held.values())
-                )
-            self.metrics.cache_entries.set(len(self.cache))
-            self.metrics.cache_bytes.set(self.cache.bytes)
-            self.metrics.rocksdb_memory_bytes.set(self.memory_bytes())
-            self.metrics.ready.set(1 if self.ready else 0)
+            self.rebalance.gauges(self.txn.offsets, self.memory_bytes(), self.ready)
         except Exception as exc:  # a gauge must never hurt the service
             log.warning("could not update gauges: %r", exc)
 
     def read_state(self, key: bytes) -> tuple[str, EntityState | None]:
         """Committed state of an entity: ("ok", state or None), "restoring" or "elsewhere"."""
-        partition = partition_for(key, self.entity_partitions)
-        with self.lock:
-            held = self.partitions.held.get(partition)
-            if held is None:
-                return "elsewhere", None
-            if held.phase is PartitionPhase.RESTORING:
-                return "restoring", None
-            value = held.store.get(key)
-        return "ok", None if value is None else loads(unpack_value(value)[1])
+        return self.rebalance.read_state(partition_for(key, self.entity_partitions), key)
 
     def entity_partition(self, key: bytes) -> int:
         return partition_for(key, self.entity_partitions)
@@ -403,49 +381,3 @@ class Loop:
 
 class _Unprocessed(Exception):
     """The transaction aborted inside a batch: rewind what the batch did not process."""
-
-
-def group_batch(batch: list[Record]) -> dict[tuple[str, int], list[Record]]:
-    """A consumed batch per (topic, partition), each in offset order (first-seen order)."""
-    groups: dict[tuple[str, int], list[Record]] = {}
-    for rec in batch:
-        tp = (rec.topic, rec.partition)
-        group = groups.get(tp)
-        if group is None:
-            groups[tp] = [rec]
-        else:
-            group.append(rec)
-    return groups
-
-
-def positions_to_commit(
-    found: Iterable[tuple[tuple[str, int], int | None]],
-    processed: dict[tuple[str, int], int],
-    committed: dict[tuple[str, int], int],
-) -> dict[tuple[str, int], int]:
-    """The offsets a commit sends besides the transaction's own (``processed``, last processed
-    + 1, which these override): each assigned partition's position where it has one; else its
-    committed offset, unless the transaction processed some of it. No position means nothing
-    fetched since assign or since a ``seek`` (librdkafka resets the position on a seek): after
-    a seek back into a batch, the older committed offset would undo what the transaction did.
-
-    The position is what to commit: every record ``consume`` returned has been processed when a
-    commit runs, and unlike "last processed + 1" it is also past the transaction markers that
-    follow our own records on the entity-events topic. Partitions with no position send their
-    committed offset, so that even a transaction of time-driven work alone carries the group's
-    generation (zombie fencing, KIP-447).
-    """
-    out: dict[tuple[str, int], int] = {}
-    for key, offset in found:
-        if offset is not None and offset >= 0:
-            out[key] = offset
-        elif key not in processed and key in committed:
-            out[key] = committed[key]
-    return out
-
-
-def unprocessed(
-    groups: dict[tuple[str, int], list[Record]], done: set[tuple[str, int]]
-) -> dict[tuple[str, int], int]:
-    """Where to rewind the partitions of a batch that an abort cut short: their first offset."""
-    return {tp: batch[0].offset for tp, batch in groups.items() if tp not in done}

@@ -24,6 +24,7 @@ from streams.engine.kafka import ProducerLost, until_settled
 from streams.engine.partitions import Held, PartitionPhase, Partitions
 from streams.engine.plans import PlanSwitch
 from streams.metrics import Metrics
+from streams.scoring import EntityState, loads
 from streams.state.cache import Loader
 from streams.state.restore import Restorer
 from streams.state.store import PLANS_KEY, PartitionStore, unpack_value
@@ -192,6 +193,36 @@ class Rebalance:
                 self.load_plans(partition, held.store)
         if switched:
             self.plans.gauges()
+
+    def gauges(self, processed: dict[tuple[str, int], int], memory_bytes: int, ready: bool) -> None:
+        """Lag per assigned partition (from ``processed`` offsets, else the committed ones),
+        entities held, the cache, RocksDB's memory, readiness."""
+        metrics = self.metrics
+        for tp in self.consumer.assignment():
+            marks = self.consumer.watermarks(tp)
+            key = (tp.topic, tp.partition)
+            done = processed.get(key) or self.positions.get(key, 0)
+            if marks is not None and marks[1] >= 0:
+                lag = max(0, marks[1] - done)
+                metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        with self.lock:
+            metrics.entities.set(sum(h.store.entities for h in self.partitions.held.values()))
+        metrics.cache_entries.set(len(self.stage.cache))
+        metrics.cache_bytes.set(self.stage.cache.bytes)
+        metrics.rocksdb_memory_bytes.set(memory_bytes)
+        metrics.ready.set(1 if ready else 0)
+
+    def read_state(self, partition: int, key: bytes) -> tuple[str, EntityState | None]:
+        """Committed state of an entity of ``partition``: ("ok", state or None), "restoring" or
+        "elsewhere" (the HTTP thread)."""
+        with self.lock:
+            held = self.partitions.held.get(partition)
+            if held is None:
+                return "elsewhere", None
+            if held.phase is PartitionPhase.RESTORING:
+                return "restoring", None
+            value = held.store.get(key)
+        return "ok", None if value is None else loads(unpack_value(value)[1])
 
     def close(self) -> None:
         with self.lock:

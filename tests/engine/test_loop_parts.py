@@ -454,8 +454,8 @@ def test_a_dead_letter_too_large_to_produce_keeps_its_size_but_not_its_value() -
 
 
 def test_a_batch_is_grouped_per_partition_in_order() -> None:
+    from streams.engine.batches import group_batch, unprocessed
     from streams.engine.clients import Record
-    from streams.engine.loop import group_batch, unprocessed
 
     def rec(topic: str, partition: int, offset: int) -> Record:
         return Record(topic, partition, offset, None, None, -1)
@@ -594,7 +594,7 @@ def test_the_byte_count_follows_loads_aborts_and_dropped_partitions() -> None:
 
 
 def test_a_commit_after_a_seek_keeps_the_offsets_the_transaction_processed() -> None:
-    from streams.engine.loop import positions_to_commit
+    from streams.engine.batches import positions_to_commit
 
     found = [(("e", 0), 57), (("e", 1), -1001), (("e", 2), -1001), (("in", 0), None)]
     processed = {("e", 1): 40}  # partition 1: seeked back to 40 after processing 31..39
