@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 
@@ -146,15 +147,19 @@ class Recovery:
         """Best effort, errors ignored: abort its transaction (when it may still answer), drop
         what it queued, wait briefly for requests in flight, close it (its background retries
         stop before the new producer starts)."""
+        brief = min(5.0, self.call_timeout_s)
+        steps: list[Callable[[], object]] = [
+            lambda: producer.purge(in_queue=True, in_flight=True, blocking=False),
+            lambda: producer.flush(brief),
+            producer.close,  # confluent-kafka warns when its own abort fails: expected here
+        ]
         if abort:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                producer.abort_transaction(min(5.0, self.call_timeout_s))
-        with contextlib.suppress(KafkaException, RuntimeError):
-            producer.purge(in_queue=True, in_flight=True, blocking=False)
-        with contextlib.suppress(KafkaException, RuntimeError):
-            producer.flush(min(5.0, self.call_timeout_s))
-        with contextlib.suppress(KafkaException, RuntimeError):
-            producer.close()
+            steps.insert(0, lambda: producer.abort_transaction(brief))
+        with WATCHDOG.guard("disposing of the old producer"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for step in steps:
+                with contextlib.suppress(KafkaException, RuntimeError):
+                    step()
 
     def rewind(self, consumer: ConsumerLike) -> dict[tuple[str, int], int]:
         """Seek every assigned partition to its committed offset (read afresh, each partition's

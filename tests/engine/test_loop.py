@@ -420,3 +420,42 @@ def test_too_many_recoveries_exit_70(tmp_path: Path) -> None:
     assert len(world.producers) == 3  # the first, then one per allowed recovery
     assert world.sample("leadscore_producer_recoveries_total") == 2
     assert world.cluster.group == committed  # nothing committed on the way
+
+
+def test_the_rewind_retries_a_partition_error_and_starts_from_the_beginning_without_a_commit(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import dataclass
+
+    from confluent_kafka import TopicPartition
+
+    world = World(tmp_path).start()
+    world.send(ROWS[:10])
+    world.drain()
+    consumer = world.consumer
+    answers = consumer.committed
+    calls = {"n": 0}
+
+    unstable = KafkaError(KafkaError.UNSTABLE_OFFSET_COMMIT, retriable=True)
+
+    @dataclass
+    class Failed:  # a TopicPartition with an error (its attributes are read-only)
+        topic: str
+        partition: int
+        offset: int = -1001
+        error: KafkaError = unstable
+
+    def flaky(partitions: list[TopicPartition], timeout: float) -> list[Any]:
+        calls["n"] += 1
+        found: list[Any] = answers(partitions, timeout)
+        if calls["n"] == 1:  # one partition's offset unknown: never sought, asked again
+            found[0] = Failed(found[0].topic, found[0].partition)
+        return found
+
+    consumer.committed = flaky  # type: ignore[method-assign]
+    seeks = len(consumer.seeks)
+    positions = world.loop.recovery.rewind(consumer)
+    assert calls["n"] == 2
+    sought = dict(consumer.seeks[seeks:])
+    assert sought == {tp: max(world.cluster.group.get(tp, 0), 0) for tp in consumer.fetch}
+    assert positions == {tp: off for tp, off in world.cluster.group.items() if off >= 0}
