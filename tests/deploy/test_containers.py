@@ -283,7 +283,7 @@ async def test_exactly_once_through_a_worker_killed_and_restarted(stack: Stack) 
     entities = sorted({k[:3] for k in finals}, key=str)
     sample = entities[:: max(1, len(entities) // 40)]
     for account, entity, entity_id in sample:
-        query = f"?account={urllib.parse.quote(account)}" if account else ""
+        query = f"?tenant={urllib.parse.quote(account)}" if account else ""
         for port in ("WORKER_1_PORT", "WORKER_2_PORT"):
             status, body = stack.http(port, f"/scores/{entity}/{entity_id}{query}")
             assert status == 200, (port, entity_id, body)

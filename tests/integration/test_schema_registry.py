@@ -4,11 +4,14 @@ The module starts the registry (unless this checkout's is already up; then it is
 and one worker with ``LEADSCORE_SCHEMA_REGISTRY_URL`` set. A producer registers the page-visit
 schema under ``<topic>-value``, then a compatible new version with an optional field
 (``utm_source``, default null; the registry's BACKWARD rule accepts it and refuses an
-incompatible one), and sends framed Avro written with both versions, JSON emails (JSON topics
+incompatible one), after the schema as it was before the tenant's rename (field ``account_id``,
+docs/migration.md; ours renames it with the old name as alias, which the registry accepts), and
+sends framed Avro written with all three, JSON emails (JSON topics
 stay JSON), a value with an unknown schema id and a plain Avro value (no framing). ``leadscore
 demo`` then publishes framed traffic of its own. Each test checks one aspect of that run:
 
-- the scores of the framed inputs are what the offline scorer gives for the same events;
+- the scores of the framed inputs are what the offline scorer gives for the same events, the
+  old-schema record's under the tenant its ``account_id`` names;
 - every ``score-changed`` and ``scores`` value is framed with an id that the registry resolves to
   our ``score_changed`` / ``score`` schema, registered under ``<topic>-value``;
 - the unknown id and the unframed value are dead letters with their reasons, nothing else is;
@@ -82,6 +85,13 @@ def at(minutes_ago: int) -> int:
     return int(time.time() * 1000) - minutes_ago * 60_000
 
 
+def old_visit(eid: str, contact: str, url: str, t: int) -> dict[str, Any]:
+    """A page visit as a producer on the schema before the rename writes it (no ``tenant_id``)."""
+    record = visit(eid, contact, url, t)
+    del record["tenant_id"]
+    return record
+
+
 def visit(eid: str, contact: str, url: str, t: int, **extra: Any) -> dict[str, Any]:
     return {"event_id": eid, "tenant_id": None, "occurred_at": t, "contact_id": contact,
             "deal_id": None, "url": url, **extra}  # fmt: skip
@@ -103,6 +113,7 @@ class Run:
     service: Service
     v1: int
     v2: int
+    v_old: int
     incompatible_refused: str
     sent: list[tuple[Source, dict[str, Any]]]  # the valid framed and JSON inputs, as events
     changed_raw: list[Any]
@@ -137,6 +148,13 @@ async def _scenario(service: Service, registry: HttpRegistry) -> Run:
         )
         bad_schema = json.loads(json.dumps(v2_schema))
         bad_schema["fields"][0]["type"] = "long"
+        # the schema before the tenant's rename, registered first as it was in a real
+        # deployment; ours (the field renamed, with the old name as alias) is a compatible version
+        old_schema = json.loads(schema_text("page_visit"))
+        [tenant_field] = [f for f in old_schema["fields"] if f["name"] == "tenant_id"]
+        tenant_field["name"] = "account_id"
+        del tenant_field["aliases"]
+        v_old = registry.register(subject, compact(old_schema))
         v1 = registry.register(subject, compact(v1_schema))
         v2 = registry.register(subject, compact(v2_schema))
         try:
@@ -155,8 +173,16 @@ async def _scenario(service: Service, registry: HttpRegistry) -> Run:
             ),
             (Source.PAGE_VISITS, visit("sr-e3", "sr-2", "https://x.io/blog", t + 2000), v2),
             (Source.PAGE_VISITS, visit("sr-e4", "sr-2", "https://x.io/features", t + 3000), v1),
+            (
+                Source.PAGE_VISITS,
+                {
+                    **old_visit("sr-e6", "sr-4", "https://x.io/pricing", t + 5000),
+                    "account_id": "acme",
+                },
+                v_old,
+            ),
         ]
-        schema_of = {v1: v1_schema, v2: v2_schema}
+        schema_of = {v1: v1_schema, v2: v2_schema, v_old: old_schema}
         out: list[tuple[Source, dict[str, Any] | bytes]] = [
             (source, framed(schema_of[sid], record, sid)) for source, record, sid in events
         ]
@@ -186,7 +212,7 @@ async def _scenario(service: Service, registry: HttpRegistry) -> Run:
             record.pop("utm_source", None)  # not in the reader schema: the offline scorer's view
         sent.append((Source.EMAIL_EVENTS, mail))
         return Run(
-            service=service, v1=v1, v2=v2, incompatible_refused=refused, sent=sent,
+            service=service, v1=v1, v2=v2, v_old=v_old, incompatible_refused=refused, sent=sent,
             changed_raw=await service.read_all(service.changed),
             scores_raw=await service.read_all(service.scores),
             dead=await service.read_all(service.dead),
@@ -206,10 +232,12 @@ def test_the_registry_took_a_compatible_new_version_and_refused_an_incompatible_
 ) -> None:
     assert run.v2 != run.v1
     subject = f"{run.service.topic(Source.PAGE_VISITS)}-value"
-    # two versions: the demo registered the same text as v1 again, which gave v1's id back
-    assert run.registry._call("GET", f"/subjects/{subject}/versions") == [1, 2]
-    assert run.registry._call("GET", f"/subjects/{subject}/versions/1")["id"] == run.v1
-    assert run.registry._call("GET", f"/subjects/{subject}/versions/2")["id"] == run.v2
+    # three versions (the one before the tenant's rename, ours, ours with utm_source): the demo
+    # registered the same text as v1 again, which gave v1's id back
+    assert run.registry._call("GET", f"/subjects/{subject}/versions") == [1, 2, 3]
+    assert run.registry._call("GET", f"/subjects/{subject}/versions/1")["id"] == run.v_old
+    assert run.registry._call("GET", f"/subjects/{subject}/versions/2")["id"] == run.v1
+    assert run.registry._call("GET", f"/subjects/{subject}/versions/3")["id"] == run.v2
     assert "HTTP 409" in run.incompatible_refused, run.incompatible_refused
 
 
@@ -258,6 +286,8 @@ def test_framed_inputs_of_both_schema_versions_are_scored_as_offline(
     assert ours[(None, "contact", "sr-1", "engagement")] == 42
     # any-page 1 (v2), features 10 + any-page 1 (v1), the JSON email open: engaged 10
     assert ours[(None, "contact", "sr-2", "engagement")] == 22
+    # pricing 30 + any-page 1, written with the schema before the rename: scored for its tenant
+    assert ours[("acme", "contact", "sr-4", "engagement")] == 31
     assert not any(key[2] == "sr-3" for key in finals)  # both bad records were not scored
 
 
