@@ -3,7 +3,11 @@
 - ``pipe-aiokafka``: ``bench/ceiling.py``, a plain aiokafka consume -> decode -> produce pipe;
 - ``pipe-confluent`` / ``pipe-confluent-txn``: ``bench/pipe_confluent.py``, the same pipe on
   confluent-kafka, at least once, and with a transaction every 100 ms carrying the offsets;
-- ``ours``: the service as shipped (``leadscore worker``), default settings;
+- ``ours``: the service as shipped (``leadscore worker``), default settings (``make bench``
+  compiles its core first; the core it ran is in the results);
+- ``leadscore@<commit>``: the same worker from another commit (``--base``, ``make bench``'s
+  ``BENCH_BASE``, default 3f54bb3: the commit before issue 24), run the same way in the same run
+  from a tree of that commit with its own compiled core (``bench/trees.py``), on this venv;
 - ``faust-baseline``: the last Faust worker (``--baseline``, commit 2110d38) from a
   ``git archive``, in a venv of its own built from that commit's pins (``bench/faust_venv.sh``);
 - ``quix-alo`` / ``quix-eos``: Quix Streams in its own venv running the same pure core
@@ -74,6 +78,23 @@ class Process:
         except OSError:
             return False
 
+    def metrics(self) -> str:
+        """The worker's Prometheus text (empty if it has no port or cannot answer)."""
+        if self.port is None:
+            return ""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+                return str(r.read().decode())
+        except OSError:
+            return ""
+
+    def core_build(self) -> str | None:
+        """The scoring-core build the worker reports (``leadscore_build_info``), if any."""
+        for line in self.metrics().splitlines():
+            if line.startswith("leadscore_build_info{") and 'core="' in line:
+                return line.split('core="', 1)[1].split('"', 1)[0]
+        return None
+
     def stop(self, timeout_s: float = 60) -> int:
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
@@ -95,6 +116,11 @@ class Contender:
     source_dir: Path = ROOT  # for the service: the tree whose streams/ runs (baseline: a checkout)
     python: str = sys.executable
     settings: tuple[tuple[str, str], ...] = ()  # for the service: extra LEADSCORE_* settings
+
+    @property
+    def slug(self) -> str:
+        """The name as topic names may hold it (``leadscore@3f54bb3``: ``leadscore-3f54bb3``)."""
+        return self.name.replace("@", "-")
 
     def start(self, bootstrap: str, topics: TopicSet, tag: str, workdir: Path) -> Process:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -150,10 +176,33 @@ class Contender:
                 argv, cwd=self.source_dir, env=env, stdout=out, stderr=subprocess.STDOUT
             )
         return Process(self.name, proc, log, port)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("leadscore_build_info{") and 'core="' in line:
+                return line.split('core="', 1)[1].split('"', 1)[0]
+        return None
 
     def group(self, tag: str) -> str:
         """The consumer group that reads the input topics."""
         return tag
+
+
+#: The core build of a ``leadscore@<commit>`` contender: compiled, or failing at start-up.
+COMPILED = (("LEADSCORE_CORE", "compiled"),)
+
+
+def leadscore_at(rev: str) -> Contender:
+    """The ``leadscore@<rev>`` contender: that commit's worker, its core compiled."""
+    import trees  # bench/trees.py
+
+    tree = trees.export(rev)
+    if not trees.compile_core(tree):
+        raise SystemExit(f"leadscore@{rev}: the commit has no core build script")
+    return Contender(f"leadscore@{rev}", "service", source_dir=tree, settings=COMPILED)
 
 
 def service_env(

@@ -1,12 +1,13 @@
 """In-process benchmark of the scoring core: this tree compiled and pure, against a baseline commit.
 
-Run ``make bench-engine`` (or ``.venv/bin/python bench/core.py [--events N] [--base SHA]``).
+Run ``make bench-core`` (or ``.venv/bin/python bench/core.py [--events N] [--base SHA]``).
 A seeded generator produces a realistic workload over 100,000 entities with skewed popularity
 (``plans/reference.yaml``). Each *variant* runs in its own interpreter, one after another, and
 the rounds alternate variants so a noisy machine slows them alike:
 
 - ``base``: the core of the baseline commit (``--base``, default ``2110d38``, pure Python),
-  exported with ``git archive`` into ``.cache/bench/core-<sha>``;
+  exported into ``.cache/bench/tree-<sha>`` (``bench/trees.py``; ``base-compiled``: its own
+  compiled build);
 - ``pure``: this tree's core, interpreted (``LEADSCORE_CORE=pure``);
 - ``compiled``: this tree's core compiled by mypyc (``LEADSCORE_CORE=compiled``);
 - ``compiled-wave2`` / ``pure-wave2``: the same build on the second plan (``--wave2-plan``,
@@ -26,7 +27,8 @@ in-memory cache, each dirty state encoded once per batch) under each GC policy t
 use. The best round of each figure is kept. ``--profile`` adds one sampled run per variant
 (py-spy ``--native``, so compiled frames are seen) and reports microseconds per event by stage.
 
-Results: ``bench/results/engine-<UTC date>.json`` and ``.md``.
+Results: ``bench/results/core-<UTC date>.json`` and ``.md`` (``engine-*``: runs from before the
+rename of ``make bench-engine`` to ``make bench-core``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from profile import compiled  # bench/profile.py (this script's directory)
 from typing import Any
+
+import trees  # bench/trees.py
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The tree whose core a child imports (``--tree``); the driver imports nothing of the core.
@@ -374,7 +378,7 @@ STAGE_PATTERNS = compiled(
         ("dedup hash", r"id_hash|blake2b"),
         ("quiet hours", r"quiet_hours"),
         ("properties, state rules", r"scoring/(holds|profile)\.py|(holds|profile)___"),
-        ("ledger", r"scoring/ledger\.py|ledger___|recompute"),
+        ("ledger", r"scoring/ledger\.py|ledger___|rebuild_sums|refresh_due|ScoreState.*recompute"),
         ("event rules", r"scoring/(evaluate|once|points)\.py|(evaluate|once|points)___"),
         ("engine, results", r"streams/scoring/|CPyDef_|CPyPy_"),
     )
@@ -404,36 +408,6 @@ def stage_costs(raw: Path, section_s: float, items: int) -> dict[str, float]:
     )
 
 
-def export_base(sha: str) -> Path:
-    """The baseline commit's core (and plans) in .cache/bench/core-<sha>, once."""
-    full = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{sha}^{{commit}}"],
-                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    tree = ROOT / ".cache" / "bench" / f"core-{full[:12]}"
-    if not (tree / ".exported").exists():
-        tree.mkdir(parents=True, exist_ok=True)
-        paths = ["streams"]
-        has_tools = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e",
-                                    f"{full}:tools/build_core.py"], check=False)  # fmt: skip
-        if has_tools.returncode == 0:
-            paths.append("tools")
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", full, *paths],
-                                 capture_output=True, check=True).stdout  # fmt: skip
-        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-        (tree / ".exported").write_text(full + "\n")
-    return tree
-
-
-def compile_base(tree: Path) -> bool:
-    """Compile the baseline's core with its own build script (trees from before the mypyc
-    build have none: then there is no compiled baseline)."""
-    script = tree / "tools" / "build_core.py"
-    if not script.exists():
-        return False
-    env = {k: v for k, v in os.environ.items() if k != "LEADSCORE_CORE"}
-    subprocess.run([sys.executable, str(script)], cwd=tree, env=env, check=True)
-    return (tree / "streams" / "scoring" / "native.stamp").exists()
-
-
 WAVE2 = "-wave2"  # a variant on the second plan
 PREDICTED = "-predicted"  # a variant on the first plan with predicted scores added
 
@@ -453,11 +427,11 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
     result = subprocess.run([*(wrap or []), *command], env=env, capture_output=True, text=True,
                             check=False)  # fmt: skip
     if result.returncode != 0:
-        raise SystemExit(f"bench-engine: the {variant} run failed:\n{result.stderr[-3000:]}")
+        raise SystemExit(f"bench-core: the {variant} run failed:\n{result.stderr[-3000:]}")
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
     figures: dict[str, Any] = json.loads(lines[-1])
     if Path(figures["tree"]) != tree.resolve() or (build and figures["build"] != build):
-        raise SystemExit(f"bench-engine: the {variant} run imported {figures['build']} from "
+        raise SystemExit(f"bench-core: the {variant} run imported {figures['build']} from "
                          f"{figures['tree']}, not {tree}")  # fmt: skip
     return figures
 
@@ -581,8 +555,8 @@ def main(argv: list[str] | None = None) -> int:
         return child(args)
 
     variants = [v for v in args.variants.split(",") if v and (args.base or "base" not in v)]
-    trees = {v: (export_base(args.base) if v.startswith("base") else ROOT) for v in variants}
-    if "base-compiled" in variants and not compile_base(trees["base-compiled"]):
+    roots = {v: (trees.export(args.base) if v.startswith("base") else ROOT) for v in variants}
+    if "base-compiled" in variants and not trees.compile_core(roots["base-compiled"]):
         print(f"no compiled build of {args.base} (it predates tools/build_core.py): skipped")
         variants.remove("base-compiled")
     counted: dict[str, int] = {}
@@ -591,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.instructions:
         for variant in variants:
             print(f"instructions: {variant} ...", flush=True)
-            counted[variant] = instructions(variant, trees[variant], args)
+            counted[variant] = instructions(variant, roots[variant], args)
             print(f"  {counted[variant]:,} per event")
         if args.no_timing:
             return 0
@@ -599,14 +573,14 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.rounds):
         for variant in variants if i % 2 == 0 else reversed(variants):
             print(f"round {i + 1}/{args.rounds}: {variant} ...", flush=True)
-            rounds[variant].append(run_child(variant, trees[variant], args))
+            rounds[variant].append(run_child(variant, roots[variant], args))
     stages: dict[str, dict[str, float]] = {}
     if args.profile:
         spy = Path(sys.executable).parent / "py-spy"
         for variant in variants:
-            raw = ROOT / ".cache" / "bench" / f"engine-{variant}.raw"
+            raw = ROOT / ".cache" / "bench" / f"core-{variant}.raw"
             print(f"profile: {variant} ...", flush=True)
-            figures = run_child(variant, trees[variant], args, "--only", "serialized", wrap=[
+            figures = run_child(variant, roots[variant], args, "--only", "serialized", wrap=[
                 str(spy), "record", "--native", "--format", "raw", "--rate", "250",
                 "--output", str(raw), "--"])  # fmt: skip
             section_s = best(rounds[variant], "parse_s") + best(rounds[variant], "serialized_s")
@@ -631,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"WARNING: the variants disagree on the number of changes: {changes}")
     now = datetime.now(UTC)
     result = {
-        "benchmark": "engine",
+        "benchmark": "core",
         "run_at": now.isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/core.py", *(argv or sys.argv[1:])]),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
@@ -648,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"engine-{now:%Y-%m-%d}.json"
+    path = out_dir / f"core-{now:%Y-%m-%d}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
     path.with_suffix(".md").write_text(table)

@@ -112,15 +112,8 @@ async def committed(bootstrap: str, group: str, topic: str) -> int:
 
 def gauges(proc: Process) -> dict[str, float]:
     """The worker's cache gauges from its /metrics (empty if it cannot answer)."""
-    import urllib.request
-
     out: dict[str, float] = {}
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=5) as r:
-            text = r.read().decode()
-    except OSError:
-        return out
-    for line in text.splitlines():
+    for line in proc.metrics().splitlines():
         for name in (
             "leadscore_cache_entries",
             "leadscore_cache_bytes",

@@ -14,6 +14,9 @@ absolute numbers drift. For each contender:
    time to ``/readyz`` with no local state (rebuild from the changelog) and after a clean stop with
    the state kept (warm restart), with the worker's RSS.
 
+The contenders are ``bench/contenders.py``'s; ``leadscore@<commit>`` is our worker from another
+commit (``--base``), so a change's effect on the worker is measured in the same run as the rest.
+
 Writes ``bench/results/<date>.json``, a Markdown table beside it, and the PNG chart
 (``bench/chart.py``).
 """
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import kafkaio
-from contenders import PLAN, ROOT, Contender, Process
+from contenders import PLAN, ROOT, Contender, Process, leadscore_at
 from kafkaio import TopicSet
 
 from streams.commands.traffic import TrafficShape, generate
@@ -122,9 +125,16 @@ async def wait_drained(
 
 
 async def throughput(
-    args: argparse.Namespace, who: Contender, inputs: tuple[str, ...], *, profile: bool = False
+    args: argparse.Namespace,
+    who: Contender,
+    inputs: tuple[str, ...],
+    *,
+    profile: bool = False,
+    round_no: int = 0,
 ) -> dict[str, Any]:
-    tag = f"{args.run}-{who.name}-{'prof' if profile else 'tput'}"
+    tag = f"{args.run}-{who.slug}-{'prof' if profile else 'tput'}" + (
+        f"{round_no}" * (round_no > 0)
+    )
     topics = TopicSet.named(inputs, tag)
     await kafkaio.create_topics(
         args.bootstrap, topics.outputs, args.partitions, compacted=[topics.scores]
@@ -157,6 +167,7 @@ async def throughput(
             args, proc, who.group(tag), topics, timeout_s=args.events / 100 + 300
         )
         cpu_end, rss = proc.cpu_s(), proc.rss_mib()
+        core = proc.core_build() if who.kind == "service" else None
     finally:
         proc.stop()
         if spy is not None:
@@ -180,6 +191,8 @@ async def throughput(
         "cpu_s_per_million_events": round((cpu_end - (cpu_first or 0)) / args.events * 1e6, 1),
         "peak_rss_mib": round(rss, 1),
         "input_lag_at_end": lag,
+        "load_1m": round(os.getloadavg()[0], 2),  # the machine's, at the end (others' work too)
+        **({"core": core} if core else {}),
     }
 
 
@@ -196,7 +209,7 @@ def output_ids(who: Contender, outputs: list[Any], codec: Codec) -> list[tuple[s
 
 
 async def latency(args: argparse.Namespace, who: Contender, rate: float) -> dict[str, Any]:
-    tag = f"{args.run}-{who.name}-lat"
+    tag = f"{args.run}-{who.slug}-lat"
     topics = TopicSet.named(TopicSet.input_names(tag), tag)
     await kafkaio.create_topics(
         args.bootstrap,
@@ -246,6 +259,7 @@ async def latency(args: argparse.Namespace, who: Contender, rate: float) -> dict
         "max_ms": max(samples) if samples else None,
         "peak_rss_mib": round(rss, 1),
         "input_lag_at_end": lag,
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -419,21 +433,33 @@ def versions(quix_python: str) -> dict[str, str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    commits = ", ".join(
+        f"{name} {sha[:12]}{sha[40:]}" for name, sha in result.get("commits", {}).items()
+    )
     rows = [
+        *([f"Commits: {commits}.", ""] if commits else []),
         "| contender | events/s | CPU s per 1M events | peak RSS MiB "
-        "| p50 ms | p95 ms | p99 ms | latency at events/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| p50 ms | p95 ms | p99 ms | latency at events/s | core |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, fig in result["contenders"].items():
         t, lat = fig["throughput"], fig.get("latency", {})
         rows.append(
             f"| {name} | {t['events_per_s']:,} | {t['cpu_s_per_million_events']:,} | "
             f"{t['peak_rss_mib']} | {lat.get('p50_ms', '-')} | {lat.get('p95_ms', '-')} | "
-            f"{lat.get('p99_ms', '-')} | {lat.get('achieved_rate_per_s', '-')} |"
+            f"{lat.get('p99_ms', '-')} | {lat.get('achieved_rate_per_s', '-')} | "
+            f"{t.get('core', '-')} |"
         )
     lines = ["\n".join(rows), ""]
     for name, value in result["ratios"].items():
         lines.append(f"- {name}: {value}")
+    for name, fig in result["contenders"].items():
+        if "throughput_rounds" in fig:
+            runs = ", ".join(f"{v:,}" for v in fig["throughput_rounds"])
+            lines.append(
+                f"- {name} throughput rounds (events/s, the best above): {runs}; "
+                f"median {median(fig['throughput_rounds']):,}"
+            )
     if "restart" in result:
         lines.append("")
         lines.append(
@@ -457,7 +483,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "quix-alo": Contender("quix-alo", "quix", "at-least-once", python=quix_python),
         "quix-eos": Contender("quix-eos", "quix", "exactly-once", python=quix_python),
     }
-    chosen = [every[name] for name in args.contenders.split(",") if name]
+    names = [name for name in args.contenders.split(",") if name]
+    chosen = [every[n] if n in every else leadscore_at(n.removeprefix("leadscore@")) for n in names]
+    result: dict[str, Any] = {"contenders": {}, "commits": commits(chosen)}
     inputs = TopicSet.input_names(f"{args.run}-tput")
     await kafkaio.create_topics(args.bootstrap, inputs, args.partitions)
     log(f"preloading {args.events:,} events, {args.contacts:,} contacts, {args.deals:,} deals")
@@ -466,15 +494,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         TopicSet.named(inputs, "unused"),
         traffic(args.events, seed=3, contacts=args.contacts, deals=args.deals),
     )
-    result: dict[str, Any] = {"contenders": {}}
+    rounds: dict[str, list[dict[str, Any]]] = {who.name: [] for who in chosen}
+    for i in range(args.rounds):  # alternating the order, so drift slows the contenders alike
+        for who in chosen if i % 2 == 0 else reversed(chosen):
+            log(f"{who.name}: throughput" + (f", round {i + 1}/{args.rounds}" * (args.rounds > 1)))
+            rounds[who.name].append(await throughput(args, who, inputs, round_no=i))
+            log(f"{who.name}: {rounds[who.name][-1]}")
     for who in chosen:
-        log(f"{who.name}: throughput")
-        tput = await throughput(args, who, inputs)
-        log(f"{who.name}: {tput}")
+        tput = max(rounds[who.name], key=lambda r: r["events_per_s"])  # the best round
         figures: dict[str, Any] = {"throughput": tput}
+        if args.rounds > 1:
+            figures["throughput_rounds"] = [r["events_per_s"] for r in rounds[who.name]]
         if args.latency_s > 0:
-            log(f"{who.name}: latency at {tput['events_per_s'] * args.load:.0f} events/s")
-            figures["latency"] = await latency(args, who, tput["events_per_s"] * args.load)
+            rate = args.latency_rate or tput["events_per_s"] * args.load
+            log(f"{who.name}: latency at {rate:.0f} events/s")
+            figures["latency"] = await latency(args, who, rate)
             log(f"{who.name}: {figures['latency']}")
         result["contenders"][who.name] = figures
     if args.profile and "ours" in args.contenders.split(","):
@@ -487,37 +521,71 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def ratios(contenders: dict[str, Any]) -> dict[str, float]:
+def commits(chosen: list[Contender]) -> dict[str, str]:
+    """The commit each leadscore worker ran: ``ours`` is this checkout's HEAD (``+changes``:
+    with uncommitted changes to what the worker runs), ``leadscore@<commit>`` its tree's."""
     out = {}
-    ours = contenders.get("ours")
-    if ours is None:
-        return out
-    for other in ("pipe-aiokafka", "pipe-confluent", "pipe-confluent-txn", "faust-baseline",
-                  "quix-alo", "quix-eos"):  # fmt: skip
-        if other in contenders:
-            out[f"throughput ours/{other}"] = round(
-                ours["throughput"]["events_per_s"]
-                / contenders[other]["throughput"]["events_per_s"],
-                3,
-            )
-            if "latency" in ours and "latency" in contenders[other]:
-                out[f"p99 ours/{other}"] = round(
-                    ours["latency"]["p99_ms"] / max(contenders[other]["latency"]["p99_ms"], 1.0), 3
-                )
+    for who in chosen:
+        if who.name == "ours":
+            git = ["git", "-C", str(ROOT)]
+            head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+            dirty = subprocess.run([*git, "status", "--porcelain", "--", "streams", "schemas"],
+                                   capture_output=True, text=True).stdout.strip()  # fmt: skip
+            out[who.name] = head.stdout.strip() + (" +changes" if dirty else "")
+        elif who.name.startswith("leadscore@"):
+            out[who.name] = (who.source_dir / ".exported").read_text().strip()
     return out
 
 
-def main() -> int:
+def median(values: list[int]) -> int:
+    """The middle value (the upper one of an even count)."""
+    return sorted(values)[len(values) // 2]
+
+
+def ratios(contenders: dict[str, Any]) -> dict[str, float]:
+    """Our worker (``ours``, else the first contender) over each other contender."""
+    if not contenders:
+        return {}
+    name = "ours" if "ours" in contenders else next(iter(contenders))
+    ours = contenders[name]
+    out = {}
+    for other, theirs in contenders.items():
+        if other == name:
+            continue
+        out[f"throughput {name}/{other}"] = round(
+            ours["throughput"]["events_per_s"] / theirs["throughput"]["events_per_s"], 3
+        )
+        if "throughput_rounds" in ours and "throughput_rounds" in theirs:
+            out[f"median throughput {name}/{other}"] = round(
+                median(ours["throughput_rounds"]) / median(theirs["throughput_rounds"]), 3
+            )
+        if "latency" in ours and "latency" in theirs:
+            out[f"p99 {name}/{other}"] = round(
+                ours["latency"]["p99_ms"] / max(theirs["latency"]["p99_ms"], 1.0), 3
+            )
+    return out
+
+
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument(
         "--events", type=int, default=50_000, help="preloaded events for throughput"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="throughput runs per contender, best kept"
     )
     parser.add_argument("--contacts", type=int, default=20_000)
     parser.add_argument("--deals", type=int, default=3_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--latency-s", type=float, default=30.0, help="open-loop seconds (0: skip)")
     parser.add_argument("--load", type=float, default=0.5, help="latency load, share of throughput")
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=0.0,
+        help="latency load in events/s for every contender instead of --load (0: --load)",
+    )
     parser.add_argument("--warmup", type=int, default=300, help="events before the latency window")
     parser.add_argument("--settle-s", type=float, default=4.0, help="output quiet time = drained")
     parser.add_argument("--restart-entities", type=int, default=1_000_000, help="0: skip")
@@ -528,15 +596,29 @@ def main() -> int:
         help="profile ours under load with py-spy (a throughput run of its own)",
     )
     parser.add_argument(
+        "--base",
+        default="3f54bb3",
+        help="the commit of the leadscore@<commit> contender ('' = none; make bench: BENCH_BASE)",
+    )
+    parser.add_argument(
         "--contenders",
-        default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,faust-baseline,quix-alo,"
-        "quix-eos",
+        default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,{base},faust-baseline,"
+        "quix-alo,quix-eos",
+        help="comma-separated; leadscore@<commit> for any commit; {base} is leadscore@<--base>",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.contenders = args.contenders.replace(
+        "{base}", f"leadscore@{args.base}" if args.base else ""
+    )
     args.run = f"b{uuid.uuid4().hex[:8]}"
     args.work = args.work / args.run
+    return args
+
+
+def main() -> int:
+    args = arguments()
     started = datetime.now(UTC)
     result = {
         "benchmark": "side-by-side",

@@ -1,4 +1,4 @@
-"""``bench/core.py`` (``make bench-engine``) still runs, with its predicted-score variant: a
+"""``bench/core.py`` (``make bench-core``) still runs, with its predicted-score variant: a
 tiny run of the pure build writes its results files. No timing is judged here, only that the
 harness works and the variant scores the predicted scores it adds."""
 
@@ -19,8 +19,8 @@ def test_a_tiny_run_writes_the_plain_and_predicted_figures(tmp_path: Path) -> No
         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    [json_path] = tmp_path.glob("engine-*.json")
-    [md_path] = tmp_path.glob("engine-*.md")
+    [json_path] = tmp_path.glob("core-*.json")
+    [md_path] = tmp_path.glob("core-*.md")
     result = json.loads(json_path.read_text())
     plain, predicted = (result["variants"][v]["figures"] for v in ("pure", "pure-predicted"))
     for figures in (plain, predicted):
@@ -28,5 +28,6 @@ def test_a_tiny_run_writes_the_plain_and_predicted_figures(tmp_path: Path) -> No
         assert figures["entities"] == plain["entities"]
     # the same events; the predicted scores add their own changes (a first value per entity)
     assert predicted["changes"] > plain["changes"]
+    assert result["benchmark"] == "core"
     assert "name: conversion" in result["workload"]["predicted_scores"]
     assert "| figure | pure | pure-predicted |" in md_path.read_text()
