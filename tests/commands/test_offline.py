@@ -111,6 +111,8 @@ def test_score_changes_and_until(
     out, _ = capsys.readouterr()
     records = lines(out)
     changes = [r for r in records if r["kind"] == "change"]
+    assert all("tenant_id" in c and "account_id" not in c for c in changes)  # the published shape
+    assert [c["tenant_id"] for c in changes if c["entity_id"] == "c2"] == ["acme"]
     assert [
         (
             c["entity_id"],

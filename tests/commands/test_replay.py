@@ -45,6 +45,9 @@ def test_the_dry_run_equals_offline_scoring_under_each_plan(
     assert changed and report["scores_changed"] == len(changed)
     assert {r["entity_id"]: (r["current"], r["candidate"]) for r in report["entities"]} == changed
     assert all(r["delta"] == r["candidate"] - r["current"] > 0 for r in report["entities"])
+    # the tenant is tenant_id in the rows and tenant in the report (not account: docs/migration.md)
+    assert report["tenant"] is None and "account" not in report
+    assert all(r["tenant_id"] is None and "account_id" not in r for r in report["entities"])
     # migrations and crossings, recounted from the values (tiers cold < 30 <= warm < 60 <= hot)
     tier = lambda v: "cold" if v < 30 else "warm" if v < 60 else "hot"  # noqa: E731
     moves = Counter((tier(a), tier(b)) for a, b in changed.values() if tier(a) != tier(b))

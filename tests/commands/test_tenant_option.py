@@ -56,3 +56,14 @@ def test_help_names_the_old_option_as_deprecated(capsys: pytest.CaptureFixture[s
     out = " ".join(capsys.readouterr().out.split())
     assert "--tenant TENANT, --account TENANT" in out
     assert "--account: its deprecated old name" in out
+
+
+def test_plan_publish_reads_the_status_of_workers_before_and_after_the_rename() -> None:
+    from streams.commands.plan_publish import status_of
+
+    source = {"topic": "leadscore-plans", "partition": 0, "offset": 7}
+    new = {"tenant": "acme", "status": "accepted", "version": "v2", "source": source}
+    old = {"account": "acme", "status": "accepted", "version": "v2", "source": source}
+    assert status_of(new) == new
+    assert status_of(old) == new
+    assert list(status_of(old)) == list(new)  # printed in the same order
