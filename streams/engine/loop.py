@@ -31,8 +31,9 @@ from types import FrameType
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.engine.allocator import trim
-from streams.engine.batches import group_batch, positions_to_commit, unprocessed
+from streams.engine.batches import group_batch, unprocessed
 from streams.engine.clients import ConsumerLike, Record
+from streams.engine.commit import Committer
 from streams.engine.due import DueWork
 from streams.engine.entities import EntityStage
 from streams.engine.kafka import (
@@ -92,13 +93,15 @@ class Loop:
         )  # fmt: skip
         self.out = Outputs(self.txn, topics, codec, stage, metrics, clock)
         self.partitions: Partitions = due.partitions  # the one record of what is held
-        hooks = Hooks(self.commit, self._abort_in_callback, self._seek)
+        hooks = Hooks(self.commit, lambda: self.ends.abort_in_callback(),
+                      lambda rewind: self.ends.seek(rewind))  # fmt: skip
         self.rebalance = Rebalance(consumer, topics.entity, self.partitions, stage, restorer,
                                    open_store, plans, metrics, settings.kafka_call_timeout_s,
                                    hooks)  # fmt: skip
+        self.ends = Committer(consumer, self.txn, self.cache, self.rebalance, plans, recovery,
+                              metrics, settings.fault_abort_every)  # fmt: skip
         self.lock = self.rebalance.lock
         self.stopping = False
-        self.commits = 0
         self.last_due = self.last_gauges = 0.0
         self.last_trim = time.monotonic()
 
@@ -203,12 +206,12 @@ class Loop:
         try:
             self._guarded(run, None)
         except _Unprocessed:
-            self._abort(unprocessed(groups, done))
+            self.ends.abort(unprocessed(groups, done))
         except RecomputeStop as stop:  # commit what came before, read the history, then go on
             tp = (self.entity_topic, stop.partition)
             rest = unprocessed(groups, done | {tp})
             rest[tp] = stop.offset
-            self._seek(rest)
+            self.ends.seek(rest)
             self.commit()
             self.plans.prepare(stop, self.entity_topic)
 
@@ -227,7 +230,7 @@ class Loop:
             log.warning("transaction must abort (%s): rewinding", exc.args[0])
         if pending is None:
             raise _Unprocessed
-        self._abort(pending)
+        self.ends.abort(pending)
 
     def _route(self, topic: str, partition: int, batch: list[Record]) -> None:
         if topic == self.entity_topic:
@@ -239,83 +242,11 @@ class Loop:
                 return
         self.stages[topic].process(partition, batch, self.out)
 
-    # ----- commit, abort, recovery --------------------------------------------------------------
+    # ----- commit and recovery ------------------------------------------------------------------
 
     def commit(self) -> None:
-        if self.txn.phase is Phase.IDLE and not self.cache.dirty:
-            return  # nothing processed, produced or changed since the last commit
-        positions = self._assigned_positions()
-        self.commits += 1
-        every = self.settings.fault_abort_every
-        started = time.perf_counter()
-        with self.lock:
-            try:
-                written = self.txn.commit(
-                    self.cache, self.partitions.active(), self.consumer.consumer_group_metadata,
-                    positions, drill_abort=every > 0 and self.commits % every == 0,
-                )  # fmt: skip
-            except KafkaException as exc:
-                if classify(exc) is not ErrorKind.ABORTABLE:
-                    raise lost_or_fatal("commit", exc) from exc
-                log.warning("commit failed (abortable): %s; aborting and rewinding", exc.args[0])
-                self.metrics.transactions.labels("aborted").inc()
-                self._seek(self._txn_abort())
-                return
-        self.recovery.commits += 1
-        self.rebalance.positions.update(positions)
-        self.plans.commit_now = False
-        self.stage.tenants.pending.clear()  # the plans switched are in the stores now
-        self.metrics.transactions.labels("committed").inc()
-        self.metrics.commit_seconds.observe(time.perf_counter() - started)
-        self.metrics.states_written.inc(written)
-        self._count_cache()
-
-    def _count_cache(self) -> None:
-        """Move the cache's own counts into the metrics (counters take increments)."""
-        stats = self.cache.stats
-        self.metrics.cache_lookups.labels("hit").inc(stats.hits)
-        self.metrics.cache_lookups.labels("miss").inc(stats.misses)
-        self.metrics.cache_evictions.inc(stats.evictions)
-        stats.hits = stats.misses = stats.evictions = 0
-
-    def _abort(self, pending: Rewind) -> None:
-        """Abort the open transaction; rewind what it processed and the unprocessed ``pending``."""
-        if self.txn.phase is not Phase.IDLE:
-            self.metrics.transactions.labels("aborted").inc()
-        rewind = self._txn_abort()
-        for tp, offset in pending.items():
-            rewind.setdefault(tp, offset)
-        self._seek(rewind)
-
-    def _txn_abort(self) -> Rewind:
-        """Abort the transaction: dirty states and the plans it switched go back to the stores'.
-        Raises ``ProducerLost`` (nothing dropped yet) when the abort fails."""
-        rewind = self.txn.abort(self.cache)
-        self.rebalance.reload_pending_plans()
-        return rewind
-
-    def _discard(self) -> Rewind:
-        """Drop the transaction's work without a Kafka call (its producer is lost)."""
-        rewind = self.txn.discard(self.cache)
-        self.rebalance.reload_pending_plans()
-        self.plans.recomputes.clear()
-        self.plans.commit_now = False
-        return rewind
-
-    def _abort_in_callback(self) -> Rewind:
-        """A rebalance callback's abort: a lost producer is recovered when ``consume`` returns."""
-        was_open = self.txn.phase is not Phase.IDLE
-        if self.rebalance.lost is not None:
-            rewind = self._discard()
-        else:
-            try:
-                rewind = self._txn_abort()
-            except ProducerLost as lost:
-                self.rebalance.lost = lost
-                rewind = self._discard()
-        if was_open:
-            self.metrics.transactions.labels("aborted").inc()
-        return rewind
+        """Commit what was processed (``streams.engine.commit``)."""
+        self.ends.commit()
 
     def recover(self, lost: ProducerLost) -> None:
         """Go on with a new producer of the same ``transactional.id`` (``streams.engine.recovery``);
@@ -332,28 +263,13 @@ class Loop:
         err = lost.error
         dead = err is not None and (err.fatal() or err.code() == KafkaError._FATAL)
         with self.lock:
-            self._discard()
+            self.ends.discard()
         self.producer = self.txn.producer = self.recovery.renew(
             self.producer, abort=not dead and not lost.unknown_outcome
         )
         if lost.unknown_outcome:  # it may have committed: the stores may be behind the log
             self.rebalance.restore_held()
         self.rebalance.positions.update(self.recovery.rewind(self.consumer))
-
-    def _seek(self, rewind: Rewind) -> None:
-        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
-        for (topic, partition), offset in rewind.items():
-            if (topic, partition) in assigned:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-
-    def _assigned_positions(self) -> dict[tuple[str, int], int]:
-        """The consumer's position on every assigned partition, sent with every commit
-        (:func:`positions_to_commit`)."""
-        assigned = self.consumer.assignment()
-        if not assigned:
-            return {}
-        found = [((tp.topic, tp.partition), tp.offset) for tp in self.consumer.position(assigned)]
-        return positions_to_commit(found, self.txn.offsets, self.rebalance.positions)
 
     # ----- gauges and reads for the HTTP thread -------------------------------------------------
 
