@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def chart(result_path: Path, png_path: Path) -> None:
     bars = left.bar(names, tput, color=["#888" if n not in ("ours",) else "#1f77b4" for n in names])
     left.bar_label(bars, labels=[f"{v:,}" for v in tput], fontsize=8)
     left.set_yscale("log")
+    # from a decade below the lowest, so that close contenders do not look far apart
+    left.set_ylim(10 ** (math.floor(math.log10(max(min(tput), 10))) - 1), max(tput) * 1.5)
     left.tick_params(axis="x", labelrotation=30)
     left.set_ylabel("events/s (log)")
     left.set_title("Sustained throughput, preloaded inputs")
@@ -29,9 +32,15 @@ def chart(result_path: Path, png_path: Path) -> None:
         xs = [x + (i - 1) * width for x in range(len(names))]
         right.bar(xs, values, width, label=pct.removesuffix("_ms"))
     right.set_xticks(range(len(names)), names, rotation=30)
-    right.set_yscale("log")
+    if any(c.get("latency", {}).get("p99_ms") for c in result["contenders"].values()):
+        right.set_yscale("log")
+    else:  # a run without latency (--latency-s 0)
+        right.text(0.5, 0.5, "no latency measured", ha="center", transform=right.transAxes)
     right.set_ylabel("ms (log)")
-    right.set_title("Input append -> score change append, open loop at 50% of max")
+    settings = result.get("settings", {})
+    load = (f"{settings['latency_rate']:,.0f} events/s" if settings.get("latency_rate")
+            else f"{settings.get('load', 0.5):.0%} of max")  # fmt: skip
+    right.set_title(f"Input append -> score change append, open loop at {load}")
     right.legend()
     fig.suptitle(
         f"leadscore side-by-side, {result['run_at'][:10]}, {result['machine']['cpu']}, "

@@ -119,7 +119,9 @@ def generate(count: int, seed: int) -> list[dict[str, Any]]:
         at = T_START + (i * SPAN_MS) // count + rnd.randint(-600_000, 60_000)  # mild disorder
         index = skewed(rnd, CONTACTS)
         contact = f"contact-{index}"
-        account = TENANTS[index % len(TENANTS)]  # each contact belongs to one tenant
+        # each contact belongs to one tenant, under the field's former name ``account_id``,
+        # which this tree still reads and every baseline reads (they know no ``tenant_id``)
+        account = TENANTS[index % len(TENANTS)]
         kind = rnd.choices(KINDS, KIND_WEIGHTS)[0]
         base: dict[str, Any] = {"event_id": f"ev-{seed}-{i}", "occurred_at": at,
                                 "account_id": account, "contact_id": contact}  # fmt: skip
