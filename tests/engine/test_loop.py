@@ -459,3 +459,21 @@ def test_the_rewind_retries_a_partition_error_and_starts_from_the_beginning_with
     sought = dict(consumer.seeks[seeks:])
     assert sought == {tp: max(world.cluster.group.get(tp, 0), 0) for tp in consumer.fetch}
     assert positions == {tp: off for tp, off in world.cluster.group.items() if off >= 0}
+
+
+def test_which_fences_mean_a_twin_and_which_are_our_own_timeout() -> None:
+    from streams.engine.kafka import Fatal
+    from streams.engine.recovery import Recovery
+
+    recovery = Recovery(lambda: FakeProducer(Cluster({}), TXN_ID), max_recoveries=5,
+                        call_timeout_s=1.0, transaction_timeout_s=10.0)  # fmt: skip
+    fenced = ProducerLost("commit_transaction failed", KafkaError(KafkaError._FENCED, fatal=True))
+    recovery.admit(fenced, 9.0)  # outlived 80% of its timeout: the coordinator's own fence
+    with pytest.raises(Fatal, match="another live instance"):
+        recovery.admit(fenced, 1.0)  # a fresh producer's young transaction: a twin
+    recovery.commits = 3
+    recovery.admit(fenced, 1.0)  # it had committed since its init: recover once
+    denied = ProducerLost("x", KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
+    with pytest.raises(Fatal, match="no new producer can help"):
+        recovery.admit(denied, None)
+    assert len(recovery.times) == 2  # the recoveries admitted count against the budget
