@@ -267,6 +267,7 @@ class Loop:
         self.producer = self.txn.producer = self.recovery.renew(
             self.producer, abort=not dead and not lost.unknown_outcome
         )
+        self.txn.changelog_offsets.clear()  # acknowledged to the old producer while disposed
         if lost.unknown_outcome:  # it may have committed: the stores may be behind the log
             self.rebalance.restore_held()
         self.rebalance.positions.update(self.recovery.rewind(self.consumer))

@@ -144,9 +144,9 @@ class Recovery:
                 self.sleep(0.1)
 
     def dispose(self, producer: ProducerLike, *, abort: bool) -> None:
-        """Best effort, errors ignored: abort its transaction (when it may still answer), drop
-        what it queued, wait briefly for requests in flight, close it (its background retries
-        stop before the new producer starts)."""
+        """Best effort, every error ignored: abort its transaction (when it may still answer),
+        drop what it queued, wait briefly for requests in flight, close it (its background
+        retries stop before the new producer starts)."""
         brief = min(5.0, self.call_timeout_s)
         steps: list[Callable[[], object]] = [
             lambda: producer.purge(in_queue=True, in_flight=True, blocking=False),
@@ -158,7 +158,9 @@ class Recovery:
         with WATCHDOG.guard("disposing of the old producer"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for step in steps:
-                with contextlib.suppress(KafkaException, RuntimeError):
+                # anything: a dead producer's flush can even raise SystemError (a delivery
+                # callback served while its fatal error is pending in the binding)
+                with contextlib.suppress(Exception):
                     step()
 
     def rewind(self, consumer: ConsumerLike) -> dict[tuple[str, int], int]:

@@ -88,7 +88,7 @@ class FakeProducer:
         self.cluster, self.transactional_id = cluster, transactional_id
         self.epoch = 0
         self.calls: list[str] = []
-        self.fail: dict[str, list[KafkaException]] = {}
+        self.fail: dict[str, list[Exception]] = {}
         #: commit the first transaction with a record to this topic, then raise this error (a
         #: commit whose outcome the client lost)
         self.commit_then_fail: tuple[str, KafkaException] | None = None
@@ -168,6 +168,9 @@ class FakeProducer:
 
     def flush(self, timeout: float) -> int:
         self.calls.append("flush")
+        queued = self.fail.get("flush")
+        if queued:
+            raise queued.pop(0)
         return 0
 
     def close(self) -> None:
