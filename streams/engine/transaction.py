@@ -143,8 +143,8 @@ class Transaction:
             except BufferError:  # the client's queue is full: let it deliver, then go on
                 try:
                     self.producer.poll(0.05)
-                except KafkaException as exc:  # a fatal error, served by poll
-                    raise ProducerLost("poll", exc.args[0] if exc.args else None) from exc
+                except (KafkaException, SystemError) as exc:  # a fatal error, served by poll
+                    raise ProducerLost("poll", _error_of(exc)) from exc
             except KafkaException as exc:
                 err = exc.args[0]
                 if err.fatal() or err.code() == KafkaError._FATAL:  # the producer is dead
@@ -226,8 +226,8 @@ class Transaction:
         lost = None
         try:
             self.producer.poll(0)  # serve the remaining delivery reports (changelog offsets)
-        except KafkaException as exc:  # committed, but the producer died since: recover after
-            lost = ProducerLost("poll after a commit", exc.args[0] if exc.args else None)
+        except (KafkaException, SystemError) as exc:  # committed, but the producer died since
+            lost = ProducerLost("poll after a commit", _error_of(exc))  # recovered after step 5
         for partition, rows in writes.items():  # 4. committed: now the stores
             off = self.changelog_offsets.get(partition)
             store = stores.get(partition)
@@ -264,3 +264,14 @@ class Transaction:
         self.firsts.clear()
         self.changelog_offsets.clear()
         self.extras.clear()
+
+
+def _error_of(exc: BaseException) -> KafkaError | None:
+    """The ``KafkaError`` of a ``poll`` that failed; a ``SystemError`` (the binding served a
+    delivery report while its fatal error was pending) carries it as its cause, if at all."""
+    for candidate in (exc, exc.__cause__, exc.__context__):
+        if isinstance(candidate, KafkaException) and candidate.args:
+            err = candidate.args[0]
+            if isinstance(err, KafkaError):
+                return err
+    return None
