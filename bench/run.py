@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import kafkaio
 from contenders import PLAN, ROOT, Contender, Process, leadscore_at
 from kafkaio import TopicSet
@@ -196,13 +198,17 @@ async def throughput(
     }
 
 
-def output_ids(who: Contender, outputs: list[Any], codec: Codec) -> list[tuple[str, int]]:
+def output_ids(who: Contender, outputs: list[Any]) -> list[tuple[str, int]]:
     """(input id, append time) per output record that an input caused directly."""
     if who.kind == "pipe":
         return [(m.key.decode(), m.timestamp) for m in outputs]
+    # in the schema of the contender's own tree: an older commit's lacks later fields
+    schema = json.loads((who.source_dir / "schemas" / "score_changed.avsc").read_text())
+    writer = fastavro.parse_schema(schema)
     out = []
     for m in outputs:
-        change = codec.decode(codec.score_changed, m.value)
+        change = fastavro.schemaless_reader(io.BytesIO(m.value), writer, None)
+        assert isinstance(change, dict)  # noqa: S101 - a record schema
         if change["cause"] in DIRECT_CAUSES and change.get("source_event_id"):
             out.append((change["source_event_id"], m.timestamp))
     return out
@@ -243,9 +249,7 @@ async def latency(args: argparse.Namespace, who: Contender, rate: float) -> dict
                 appended[ident] = m.timestamp
     samples = [
         float(ts - appended[ident])
-        for ident, ts in output_ids(
-            who, await kafkaio.read_all(args.bootstrap, topics.changed), codec
-        )
+        for ident, ts in output_ids(who, await kafkaio.read_all(args.bootstrap, topics.changed))
         if ident in appended
     ]
     return {
@@ -436,8 +440,10 @@ def markdown(result: dict[str, Any]) -> str:
     commits = ", ".join(
         f"{name} {sha[:12]}{sha[40:]}" for name, sha in result.get("commits", {}).items()
     )
+    others = "; ".join(f"{name}: {plan}" for name, plan in result.get("plans", {}).items())
     rows = [
         *([f"Commits: {commits}.", ""] if commits else []),
+        *([f"Plans: plans/reference.yaml, except {others}.", ""] if others else []),
         "| contender | events/s | CPU s per 1M events | peak RSS MiB "
         "| p50 ms | p95 ms | p99 ms | latency at events/s | core |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -477,15 +483,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "pipe-confluent-txn", "pipe", script="pipe_confluent.py", extra=("--transactional",)
         ),
         "ours": Contender("ours", "service"),
+        # on its own commit's reference plan: the current one has tiers, which it cannot load
+        # (reference-2 has a tier where reference-1 has a threshold; the rest is the same)
         "faust-baseline": Contender(
-            "faust-baseline", "service", source_dir=BASELINE_TREE, python=BASELINE_PYTHON
+            "faust-baseline",
+            "service",
+            source_dir=BASELINE_TREE,
+            python=BASELINE_PYTHON,
+            settings=(("LEADSCORE_PLAN_PATH", str(BASELINE_TREE / "plans" / "reference.yaml")),),
         ),
         "quix-alo": Contender("quix-alo", "quix", "at-least-once", python=quix_python),
         "quix-eos": Contender("quix-eos", "quix", "exactly-once", python=quix_python),
     }
     names = [name for name in args.contenders.split(",") if name]
     chosen = [every[n] if n in every else leadscore_at(n.removeprefix("leadscore@")) for n in names]
-    result: dict[str, Any] = {"contenders": {}, "commits": commits(chosen)}
+    result: dict[str, Any] = {"contenders": {}, "commits": commits(chosen), "plans": plans(chosen)}
     inputs = TopicSet.input_names(f"{args.run}-tput")
     await kafkaio.create_topics(args.bootstrap, inputs, args.partitions)
     log(f"preloading {args.events:,} events, {args.contacts:,} contacts, {args.deals:,} deals")
@@ -540,6 +552,19 @@ def commits(chosen: list[Contender]) -> dict[str, str]:
 def median(values: list[int]) -> int:
     """The middle value (the upper one of an even count)."""
     return sorted(values)[len(values) // 2]
+
+
+def plans(chosen: list[Contender]) -> dict[str, str]:
+    """The plan each contender scores with, where it is not ``plans/reference.yaml``."""
+    out = {}
+    for who in chosen:
+        path = Path(dict(who.settings).get("LEADSCORE_PLAN_PATH", PLAN))
+        if path != PLAN:
+            version = next((line.split(":", 1)[1].strip() for line in path.read_text().splitlines()
+                            if line.startswith("version:")), "?")  # fmt: skip
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            out[who.name] = f"{shown} (version {version})"
+    return out
 
 
 def ratios(contenders: dict[str, Any]) -> dict[str, float]:

@@ -72,3 +72,20 @@ def test_ratios_and_table_show_the_commit_contender(run: Any) -> None:
         result
     )
     assert all(row.endswith("| - | - |") for row in table.splitlines() if "| 1.0 |" in row)
+
+
+def test_a_contender_on_another_plan_is_named_with_it(run: Any, tmp_path: Path) -> None:
+    plan = tmp_path / "old.yaml"
+    plan.write_text("# an older plan\nversion: reference-1\nscores: []\n")
+    ours = run.Contender("ours", "service")
+    old = run.Contender("faust-baseline", "service", settings=(("LEADSCORE_PLAN_PATH", str(plan)),))
+    assert run.plans([ours]) == {}
+    shown = run.plans([ours, old])
+    assert shown == {"faust-baseline": f"{plan} (version reference-1)"}
+    figures = {"throughput": {"events_per_s": 1, "cpu_s_per_million_events": 1.0,
+                              "peak_rss_mib": 1.0}}  # fmt: skip
+    table = run.markdown({"contenders": {"ours": figures}, "ratios": {}, "plans": shown})
+    assert (
+        f"Plans: plans/reference.yaml, except faust-baseline: {plan} (version reference-1)."
+        in table
+    )
