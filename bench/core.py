@@ -421,7 +421,8 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
     if variant.endswith(PREDICTED):
         extra = (*extra, "--predicted")
     variant = variant.removesuffix(WAVE2).removesuffix(PREDICTED)
-    build = variant.removeprefix("base-") if variant != "base" else ""
+    # base: pure Python, also when the tree has a compiled build (base-compiled, leadscore@)
+    build = variant.removeprefix("base-") if variant != "base" else "pure"
     if build:
         env["LEADSCORE_CORE"] = build
     command = [sys.executable, __file__, "--child", "--tree", str(tree), "--events",
