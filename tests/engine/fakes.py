@@ -316,9 +316,16 @@ class FakeRestoreConsumer:
         self.cluster, self.topic = cluster, topic
         self.assigned: dict[int, int] = {}
         self.restores = 0
+        #: the partitions missing from its metadata until ``list_topics`` refreshes it
+        self.unknown: set[int] = set()
 
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
+        if tp.partition in self.unknown:
+            raise error(KafkaError._UNKNOWN_PARTITION)
         return 0, len(self.cluster.log(self.topic, tp.partition))
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.unknown.clear()
 
     def incremental_assign(self, tps: list[TopicPartition]) -> None:
         for tp in tps:

@@ -480,3 +480,21 @@ def test_which_fences_mean_a_twin_and_which_are_our_own_timeout() -> None:
     with pytest.raises(Fatal, match="no new producer can help"):
         recovery.admit(denied, None)
     assert len(recovery.times) == 2  # the recoveries admitted count against the budget
+
+
+def test_a_restore_whose_partition_the_metadata_lost_refreshes_it_and_goes_on(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path, kafka_call_timeout_s=1).start()
+    world.send(ROWS[:20])
+    world.drain()
+    changelog = world.cluster.log(world.changelog, 0) + world.cluster.log(world.changelog, 1)
+    assert changelog  # something to restore
+    world.restore.unknown = {0, 1}  # as after a broker was killed
+    world.consumer.rebalance("lost", world.consumer.all_partitions())
+    world.loop.step()
+    world.consumer.rebalance("assign", world.consumer.all_partitions())
+    world.send(ROWS[20:])
+    world.drain()
+    assert world.restore.unknown == set() and world.loop.partitions.ready
+    assert world.changes() == reference(tmp_path, ROWS).changes()
