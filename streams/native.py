@@ -60,6 +60,7 @@ MODULES = (
     "scorer",
     "serialize",
     "state",
+    "tenant",
 )
 PACKAGE = "streams.scoring"
 GROUP = f"{PACKAGE}.native"  # mypyc's shared library: streams/scoring/native__mypyc.*.so

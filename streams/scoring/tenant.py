@@ -19,7 +19,11 @@ OLD_FIELD = "account_id"
 class TenantConflict(ValueError):
     """Both names are set and differ: the record is invalid (its dead-letter reason)."""
 
-    occurred_ms: int | None = None  # as ``streams.scoring.events._Bad``: the reason only
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        #: as ``streams.scoring.events._Bad``: the reason only (set on the instance: a class
+        #: attribute is not an instance default in the compiled core)
+        self.occurred_ms: int | None = None
 
 
 def tenant_field(record: Mapping[str, Any]) -> str:
