@@ -117,7 +117,7 @@ def build_loop(settings: Settings, plan: Plan, clients: Clients, *, metrics: Met
 
 def _tune_gc() -> None:
     # Start-up objects (modules, the compiled plan, schemas) never die: keep them out of the
-    # collector's scans, and collect young objects less often. `make bench-engine` compares this
+    # collector's scans, and collect young objects less often. `make bench-core` compares this
     # with four other policies on batches shaped like ours (docs/performance.md, "Garbage
     # collector policy"): it beats CPython's defaults by 40-55%, and none of the others beat it
     # by more than the run-to-run noise.

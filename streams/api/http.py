@@ -59,7 +59,7 @@ def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any
     (``streams.wire.publish.score_view``)."""
     scores = {score.name: score_view(score, state) for score in plan.by_kind.get(key.kind, ())}
     view: dict[str, Any] = {
-        "tenant_id": key.account_id,
+        "tenant_id": key.tenant_id,
         "entity": key.kind,
         "entity_id": key.entity_id,
         "plan_version": plan.version,

@@ -373,7 +373,7 @@ def observations_from_archive(
         if isinstance(item, Invalid):
             bad += 1
             continue
-        if item.account_id != tenant:
+        if item.tenant_id != tenant:
             continue
         at = item.occurred_at_ms
         if at <= since_ms:
@@ -383,7 +383,7 @@ def observations_from_archive(
     scorer.advance_to(since_ms)
     out = []
     for key, state in scorer.states.items():
-        if key.kind != score.entity or key.account_id != tenant:
+        if key.kind != score.entity or key.tenant_id != tenant:
             continue
         ledger = state.scores.get(score_name)
         value = ledger.total if ledger is not None else total(score, {})
@@ -432,7 +432,7 @@ def observations_from_topics(
     why = read_to_end(client_base_config(settings), settings.topic_score_changed, change, timeout_s)
 
     def conversion(item: Item) -> None:
-        if (type(item) is Event and item.account_id == tenant
+        if (type(item) is Event and item.tenant_id == tenant
                 and since_ms < item.occurred_at_ms <= until_ms):  # fmt: skip
             converted.update(conversions.of(item, kind))
 

@@ -340,7 +340,7 @@ def rows_of(items: Sequence[Item], plan: Plan, score_name: str, values: FeatureV
             i += 1
         scorer.advance_to(cut)
         for key, state in sorted(scorer.states.items(), key=lambda kv: kv[0].entity_id):
-            if key.kind != score.entity or key.account_id != tenant:
+            if key.kind != score.entity or key.tenant_id != tenant:
                 continue
             if active_ms is not None and (state.watermark_ms or 0) <= cut - active_ms:
                 continue
@@ -772,7 +772,7 @@ def _items_of_archive(path: str, tenant: str | None) -> tuple[list[Item], int]:
             item = parse_line(line) if isinstance(line, str) else line
             if isinstance(item, Invalid):
                 bad += 1
-            elif item.account_id == tenant:
+            elif item.tenant_id == tenant:
                 items.append(item)
     return items, bad
 
@@ -788,7 +788,7 @@ def _items_of_topics(tenant: str | None, timeout_s: float) -> tuple[list[Item], 
     items: list[Item] = []
 
     def take(item: Item) -> None:
-        if item.account_id == tenant:
+        if item.tenant_id == tenant:
             items.append(item)
 
     why, bad = read_inputs(settings, codec, Source, take, timeout_s)

@@ -114,7 +114,7 @@ class OfflineScorer:
         """One record per entity and score, sorted by tenant, entity kind, id and score."""
         keys = sorted(
             self.states,
-            key=lambda k: (k.account_id is not None, k.account_id or "", k.kind, k.entity_id),
+            key=lambda k: (k.tenant_id is not None, k.tenant_id or "", k.kind, k.entity_id),
         )
         for key in keys:
             state = self.states[key]
@@ -123,7 +123,7 @@ class OfflineScorer:
                 del view["seq"]  # the offline rows leave it out: it counts changes, not a value
                 yield {
                     "kind": "score",
-                    "tenant_id": key.account_id,
+                    "tenant_id": key.tenant_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": score.name,
@@ -132,7 +132,7 @@ class OfflineScorer:
             for name, label in cells(self.plan, key.kind, state).items():
                 yield {
                     "kind": "matrix",
-                    "tenant_id": key.account_id,
+                    "tenant_id": key.tenant_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "matrix": name,

@@ -84,7 +84,7 @@ def _value(plan: Plan, name: str, state: EntityState | None) -> Valued:
 def diff(current: OfflineScorer, candidate: OfflineScorer) -> dict[str, Any]:
     """The dry-run report of two scorers fed the same inputs."""
     keys = sorted(set(current.states) | set(candidate.states),
-                  key=lambda k: (k.account_id or "", k.kind, k.entity_id))  # fmt: skip
+                  key=lambda k: (k.tenant_id or "", k.kind, k.entity_id))  # fmt: skip
     rows: list[dict[str, Any]] = []
     migrations: Counter[tuple[str, str, str]] = Counter()
     fire: Counter[tuple[str, str, str]] = Counter()
@@ -99,7 +99,7 @@ def diff(current: OfflineScorer, candidate: OfflineScorer) -> dict[str, Any]:
                 continue
             moved += 1
             delta = None if old is None or new is None else new - old
-            rows.append({"tenant_id": key.account_id, "entity": key.kind,
+            rows.append({"tenant_id": key.tenant_id, "entity": key.kind,
                          "entity_id": key.entity_id, "score": name, "current": old,
                          "candidate": new, "delta": delta, "tier_current": old_tier,
                          "tier_candidate": new_tier})  # fmt: skip
@@ -175,7 +175,7 @@ def _archive_items(path: str, tenant: str | None, bad: list[int], reference: Ref
                 why = reference.refusal(parsed, plans[1]) or parsed.reason
                 print(f"line {number}: {why}", file=sys.stderr)
                 continue
-            if parsed.account_id != tenant:
+            if parsed.tenant_id != tenant:
                 continue
             refusals = [reference.refusal(parsed, plan) for plan in plans]
             if all(refusals):
@@ -209,7 +209,7 @@ def _topic_items(args: Any, from_ms: int, bad: list[int],
         nonlocal refused
         if all(_refusal(item, arrival_ms, plan) is not None for plan in plans):
             refused += 1
-        elif item.account_id == args.tenant:
+        elif item.tenant_id == args.tenant:
             items.append((item, arrival_ms))
 
     why, bad[0] = read_arrivals(settings, codec, Source, take, args.timeout, from_ms=from_ms)

@@ -86,7 +86,7 @@ class EntityStage:
                 return ItemResult(invalid=item.reason, error_class=FUTURE_EVENT)
             return ItemResult(invalid=item.reason)
         key = self.entity_key(key_bytes)
-        plan = self.tenants.plan_for(partition, key.account_id)
+        plan = self.tenants.plan_for(partition, key.tenant_id)
         ahead = future_reason(item.occurred_at_ms, arrival_ms(rec), plan.max_future_ms)
         if ahead is not None:  # before the core: it moves no watermark
             return ItemResult(invalid=ahead, error_class=FUTURE_EVENT)
@@ -101,7 +101,7 @@ class EntityStage:
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
         state = entry.state if entry is not None else None
-        plan = self.tenants.plan_for(partition, key.account_id)
+        plan = self.tenants.plan_for(partition, key.tenant_id)
         outcome = apply_member(state, key, rec.update, plan, now_ms=rec.now_ms)
         self._keep(partition, key_bytes, entry, outcome)
         return ItemResult(outcome.changes)
@@ -112,7 +112,7 @@ class EntityStage:
         none of them is valid (the entity keeps its values)."""
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
-        plan = self.tenants.plan_for(partition, key.account_id)
+        plan = self.tenants.plan_for(partition, key.tenant_id)
         bound = plan.max_future_ms  # refused items are left out, as when they came
         parsed = [(parse_input(r.record), r.now_ms, arrival_ms(r)) for r in items]
         valid = [(item, at) for item, at, arrived in parsed if not isinstance(item, Invalid)
@@ -139,7 +139,7 @@ class EntityStage:
             if due is None or due > now_ms:  # advanced already in this transaction
                 continue
             key = self.entity_key(key_bytes)
-            plan = self.tenants.plan_for(partition, key.account_id)
+            plan = self.tenants.plan_for(partition, key.tenant_id)
             outcome = advance(entry.state, key, plan, now_ms=now_ms)
             self._keep(partition, key_bytes, entry, outcome)
             out.extend(outcome.changes)

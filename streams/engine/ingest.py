@@ -87,7 +87,7 @@ class Ingest:
         # the default tenant's plan is known here; another tenant's plan may accept up to the
         # bound no plan may exceed: beyond either, refuse now, with the original bytes (the
         # entity stage applies the tenant's own, tighter bound)
-        bound = self.max_future_ms if item.account_id is None else MAX_MAX_FUTURE_MS
+        bound = self.max_future_ms if item.tenant_id is None else MAX_MAX_FUTURE_MS
         ahead = future_reason(item.occurred_at_ms, appended_ms, bound)
         if ahead is not None:
             return dead(FUTURE_EVENT, ahead)

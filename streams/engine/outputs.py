@@ -81,7 +81,7 @@ class Outputs:
         topic, codec = self.topics.scores, self.codec
         updated = int(self.clock() * 1000)
         entity = self.stage.entity_key(key)
-        plan = self.stage.tenants.plan_for(entry.partition, entity.account_id)
+        plan = self.stage.tenants.plan_for(entry.partition, entity.tenant_id)
         return [
             (topic, out_key, codec.encode(codec.score, rec), PARTITIONER)
             for out_key, rec in score_records(

@@ -54,13 +54,13 @@ class PlansStage:
                 checked = Checked("", "rejected", errors=(f"cannot be checked: {exc!r}"[:500],))
             self.metrics.child(self.metrics.plan_updates, checked.status).inc()
             if checked.status == "rejected":
-                log.warning("plan of account %r rejected (%s[%d]@%d): %s", checked.account,
+                log.warning("plan of tenant %r rejected (%s[%d]@%d): %s", checked.tenant,
                             *source, "; ".join(checked.errors))  # fmt: skip
             else:
-                log.info("plan of account %r %s: version %s", checked.account, checked.status,
+                log.info("plan of tenant %r %s: version %s", checked.tenant, checked.status,
                          checked.version)  # fmt: skip
                 value = records.encode_plan(
-                    checked.account, checked.version, checked.text, now_ms=now_ms,
+                    checked.tenant, checked.version, checked.text, now_ms=now_ms,
                     source=source, recompute_from_ms=checked.recompute_from_ms,
                 )  # fmt: skip
                 for target in range(partitions):
@@ -85,7 +85,7 @@ class PlanSwitch:
     recomputes: dict[tuple[int, int], list[tuple[bytes, bytes]]] = field(default_factory=dict)
     #: a recompute ran: commit it at once
     commit_now: bool = False
-    #: (account, version) label sets of ``leadscore_tenant_plan`` set now
+    #: (tenant, version) label sets of ``leadscore_tenant_plan`` set now
     labels: set[tuple[str, str]] = field(default_factory=set)
     reader: LogReader | None = None
 
@@ -93,9 +93,9 @@ class PlanSwitch:
                 out: Outputs) -> None:  # fmt: skip
         """A plan record: switch the tenant here, with its recompute if it asks for one."""
         partition, offset = rec.partition, rec.offset
-        if self.stage.tenants.was_applied(partition, plan.account, plan.source[2]):
-            log.info("partition %d: plan record %s of account %r applied already: skipped",
-                     partition, plan.source, plan.account)  # fmt: skip
+        if self.stage.tenants.was_applied(partition, plan.tenant, plan.source[2]):
+            log.info("partition %d: plan record %s of tenant %r applied already: skipped",
+                     partition, plan.source, plan.tenant)  # fmt: skip
             return
         history = None
         if plan.recompute_from_ms is not None and plan.text is not None:
@@ -122,14 +122,14 @@ class PlanSwitch:
         when this worker cannot compile the plan (accepted by a worker of another version):
         the record is dead-lettered and the old plan stays."""
         tenants, partition = self.stage.tenants, rec.partition
-        before = tenants.plan_for(partition, plan.account)
+        before = tenants.plan_for(partition, plan.tenant)
         try:
-            now = tenants.switch(partition, plan.account, plan.text, plan.source[2])
+            now = tenants.switch(partition, plan.tenant, plan.text, plan.source[2])
         except Exception as exc:
             out.dead_letter(letter(rec, "PlanRejected", str(exc)[-1500:]))
             return False
         out.txn.put(partition, PLANS_KEY, pack_value(None, tenants.blob(partition)))
-        log.info("partition %d: account %r now runs plan %s (was %s)", partition, plan.account,
+        log.info("partition %d: tenant %r now runs plan %s (was %s)", partition, plan.tenant,
                  now.version, before.version)  # fmt: skip
         self.gauges()
         return True
@@ -143,13 +143,13 @@ class PlanSwitch:
         except Exception:  # not a plan record: nothing to switch
             return
         if not isinstance(plan, records.PlanRecord) or self.stage.tenants.was_applied(
-            rec.partition, plan.account, plan.source[2]
+            rec.partition, plan.tenant, plan.source[2]
         ):
             return
         if self.switch(rec, plan, out) and why[0].startswith("RecomputeRefused"):
             status = refusal_record(plan, partition=rec.partition, reason=why[1],
                                     at_ms=int(self.clock() * 1000))  # fmt: skip
-            out.plan_status((plan.account or "").encode(), status)
+            out.plan_status((plan.tenant or "").encode(), status)
 
     def prepare(self, stop: RecomputeStop, topic: str) -> None:
         """The partition's items appended since the recompute's start, up to the plan record,
@@ -157,28 +157,28 @@ class PlanSwitch:
         started = time.monotonic()
         if self.reader is None:
             self.reader = self.new_reader()
-        account = stop.record.account
+        tenant = stop.record.tenant
         key = (topic, stop.partition, stop.offset)
         try:
             history = read_history(self.reader, topic, stop.partition,
                                    stop.record.recompute_from_ms or 0, stop.offset,
                                    HISTORY_READ_S, max_items=self.max_items,
-                                   wanted=lambda k: self.stage.entity_key(k).account_id
-                                   == account)  # fmt: skip
+                                   wanted=lambda k: self.stage.entity_key(k).tenant_id
+                                   == tenant)  # fmt: skip
         except HistoryTooLarge as exc:  # refused: the plan switches without it, and says so
-            log.error("partition %d: recompute of account %r refused: %s; the plan switches "
-                      "without it", stop.partition, account, exc)  # fmt: skip
+            log.error("partition %d: recompute of tenant %r refused: %s; the plan switches "
+                      "without it", stop.partition, tenant, exc)  # fmt: skip
             self.poison[key] = ("RecomputeRefused:HistoryTooLarge", str(exc))
             return
         except KafkaException as exc:  # the plan switches without the recompute, loudly
             reason = f"reading {topic}[{stop.partition}] failed: {exc.args[0]}"
-            log.error("partition %d: recompute of account %r: %s; the plan switches without "
-                      "it", stop.partition, account, reason)  # fmt: skip
+            log.error("partition %d: recompute of tenant %r: %s; the plan switches without "
+                      "it", stop.partition, tenant, reason)  # fmt: skip
             self.poison[key] = ("RecomputeFailed:HistoryUnread", reason)
             return
         self.recomputes[(stop.partition, stop.offset)] = history
-        log.info("partition %d: recompute of account %r: %d items read in %.1fs", stop.partition,
-                 account, len(history), time.monotonic() - started)  # fmt: skip
+        log.info("partition %d: recompute of tenant %r: %d items read in %.1fs", stop.partition,
+                 tenant, len(history), time.monotonic() - started)  # fmt: skip
 
     def rebuild(self, partition: int, plan: records.PlanRecord, history: list[tuple[bytes, bytes]],
                 emitted_ms: int, out: Outputs) -> None:  # fmt: skip
@@ -205,8 +205,8 @@ class PlanSwitch:
 
     def gauges(self) -> None:
         gauge = self.metrics.tenant_plans
-        now = {(account, version): len(partitions)
-               for account, versions in self.stage.tenants.running().items()
+        now = {(tenant, version): len(partitions)
+               for tenant, versions in self.stage.tenants.running().items()
                for version, partitions in versions.items()}  # fmt: skip
         for labels in self.labels - now.keys():
             gauge.remove(*labels)
@@ -226,7 +226,7 @@ def refusal_record(rec: records.PlanRecord, *, partition: int, reason: str, at_m
     there without it)."""
     topic, source_partition, offset = rec.source
     return json.dumps({
-        "account": rec.account, "status": "recompute-refused", "version": rec.version,
+        "tenant": rec.tenant, "status": "recompute-refused", "version": rec.version,
         "errors": [reason], "at_ms": at_ms, "recompute_from_ms": rec.recompute_from_ms,
         "partition": partition,
         "source": {"topic": topic, "partition": source_partition, "offset": offset},

@@ -2,7 +2,7 @@
 
 How a plan reaches the core, and why every worker switches at the same item:
 
-1. ``leadscore plan publish --account A FILE`` validates the file and writes its text to the
+1. ``leadscore plan publish --tenant A FILE`` validates the file and writes its text to the
    compacted ``plans`` topic, keyed by the tenant (a tombstone returns it to the default plan).
 2. The worker that owns the ``plans`` partition reads it like an input (:func:`check`). An invalid
    plan gets a ``plan-status`` record ``rejected`` with every error, and nothing else happens: the
@@ -39,16 +39,16 @@ __all__ = ["MAX_PLAN_BYTES", "PLANS_KEY", "RECOMPUTE_HEADER", "Checked", "Tenant
 # Kafka's default 1 MiB record.
 
 
-def source_name(account: str) -> str:
+def source_name(tenant: str) -> str:
     """The ``source`` a tenant's plan is compiled under: issues and ``/plans`` name it."""
-    return f"plans topic, account {account}"
+    return f"plans topic, tenant {tenant}"
 
 
 @dataclass(frozen=True, slots=True)
 class Checked:
     """What the ``plans`` stage decided about one record."""
 
-    account: str
+    tenant: str
     status: str  # accepted | rejected | removed
     version: str | None = None
     text: str | None = None
@@ -74,32 +74,32 @@ def check(key: bytes | None, value: bytes | None,
     if checked.status != "accepted" or not _EPOCH_MS.fullmatch(text):
         why = (f"{RECOMPUTE_HEADER} must be epoch millis (up to 15 digits) and comes with a "
                f"plan (got {shown(text, 40)})")  # fmt: skip
-        return Checked(checked.account, "rejected", errors=(why,))
-    return Checked(checked.account, "accepted", checked.version, checked.text, (), int(text))
+        return Checked(checked.tenant, "rejected", errors=(why,))
+    return Checked(checked.tenant, "accepted", checked.version, checked.text, (), int(text))
 
 
 def _check(key: bytes | None, value: bytes | None) -> Checked:
     try:
-        account = (key or b"").decode()
+        tenant = (key or b"").decode()
     except UnicodeDecodeError:
         return Checked("", "rejected", errors=("the key is not UTF-8: it must name the tenant",))
-    if not account.strip() or len(account) > 200:
-        return Checked(account, "rejected", errors=("the key must name the tenant (1-200 chars)",))
+    if not tenant.strip() or len(tenant) > 200:
+        return Checked(tenant, "rejected", errors=("the key must name the tenant (1-200 chars)",))
     if value is None:
-        return Checked(account, "removed")
+        return Checked(tenant, "removed")
     too_big = plan_size_problem(len(value))
     if too_big is not None:
-        return Checked(account, "rejected", errors=(too_big,))
+        return Checked(tenant, "rejected", errors=(too_big,))
     try:
         text = value.decode()
     except UnicodeDecodeError as exc:
-        return Checked(account, "rejected", errors=(f"not UTF-8 text ({exc.reason} at byte "
+        return Checked(tenant, "rejected", errors=(f"not UTF-8 text ({exc.reason} at byte "
                                                     f"{exc.start})",))  # fmt: skip
     try:
-        plan = load_plan(text, source=source_name(account))
+        plan = load_plan(text, source=source_name(tenant))
     except PlanError as exc:
-        return Checked(account, "rejected", errors=tuple(str(i) for i in exc.issues))
-    return Checked(account, "accepted", plan.version, text)
+        return Checked(tenant, "rejected", errors=tuple(str(i) for i in exc.issues))
+    return Checked(tenant, "accepted", plan.version, text)
 
 
 def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int) -> bytes:
@@ -107,7 +107,7 @@ def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int)
     docs/migration.md: ``account``; readers take both)."""
     topic, partition, offset = source
     return json.dumps({
-        "tenant": checked.account, "status": checked.status, "version": checked.version,
+        "tenant": checked.tenant, "status": checked.status, "version": checked.version,
         "errors": list(checked.errors), "at_ms": at_ms,
         "recompute_from_ms": checked.recompute_from_ms,
         "source": {"topic": topic, "partition": partition, "offset": offset},
@@ -123,29 +123,29 @@ class TenantPlans:
     """
 
     default: Plan
-    #: partition -> account -> (plan text, compiled plan)
+    #: partition -> tenant -> (plan text, compiled plan)
     by_partition: dict[int, dict[str, tuple[str, Plan]]] = field(default_factory=dict)
-    #: account -> (text, plan) compiled last: the partitions of one worker share the compilation
+    #: tenant -> (text, plan) compiled last: the partitions of one worker share the compilation
     compiled: dict[str, tuple[str, Plan]] = field(default_factory=dict)
-    #: partition -> account -> offset on the ``plans`` topic of the last plan record applied
+    #: partition -> tenant -> offset on the ``plans`` topic of the last plan record applied
     #: (a copy seen again, after the group's offsets on that topic were reset, is skipped)
     applied: dict[int, dict[str, int]] = field(default_factory=dict)
     #: partitions whose plans changed in the open transaction
     pending: set[int] = field(default_factory=set)
 
-    def plan_for(self, partition: int, account: str | None) -> Plan:
+    def plan_for(self, partition: int, tenant: str | None) -> Plan:
         tenants = self.by_partition.get(partition)
         if not tenants:
             return self.default
-        entry = tenants.get(account)  # type: ignore[arg-type]  # None: no tenant, the default
+        entry = tenants.get(tenant)  # type: ignore[arg-type]  # None: no tenant, the default
         return self.default if entry is None else entry[1]
 
-    def was_applied(self, partition: int, account: str, source_offset: int) -> bool:
+    def was_applied(self, partition: int, tenant: str, source_offset: int) -> bool:
         """Whether the partition applied this plans record (or a later one) of the tenant."""
-        done = self.applied.get(partition, {}).get(account)
+        done = self.applied.get(partition, {}).get(tenant)
         return done is not None and done >= source_offset
 
-    def switch(self, partition: int, account: str, text: str | None,
+    def switch(self, partition: int, tenant: str, text: str | None,
                source_offset: int = -1) -> Plan:  # fmt: skip
         """Apply a plan record; returns the plan the tenant runs now on the partition.
 
@@ -154,22 +154,22 @@ class TenantPlans:
         """
         tenants = dict(self.by_partition.get(partition, {}))
         if text is None:
-            tenants.pop(account, None)
+            tenants.pop(tenant, None)
             plan = self.default
         else:
-            plan = self._compile(account, text)
-            tenants[account] = (text, plan)
+            plan = self._compile(tenant, text)
+            tenants[tenant] = (text, plan)
         self.by_partition[partition] = tenants
-        self.applied[partition] = {**self.applied.get(partition, {}), account: source_offset}
+        self.applied[partition] = {**self.applied.get(partition, {}), tenant: source_offset}
         self.pending.add(partition)
         return plan
 
-    def _compile(self, account: str, text: str) -> Plan:
-        known = self.compiled.get(account)
+    def _compile(self, tenant: str, text: str) -> Plan:
+        known = self.compiled.get(tenant)
         if known is not None and known[0] == text:
             return known[1]
-        plan = load_plan(text, source=source_name(account))
-        self.compiled[account] = (text, plan)
+        plan = load_plan(text, source=source_name(tenant))
+        self.compiled[tenant] = (text, plan)
         return plan
 
     def blob(self, partition: int) -> bytes:
@@ -193,11 +193,11 @@ class TenantPlans:
         body = msgpack.unpackb(blob)
         plans: dict[str, tuple[str, Plan]] = {}
         failed = []
-        for account, text in body["texts"].items():
+        for tenant, text in body["texts"].items():
             try:
-                plans[account] = (text, self._compile(account, text))
+                plans[tenant] = (text, self._compile(tenant, text))
             except PlanError as exc:
-                failed.append(f"account {account}: {exc}")
+                failed.append(f"tenant {tenant}: {exc}")
         self.by_partition[partition] = plans
         self.applied[partition] = dict(body["applied"])
         return failed
@@ -208,19 +208,19 @@ class TenantPlans:
         self.pending.discard(partition)
 
     def running(self) -> dict[str, dict[str, list[int]]]:
-        """account -> version -> the partitions of this worker running it."""
+        """tenant -> version -> the partitions of this worker running it."""
         out: dict[str, dict[str, list[int]]] = {}
         for partition, tenants in sorted(list(self.by_partition.items())):
-            for account, (_, plan) in tenants.items():
-                out.setdefault(account, {}).setdefault(plan.version, []).append(partition)
+            for tenant, (_, plan) in tenants.items():
+                out.setdefault(tenant, {}).setdefault(plan.version, []).append(partition)
         return out
 
-    def tenant_plan(self, account: str | None) -> Plan:
+    def tenant_plan(self, tenant: str | None) -> Plan:
         """The plan a tenant runs on most partitions of this worker (all of them, but while a
         new version reaches the partitions one by one); the default for no plan of its own."""
-        versions = self.running().get(account or "")
+        versions = self.running().get(tenant or "")
         if not versions:
             return self.default
         version = max(versions, key=lambda v: len(versions[v]))
         partition = versions[version][0]
-        return self.plan_for(partition, account)
+        return self.plan_for(partition, tenant)

@@ -52,7 +52,7 @@ def emit(
             before, after = tier_of(score, old), tier_of(score, new)
         changes.append(
             score_change(
-                key.account_id,
+                key.tenant_id,
                 key.kind,
                 key.entity_id,
                 score.name,
@@ -73,7 +73,7 @@ def emit(
             ledger.seq += 1
             changes.append(
                 score_change(
-                    key.account_id,
+                    key.tenant_id,
                     key.kind,
                     key.entity_id,
                     score.name,

@@ -40,7 +40,7 @@ class EntityKey(NamedTuple):
     A named tuple: it keys every state lookup, and a tuple hashes and compares in C.
     """
 
-    account_id: str | None
+    tenant_id: str | None
     kind: EntityKind
     entity_id: str
 
@@ -54,7 +54,7 @@ class Event(NamedTuple):
 
     event_id: str
     event_type: str
-    account_id: str | None
+    tenant_id: str | None
     occurred_at_ms: int
     contact_id: str | None
     deal_id: str | None
@@ -65,7 +65,7 @@ class Adjustment(NamedTuple):
     """A score-adjustment command (add/subtract/set/reset), idempotent by ``command_id``."""
 
     command_id: str
-    account_id: str | None
+    tenant_id: str | None
     occurred_at_ms: int
     entity: EntityKind
     entity_id: str
@@ -124,19 +124,19 @@ def parse_input(record: Mapping[str, Any]) -> Event | Adjustment | Invalid:
 def route(item: Item) -> tuple[EntityKey, ...]:
     """The entities an item feeds: the contact and/or the deal; an adjustment its one target."""
     if type(item) is Adjustment:
-        return (_new(EntityKey, (item.account_id, item.entity, item.entity_id)),)
+        return (_new(EntityKey, (item.tenant_id, item.entity, item.entity_id)),)
     assert type(item) is Event  # noqa: S101 - Item is a closed union
     keys: list[EntityKey] = []
     if item.contact_id is not None:
-        keys.append(_new(EntityKey, (item.account_id, "contact", item.contact_id)))
+        keys.append(_new(EntityKey, (item.tenant_id, "contact", item.contact_id)))
     if item.deal_id is not None:
-        keys.append(_new(EntityKey, (item.account_id, "deal", item.deal_id)))
+        keys.append(_new(EntityKey, (item.tenant_id, "deal", item.deal_id)))
     return tuple(keys)
 
 
 def _event(record: Mapping[str, Any], kind: str) -> Event:
     event_id = _text(record, "event_id")
-    account_id = _text(record, tenant_field(record), optional=True)
+    tenant_id = _text(record, tenant_field(record), optional=True)
     occurred = _instant(record, "occurred_at")
     contact_id = _text(record, "contact_id", optional=True)
     deal_id = _text(record, "deal_id", optional=True)
@@ -178,12 +178,12 @@ def _event(record: Mapping[str, Any], kind: str) -> Event:
             fields["value"] = _decimal(record, "value")
     else:
         fields["attributes"] = _attributes(record.get("attributes"))
-    return _new(Event, (event_id, kind, account_id, occurred, contact_id, deal_id, fields))
+    return _new(Event, (event_id, kind, tenant_id, occurred, contact_id, deal_id, fields))
 
 
 def _adjustment(record: Mapping[str, Any]) -> Adjustment:
     command_id = _text(record, "command_id")
-    account_id = _text(record, tenant_field(record), optional=True)
+    tenant_id = _text(record, tenant_field(record), optional=True)
     occurred = _instant(record, "occurred_at")
     entity = record.get("entity")
     if entity not in ("contact", "deal"):
@@ -216,7 +216,7 @@ def _adjustment(record: Mapping[str, Any]) -> Adjustment:
     reason = _text(record, "reason", optional=True)
     return _new(
         Adjustment,
-        (command_id, account_id, occurred, entity, entity_id, score, op, points, ttl_ms, reason),
+        (command_id, tenant_id, occurred, entity, entity_id, score, op, points, ttl_ms, reason),
     )
 
 

@@ -81,7 +81,7 @@ def _walk(
         ledger.seq += 1
         ledger.total = at
         record = score_change(
-            key.account_id, key.kind, key.entity_id, matrix.name, ledger.seq, old, at,
+            key.tenant_id, key.kind, key.entity_id, matrix.name, ledger.seq, old, at,
             Cause.TIER, change.rule_ids, change.source_event_id, change.occurred_at_ms, (),
             plan.version, label(matrix, old), label(matrix, at),
         )  # fmt: skip

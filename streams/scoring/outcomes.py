@@ -57,7 +57,7 @@ class ScoreChange(NamedTuple):
     tuple is several times cheaper to construct.
     """
 
-    account_id: str | None
+    tenant_id: str | None
     entity: str
     entity_id: str
     score: str
@@ -82,7 +82,7 @@ class ScoreChange(NamedTuple):
     def change_id(self) -> str:
         """Deterministic: the same (tenant, entity, score, seq) always gets the same id."""
         name = "\x1f".join(
-            (self.account_id or "", self.entity, self.entity_id, self.score, str(self.seq))
+            (self.tenant_id or "", self.entity, self.entity_id, self.score, str(self.seq))
         )
         return str(uuid.uuid5(CHANGE_NAMESPACE, name))
 
@@ -90,7 +90,7 @@ class ScoreChange(NamedTuple):
         """JSON-friendly ``score-changed`` shape (timestamps as epoch millis)."""
         record: dict[str, Any] = {
             "change_id": self.change_id,
-            "account_id": self.account_id,
+            "tenant_id": self.tenant_id,
             "entity": self.entity,
             "entity_id": self.entity_id,
             "score": self.score,

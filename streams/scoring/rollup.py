@@ -155,7 +155,7 @@ def _send(
     at_ms: int,
 ) -> Forward:
     entity.rv += 1
-    target = EntityKey(key.account_id, "deal" if kind == "deal" else "account", target_id)
+    target = EntityKey(key.tenant_id, "deal" if kind == "deal" else "account", target_id)
     update = _new(MemberUpdate, (key.entity_id, entity.rv, values, source_id, at_ms))
     return _new(Forward, (target, update))
 

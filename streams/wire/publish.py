@@ -24,16 +24,12 @@ def output_key(tenant_id: str | None, entity: str, entity_id: str, score: str) -
 
 
 def change_key(change: ScoreChange) -> bytes:
-    return output_key(change.account_id, change.entity, change.entity_id, change.score)
+    return output_key(change.tenant_id, change.entity, change.entity_id, change.score)
 
 
 def change_record(change: ScoreChange, *, emitted_at_ms: int | None) -> dict[str, Any]:
-    """The public ``score-changed`` shape: the tenant is ``tenant_id`` (the core's own dict still
-    names it ``account_id``, its old name; docs/migration.md)."""
-    return {
-        ("tenant_id" if name == "account_id" else name): value
-        for name, value in change.to_dict(emitted_at_ms=emitted_at_ms).items()
-    }
+    """The public ``score-changed`` shape (the tenant is ``tenant_id``)."""
+    return change.to_dict(emitted_at_ms=emitted_at_ms)
 
 
 def score_view(score: Score, state: EntityState) -> dict[str, Any]:
@@ -67,9 +63,9 @@ def score_records(
             continue
         out.append(
             (
-                output_key(key.account_id, key.kind, key.entity_id, name),
+                output_key(key.tenant_id, key.kind, key.entity_id, name),
                 {
-                    "tenant_id": key.account_id,
+                    "tenant_id": key.tenant_id,
                     "entity": key.kind,
                     "entity_id": key.entity_id,
                     "score": name,

@@ -4,7 +4,7 @@ Every item carries the instant ``now_ms`` its processing uses as "now": the inge
 it was re-keyed. Because that "now" travels inside the log, the core's work on an item is the same
 whenever the item is processed (after an aborted transaction, a crash or a rebalance).
 
-Key: the entity key (msgpack ``[account_id, kind, entity_id]``). Value: a msgpack map; decimals
+Key: the entity key (msgpack ``[tenant_id, kind, entity_id]``). Value: a msgpack map; decimals
 travel as strings. Besides input items the topic carries *member updates*: a contact's values
 for the roll-ups of one deal or account (``streams.scoring.rollup``), produced by the entity
 stage of the contact's partition, in the transaction that commits the contact's state, and keyed
@@ -55,7 +55,7 @@ class MemberRecord:
 class PlanRecord:
     """A tenant's accepted plan (``text``), or its return to the default plan (``text`` None)."""
 
-    account: str
+    tenant: str
     version: str | None
     text: str | None
     now_ms: int
@@ -72,13 +72,13 @@ class Tick:
 
 
 def entity_key_bytes(key: EntityKey) -> bytes:
-    packed: bytes = msgpack.packb([key.account_id, key.kind, key.entity_id])
+    packed: bytes = msgpack.packb([key.tenant_id, key.kind, key.entity_id])
     return packed
 
 
 def entity_key_from_bytes(raw: bytes) -> EntityKey:
-    account_id, kind, entity_id = msgpack.unpackb(raw)
-    return EntityKey(account_id, kind, entity_id)
+    tenant_id, kind, entity_id = msgpack.unpackb(raw)
+    return EntityKey(tenant_id, kind, entity_id)
 
 
 def encode_item(
@@ -98,10 +98,10 @@ def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
 
 
 def encode_plan(
-    account: str, version: str | None, text: str | None, *, now_ms: int,
+    tenant: str, version: str | None, text: str | None, *, now_ms: int,
     source: tuple[str, int, int], recompute_from_ms: int | None = None,
 ) -> bytes:  # fmt: skip
-    packed: bytes = msgpack.packb({"p": [account, version, text], "n": now_ms, "s": list(source),
+    packed: bytes = msgpack.packb({"p": [tenant, version, text], "n": now_ms, "s": list(source),
                                    "r": recompute_from_ms})  # fmt: skip
     return packed
 
@@ -109,9 +109,9 @@ def encode_plan(
 def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
     body = msgpack.unpackb(value)
     if "p" in body:
-        account, version, text = body["p"]
+        tenant, version, text = body["p"]
         topic, partition, offset = body["s"]
-        return PlanRecord(account, version, text, body["n"], (topic, partition, offset),
+        return PlanRecord(tenant, version, text, body["n"], (topic, partition, offset),
                           body.get("r"))  # fmt: skip
     if "m" in body:
         contact, version, wire, source, occurred = body["m"]

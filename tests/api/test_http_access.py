@@ -83,7 +83,7 @@ class RecordingEngine(FakeEngine):
     def read_state(self, key: bytes) -> tuple[str, EntityState | None]:
         from streams.wire.records import entity_key_from_bytes
 
-        self.asked.append(entity_key_from_bytes(key).account_id)
+        self.asked.append(entity_key_from_bytes(key).tenant_id)
         return "local", None
 
 

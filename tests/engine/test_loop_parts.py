@@ -239,15 +239,15 @@ def test_member_updates_travel_through_the_entity_topic_to_the_account() -> None
     [(_, moved)] = scored.forwards
     assert (moved.version, moved.values, moved.source_id) == (2, (("s", 5),), "e1")
     # the update as it travels: the entity-events record decodes to the same update
-    account = records.entity_key_bytes(target)
+    tenant = records.entity_key_bytes(target)
     for update_ in (update, moved):
         rec = records.decode(records.encode_member(update_, now_ms=T0 + 2))
         assert isinstance(rec, records.MemberRecord) and rec.update == update_
-        result = stage.on_member(0, account, rec)
+        result = stage.on_member(0, tenant, rec)
     assert [(c.entity, c.score, c.new_value, c.cause.value) for c in result.changes] == [
         ("account", "team", 5, "rollup")
     ]
-    again = stage.on_member(0, account, records.MemberRecord(moved, T0 + 3))
+    again = stage.on_member(0, tenant, records.MemberRecord(moved, T0 + 3))
     assert again.changes == ()  # a duplicate update is not newer: nothing changes
 
 

@@ -175,6 +175,6 @@ def test_a_stored_text_this_version_cannot_compile_leaves_the_default_loudly() -
     blob = msgpack.packb({"texts": {"acme": "scores: [", "globex": TENANT}, "applied": {}})
     tenants = TenantPlans(PLAN)
     failed = tenants.load(0, blob)
-    assert len(failed) == 1 and failed[0].startswith("account acme:")
+    assert len(failed) == 1 and failed[0].startswith("tenant acme:")
     assert tenants.plan_for(0, "acme") is PLAN
     assert tenants.plan_for(0, "globex").version == "acme-2"

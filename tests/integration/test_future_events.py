@@ -35,9 +35,9 @@ Y9999 = 253_370_764_800_000  # 9999-01-01T00:00:00Z
 
 
 def visit(
-    eid: str, contact: str, t: int, account: str | None = None
+    eid: str, contact: str, t: int, tenant: str | None = None
 ) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": account, "occurred_at": t,
+    return Source.PAGE_VISITS, {"event_id": eid, "tenant_id": tenant, "occurred_at": t,
                                 "contact_id": contact, "deal_id": None,
                                 "url": "https://x.io/pricing"}  # fmt: skip
 
@@ -73,7 +73,7 @@ async def test_a_future_event_is_a_dead_letter_and_the_next_event_scores(
             adjust("a1", "c-2", Y9999, 50),
             adjust("a2", "c-2", now - 20_000, 7),
             (Source.EMAIL_EVENTS, micros),
-            visit("v4", "c-4", now + 2 * 3_600_000, account="acme"),
+            visit("v4", "c-4", now + 2 * 3_600_000, tenant="acme"),
         ]
         await service.produce(records)
         deadline = time.monotonic() + 60

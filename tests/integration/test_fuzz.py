@@ -164,7 +164,7 @@ def refused_later(verdict: Routed | DeadLetter | None, t: int) -> int:
     parsed = parse_input(item.record)
     assert not isinstance(parsed, Invalid)
     late = future_reason(parsed.occurred_at_ms, t, DEFAULT_MAX_FUTURE_MS)
-    return len(verdict.outputs) if parsed.account_id is not None and late is not None else 0
+    return len(verdict.outputs) if parsed.tenant_id is not None and late is not None else 0
 
 
 def send(service: Service, records: list[Record]) -> None:

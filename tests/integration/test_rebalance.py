@@ -56,23 +56,23 @@ async def test_workers_join_and_leave_mid_stream(
         finals = final_values(exactly_once(await service.changes()))
         sample = sorted((k for k in finals if k[1] == "contact"), key=str)[:40]
         assert len(sample) == 40
-        for account, entity, entity_id, score in sample:
-            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={account}" if account else "")
+        for tenant, entity, entity_id, score in sample:
+            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={tenant}" if tenant else "")
             status1, body1 = first.get(path)
             status2, body2 = second.get(path)
             assert status1 == status2 == 200
             assert body1 == body2
-            assert body1["scores"][score]["value"] == finals[(account, entity, entity_id, score)]
+            assert body1["scores"][score]["value"] == finals[(tenant, entity, entity_id, score)]
 
         assert first.terminate() == 0  # leaves cleanly; the second takes every partition
         await service.produce(records[2 * third :])
         await service.wait_drained()
         finals = await _verify(service, records, tmp_path)
-        for account, entity, entity_id, score in sample:
-            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={account}" if account else "")
+        for tenant, entity, entity_id, score in sample:
+            path = f"/scores/{entity}/{entity_id}" + (f"?tenant={tenant}" if tenant else "")
             status, body = second.get(path)
             assert status == 200
-            assert body["scores"][score]["value"] == finals[(account, entity, entity_id, score)]
+            assert body["scores"][score]["value"] == finals[(tenant, entity, entity_id, score)]
     finally:
         service.stop_all()
 

@@ -157,8 +157,8 @@ def ch(old: int, new: int, cause: str, rules: str, *thresholds: str) -> Expected
     return old, new, cause, tuple(sorted(rules.split())), crossings  # type: ignore[return-value]
 
 
-def contact(cid: str, score: str = "engagement", account: str | None = None) -> Key:
-    return account, "contact", cid, score
+def contact(cid: str, score: str = "engagement", tenant: str | None = None) -> Key:
+    return tenant, "contact", cid, score
 
 
 # ----- the run ----------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ async def scenario(bootstrap: str, root: Path) -> Run:
             visit(clock.next(), "tn-3", "c-ten", "https://x.io/blog", tenant="acme"),
         ]
         exp[contact("c-ten")] = [ch(0, 31, "rule", "pricing any-page")]
-        exp[contact("c-ten", account="acme")] = [ch(0, 31, "rule", "pricing any-page"),
+        exp[contact("c-ten", tenant="acme")] = [ch(0, 31, "rule", "pricing any-page"),
                                                  ch(31, 32, "rule", "any-page")]  # fmt: skip
         # Producer duplicates: the same event_id twice scores once.
         dup_visit = visit(clock.next(), "dup-1", "c-dup", "https://x.io/blog")
@@ -484,10 +484,10 @@ def test_scores_topic_holds_latest_values(run: Run) -> None:
 
 
 def test_http_scores_match_last_change(run: Run) -> None:
-    for name, account in (("acme", "acme"), ("default", None)):
+    for name, tenant in (("acme", "acme"), ("default", None)):
         doc = body(run, name)
-        last = run.grouped[contact("c-ten", account=account)][-1]
-        assert doc["tenant_id"] == account
+        last = run.grouped[contact("c-ten", tenant=tenant)][-1]
+        assert doc["tenant_id"] == tenant
         assert doc["scores"]["engagement"]["value"] == last["new_value"]
         assert doc["scores"]["engagement"]["seq"] == last["seq"]
     deal = body(run, "deal")["scores"]["deal-health"]
@@ -514,8 +514,8 @@ def test_http_explain_contributions_add_up(run: Run, name: str) -> None:
     entity = "deal" if name == "deal" else "contact"
     entity_id = {"acme": "c-ten", "pages": "c-pages", "mail": "c-mail", "fit": "c-fit",
                  "deal": "d-1"}[name]  # fmt: skip
-    account = "acme" if name == "acme" else None
-    last = run.grouped[(account, entity, entity_id, doc["score"])][-1]
+    tenant = "acme" if name == "acme" else None
+    last = run.grouped[(tenant, entity, entity_id, doc["score"])][-1]
     assert doc["value"] == last["new_value"]
 
 

@@ -147,9 +147,9 @@ async def test_a_tenant_plan_switches_every_partition_at_its_copy(
 
     grouped = exactly_once(changes)
     assert len(changes) == 3 * everyone
-    for (account, _, contact, _), rows in grouped.items():
+    for (tenant, _, contact, _), rows in grouped.items():
         got = [(c["source_event_id"], c["delta"], c["plan_version"]) for c in rows]
-        if account == "acme":  # default, then acme's own plan, then the default again
+        if tenant == "acme":  # default, then acme's own plan, then the default again
             assert got == [(f"b1-{contact}", 10, "default-v1"), (f"b2-{contact}", 25, "acme-v2"),
                            (f"b3-{contact}", 10, "default-v1")], got  # fmt: skip
         else:
@@ -230,9 +230,9 @@ async def test_replay_apply_recomputes_once_across_a_kill_during_the_cut_over(
         ("accepted", "acme-v2", now - 60_000)
     ]
     grouped = exactly_once(changes)
-    for (account, *_), rows in grouped.items():
+    for (tenant, *_), rows in grouped.items():
         causes = [c["cause"] for c in rows]
-        if account == "acme":
+        if tenant == "acme":
             assert causes.count("recompute") == 1, rows
             (redo,) = [c for c in rows if c["cause"] == "recompute"]
             assert (redo["plan_version"], redo["source_event_id"]) == (
@@ -289,8 +289,8 @@ async def test_a_recompute_over_the_history_bound_is_refused_and_the_plan_switch
     assert "LEADSCORE_RECOMPUTE_MAX_ITEMS" in letters[0]["leadscore.error.reason"]
     grouped = exactly_once(changes)
     assert not [c for c in changes if c["cause"] == "recompute"]
-    for (account, *_), rows in grouped.items():
-        if account == "acme":  # 10 + 10 under the default, then 25 under acme-v2
+    for (tenant, *_), rows in grouped.items():
+        if tenant == "acme":  # 10 + 10 under the default, then 25 under acme-v2
             assert [(c["new_value"], c["plan_version"]) for c in rows] == [
                 (10, "default-v1"), (20, "default-v1"), (45, "acme-v2")
             ], rows  # fmt: skip

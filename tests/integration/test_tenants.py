@@ -82,16 +82,16 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
         answers = []
         for entity, entity_id in shared[:20]:
             path = f"/scores/{entity}/{entity_id}"
-            for account, token in TOKENS.items():
-                other = "globex" if account == "acme" else "acme"
+            for tenant, token in TOKENS.items():
+                other = "globex" if tenant == "acme" else "acme"
                 answers.append(
                     (
-                        account,
+                        tenant,
                         entity,
                         entity_id,
                         get(worker.port, path, token),
                         get(worker.port, f"{path}?tenant={other}", token),
-                        get(worker.port, f"{path}?account={account}", ADMIN),  # the old name
+                        get(worker.port, f"{path}?account={tenant}", ADMIN),  # the old name
                         get(worker.port, f"{path}/explain?score=engagement", token),
                     )
                 )
@@ -111,18 +111,18 @@ async def test_two_tenants_with_the_same_ids_never_see_each_other(
         score = codec.decode(codec.score, raw.value)
         assert json.loads(raw.key)[0] == score["tenant_id"]
 
-    for account, entity, entity_id, own, other, admin, explained in answers:
-        assert own[0] == 200 and own[1]["tenant_id"] == account
+    for tenant, entity, entity_id, own, other, admin, explained in answers:
+        assert own[0] == 200 and own[1]["tenant_id"] == tenant
         values = {name: view["value"] for name, view in own[1]["scores"].items()}
         for name, value in values.items():
-            assert value == finals.get((account, entity, entity_id, name), 0)
+            assert value == finals.get((tenant, entity, entity_id, name), 0)
         assert own == admin  # the operator's token sees the same through ?account= (old name)
         assert other == (404, {"error": "no state for this entity"})
         if entity == "contact":
             assert explained[0] == 200
             for text in strings(explained[1]):
                 if text in account_of:  # an event id: only this tenant's
-                    assert account_of[text] == account, (account, text)
+                    assert account_of[text] == tenant, (tenant, text)
 
     labels = re.findall(r"\{([^}]*)\}", metrics)
     values = {v for group in labels for v in re.findall(r'="([^"]*)"', group)}

@@ -61,7 +61,7 @@ def replay_with_core(
         states[key] = outcome.state
         for change in outcome.changes:
             record = change_record(change, emitted_at_ms=None)  # the published shape
-            out[(change.account_id, change.entity, change.entity_id, change.score)].append(record)
+            out[(change.tenant_id, change.entity, change.entity_id, change.score)].append(record)
     return out
 
 
@@ -185,7 +185,7 @@ def check_run(
     in_applied_order, broken = applied_input_order(
         records, [(key, ident) for key, ident, _ in order]
     )
-    skip = {(k.account_id, k.kind, k.entity_id) for k in broken}
+    skip = {(k.tenant_id, k.kind, k.entity_id) for k in broken}
     online = {k: v for k, v in finals.items() if v != 0 and k[:3] not in skip}
     offline = {k: v for k, v in offline_finals(plan_path, in_applied_order, work).items()
                if v != 0 and k[:3] not in skip}  # fmt: skip

@@ -130,7 +130,7 @@ def test_change_record_fields() -> None:
     (change,) = runner.feed(visit("e1", T0))
     assert change.to_dict() == {
         "change_id": change.change_id,
-        "account_id": None,
+        "tenant_id": None,
         "entity": "contact",
         "entity_id": "c1",
         "score": "s",

@@ -203,16 +203,16 @@ def test_invalid_records(record: dict[str, Any], reason: str) -> None:
 )
 def test_the_tenant_is_tenant_id_or_its_old_name(names: dict[str, Any], tenant: str | None) -> None:
     event = parsed(type="page_visit", url="/p", **BASE, **names)
-    assert type(event) is Event and event.account_id == tenant
+    assert type(event) is Event and event.tenant_id == tenant
     command = parsed(type="adjustment", command_id="c", occurred_at=T0, entity="contact",
                      entity_id="c1", score="s", op="add", points=1, **names)  # fmt: skip
-    assert type(command) is Adjustment and command.account_id == tenant
+    assert type(command) is Adjustment and command.tenant_id == tenant
 
 
 def test_a_contacts_account_id_attribute_is_its_company_not_the_tenant() -> None:
     event = parsed(type="contact.updated", tenant_id="acme",
                    attributes={"account_id": "initech"}, **BASE)  # fmt: skip
-    assert type(event) is Event and event.account_id == "acme"
+    assert type(event) is Event and event.tenant_id == "acme"
     assert event.fields["attributes"] == {"account_id": "initech"}
 
 

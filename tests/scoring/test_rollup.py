@@ -146,7 +146,7 @@ def test_membership_follows_the_attribute_by_event_time_and_tenant() -> None:
     scorer.feed(other)  # the same ids in another tenant: another contact, another account
     scorer.feed(profile("p3", T0 + 20, "c9", 42))  # a number names an account too
     scorer.feed(profile("p4", T0 + 20, "c8", True))  # a boolean names none
-    team = {k.account_id or "-": s.scores["team"] for k, s in scorer.states.items()
+    team = {k.tenant_id or "-": s.scores["team"] for k, s in scorer.states.items()
             if k.kind == "account" and k.entity_id == "acme"}  # fmt: skip
     assert team["-"].members == {"c1": (3, None)} and team["-"].total == 0
     assert team["tenant-b"].members == {"c1": (1, 0)}

@@ -253,7 +253,7 @@ def test_an_input_from_an_old_producer_is_scored_for_its_tenant(stem: str, sourc
     sample = {**_old_sample(stem), "account_id": "globex"}
     old_bytes = _avro_with(old_schema(stem), sample)
     item = parse_input(Codec.load().decode_input(source, old_bytes, fmt="avro"))
-    assert item.account_id == "globex", item  # type: ignore[union-attr]
+    assert item.tenant_id == "globex", item  # type: ignore[union-attr]
 
 
 def test_a_contact_profile_keeps_its_account_id_attribute_apart_from_the_tenant() -> None:
@@ -264,7 +264,7 @@ def test_a_contact_profile_keeps_its_account_id_attribute_apart_from_the_tenant(
         Source.CONTACT_PROFILES, _avro("contact_profile", sample), fmt="avro"
     )
     item = parse_input(record)
-    assert item.account_id == "acme"  # type: ignore[union-attr]  # the tenant
+    assert item.tenant_id == "acme"  # type: ignore[union-attr]  # the tenant
     assert item.fields["attributes"] == {"account_id": "initech"}  # type: ignore[union-attr]
 
 

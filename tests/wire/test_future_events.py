@@ -35,8 +35,8 @@ scores:
 
 
 def page_visit(event_id: str, occurred: object, contact: str = "c1",
-               account: str | None = None) -> dict[str, Any]:  # fmt: skip
-    return {"type": "page_visit", "event_id": event_id, "account_id": account,
+               tenant: str | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"type": "page_visit", "event_id": event_id, "account_id": tenant,
             "occurred_at": occurred, "contact_id": contact, "deal_id": None,
             "url": "https://x.io/"}  # fmt: skip
 
@@ -45,8 +45,8 @@ def item(record: dict[str, Any], appended_ms: int, now_ms: int = ARRIVAL) -> rec
     return records.ItemRecord(record, now_ms, ("page-visits", 0, 7), appended_ms)
 
 
-def key_of(contact: str, account: str | None = None) -> bytes:
-    return records.entity_key_bytes(EntityKey(account, "contact", contact))
+def key_of(contact: str, tenant: str | None = None) -> bytes:
+    return records.entity_key_bytes(EntityKey(tenant, "contact", contact))
 
 
 def ingest(value: bytes, *, appended_ms: int, now_ms: int = ARRIVAL) -> Routed | DeadLetter:
@@ -57,8 +57,8 @@ def ingest(value: bytes, *, appended_ms: int, now_ms: int = ARRIVAL) -> Routed |
                         appended_ms=appended_ms, now_ms=now_ms)  # fmt: skip
 
 
-def avro_visit(occurred: int, account: str | None = None) -> bytes:
-    record = page_visit("e", occurred, account=account)
+def avro_visit(occurred: int, tenant: str | None = None) -> bytes:
+    record = page_visit("e", occurred, tenant=tenant)
     del record["type"]
     return CODEC.encode(CODEC.inputs[Source.PAGE_VISITS], record)
 
@@ -119,7 +119,7 @@ def test_a_9999_date_of_the_default_tenant_is_refused_at_ingest_with_its_bytes()
 def test_another_tenant_is_refused_at_ingest_only_beyond_what_any_plan_accepts(
     ahead_ms: int, refused: bool
 ) -> None:
-    verdict = ingest(avro_visit(ARRIVAL + ahead_ms, account="acme"), appended_ms=ARRIVAL)
+    verdict = ingest(avro_visit(ARRIVAL + ahead_ms, tenant="acme"), appended_ms=ARRIVAL)
     if refused:
         assert isinstance(verdict, DeadLetter) and verdict.error_class == FUTURE_EVENT
         assert "at most 1w ahead is accepted" in verdict.reason
@@ -173,10 +173,10 @@ def test_the_tenants_plan_decides_the_bound() -> None:
     stage.tenants.switch(0, "acme", TENANT)
     three_days = ARRIVAL + 3 * 24 * HOUR
     acme = stage.on_item(0, key_of("c1", "acme"),
-                         item(page_visit("a", three_days, account="acme"), ARRIVAL))  # fmt: skip
+                         item(page_visit("a", three_days, tenant="acme"), ARRIVAL))  # fmt: skip
     assert acme.invalid is None and [c.new_value for c in acme.changes] == [7]
     other = stage.on_item(0, key_of("c1", "globex"),
-                          item(page_visit("g", three_days, account="globex"), ARRIVAL))  # fmt: skip
+                          item(page_visit("g", three_days, tenant="globex"), ARRIVAL))  # fmt: skip
     assert other.error_class == FUTURE_EVENT
     assert other.invalid is not None and "at most 1h ahead" in other.invalid
 

@@ -220,7 +220,7 @@ def test_an_old_writer_naming_the_tenant_account_id_resolves_through_the_alias(
                                                            old_id), fmt="avro")  # fmt: skip
     assert decoded["tenant_id"] == "acme" and "account_id" not in decoded
     item = parse_input(decoded)
-    assert type(item) is Event and item.account_id == "acme"
+    assert type(item) is Event and item.tenant_id == "acme"
 
 
 def test_a_consumer_resolving_an_old_score_change_gets_its_tenant(
