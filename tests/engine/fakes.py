@@ -72,7 +72,7 @@ def error(code: int, *, fatal: bool = False, retriable: bool = False,
 
 
 @dataclass
-class _Delivered:
+class Delivered:
     _partition: int
     _offset: int
 
@@ -144,7 +144,7 @@ class FakeProducer:
             rec = self.cluster.append(topic, partition, key, value, headers)
             produced.append((topic, key, value))
             if on_delivery is not None:
-                on_delivery(None, _Delivered(partition, rec.offset))
+                on_delivery(None, Delivered(partition, rec.offset))
         self.cluster.group.update(self._offsets)
         self.cluster.transactions.append((produced, dict(self._offsets)))
         self._records.clear()

@@ -22,6 +22,7 @@ from streams.state.cache import StateCache
 from streams.state.store import PartitionStore, StoreOptions, Write, pack_value, unpack_value
 from streams.wire import records
 from streams.wire.routing import murmur2, partition_for
+from tests.engine.fakes import Delivered, error
 
 PLAN = load_plan(
     """
@@ -283,7 +284,7 @@ class RecordedProducer:
     ) -> None:
         self.calls.append(("produce", topic, key, partition))
         if on_delivery is not None:
-            self.pending.append((on_delivery, _Msg(partition, self.next_offset)))
+            self.pending.append((on_delivery, Delivered(partition, self.next_offset)))
         self.next_offset += 1
 
     def send_offsets_to_transaction(self, positions: Any, group_metadata: Any,
@@ -304,18 +305,6 @@ class RecordedProducer:
         return 0
 
 
-@dataclass
-class _Msg:
-    _partition: int
-    _offset: int
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-
 def make_txn(producer: RecordedProducer) -> Transaction:
     return Transaction(
         producer, "changelog", 5.0,
@@ -323,12 +312,6 @@ def make_txn(producer: RecordedProducer) -> Transaction:
         encode_state=dumps,
         make_offsets=lambda offsets: sorted(offsets.items()),
     )  # fmt: skip
-
-
-def kafka_error(code: int, *, abortable: bool = False, retriable: bool = False,
-                fatal: bool = False) -> KafkaException:  # fmt: skip
-    return KafkaException(KafkaError(code, "test", fatal=fatal, retriable=retriable,
-                                     txn_requires_abort=abortable))  # fmt: skip
 
 
 def test_commit_steps_run_once_in_order_and_the_store_gets_the_changelog_offset() -> None:
@@ -357,7 +340,7 @@ def test_commit_steps_run_once_in_order_and_the_store_gets_the_changelog_offset(
 
 def test_an_abortable_commit_error_leaves_the_store_untouched_and_rewinds() -> None:
     stage, store = make_stage()
-    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._STATE, abortable=True)})
+    producer = RecordedProducer(fail={"commit": error(KafkaError._STATE, abortable=True)})
     txn = make_txn(producer)
     stage.on_item(0, key_of("c1"), visit("e1", T0))
     txn.consumed("entity-events", 0, 5)
@@ -372,7 +355,7 @@ def test_an_abortable_commit_error_leaves_the_store_untouched_and_rewinds() -> N
 
 def test_a_retriable_send_offsets_error_is_retried() -> None:
     stage, store = make_stage()
-    producer = RecordedProducer(fail={"send_offsets": kafka_error(KafkaError._TRANSPORT,
+    producer = RecordedProducer(fail={"send_offsets": error(KafkaError._TRANSPORT,
                                                                    retriable=True)})  # fmt: skip
     txn = make_txn(producer)
     txn.consumed("page-visits", 0, 1)
@@ -382,7 +365,7 @@ def test_a_retriable_send_offsets_error_is_retried() -> None:
 
 def test_a_timed_out_commit_is_resumed() -> None:
     stage, store = make_stage()
-    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._TIMED_OUT,
+    producer = RecordedProducer(fail={"commit": error(KafkaError._TIMED_OUT,
                                                              retriable=True)})  # fmt: skip
     txn = make_txn(producer)
     txn.consumed("page-visits", 0, 1)
@@ -393,7 +376,7 @@ def test_a_timed_out_commit_is_resumed() -> None:
 
 def test_a_commit_still_timing_out_at_its_deadline_loses_the_producer() -> None:
     stage, store = make_stage()
-    producer = RecordedProducer(fail={"commit": kafka_error(KafkaError._TIMED_OUT,
+    producer = RecordedProducer(fail={"commit": error(KafkaError._TIMED_OUT,
                                                              retriable=True)})  # fmt: skip
     txn = make_txn(producer)
     txn.transaction_timeout_s = txn.timeout_s = 0.0  # the deadline is already past
@@ -406,7 +389,7 @@ def test_a_commit_still_timing_out_at_its_deadline_loses_the_producer() -> None:
 
 def test_an_authorisation_error_is_fatal_not_a_recovery() -> None:
     stage, store = make_stage()
-    producer = RecordedProducer(fail={"send_offsets": kafka_error(
+    producer = RecordedProducer(fail={"send_offsets": error(
         KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)})  # fmt: skip
     txn = make_txn(producer)
     txn.consumed("page-visits", 0, 1)
@@ -417,13 +400,13 @@ def test_an_authorisation_error_is_fatal_not_a_recovery() -> None:
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
-        (kafka_error(KafkaError._FENCED, fatal=True), ErrorKind.FATAL),  # a zombie
-        (kafka_error(KafkaError._STATE, abortable=True), ErrorKind.ABORTABLE),
-        (kafka_error(KafkaError._TRANSPORT, retriable=True), ErrorKind.RETRIABLE),
+        (error(KafkaError._FENCED, fatal=True), ErrorKind.FATAL),  # a zombie
+        (error(KafkaError._STATE, abortable=True), ErrorKind.ABORTABLE),
+        (error(KafkaError._TRANSPORT, retriable=True), ErrorKind.RETRIABLE),
         # records timed out (no leader for a while): librdkafka failed the transaction itself
-        (kafka_error(KafkaError._TIMED_OUT, abortable=True), ErrorKind.ABORTABLE),
-        (kafka_error(KafkaError._TIMED_OUT, retriable=True), ErrorKind.RETRIABLE),
-        (kafka_error(KafkaError.UNKNOWN), ErrorKind.FATAL),  # anything unknown
+        (error(KafkaError._TIMED_OUT, abortable=True), ErrorKind.ABORTABLE),
+        (error(KafkaError._TIMED_OUT, retriable=True), ErrorKind.RETRIABLE),
+        (error(KafkaError.UNKNOWN), ErrorKind.FATAL),  # anything unknown
         (RuntimeError("not Kafka"), ErrorKind.FATAL),
     ],
 )
@@ -475,7 +458,7 @@ def test_a_produce_refused_after_a_failed_delivery_makes_the_transaction_abortab
     # _STATE error; the loop must see it as "abort and rewind", not as fatal.
     class Refusing(RecordedProducer):
         def produce(self, *args: Any, **kwargs: Any) -> None:
-            raise kafka_error(KafkaError._STATE)
+            raise error(KafkaError._STATE)
 
     txn = make_txn(Refusing())
     with pytest.raises(KafkaException) as caught:
