@@ -265,7 +265,8 @@ class Settings(BaseSettings):
         5,
         ge=0,
         le=1000,
-        description="producers replaced after fatal errors in 10 min; one more exits 70 (0-1000)",
+        description="producers replaced in a row (no commit between) within 10 min after fatal "
+        "errors; one more exits 70 (0-1000)",
     )
     fault_abort_every: int = Field(
         0,

@@ -8,8 +8,10 @@ epoch), seldom a newer instance. The loop then (``Loop.recover``):
 
 1. decides whether to go on (:meth:`Recovery.admit`): not when a fresh producer, before its first
    commit, is fenced within its transaction's timeout (a live twin with the same
-   ``transactional.id``), nor past ``LEADSCORE_PRODUCER_RECOVERIES_MAX`` recoveries within
-   :data:`WINDOW_S`: those exit 70 (``Fatal``);
+   ``transactional.id``), nor past ``LEADSCORE_PRODUCER_RECOVERIES_MAX`` failed recoveries in a
+   row within :data:`WINDOW_S` (recoveries and attempts at a new producer with no commit between
+   them: a producer that committed proves the last recovery worked, and the run starts again):
+   those exit 70 (``Fatal``);
 2. drops the transaction's work without a Kafka call (dirty states, tenant plans switched, the
    histories read for recomputes);
 3. disposes of the old producer (:meth:`Recovery.dispose`) and makes a new one with the same
@@ -67,7 +69,8 @@ class Recovery:
         self.make_producer, self.max_recoveries = make_producer, max_recoveries
         self.call_timeout_s, self.transaction_timeout_s = call_timeout_s, transaction_timeout_s
         self.clock, self.sleep = clock, sleep
-        #: when each recovery (or failed attempt at a new producer) began, within the window
+        #: when each recovery (or failed attempt at a new producer) of the current run began,
+        #: within the window; a commit by the producer ends the run
         self.times: deque[float] = deque()
         #: commits by the current producer (0: fresh)
         self.commits = 0
@@ -87,6 +90,8 @@ class Recovery:
                 "transaction timeout: another live instance has this transactional.id "
                 "(LEADSCORE_INSTANCE_ID or a copied data directory)"
             )
+        if self.commits:  # the lost producer had committed: the last recovery worked
+            self.times.clear()
         self._count(str(lost))
 
     def _count(self, why: str) -> None:
@@ -107,6 +112,7 @@ class Recovery:
         """Dispose of ``old``, then a new producer with the same ``transactional.id``; failed
         attempts count as recoveries and back off (1, 2, 4, 8 s)."""
         self.recoveries += 1
+        self.commits = 0  # failed attempts below add to this run of recoveries
         self.dispose(old, abort=abort)
         pause = 1.0
         while True:

@@ -425,6 +425,37 @@ def test_too_many_recoveries_exit_70(tmp_path: Path) -> None:
     assert world.cluster.group == committed  # nothing committed on the way
 
 
+def test_recoveries_with_commits_between_them_never_add_up_to_an_exit(tmp_path: Path) -> None:
+    """A broker killed every few seconds loses the producer again and again; each new producer
+    commits before it is lost: the recoveries work, and no count of them stops the worker."""
+    world = World(tmp_path, max_recoveries=1).start()
+    make = world._producer
+
+    def lost_at_its_second_commit() -> FakeProducer:
+        producer = make()
+        producer.fail["commit_transaction"] = []
+        commit = producer.commit_transaction
+
+        def second_fails(timeout: float) -> None:
+            if "commit_transaction" in producer.calls:  # committed once already
+                producer.fail["commit_transaction"].append(
+                    error(KafkaError.INVALID_TXN_STATE, fatal=True)
+                )
+            commit(timeout)
+
+        producer.commit_transaction = second_fails  # type: ignore[method-assign]
+        return producer
+
+    world.loop.recovery.make_producer = lost_at_its_second_commit
+    world.producer.fail["commit_transaction"] = [error(KafkaError.INVALID_TXN_STATE, fatal=True)]
+    for chunk in range(4):
+        world.send(ROWS[chunk * 15 : (chunk + 1) * 15])
+        world.drain()  # a Fatal from a recovery would end the test here
+    assert world.sample("leadscore_producer_recoveries_total") >= 4  # the limit is 1
+    assert len(world.producers) >= 5
+    assert world.changes() == reference(tmp_path, ROWS).changes()  # exactly once
+
+
 def test_the_rewind_retries_a_partition_error_and_starts_from_the_beginning_without_a_commit(
     tmp_path: Path,
 ) -> None:
@@ -479,7 +510,9 @@ def test_which_fences_mean_a_twin_and_which_are_our_own_timeout() -> None:
     denied = ProducerLost("x", KafkaError(KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED))
     with pytest.raises(Fatal, match="no new producer can help"):
         recovery.admit(denied, None)
-    assert len(recovery.times) == 2  # the recoveries admitted count against the budget
+    # the first admitted recovery counted; the producer lost after it had committed, so the
+    # last recovery worked: a new run of one
+    assert len(recovery.times) == 1
 
 
 def test_a_restore_whose_partition_the_metadata_lost_refreshes_it_and_goes_on(
