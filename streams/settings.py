@@ -265,8 +265,7 @@ class Settings(BaseSettings):
         5,
         ge=0,
         le=1000,
-        description="producers replaced in a row (no commit between) within 10 min after fatal "
-        "errors; one more exits 70 (0-1000)",
+        description="producers replaced in a row (no commit between) in 10 min; one more exits 70",
     )
     fault_abort_every: int = Field(
         0,
