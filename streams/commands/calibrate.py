@@ -29,7 +29,7 @@ import base64
 import html
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,32 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def html_head(title: str) -> str:
+    """An HTML report's head, its style and its heading; ``title`` is escaped already."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #212529;
+       padding: 0 1em; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: .5em 0; }}
+th, td {{ border-bottom: 1px solid #dee2e6; padding: .3em .8em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} .note {{ color: #495057; }}
+</style></head><body>
+<h1>{title}</h1>
+"""
+
+
+def images_of(images: dict[str, str]) -> Callable[[str, str], str]:
+    """An ``img(name, alt)`` that embeds ``images[name]`` (base64 PNG)."""
+
+    def img(name: str, alt: str) -> str:
+        return f'<img alt="{alt}" src="data:image/png;base64,{images[name]}">'
+
+    return img
+
+
 def table(head: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
     cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
     body = "".join(
@@ -297,22 +323,10 @@ def render_html(figures: dict[str, Any], meta: dict[str, Any], images: dict[str,
     )  # fmt: skip
     title = html.escape(f"Calibration of {meta['score']} ({meta['entity']}s of {meta['tenant']})")
 
-    def img(name: str, alt: str) -> str:
-        return f'<img alt="{alt}" src="data:image/png;base64,{images[name]}">'
-
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #212529;
-       padding: 0 1em; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
-table {{ border-collapse: collapse; margin: .5em 0; }}
-th, td {{ border-bottom: 1px solid #dee2e6; padding: .3em .8em; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-img {{ max-width: 100%; }} .note {{ color: #495057; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>{html.escape(summary)}</p>
+    img = images_of(images)
+    return (
+        html_head(title)
+        + f"""<p>{html.escape(summary)}</p>
 <p>{advice}</p>
 <p class="note">Plan version {html.escape(str(meta["plan_version"]))}. {_converts(meta)} Each
 entity's score is taken at the start of the period, its conversion after it.</p>
@@ -332,6 +346,7 @@ base rate ({_pct(figures["base_rate"])}). A higher threshold is more precise and
 {rules}
 </body></html>
 """
+    )
 
 
 def _converts(meta: dict[str, Any]) -> str:

@@ -37,7 +37,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from streams.commands.calibrate import Conversions, plan_with_score, png_of, table
+from streams.commands.calibrate import (
+    Conversions,
+    html_head,
+    images_of,
+    plan_with_score,
+    png_of,
+    table,
+)
 from streams.commands.measures import DECILES, best_f1_threshold, summary
 from streams.scoring import EntityState, Event, Item, Plan, Score
 from streams.scoring.aggregate import total
@@ -508,22 +515,11 @@ def render_html(report: dict[str, Any], images: dict[str, str]) -> str:
     )  # fmt: skip
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report["notes"])
 
-    def img(name: str, alt: str) -> str:
-        return f'<img alt="{alt}" src="data:image/png;base64,{images[name]}">'
-
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>
-body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #212529;
-       padding: 0 1em; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
-table {{ border-collapse: collapse; margin: .5em 0; }}
-th, td {{ border-bottom: 1px solid #dee2e6; padding: .3em .8em; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-img {{ max-width: 100%; }} .note {{ color: #495057; }}
-</style></head><body>
-<h1>{title}</h1>
-<p>Plan version {html.escape(str(report["plan_version"]))}; candidate
+    img = images_of(images)
+    version = html.escape(str(report["plan_version"]))
+    return (
+        html_head(title)
+        + f"""<p>Plan version {version}; candidate
 {html.escape(report["candidate_version"])} with the score
 <b>{html.escape(report["name"])}</b> (model {html.escape(report["model"])}). Cutoffs every
 {html.escape(report["every"])} from {html.escape(report["since"])}; label: converted within
@@ -547,6 +543,7 @@ C = {report["C"]:g}) on standardised features; the plan holds the weights in raw
 <ul class="note">{notes}</ul>
 </body></html>
 """
+    )
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[Path]:
