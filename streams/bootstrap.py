@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,12 @@ from streams.engine.due import DueWork
 from streams.engine.entities import EntityStage
 from streams.engine.identity import Identity
 from streams.engine.ingest import Ingest, IngestStage
-from streams.engine.kafka import consumer_config, producer_config, restore_consumer_config
+from streams.engine.kafka import (
+    CALLS,
+    consumer_config,
+    producer_config,
+    restore_consumer_config,
+)
 from streams.engine.loop import Loop
 from streams.engine.outputs import Topics
 from streams.engine.partitions import Partitions
@@ -158,5 +164,11 @@ def run(settings: Settings, plan: Plan, codec: Codec, identity: Identity) -> int
         http.stop()
         top_feed.stop()
         loop.close()
+    stuck = CALLS.stuck()
+    if stuck:  # the interpreter's exit could block on a client a thread is still inside of
+        log.warning("calls still blocked in librdkafka (%s): ending the process with %d",
+                    ", ".join(stuck), code)  # fmt: skip
+        logging.shutdown()
+        os._exit(code)
     logging.shutdown()
     return code

@@ -12,16 +12,17 @@ protocol from before KIP-890. Error classes of a transactional call (:func:`clas
   ``transactional.id`` (``streams.engine.recovery``), whose ``init_transactions`` settles what
   the old one left open;
 - exit (:class:`Fatal`): no new producer can help (authorisation, configuration): exit 70.
+
+A call that never returns (confluentinc/librdkafka#5456) is abandoned on its thread
+(:class:`Calls`) and its producer counts as lost.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -47,12 +48,14 @@ class ProducerLost(Exception):
     """The transactional producer is unusable; ``error`` says why. The loop recovers with a new
     producer of the same ``transactional.id`` (``streams.engine.recovery``)."""
 
-    def __init__(self, what: str, error: KafkaError | None, *, unknown_outcome: bool = False
-                 ) -> None:  # fmt: skip
+    def __init__(self, what: str, error: KafkaError | None, *, unknown_outcome: bool = False,
+                 abandoned: bool = False) -> None:  # fmt: skip
         super().__init__(f"{what}: {error}" if error is not None else what)
         self.error = error
         #: a commit was under way: it may have committed (the stores may be behind the log)
         self.unknown_outcome = unknown_outcome
+        #: a call of the producer never returned (:class:`Calls`): it must not be touched again
+        self.abandoned = abandoned
 
 
 #: Errors no new producer can help with: the process exits (``Fatal``).
@@ -96,81 +99,98 @@ def classify(exc: BaseException) -> ErrorKind:
     return ErrorKind.FATAL
 
 
-class Watchdog:
-    """Ends the process when a transactional call blocks far past its timeout.
+class Hung(Exception):
+    """A transactional call did not return within its limit; it is left running on its thread."""
+
+    def __init__(self, what: str, limit_s: float) -> None:
+        super().__init__(f"{what} did not return within {limit_s:.0f} s (a librdkafka call "
+                         "that ignores its timeout, librdkafka#5456): abandoned")  # fmt: skip
+        self.what = what
+
+
+class Calls:
+    """Runs each transactional call on a thread of its own, and waits for it at most
+    ``limit_s``.
 
     librdkafka does not always honour the timeout of a transactional call:
     ``send_offsets_to_transaction`` can block for good when its coordinator request never times
     out (confluentinc/librdkafka#5456, open; seen here after a network black hole longer than
-    the transaction timeout, with librdkafka 2.16.0: the call was still blocked minutes later).
-    A thread watches each guarded call; one still running ``2 x timeout + 5 s`` after it began
-    ends the process with the fatal exit code, logging which call. ``os._exit``: the blocked
-    thread cannot be interrupted, and a clean shutdown would block on the same client. Nothing
-    more is committed; the restart's ``init_transactions`` settles the open transaction, as
-    after ``kill -9``. Until :meth:`configure` is called, guards do nothing.
+    the transaction timeout, and under ``make soak-cluster``, with librdkafka 2.16.0). A call
+    still running ``2 x timeout + 5 s`` after it began raises :class:`Hung` on the loop's thread,
+    which recovers like from any lost producer (``streams.engine.recovery``): the blocked thread
+    and its producer are **abandoned**, never closed or freed (destroying a client a thread is
+    inside of would block or crash), and the new producer's ``init_transactions`` fences them.
+    Each abandoned call keeps a producer's threads and sockets; more than ``max_stuck`` of them
+    blocked at once raise ``Fatal`` instead (exit 70: a restart frees them), as does a process
+    that stops with any of them still blocked (``streams.bootstrap.run`` ends it with
+    ``os._exit``, since the interpreter's exit could block on them).
 
-    The last resort: every error a call returns is recovered from in the process
-    (``streams.engine.recovery``); only a call that never returns ends it, since the loop's
-    thread is pinned inside librdkafka and nothing on it can recover.
+    Until :meth:`configure` is called, calls run on the caller's thread, unbounded.
     """
 
-    def __init__(self, exit_fn: Callable[[int], object] = os._exit, poll_s: float = 0.5) -> None:
-        self.exit_fn, self.poll_s = exit_fn, poll_s
+    def __init__(self) -> None:
         self.limit_s: float | None = None
-        self.exit_code = 1
-        self.watched: tuple[str, float] | None = None  # (call, deadline on the monotonic clock)
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
+        self.max_stuck = 3
+        #: abandoned calls, (what, thread); the thread's frame holds the producer
+        self.abandoned: list[tuple[str, threading.Thread]] = []
 
-    def configure(self, timeout_s: float, *, exit_code: int, limit_s: float | None = None) -> None:
+    def configure(self, timeout_s: float, *, limit_s: float | None = None,
+                  max_stuck: int = 3) -> None:  # fmt: skip
         self.limit_s = limit_s if limit_s is not None else 2 * timeout_s + 5
-        self.exit_code = exit_code
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._run, name="kafka-watchdog", daemon=True)
-            self.thread.start()
+        self.max_stuck = max_stuck
 
-    @contextlib.contextmanager
-    def guard(self, what: str) -> Iterator[None]:
-        if self.limit_s is None:
-            yield
-            return
-        with self.lock:
-            self.watched = (what, time.monotonic() + self.limit_s)
-        try:
-            yield
-        finally:
-            with self.lock:
-                self.watched = None
+    def stuck(self) -> list[str]:
+        """The abandoned calls still blocked."""
+        self.abandoned = [(what, t) for what, t in self.abandoned if t.is_alive()]
+        return [what for what, _ in self.abandoned]
 
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.poll_s)
-            with self.lock:
-                watched = self.watched
-            if watched is not None and time.monotonic() > watched[1]:
-                log.critical(
-                    "%s did not return within %.0f s, far past its timeout (a librdkafka call "
-                    "that ignores its timeout, confluentinc/librdkafka#5456): exiting with %d, "
-                    "nothing more is committed", watched[0], self.limit_s, self.exit_code,
-                )  # fmt: skip
-                logging.shutdown()
-                self.exit_fn(self.exit_code)
-                return
+    def run(self, what: str, fn: Callable[[], T]) -> T:
+        limit = self.limit_s
+        if limit is None:
+            return fn()
+        box: list[Any] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # re-raised on the caller's thread
+                box.append((False, exc))
+            finally:
+                done.set()
+
+        thread = threading.Thread(target=target, name=f"kafka {what}", daemon=True)
+        thread.start()
+        if not done.wait(limit):
+            self.abandoned.append((what, thread))
+            stuck = self.stuck()
+            hung = Hung(what, limit)
+            log.error("%s; blocked calls abandoned so far and still blocked: %d", hung, len(stuck))
+            if len(stuck) > self.max_stuck:
+                raise Fatal(f"{hung}, and {len(stuck)} abandoned calls are still blocked "
+                            f"(more than {self.max_stuck}): a restart frees them")  # fmt: skip
+            raise hung
+        ok, value = box[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        raise value
 
 
-#: The worker's watchdog over its transactional calls (configured by ``streams.engine.loop``).
-WATCHDOG = Watchdog()
+#: The worker's transactional calls, each bounded (configured by ``streams.engine.loop``).
+CALLS = Calls()
 
 
 def call(what: str, fn: Callable[[], T], *, attempts: int = 5) -> T:
     """Run a transactional call; retry retriable errors, re-raise abortable ones; else
     ``ProducerLost`` (or ``Fatal`` for :data:`EXIT_CODES`).
 
-    Each attempt is guarded by :data:`WATCHDOG`."""
+    Each attempt runs bounded by :data:`CALLS`; one that does not return is abandoned:
+    ``ProducerLost``."""
     for attempt in range(1, attempts + 1):
         try:
-            with WATCHDOG.guard(what):
-                return fn()
+            return CALLS.run(what, fn)
+        except Hung as hung:
+            raise ProducerLost(str(hung), None, abandoned=True) from hung
         except KafkaException as exc:
             kind = classify(exc)
             if kind is ErrorKind.RETRIABLE and attempt < attempts:
@@ -190,9 +210,10 @@ def commit_call(fn: Callable[[], None], *, deadline_s: float,
     pause = 0.1
     while True:
         try:
-            with WATCHDOG.guard("commit_transaction"):
-                fn()
+            CALLS.run("commit_transaction", fn)
             return
+        except Hung as hung:
+            raise ProducerLost(str(hung), None, unknown_outcome=True, abandoned=True) from hung
         except KafkaException as exc:
             kind = classify(exc)
             if kind is ErrorKind.ABORTABLE:

@@ -37,7 +37,7 @@ from streams.engine.commit import Committer
 from streams.engine.due import DueWork
 from streams.engine.entities import EntityStage
 from streams.engine.kafka import (
-    WATCHDOG,
+    CALLS,
     ErrorKind,
     Fatal,
     ProducerLost,
@@ -131,7 +131,7 @@ class Loop:
         return EXIT_FATAL
 
     def start(self) -> None:
-        WATCHDOG.configure(self.settings.kafka_call_timeout_s, exit_code=EXIT_FATAL)
+        CALLS.configure(self.settings.kafka_call_timeout_s)
         self.recovery.first(self.producer)
         timeout = self.settings.kafka_call_timeout_s
         for name in (self.topics.dead_letters, self.entity_topic):  # the others: PARTITIONER
@@ -265,7 +265,7 @@ class Loop:
         with self.lock:
             self.ends.discard()
         self.producer = self.txn.producer = self.recovery.renew(
-            self.producer, abort=not dead and not lost.unknown_outcome
+            self.producer, abort=not dead and not lost.unknown_outcome, abandon=lost.abandoned
         )
         self.txn.changelog_offsets.clear()  # acknowledged to the old producer while disposed
         if lost.unknown_outcome:  # it may have committed: the stores may be behind the log

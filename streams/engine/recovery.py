@@ -37,10 +37,11 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicP
 
 from streams.engine.clients import ConsumerLike, ProducerLike
 from streams.engine.kafka import (
+    CALLS,
     EXIT_CODES,
     FENCED_CODES,
-    WATCHDOG,
     Fatal,
+    Hung,
     ProducerLost,
     until_settled,
 )
@@ -75,6 +76,9 @@ class Recovery:
         #: commits by the current producer (0: fresh)
         self.commits = 0
         self.recoveries = 0
+        #: producers a call of which never returned: kept referenced, never closed
+        #: (``streams.engine.kafka.Calls``)
+        self.abandoned: list[ProducerLike] = []
 
     def admit(self, lost: ProducerLost, transaction_age_s: float | None) -> None:
         """Raise ``Fatal`` unless a recovery may go on (see the module docstring)."""
@@ -105,15 +109,22 @@ class Recovery:
 
     def first(self, producer: ProducerLike) -> None:
         """Initialise the first producer (``init_transactions``)."""
-        self._init(producer)
+        try:
+            self._init(producer)
+        except Hung as hung:
+            raise Fatal(str(hung)) from hung
         self.commits = 0
 
-    def renew(self, old: ProducerLike, *, abort: bool) -> ProducerLike:
-        """Dispose of ``old``, then a new producer with the same ``transactional.id``; failed
-        attempts count as recoveries and back off (1, 2, 4, 8 s)."""
+    def renew(self, old: ProducerLike, *, abort: bool, abandon: bool = False) -> ProducerLike:
+        """Dispose of ``old`` (or abandon it: a call of it never returned), then a new producer
+        with the same ``transactional.id``; failed attempts count as recoveries and back off
+        (1, 2, 4, 8 s)."""
         self.recoveries += 1
         self.commits = 0  # failed attempts below add to this run of recoveries
-        self.dispose(old, abort=abort)
+        if abandon:
+            self.abandoned.append(old)
+        else:
+            self.dispose(old, abort=abort)
         pause = 1.0
         while True:
             producer = None
@@ -122,12 +133,14 @@ class Recovery:
                 self._init(producer)
                 self.commits = 0
                 return producer
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
+            except (KafkaException, Hung) as exc:
+                err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
                 if isinstance(err, KafkaError) and err.code() in EXIT_CODES:
                     raise Fatal(f"init_transactions failed: {err}") from exc
                 log.warning("a new producer failed (%s): trying again in %.0f s", err, pause)
-                if producer is not None:
+                if isinstance(exc, Hung):
+                    self.abandoned.append(producer)  # type: ignore[arg-type]
+                elif producer is not None:
                     self.dispose(producer, abort=False)
                 self._count(f"init_transactions failed: {err}")
                 self.sleep(pause)
@@ -139,8 +152,8 @@ class Recovery:
         deadline = self.clock() + 2 * self.transaction_timeout_s + self.call_timeout_s
         while True:
             try:
-                with WATCHDOG.guard("init_transactions"):
-                    producer.init_transactions(self.call_timeout_s)
+                CALLS.run("init_transactions",
+                          lambda: producer.init_transactions(self.call_timeout_s))  # fmt: skip
                 return
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
@@ -161,13 +174,20 @@ class Recovery:
         ]
         if abort:
             steps.insert(0, lambda: producer.abort_transaction(brief))
-        with WATCHDOG.guard("disposing of the old producer"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for step in steps:
-                # anything: a dead producer's flush can even raise SystemError (a delivery
-                # callback served while its fatal error is pending in the binding)
-                with contextlib.suppress(Exception):
-                    step()
+
+        def run() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for step in steps:
+                    # anything: a dead producer's flush can even raise SystemError (a delivery
+                    # callback served while its fatal error is pending in the binding)
+                    with contextlib.suppress(Exception):
+                        step()
+
+        try:
+            CALLS.run("disposing of the old producer", run)
+        except Hung:  # left blocked on its thread; the new producer fences it all the same
+            self.abandoned.append(producer)
 
     def rewind(self, consumer: ConsumerLike) -> dict[tuple[str, int], int]:
         """Seek every assigned partition to its committed offset (read afresh, each partition's

@@ -8,6 +8,7 @@ nothing lost, nothing doubled.
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from confluent_kafka import KafkaError
 
 from streams.bootstrap import Clients, build_loop
 from streams.engine import loop as loop_module
-from streams.engine.kafka import ProducerLost
+from streams.engine.kafka import CALLS, ProducerLost
 from streams.engine.loop import EXIT_FATAL, Loop
 from streams.engine.score import ScoreStage
 from streams.engine.tenants import RECOMPUTE_HEADER
@@ -379,6 +380,32 @@ def test_a_commit_that_went_through_before_the_error_restores_the_stores(tmp_pat
     assert world.changes() == clean.changes()
     contacts = sorted({r["contact_id"] for r in ROWS})
     assert [world.total(c) for c in contacts] == [clean.total(c) for c in contacts]
+
+
+def test_a_call_that_never_returns_is_abandoned_and_a_new_producer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """librdkafka#5456: ``send_offsets_to_transaction`` blocks for good. The loop leaves it on its
+    thread, keeps the producer (never closed: a thread is inside it) and recovers: no exit."""
+    world = World(tmp_path).start()
+    monkeypatch.setattr(CALLS, "limit_s", 0.3)
+    world.send(ROWS)
+    for _ in range(4):
+        world.loop.step()
+    first = world.producer
+    release = threading.Event()
+    first.send_offsets_to_transaction = lambda *args: release.wait()  # type: ignore[method-assign]
+    try:
+        world.drain()
+        assert len(world.producers) == 2 and world.producers[1] is world.loop.producer
+        assert world.loop.recovery.abandoned == [first]
+        assert not first.closed and "purge" not in first.calls  # never touched again
+        assert CALLS.stuck() == ["send_offsets_to_transaction"]
+        assert world.cluster.epochs[TXN_ID] == 2  # the new producer fenced the old epoch
+        assert world.sample("leadscore_producer_recoveries_total") == 1
+    finally:
+        release.set()
+    assert world.changes() == reference(tmp_path, ROWS).changes()  # exactly once
 
 
 def run_to_exit(world: World, turns: int = 200) -> int:
