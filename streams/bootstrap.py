@@ -112,13 +112,15 @@ def build_loop(settings: Settings, plan: Plan, clients: Clients, *, metrics: Met
                         transaction_timeout_s=settings.transaction_timeout_ms / 1000)  # fmt: skip
     restorer = Restorer(clients.restore_consumer, state_changelog_topic(settings),
                         settings.kafka_call_timeout_s)  # fmt: skip
-    return Loop(
+    loop = Loop(
         settings, consumer=clients.consumer, recovery=recovery, restorer=restorer, stage=stage,
         stages=stages, plans=plans, due=DueWork(stage, Partitions(), metrics, clock),
         topics=topics, codec=codec, metrics=metrics,
         open_store=lambda p: PartitionStore(root / f"p{p}", options),
         memory_bytes=options.usage_bytes, clock=clock,
     )  # fmt: skip
+    loop.out.history_per_score = settings.history_per_score
+    return loop
 
 
 def _tune_gc() -> None:
@@ -146,7 +148,7 @@ def run(settings: Settings, plan: Plan, codec: Codec, identity: Identity) -> int
     try:
         http = HttpServer(
             Api(settings, plan, loop, metrics, Owners(settings, loop.entity_topic), top_feed,
-                tenants=loop.stage.tenants),
+                tenants=loop.stage.tenants, stores=loop.rebalance, codec=codec),
             settings.web_host, settings.web_port,
         )  # fmt: skip
     except OSError as exc:

@@ -204,6 +204,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "--out", default="candidate.yaml", help="the candidate plan file (default ./candidate.yaml)"
     )
     learn.add_argument("--report", default="learning", help="report directory (default ./learning)")
+    hist = sub.add_parser("history", help="the last changes of an entity's scores, newest first")
+    from streams.commands.history import add_arguments as history_arguments
+
+    history_arguments(hist)
     watch = sub.add_parser("watch", help="live view of score changes (filters, --json)")
     from streams.commands.watch import add_arguments
 
@@ -219,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command is None:
         parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
-                     "calibrate, learn, automate)")  # fmt: skip
+                     "history, calibrate, learn, automate)")  # fmt: skip
     if args.command == "plan" and args.plan_command != "check":
         from streams.commands.plan_publish import cmd_plan_publish
 
@@ -275,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from streams.commands.learn import cmd_learn
 
         return cmd_learn(args)
+    if args.command == "history":
+        from streams.commands.history import cmd_history
+
+        return cmd_history(args)
     if args.command == "top":
         from streams.api.topview import cmd_top
 

@@ -222,6 +222,13 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="a transaction also commits once it holds this many produced records",
     )
+    #: score history (``/scores/.../history``, ``leadscore history``): see streams/state/history.py
+    history_per_score: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="changes kept per score in the entity's state for its history (0: none)",
+    )
     #: items of one tenant one partition's recompute may hold (about 0.4 KB each; see
     #: docs/operations.md, recompute): more and the recompute is refused, the plan switches
     recompute_max_items: int = Field(

@@ -25,7 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from confluent_kafka import ConsumerGroupState
@@ -33,20 +33,30 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from waitress.server import create_server
 
+from streams.api.history import MAX_N as MAX_HISTORY_N
+from streams.api.history import answer as history_answer
+from streams.api.history import read_older, score_names
 from streams.api.topview import ENTITY_KINDS, TopFeed, top_answer
 from streams.engine.kafka import client_base_config
 from streams.engine.tenants import TenantPlans
 from streams.metrics import Metrics
-from streams.scoring import EntityKey, EntityState, Plan, explain
+from streams.scoring import EntityKey, EntityState, Plan, explain, loads
 from streams.scoring.matrix import cells
 from streams.settings import Settings
+from streams.state import history
+from streams.state.history import entity_prefix as entity_history_prefix
+from streams.state.store import PartitionStore, unpack_value
 from streams.wire import records
+from streams.wire.codec import Codec
 from streams.wire.publish import score_view
 
 log = logging.getLogger(__name__)
 CLIENT_ID_PREFIX = "leadscore@"
 FORWARDED = "X-Leadscore-Forwarded"
 OWNERS_TTL_S = 5.0
+#: Longest read of ``score-changed`` for a history's older changes, s.
+HISTORY_READ_S = 20.0
+T = TypeVar("T")
 
 
 def client_id(settings: Settings) -> str:
@@ -68,6 +78,14 @@ def scores_view(plan: Plan, key: EntityKey, state: EntityState) -> dict[str, Any
     if plan.matrices_by_kind.get(key.kind):
         view["matrices"] = cells(plan, key.kind, state)
     return view
+
+
+class StoreSource(Protocol):
+    """Reads of the committed partition stores (``streams.engine.rebalance.Rebalance``)."""
+
+    def read_store(
+        self, partition: int, read: Callable[[PartitionStore], T]
+    ) -> tuple[str, T | None]: ...
 
 
 class StateSource(Protocol):
@@ -162,8 +180,11 @@ class Api:
 
     def __init__(self, settings: Settings, plan: Plan, engine: StateSource, metrics: Metrics,
                  owners: Owners | None, top_feed: TopFeed | None = None,
-                 tenants: TenantPlans | None = None) -> None:  # fmt: skip
+                 tenants: TenantPlans | None = None, stores: StoreSource | None = None,
+                 codec: Codec | None = None) -> None:  # fmt: skip
         self.settings, self.plan, self.engine, self.metrics = settings, plan, engine, metrics
+        #: the committed stores (score history) and the codec of ``score-changed`` (older changes)
+        self.stores, self.codec = stores, codec
         #: the plan of every tenant on each partition the engine holds (``streams.engine.tenants``)
         self.tenants = tenants if tenants is not None else TenantPlans(plan)
         self.owners = owners
@@ -243,7 +264,7 @@ class Api:
         if (
             len(parts) in (3, 4)
             and parts[0] == "scores"
-            and (len(parts) == 3 or parts[3] == "explain")
+            and (len(parts) == 3 or parts[3] in ("explain", "history"))
         ):
             query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
             tenant, refused = tenant_param(query)
@@ -253,6 +274,8 @@ class Api:
                 if tenant not in (None, who):
                     return _json(404, {"error": "no state for this entity"})
                 tenant = who
+            if len(parts) == 4 and parts[3] == "history":
+                return self.history(environ, parts[1], parts[2], tenant, query)
             return self.scores(environ, parts[1], parts[2], tenant, query,
                                explain_it=len(parts) == 4)  # fmt: skip
         if path == "/plans":  # which plan each tenant runs on this worker's partitions
@@ -317,8 +340,58 @@ class Api:
         if state is None:
             return _json(404, {"error": "no state for this entity"})
         if explain_it:
-            return _json(200, explain(state, plan, name).to_dict())
+            answer = explain(state, plan, name).to_dict()
+            answer["history"] = history_path(key, name)
+            return _json(200, answer)
         return _json(200, scores_view(plan, key, state))
+
+    def history(self, environ: WSGIEnvironment, entity: str, entity_id: str, tenant: str | None,
+                query: dict[str, list[str]]) -> Response:  # fmt: skip
+        """The last changes of each score (or of ``?score=``), newest first, from the store;
+        with ``?before=SEQ`` (and a score), the ones before that seq from ``score-changed``."""
+        if entity not in ENTITY_KINDS:
+            return _json(400, {"error": f"entity must be one of {ENTITY_KINDS}"})
+        bound = self.settings.history_per_score
+        args, refused = _history_args(query, bound)
+        if refused is not None:
+            return _json(400, {"error": refused})
+        name, n, before = args
+        key = EntityKey(tenant, entity, entity_id)  # type: ignore[arg-type]
+        key_bytes = records.entity_key_bytes(key)
+        if self.stores is None:
+            return _json(503, {"error": "this worker keeps no stores"})
+        partition = self.engine.entity_partition(key_bytes)
+        prefix = entity_history_prefix(key_bytes)
+        where, found = self.stores.read_store(
+            partition, lambda store: (store.get(key_bytes), store.scan(prefix))
+        )
+        if where == "restoring":
+            return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
+        if where == "elsewhere":
+            return self.forward(environ, key_bytes)
+        plan = self.tenants.plan_for(partition, tenant)
+        names = score_names(plan, entity)
+        if name and name not in names:
+            return _json(400, {"error": f"score must be one of {names}"})
+        if found is None or found[0] is None:
+            return _json(404, {"error": "no state for this entity"})
+        if before is not None:
+            return self.older(key, name, before, n)
+        state = loads(unpack_value(found[0])[1])
+        body = history_answer(key, plan, state, found[1], key_bytes, [name] if name else names,
+                              n, bound)  # fmt: skip
+        return _json(200, body)
+
+    def older(self, key: EntityKey, name: str, before: int, n: int) -> Response:
+        """``?before=``: from ``score-changed`` (a read of one partition to its end)."""
+        if self.codec is None:
+            return _json(503, {"error": "this worker cannot read score-changed"})
+        changes, why = read_older(self.settings, self.codec, key, name, before=before, n=n,
+                                  timeout_s=HISTORY_READ_S)  # fmt: skip
+        return _json(200, {"tenant_id": key.tenant_id, "entity": key.kind,
+                           "entity_id": key.entity_id, "score": name, "before": before,
+                           "source": self.settings.topic_score_changed, "changes": changes,
+                           "complete": why is None, "incomplete_because": why})  # fmt: skip
 
     def forward(self, environ: WSGIEnvironment, key_bytes: bytes) -> Response:
         partition = self.engine.entity_partition(key_bytes)
@@ -341,6 +414,33 @@ class Api:
         except (urllib.error.URLError, OSError) as exc:
             return _json(502, {"error": f"the owner of partition {partition} ({url}) did not "
                                         f"answer: {exc}"})  # fmt: skip
+
+
+def history_path(key: EntityKey, score: str) -> str:
+    """Where an entity's score history is served (``explain`` answers point to it)."""
+    path = f"/scores/{key.kind}/{urllib.parse.quote(key.entity_id, safe='')}/history"
+    query = {"score": score, **({"tenant": key.tenant_id} if key.tenant_id else {})}
+    return f"{path}?{urllib.parse.urlencode(query)}"
+
+
+def _history_args(query: dict[str, list[str]],
+                  bound: int) -> tuple[tuple[str, int, int | None], str | None]:  # fmt: skip
+    """(score, n, before) of a history request, or the reason for a 400."""
+    name = (query.get("score") or [""])[0]
+    raw_n, raw_before = (query.get("n") or [""])[0], (query.get("before") or [""])[0]
+    limit = MAX_HISTORY_N if raw_before else max(bound, 1)
+    n = min(history.DEFAULT_PER_SCORE, limit)
+    if raw_n:
+        if not raw_n.isdigit() or not 1 <= int(raw_n) <= limit:
+            return ("", 0, None), f"n must be a whole number from 1 to {limit}"
+        n = int(raw_n)
+    if not raw_before:
+        return (name, n, None), None
+    if not name:
+        return ("", 0, None), "before needs a score: ?score=NAME&before=SEQ"
+    if not raw_before.isdigit() or len(raw_before) > 18:
+        return ("", 0, None), "before must be a seq (a whole number)"
+    return (name, n, int(raw_before)), None
 
 
 def _plan_view(plan: Plan, source: str) -> dict[str, Any]:

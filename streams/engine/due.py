@@ -45,7 +45,7 @@ class DueWork:
                     self.bad.add(key)
                     self.stage.cache.forget(key)  # the core may have changed it in place
                     raise Abort from exc
-                out.publish(changes, now_ms)
+                out.publish(changes, now_ms, partition, key)
                 out.forward(forwards, now_ms)
                 self.metrics.observe_changes(changes)
         self.metrics.expiry_backlog.set(backlog)

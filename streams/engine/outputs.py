@@ -14,6 +14,7 @@ from streams.engine.entities import EntityStage
 from streams.engine.transaction import Transaction
 from streams.metrics import Metrics
 from streams.scoring import Forward, ScoreChange
+from streams.state import history
 from streams.state.cache import Entry
 from streams.wire import records
 from streams.wire.codec import Codec
@@ -48,16 +49,24 @@ class Outputs:
                  metrics: Metrics, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.txn, self.topics, self.codec, self.stage = txn, topics, codec, stage
         self.metrics, self.clock = metrics, clock
+        #: changes kept per score in the entity's history (``LEADSCORE_HISTORY_PER_SCORE``; 0: none)
+        self.history_per_score = history.DEFAULT_PER_SCORE
 
-    def publish(self, changes: Sequence[ScoreChange], emitted_ms: int) -> None:
+    def publish(self, changes: Sequence[ScoreChange], emitted_ms: int, partition: int,
+                entity_key: bytes) -> None:  # fmt: skip
+        """Score changes of the entity ``entity_key`` (of entity-events ``partition``): to
+        ``score-changed``, and each into the entity's score history (``streams.state.history``),
+        both in the open transaction."""
         if not changes:
             return
-        topic, codec = self.topics.score_changed, self.codec
+        topic, codec, bound = self.topics.score_changed, self.codec, self.history_per_score
         for change in changes:
-            value = codec.encode(
-                codec.score_changed, change_record(change, emitted_at_ms=emitted_ms)
-            )
-            self.txn.produce(topic, change_key(change), value, PARTITIONER)
+            record = change_record(change, emitted_at_ms=emitted_ms)
+            self.txn.produce(topic, change_key(change), codec.encode(codec.score_changed, record),
+                             PARTITIONER)  # fmt: skip
+            if bound:
+                slot = history.slot_key(entity_key, change.score, change.seq, bound)
+                self.txn.put(partition, slot, history.encode(record))
 
     def forward(self, forwards: Sequence[Forward], now_ms: int) -> None:
         """Member updates to the partitions of their deals and accounts (``rollup``)."""

@@ -195,7 +195,7 @@ class PlanSwitch:
                 raise CoreBug from exc
             if result is None:  # no valid item: the entity keeps its values
                 continue
-            out.publish(result.changes, emitted_ms)
+            out.publish(result.changes, emitted_ms, partition, key)
             out.forward(result.forwards, plan.now_ms)
             self.metrics.observe_changes(result.changes)
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from confluent_kafka import TopicPartition
 
@@ -28,6 +29,8 @@ from streams.scoring import EntityState, loads
 from streams.state.cache import Loader
 from streams.state.restore import Restorer
 from streams.state.store import PLANS_KEY, PartitionStore, unpack_value
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -229,14 +232,21 @@ class Rebalance:
     def read_state(self, partition: int, key: bytes) -> tuple[str, EntityState | None]:
         """Committed state of an entity of ``partition``: ("ok", state or None), "restoring" or
         "elsewhere" (the HTTP thread)."""
+        where, value = self.read_store(partition, lambda store: store.get(key))
+        return where, None if value is None else loads(unpack_value(value)[1])
+
+    def read_store(
+        self, partition: int, read: Callable[[PartitionStore], T]
+    ) -> tuple[str, T | None]:
+        """``read`` of the committed store of ``partition``: ("ok", its answer), or ("restoring"
+        or "elsewhere", None) (the HTTP thread)."""
         with self.lock:
             held = self.partitions.held.get(partition)
             if held is None:
                 return "elsewhere", None
             if held.phase is PartitionPhase.RESTORING:
                 return "restoring", None
-            value = held.store.get(key)
-        return "ok", None if value is None else loads(unpack_value(value)[1])
+            return "ok", read(held.store)
 
     def close(self) -> None:
         with self.lock:

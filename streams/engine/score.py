@@ -63,7 +63,7 @@ class ScoreStage:
             letter_ = letter(rec, result.error_class, result.invalid)
             origin = item.source if isinstance(item, records.ItemRecord) else None
             out.dead_letter(dataclasses.replace(letter_, origin=origin))
-        out.publish(result.changes, emitted_ms)
+        out.publish(result.changes, emitted_ms, rec.partition, rec.key or b"")
         if isinstance(item, records.MemberRecord):
             self.metrics.child(self.metrics.member_updates, "received").inc()
             self.metrics.observe_changes(result.changes)

@@ -11,6 +11,7 @@ Layout (one column family, prefixed keys):
 ``d`` + due (8 B) + key     empty: the due index, in due order (offset by 2^63 so negative
                             times sort first)
 ``s\x00plans``              the partition's tenant plans (``streams.engine.tenants``): not an entity
+``s\x00h`` + key + score    the entity's score history (``streams.state.history``): not an entity
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)
 ==========================  ===============================================================
@@ -126,6 +127,20 @@ class PartitionStore:
         """The stored value (``pack_value`` layout) of an entity, or None."""
         value: bytes | None = self.db.get(_STATE + key)
         return value
+
+    def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """Every stored (key, value) whose key starts with ``prefix``, in key order."""
+        out: list[tuple[bytes, bytes]] = []
+        it = self.db.iter()
+        it.seek(_STATE + prefix)
+        while it.valid():
+            k: bytes = it.key()
+            if not k.startswith(_STATE + prefix):
+                break
+            out.append((k[1:], it.value()))
+            it.next()
+        del it
+        return out
 
     @property
     def changelog_offset(self) -> int | None:

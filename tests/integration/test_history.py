@@ -1,0 +1,98 @@
+"""Score history on the real broker, through ``kill -9``s of the worker while traffic flows: each
+score's history (``GET /scores/{entity}/{id}/history``, kept in the entity's store in the
+transaction of its changes) equals the tail of what ``score-changed`` holds for it, and the
+older changes (``?before=``, ``leadscore history --from-topic``) the rest of it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+import urllib.parse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from streams.commands.traffic import TrafficShape, generate
+from tests.integration.service import REPO, Service, _without_settings
+
+EVENTS = 4000
+KILLS = 2
+BOUND = 6  # small, so that many scores' rings wrap
+
+
+async def test_history_after_kill_9_equals_score_changed(
+    bootstrap: str, unique: str, tmp_path: Path
+) -> None:
+    rng = random.Random(unique)
+    now = int(time.time() * 1000)
+    shape = replace(TrafficShape(), contacts=150, deals=30, step_ms=50,
+                    start_ms=now - EVENTS * 50)  # fmt: skip
+    records = list(generate(EVENTS, seed=rng.randrange(1000), shape=shape))
+    service = Service(bootstrap, unique, tmp_path,
+                      extra={"LEADSCORE_HISTORY_PER_SCORE": str(BOUND)})  # fmt: skip
+    worker = service.worker()
+    try:
+        worker.start()
+        await worker.wait_ready()
+        chunk = len(records) // (KILLS + 1)
+        for k in range(KILLS + 1):
+            sending = asyncio.create_task(
+                service.produce(records[k * chunk : (k + 1) * chunk if k < KILLS else None])
+            )
+            if k < KILLS:  # kill while transactions with changes (and their history) are open
+                await asyncio.sleep(rng.uniform(0.3, 1.5))
+                worker.kill()
+                worker.start()
+                await worker.wait_ready()
+            await sending
+        await service.wait_drained(timeout_s=180)
+        published = await service.changes()
+        by_score: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for change in published:
+            ident = (change["tenant_id"], change["entity"], change["entity_id"], change["score"])
+            by_score.setdefault(ident, []).append(change)
+        entities = {ident[:3] for ident in by_score}
+        compared = wrapped = 0
+        for tenant, kind, entity_id in sorted(entities, key=str):
+            query = f"?tenant={urllib.parse.quote(tenant)}" if tenant else ""
+            status, body = worker.get(f"/scores/{kind}/{urllib.parse.quote(entity_id)}"
+                                      f"/history{query}")  # fmt: skip
+            assert status == 200, body
+            for name, kept in body["scores"].items():
+                changes = sorted(by_score.get((tenant, kind, entity_id, name), []),
+                                 key=lambda c: c["seq"])  # fmt: skip
+                assert [c["seq"] for c in changes] == list(range(1, len(changes) + 1))
+                assert kept["changes"] == list(reversed(changes))[:BOUND], (kind, entity_id, name)
+                assert kept["older"] == max(len(changes) - BOUND, 0)
+                compared += len(kept["changes"])
+                wrapped += len(changes) > BOUND
+        assert compared > 0 and wrapped > 0
+        # the older ones: from score-changed, by HTTP and by the command
+        ident, longest = max(by_score.items(), key=lambda kv: len(kv[1]))
+        tenant, kind, entity_id, name = ident
+        oldest_kept = len(longest) - BOUND + 1
+        status, older = worker.get(f"/scores/{kind}/{urllib.parse.quote(entity_id)}/history"
+                                   f"?score={name}&before={oldest_kept}&n=1000"
+                                   + (f"&tenant={tenant}" if tenant else ""))  # fmt: skip
+        assert status == 200 and older["complete"], older
+        expected = sorted(longest, key=lambda c: c["seq"])[: oldest_kept - 1]
+        assert older["changes"] == list(reversed(expected))
+        command = [sys.executable, "-m", "streams.cli", "history", kind, entity_id,
+                   "--score", name, "--from-topic", "-n", "1000", "--json"]  # fmt: skip
+        if tenant:
+            command += ["--tenant", tenant]
+        env = {**_without_settings(os.environ), **worker.env}
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120,
+                              check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+        assert json.loads(done.stdout)["changes"] == sorted(longest, key=lambda c: -c["seq"])
+    finally:
+        service.stop_all()
+    print(f"history: {EVENTS} events, {KILLS} kill -9s, {len(published)} changes of "
+          f"{len(by_score)} scores; {compared} kept changes equal score-changed, {wrapped} rings "
+          f"wrapped (bound {BOUND})")  # fmt: skip
