@@ -7,10 +7,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.engine.batches import positions_to_commit
-from streams.engine.clients import ConsumerLike
+from streams.engine.clients import ConsumerLike, ProducerLike
 from streams.engine.kafka import ErrorKind, ProducerLost, classify, lost_or_fatal
 from streams.engine.plans import PlanSwitch
 from streams.engine.rebalance import Rebalance, Rewind
@@ -31,6 +31,8 @@ class Committer:
     plans: PlanSwitch
     recovery: Recovery
     metrics: Metrics
+    #: the transaction's producer (``txn.producer``), replaced by :meth:`recover`
+    producer: ProducerLike
     #: the fault drill ``LEADSCORE_FAULT_ABORT_EVERY`` (0: off)
     drill_every: int = 0
     commits: int = 0
@@ -128,3 +130,27 @@ class Committer:
             return {}
         found = [((tp.topic, tp.partition), tp.offset) for tp in self.consumer.position(assigned)]
         return positions_to_commit(found, self.txn.offsets, self.rebalance.positions)
+
+    def recover(self, lost: ProducerLost) -> None:
+        """Go on with a new producer of the same ``transactional.id`` (``streams.engine.recovery``);
+        raises ``Fatal`` when that cannot help."""
+        txn = self.txn
+        age = time.monotonic() - txn.opened_at if txn.phase is not Phase.IDLE else None
+        self.recovery.admit(lost, age)
+        log.warning("the producer is lost (%s): recovering in the process with a new producer "
+                    "of the same transactional.id (recovery %d)", lost,
+                    self.recovery.recoveries + 1)  # fmt: skip
+        self.metrics.producer_recoveries.inc()
+        if txn.phase is not Phase.IDLE:
+            self.metrics.transactions.labels("aborted").inc()
+        err = lost.error
+        dead = err is not None and (err.fatal() or err.code() == KafkaError._FATAL)
+        with self.rebalance.lock:
+            self.discard()
+        self.producer = txn.producer = self.recovery.renew(
+            self.producer, abort=not dead and not lost.unknown_outcome, abandon=lost.abandoned
+        )
+        txn.changelog_offsets.clear()  # acknowledged to the old producer while disposed
+        if lost.unknown_outcome:  # it may have committed: the stores may be behind the log
+            self.rebalance.restore_held()
+        self.rebalance.positions.update(self.recovery.rewind(self.consumer))

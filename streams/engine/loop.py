@@ -28,11 +28,11 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from streams.engine.allocator import trim
 from streams.engine.batches import group_batch, unprocessed
-from streams.engine.clients import ConsumerLike, Record
+from streams.engine.clients import ConsumerLike, ProducerLike, Record
 from streams.engine.commit import Committer
 from streams.engine.due import DueWork
 from streams.engine.entities import EntityStage
@@ -50,7 +50,7 @@ from streams.engine.plans import PlanSwitch
 from streams.engine.rebalance import Hooks, Rebalance, Rewind
 from streams.engine.recovery import Recovery
 from streams.engine.stage import Abort, RecomputeStop, Stage
-from streams.engine.transaction import Phase, Transaction
+from streams.engine.transaction import Transaction
 from streams.metrics import Metrics
 from streams.scoring import EntityState, dumps
 from streams.settings import Settings
@@ -83,9 +83,9 @@ class Loop:
         self.due, self.topics, self.metrics, self.memory_bytes = due, topics, metrics, memory_bytes
         self.entity_topic = topics.entity
         self.restorer = restorer
-        self.producer = recovery.make_producer()
+        producer = recovery.make_producer()
         self.txn = Transaction(
-            self.producer, restorer.topic, settings.kafka_call_timeout_s,
+            producer, restorer.topic, settings.kafka_call_timeout_s,
             score_records=lambda key, entry: self.out.score_records(key, entry),
             encode_state=dumps,
             make_offsets=lambda offs: [TopicPartition(t, p, o) for (t, p), o in offs.items()],
@@ -99,7 +99,7 @@ class Loop:
                                    open_store, plans, metrics, settings.kafka_call_timeout_s,
                                    hooks)  # fmt: skip
         self.ends = Committer(consumer, self.txn, self.cache, self.rebalance, plans, recovery,
-                              metrics, settings.fault_abort_every)  # fmt: skip
+                              metrics, producer, settings.fault_abort_every)  # fmt: skip
         self.lock = self.rebalance.lock
         self.stopping = False
         self.last_due = self.last_gauges = 0.0
@@ -249,28 +249,13 @@ class Loop:
         self.ends.commit()
 
     def recover(self, lost: ProducerLost) -> None:
-        """Go on with a new producer of the same ``transactional.id`` (``streams.engine.recovery``);
-        raises ``Fatal`` when that cannot help."""
-        txn = self.txn
-        age = time.monotonic() - txn.opened_at if txn.phase is not Phase.IDLE else None
-        self.recovery.admit(lost, age)
-        log.warning("the producer is lost (%s): recovering in the process with a new producer "
-                    "of the same transactional.id (recovery %d)", lost,
-                    self.recovery.recoveries + 1)  # fmt: skip
-        self.metrics.producer_recoveries.inc()
-        if txn.phase is not Phase.IDLE:
-            self.metrics.transactions.labels("aborted").inc()
-        err = lost.error
-        dead = err is not None and (err.fatal() or err.code() == KafkaError._FATAL)
-        with self.lock:
-            self.ends.discard()
-        self.producer = self.txn.producer = self.recovery.renew(
-            self.producer, abort=not dead and not lost.unknown_outcome, abandon=lost.abandoned
-        )
-        self.txn.changelog_offsets.clear()  # acknowledged to the old producer while disposed
-        if lost.unknown_outcome:  # it may have committed: the stores may be behind the log
-            self.rebalance.restore_held()
-        self.rebalance.positions.update(self.recovery.rewind(self.consumer))
+        """Go on with a new producer (``Committer.recover``); raises ``Fatal`` when that cannot
+        help."""
+        self.ends.recover(lost)
+
+    @property
+    def producer(self) -> ProducerLike:
+        return self.ends.producer
 
     # ----- gauges and reads for the HTTP thread -------------------------------------------------
 
