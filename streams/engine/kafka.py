@@ -20,6 +20,7 @@ A call that never returns (confluentinc/librdkafka#5456) is abandoned on its thr
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -125,7 +126,10 @@ class Calls:
     that stops with any of them still blocked (``streams.bootstrap.run`` ends it with
     ``os._exit``, since the interpreter's exit could block on them).
 
-    Until :meth:`configure` is called, calls run on the caller's thread, unbounded.
+    The calls run one at a time on one long-lived thread (a hand-over costs tens of
+    microseconds, a new thread per call several times that); an abandoned thread ends when its
+    call returns, and the next call starts a new one. Until :meth:`configure` is called, calls
+    run on the caller's thread, unbounded.
     """
 
     def __init__(self) -> None:
@@ -133,6 +137,8 @@ class Calls:
         self.max_stuck = 3
         #: abandoned calls, (what, thread); the thread's frame holds the producer
         self.abandoned: list[tuple[str, threading.Thread]] = []
+        self._jobs: queue.SimpleQueue[_Job | None] | None = None
+        self._thread: threading.Thread | None = None
 
     def configure(self, timeout_s: float, *, limit_s: float | None = None,
                   max_stuck: int = 3) -> None:  # fmt: skip
@@ -148,21 +154,17 @@ class Calls:
         limit = self.limit_s
         if limit is None:
             return fn()
-        box: list[Any] = []
-        done = threading.Event()
-
-        def target() -> None:
-            try:
-                box.append((True, fn()))
-            except BaseException as exc:  # re-raised on the caller's thread
-                box.append((False, exc))
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=target, name=f"kafka {what}", daemon=True)
-        thread.start()
-        if not done.wait(limit):
-            self.abandoned.append((what, thread))
+        if self._jobs is None or self._thread is None:
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=_serve, args=(self._jobs,),
+                                            name="kafka calls", daemon=True)  # fmt: skip
+            self._thread.start()
+        job = _Job(fn)
+        self._jobs.put(job)
+        if not job.done.wait(limit):
+            self._jobs.put(None)  # its thread ends once the call returns, if ever
+            self.abandoned.append((what, self._thread))
+            self._jobs = self._thread = None
             stuck = self.stuck()
             hung = Hung(what, limit)
             log.error("%s; blocked calls abandoned so far and still blocked: %d", hung, len(stuck))
@@ -170,10 +172,29 @@ class Calls:
                 raise Fatal(f"{hung}, and {len(stuck)} abandoned calls are still blocked "
                             f"(more than {self.max_stuck}): a restart frees them")  # fmt: skip
             raise hung
-        ok, value = box[0]
-        if ok:
-            return value  # type: ignore[no-any-return]
-        raise value
+        if job.error is not None:
+            raise job.error
+        return job.value  # type: ignore[no-any-return]
+
+
+class _Job:
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn, self.done = fn, threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+def _serve(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    while (job := jobs.get()) is not None:
+        try:
+            job.value = job.fn()
+        except BaseException as exc:  # re-raised on the caller's thread
+            job.error = exc
+        finally:
+            job.done.set()
+            del job  # the producer the call held is not kept alive by a waiting thread
 
 
 #: The worker's transactional calls, each bounded (configured by ``streams.engine.loop``).

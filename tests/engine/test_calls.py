@@ -75,3 +75,18 @@ def test_the_default_limit_is_twice_the_timeout_and_five_seconds() -> None:
     calls = Calls()
     calls.configure(30.0)
     assert calls.limit_s == 65.0
+
+
+def test_calls_share_one_thread_until_one_is_abandoned(release: threading.Event) -> None:
+    calls = Calls()
+    calls.configure(30.0, limit_s=0.1)
+    first = calls.run("begin_transaction", threading.current_thread)
+    assert first is not threading.current_thread()
+    assert calls.run("commit_transaction", threading.current_thread) is first
+    with pytest.raises(Hung):
+        calls.run("send_offsets_to_transaction", release.wait)
+    after = calls.run("init_transactions", threading.current_thread)
+    assert after is not first and after.is_alive()
+    release.set()  # the abandoned thread's call returns: the thread ends
+    first.join(5)
+    assert not first.is_alive()
