@@ -102,7 +102,8 @@ def build_loop(settings: Settings, plan: Plan, clients: Clients, *, metrics: Met
     entity = entity_topic(settings)
     topics = Topics(entity, settings.topic_plans, settings.topic_score_changed,
                     settings.topic_scores, settings.topic_dead_letters,
-                    settings.topic_plan_status, {entity: settings.partitions})  # fmt: skip
+                    settings.topic_plan_status, {entity: settings.partitions},
+                    settings.topic_score_changed_shadow)  # fmt: skip
     ingest_stage = IngestStage(ingest, metrics, clock)
     stages: dict[str, Stage] = dict.fromkeys(sources, ingest_stage)
     stages[settings.topic_plans] = PlansStage(metrics, clock)
@@ -120,6 +121,7 @@ def build_loop(settings: Settings, plan: Plan, clients: Clients, *, metrics: Met
         memory_bytes=options.usage_bytes, clock=clock,
     )  # fmt: skip
     loop.out.history_per_score = settings.history_per_score
+    plans.shadows_per_tenant = settings.shadows_per_tenant
     return loop
 
 

@@ -36,10 +36,26 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="path of the plan YAML file")
     publish = plan_sub.add_parser("publish", help="validate a plan and publish it for a tenant")
     add_tenant_option(publish, "the tenant whose plan this is", required=True)
-    publish.add_argument("file", help="path of the plan YAML file")
+    publish.add_argument("file", nargs="?", default=None, help="path of the plan YAML file")
+    publish.add_argument("--shadow", default=None, metavar="FILE",
+                         help="instead: run this plan as the tenant's shadow (challenger), "
+                              "scored beside its plan, its changes on score-changed-shadow "
+                              "only")  # fmt: skip
     remove = plan_sub.add_parser("remove", help="return a tenant to the default plan")
     add_tenant_option(remove, "the tenant to return to the default plan", required=True)
-    for sub_parser in (publish, remove):
+    promote = plan_sub.add_parser("promote", help="make a tenant's shadow plan its plan, "
+                                                  "recomputed over the shadow's life")  # fmt: skip
+    add_tenant_option(promote, "the tenant whose shadow plan becomes its plan", required=True)
+    promote.add_argument("--from-time", default=None, metavar="T",
+                         help="recompute from this instant (default: when the shadow was "
+                              "published)")  # fmt: skip
+    discard = plan_sub.add_parser("discard", help="stop a tenant's shadow plan")
+    add_tenant_option(discard, "the tenant whose shadow plan stops", required=True)
+    for sub_parser in (promote, discard):
+        sub_parser.add_argument("--version", default=None,
+                                help="the shadow's version (needed when the tenant runs "
+                                     "several)")  # fmt: skip
+    for sub_parser in (publish, remove, promote, discard):
         sub_parser.add_argument(
             "--wait", type=float, default=60.0, help="seconds to wait for the status (0: no wait)"
         )
@@ -226,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "history, calibrate, learn, automate)")  # fmt: skip
     if args.command == "plan" and args.plan_command != "check":
         from streams.commands.plan_publish import cmd_plan_publish
+        from streams.commands.shadow_plans import cmd_shadow
 
+        args.shadow_command = cmd_shadow  # shadows: after the checks every publish makes
         return cmd_plan_publish(args)
     if args.command in ("plan", "score"):
         return _offline(args)

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     topic_score_changed: str = Field(
         "score-changed", description="output topic of every score change"
     )
+    topic_score_changed_shadow: str = Field(
+        "score-changed-shadow",
+        description="output topic of every change of a shadow plan (never read by automations)",
+    )
     topic_scores: str = Field(
         "scores", description="compacted output topic of the latest value per entity and score"
     )
@@ -228,6 +232,13 @@ class Settings(BaseSettings):
         ge=0,
         le=10_000,
         description="changes kept per score in the entity's state for its history (0: none)",
+    )
+    #: shadow plans (``leadscore plan publish --shadow``): see streams/engine/shadows.py
+    shadows_per_tenant: int = Field(
+        1,
+        ge=0,
+        le=4,
+        description="shadow plans one tenant may run beside its active plan (0: none; 0-4)",
     )
     #: items of one tenant one partition's recompute may hold (about 0.4 KB each; see
     #: docs/operations.md, recompute): more and the recompute is refused, the plan switches

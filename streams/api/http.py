@@ -37,6 +37,7 @@ from streams.api.history import MAX_N as MAX_HISTORY_N
 from streams.api.history import answer as history_answer
 from streams.api.history import read_older, score_names
 from streams.api.topview import ENTITY_KINDS, TopFeed, top_answer
+from streams.engine import shadows
 from streams.engine.kafka import client_base_config
 from streams.engine.tenants import TenantPlans
 from streams.metrics import Metrics
@@ -303,8 +304,18 @@ class Api:
                 plan = self.tenants.plan_for(partitions[0], tenant)
                 view = {**_plan_view(plan, "plans topic"), "partitions": partitions}
                 tenants.setdefault(tenant, []).append(view)
+        shadowed: dict[str, list[dict[str, Any]]] = {}
+        for tenant, versions in self.tenants.running_shadows().items():
+            if who is not ALL and tenant != who:
+                continue
+            for version, partitions in versions.items():
+                challenger = self.tenants.shadow_plan(partitions[0], tenant, version)
+                if challenger is not None:
+                    view = {**_plan_view(challenger, "plans topic, shadow"),
+                            "partitions": partitions}  # fmt: skip
+                    shadowed.setdefault(tenant, []).append(view)
         return {"default": _plan_view(self.plan, str(self.settings.plan_path)),
-                "tenants": tenants}  # fmt: skip
+                "tenants": tenants, "shadows": shadowed}  # fmt: skip
 
     def top(self, entity: str, query: dict[str, list[str]], tenant: str | None, *,
             foreign: bool = False) -> tuple[int, Any]:  # fmt: skip
@@ -326,6 +337,9 @@ class Api:
         name = (query.get("score") or [""])[0]
         key = EntityKey(tenant, entity, entity_id)  # type: ignore[arg-type]
         key_bytes = records.entity_key_bytes(key)
+        which = (query.get("plan") or ["active"])[0]
+        if which != "active":
+            return self.shadow_scores(environ, key, key_bytes, which, name, explain_it=explain_it)
         where, state = self.engine.read_state(key_bytes)
         if where == "restoring":
             return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
@@ -345,6 +359,49 @@ class Api:
             return _json(200, answer)
         return _json(200, scores_view(plan, key, state))
 
+    def shadow_scores(self, environ: WSGIEnvironment, key: EntityKey, key_bytes: bytes,
+                      which: str, name: str, *, explain_it: bool) -> Response:  # fmt: skip
+        """``?plan=shadow`` (``shadow:VERSION`` when the tenant runs several): the entity under
+        the tenant's shadow plan, from the shadow's own state."""
+        kind, sep, wanted = which.partition(":")
+        if kind != "shadow" or (sep and not wanted):
+            return _json(400, {"error": "plan must be active, shadow or shadow:VERSION"})
+        if self.stores is None:
+            return _json(503, {"error": "this worker keeps no stores"})
+        partition = self.engine.entity_partition(key_bytes)
+
+        def read(store: PartitionStore) -> tuple[list[str], Plan | None, bytes | None]:
+            running = self.tenants.shadows_for(partition, key.tenant_id)
+            chosen = [(v, p) for v, p in running if wanted in ("", v)]
+            if len(chosen) != 1:
+                return [v for v, _ in running], None, None
+            version, plan = chosen[0]
+            return [version], plan, store.get(shadows.state_key(version, key_bytes))
+
+        where, found = self.stores.read_store(partition, read)
+        if where == "restoring":
+            return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
+        if where == "elsewhere" or found is None:
+            return self.forward(environ, key_bytes)
+        versions, plan, value = found
+        if plan is None:
+            if not versions or wanted:
+                return _json(404, {"error": f"tenant {key.tenant_id!r} runs no shadow plan "
+                                            f"{wanted or ''}".rstrip()})  # fmt: skip
+            several = (f"tenant {key.tenant_id!r} runs several shadow plans: give "
+                       f"plan=shadow:VERSION, one of {versions}")  # fmt: skip
+            return _json(400, {"error": several})
+        score = plan.by_name.get(name)
+        if explain_it and (score is None or score.entity != key.kind):
+            known = [s.name for s in plan.by_kind.get(key.kind, ())]
+            return _json(400, {"error": f"score must be one of {known}"})
+        if value is None:
+            return _json(404, {"error": "no state for this entity under the shadow plan"})
+        state = loads(unpack_value(value)[1])
+        if explain_it:
+            return _json(200, {**explain(state, plan, name).to_dict(), "plan": "shadow"})
+        return _json(200, {**scores_view(plan, key, state), "plan": "shadow"})
+
     def history(self, environ: WSGIEnvironment, entity: str, entity_id: str, tenant: str | None,
                 query: dict[str, list[str]]) -> Response:  # fmt: skip
         """The last changes of each score (or of ``?score=``), newest first, from the store;
@@ -356,6 +413,10 @@ class Api:
         if refused is not None:
             return _json(400, {"error": refused})
         name, n, before = args
+        if (query.get("plan") or ["active"])[0] != "active":
+            return _json(400, {"error": "history is kept for the active plan; a shadow plan's "
+                                        "changes are on its own topic, "
+                                        f"{self.settings.topic_score_changed_shadow}"})  # fmt: skip
         key = EntityKey(tenant, entity, entity_id)  # type: ignore[arg-type]
         key_bytes = records.entity_key_bytes(key)
         if self.stores is None:

@@ -46,3 +46,15 @@ def add_tenant_option(parser: argparse.ArgumentParser, help_text: str, *, requir
         default=[] if append else None, action=_TenantAction, append=append, metavar="TENANT",
         help=f"{help_text} ({DEPRECATED_TENANT_OPTION}: its deprecated old name)",
     )  # fmt: skip
+
+
+def instant_option(value: str, command: str, option: str) -> int | None:
+    """An instant option's epoch millis, or None after printing why it is not one."""
+    from streams.scoring.durations import parse_instant
+    from streams.scoring.shown import shown
+
+    parsed = parse_instant(value)
+    if parsed is None:
+        print(f"leadscore {command}: {option} must be epoch millis or ISO-8601 with an offset "
+              f"(got {shown(value)})", file=sys.stderr)  # fmt: skip
+    return parsed

@@ -37,7 +37,12 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
         return 2
     value: bytes | None = None
     if args.plan_command == "publish":
-        value = _read_plan(Path(args.file), tenant)
+        shadow = getattr(args, "shadow", None)
+        if (args.file is None) == (shadow is None):
+            print("leadscore plan publish: give the plan FILE, or --shadow FILE (not both)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        value = read_plan(Path(shadow or args.file), tenant)
         if value is None:
             return 2
     try:
@@ -45,16 +50,20 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
     except LeadscoreError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 2
+    if args.plan_command in ("promote", "discard") or getattr(args, "shadow", None):
+        return args.shadow_command(args, settings, value)  # type: ignore[no-any-return]
     return publish(settings, tenant, value, wait_s=args.wait)
 
 
 def publish(settings: Settings, tenant: str, value: bytes | None, *, wait_s: float,
-            headers: list[tuple[str, bytes]] | None = None) -> int:  # fmt: skip
-    """Write one ``plans`` record and print the worker's status of it (the exit code)."""
+            headers: list[tuple[str, bytes]] | None = None,
+            key: bytes | None = None) -> int:  # fmt: skip
+    """Write one ``plans`` record (keyed by the tenant, or ``key``) and print the worker's
+    status of it (the exit code)."""
     status_reader = None
     try:
         status_reader = StatusReader(settings) if wait_s > 0 else None
-        partition, offset = _produce(settings, tenant, value, headers)
+        partition, offset = _produce(settings, key or tenant.encode(), value, headers)
         where = f"{settings.topic_plans}[{partition}]@{offset}"
         print(f"published to {where}", file=sys.stderr)
         if status_reader is None:
@@ -74,7 +83,7 @@ def publish(settings: Settings, tenant: str, value: bytes | None, *, wait_s: flo
     return 0 if status["status"] in ("accepted", "removed") else 1
 
 
-def _read_plan(path: Path, tenant: str) -> bytes | None:
+def read_plan(path: Path, tenant: str) -> bytes | None:
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_PLAN_BYTES + 1)  # no further: a larger plan is refused
@@ -100,12 +109,12 @@ def _read_plan(path: Path, tenant: str) -> bytes | None:
     return raw
 
 
-def _produce(settings: Settings, tenant: str, value: bytes | None,
+def _produce(settings: Settings, key: bytes, value: bytes | None,
              headers: list[tuple[str, bytes]] | None) -> tuple[int, int]:  # fmt: skip
     """Write the record (idempotent producer, all replicas); returns its partition and offset."""
     producer = Producer({**client_base_config(settings), "enable.idempotence": True, "acks": "all"})
     delivered: list[Any] = []
-    producer.produce(settings.topic_plans, value, tenant.encode(), headers=list(headers or ()),
+    producer.produce(settings.topic_plans, value, key, headers=list(headers or ()),
                      on_delivery=lambda err, msg: delivered.append((err, msg)))  # fmt: skip
     producer.flush(settings.kafka_call_timeout_s)
     if not delivered:

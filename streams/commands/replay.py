@@ -34,7 +34,6 @@ from streams.commands.offline import OfflineScorer, Reference, load_plan_or_exit
 from streams.scoring import Invalid, Item, Plan
 from streams.scoring.aggregate import reached, tier_of, total
 from streams.scoring.arrival import future_reason
-from streams.scoring.shown import shown
 from streams.scoring.state import C_POINTS, C_RULE, EntityState
 
 #: Entities listed in the report's ``entities`` (the largest moves first); counts cover all.
@@ -239,7 +238,7 @@ def _summary(report: dict[str, Any], meta: dict[str, Any]) -> str:
 def cmd_replay(args: Any) -> int:
     """``leadscore replay --plan NEW --current PLAN (--archive FILE | --from-time T)
     [--tenant TENANT] [--at T]``."""
-    from streams.scoring.durations import parse_instant
+    from streams.commands.options import instant_option
 
     candidate = load_plan_or_exit(args.plan)
     if isinstance(candidate, int):
@@ -249,10 +248,8 @@ def cmd_replay(args: Any) -> int:
         return current
     at_ms = None
     if args.at is not None:
-        at_ms = parse_instant(args.at)
+        at_ms = instant_option(args.at, "replay", "--at")
         if at_ms is None:
-            print(f"leadscore replay: --at must be epoch millis or ISO-8601 with an offset "
-                  f"(got {shown(args.at)})", file=sys.stderr)  # fmt: skip
             return 2
     if args.apply and (args.tenant is None or args.from_time is None):
         print("leadscore replay: --apply needs --tenant and --from-time (the "
@@ -272,10 +269,8 @@ def cmd_replay(args: Any) -> int:
             print(f"leadscore replay: cannot read {args.archive}: {error}", file=sys.stderr)
             return 1
     else:
-        parsed = parse_instant(args.from_time)
+        parsed = instant_option(args.from_time, "replay", "--from-time")
         if parsed is None:
-            print(f"leadscore replay: --from-time must be epoch millis or ISO-8601 with an "
-                  f"offset (got {shown(args.from_time)})", file=sys.stderr)  # fmt: skip
             return 2
         from_ms = parsed
         topic_items = _topic_items(args, from_ms, bad, (current, candidate))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from streams.engine.entities import EntityStage, due_candidates
 from streams.engine.outputs import Outputs
 from streams.engine.partitions import Partitions
+from streams.engine.shadows import split_state_key
 from streams.engine.stage import Abort
 from streams.metrics import Metrics
 
@@ -35,6 +36,9 @@ class DueWork:
             candidates = [k for k in candidates if k not in self.bad]
             backlog += len(candidates)
             for key in candidates:
+                if split_state_key(key) and self.stage.plan_of_state(partition, key) is None:
+                    self.bad.add(key)  # a state of a shadow plan discarded since: left alone
+                    continue
                 try:
                     changes, forwards = self.stage.advance_due(partition, [key], now_ms)
                 except Exception as exc:  # a core bug: never again for this entity; abort
@@ -45,6 +49,11 @@ class DueWork:
                     self.bad.add(key)
                     self.stage.cache.forget(key)  # the core may have changed it in place
                     raise Abort from exc
+                split = split_state_key(key)
+                if split is not None:  # a shadow plan's state: its own topic, its own roll-ups
+                    out.publish_shadow(changes, now_ms)
+                    out.forward(forwards, now_ms, shadow=split[0])
+                    continue
                 out.publish(changes, now_ms, partition, key)
                 out.forward(forwards, now_ms)
                 self.metrics.observe_changes(changes)

@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from streams.engine import shadows
 from streams.engine.tenants import TenantPlans
 from streams.scoring import (
     EntityKey,
     EntityState,
     Forward,
     Invalid,
+    Item,
     Outcome,
     Plan,
     ScoreChange,
@@ -37,8 +39,26 @@ from streams.scoring import (
 from streams.scoring.arrival import future_reason
 from streams.scoring.recompute import recompute
 from streams.state.cache import Entry, Loader, StateCache
+from streams.state.store import PartitionStore
 from streams.wire import records
 from streams.wire.deadletter import FUTURE_EVENT
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowResult:
+    """What one item did to one entity under one shadow plan (``streams.engine.shadows``)."""
+
+    version: str
+    changes: tuple[ScoreChange, ...]
+    forwards: tuple[Forward, ...] = ()
+
+
+class ShadowBug(Exception):
+    """The core raised on an item under a shadow plan; ``key``: the shadow state it changed."""
+
+    def __init__(self, key: bytes, version: str) -> None:
+        super().__init__(f"shadow plan {version} raised")
+        self.key, self.version = key, version
 
 
 @dataclass(slots=True)
@@ -52,6 +72,8 @@ class ItemResult:
     forwards: tuple[Forward, ...] = ()
     #: the dead-letter class of an ``invalid`` item
     error_class: str = "InvalidRecord"
+    #: what it did under the tenant's shadow plans (usually none)
+    shadows: tuple[ShadowResult, ...] = ()
 
 
 @dataclass(slots=True)
@@ -60,6 +82,8 @@ class EntityStage:
     cache: StateCache
     #: partition -> loader of committed states (the partition's store)
     loaders: dict[int, Loader] = field(default_factory=dict)
+    #: partition -> its store (for the scans of a shadow plan's discard)
+    stores: dict[int, PartitionStore] = field(default_factory=dict)
     #: entity keys decoded once per process (keys repeat far more than they vary)
     keys: dict[bytes, EntityKey] = field(default_factory=dict)
     #: the plan of each tenant on each partition (``streams.engine.tenants``)
@@ -79,7 +103,9 @@ class EntityStage:
     def _entry(self, partition: int, key_bytes: bytes) -> Entry | None:
         return self.cache.get(key_bytes, partition, self.loaders[partition])
 
-    def on_item(self, partition: int, key_bytes: bytes, rec: records.ItemRecord) -> ItemResult:
+    def on_item(self, partition: int, key_bytes: bytes, rec: records.ItemRecord, *,
+                shadows: bool = True) -> ItemResult:  # fmt: skip
+        """The item under the tenant's plan, and (``shadows``) under each of its shadow plans."""
         item = parse_input(rec.record)
         if isinstance(item, Invalid):  # validated at ingest; only a plan/schema skew gets here
             if item.occurred_ms is not None:
@@ -94,10 +120,35 @@ class EntityStage:
         outcome = apply(entry.state if entry is not None else None, key, item, plan,
                         now_ms=rec.now_ms)  # fmt: skip
         self._keep(partition, key_bytes, entry, outcome)
-        return ItemResult(outcome.changes, outcome.results, None, outcome.forwards)
+        found = self.tenants.shadows_for(partition, key.tenant_id) if shadows else None
+        shadowed: tuple[ShadowResult, ...] = ()
+        if found:
+            arrived = arrival_ms(rec)
+            shadowed = tuple(
+                self._shadow_item(partition, key_bytes, key, item, rec.now_ms, version, other)
+                for version, other in found
+                if future_reason(item.occurred_at_ms, arrived, other.max_future_ms) is None
+            )
+        return ItemResult(outcome.changes, outcome.results, None, outcome.forwards,
+                          shadows=shadowed)  # fmt: skip
+
+    def _shadow_item(self, partition: int, key_bytes: bytes, key: EntityKey, item: Item,
+                     now_ms: int, version: str, plan: Plan) -> ShadowResult:  # fmt: skip
+        skey = shadows.state_key(version, key_bytes)
+        try:
+            entry = self._entry(partition, skey)
+            outcome = apply(entry.state if entry is not None else None, key, item, plan,
+                            now_ms=now_ms)  # fmt: skip
+        except Exception as exc:
+            raise ShadowBug(skey, version) from exc
+        self._keep(partition, skey, entry, outcome)
+        return ShadowResult(version, outcome.changes, outcome.forwards)
 
     def on_member(self, partition: int, key_bytes: bytes, rec: records.MemberRecord) -> ItemResult:
-        """A contact's member update to this deal's or account's roll-ups."""
+        """A contact's member update to this deal's or account's roll-ups (of a shadow plan's
+        state when it comes from one: nothing if that shadow is gone)."""
+        if rec.shadow is not None:
+            return self._shadow_member(partition, key_bytes, rec, rec.shadow)
         key = self.entity_key(key_bytes)
         entry = self._entry(partition, key_bytes)
         state = entry.state if entry is not None else None
@@ -105,6 +156,22 @@ class EntityStage:
         outcome = apply_member(state, key, rec.update, plan, now_ms=rec.now_ms)
         self._keep(partition, key_bytes, entry, outcome)
         return ItemResult(outcome.changes)
+
+    def _shadow_member(self, partition: int, key_bytes: bytes, rec: records.MemberRecord,
+                       version: str) -> ItemResult:  # fmt: skip
+        key = self.entity_key(key_bytes)
+        plan = self.tenants.shadow_plan(partition, key.tenant_id, version)
+        if plan is None:
+            return ItemResult()
+        skey = shadows.state_key(version, key_bytes)
+        try:
+            entry = self._entry(partition, skey)
+            state = entry.state if entry is not None else None
+            outcome = apply_member(state, key, rec.update, plan, now_ms=rec.now_ms)
+        except Exception as exc:
+            raise ShadowBug(skey, version) from exc
+        self._keep(partition, skey, entry, outcome)
+        return ItemResult(shadows=(ShadowResult(version, outcome.changes),))
 
     def on_recompute(self, partition: int, key_bytes: bytes, items: list[records.ItemRecord],
                      now_ms: int, source_id: str) -> ItemResult | None:  # fmt: skip
@@ -138,13 +205,24 @@ class EntityStage:
             due = entry.state.next_due_ms
             if due is None or due > now_ms:  # advanced already in this transaction
                 continue
-            key = self.entity_key(key_bytes)
-            plan = self.tenants.plan_for(partition, key.tenant_id)
+            plan = self.plan_of_state(partition, key_bytes)
+            if plan is None:  # a state of a shadow plan discarded since
+                continue
+            key = self.entity_key(shadows.entity_of(key_bytes))
             outcome = advance(entry.state, key, plan, now_ms=now_ms)
             self._keep(partition, key_bytes, entry, outcome)
             out.extend(outcome.changes)
             forwards.extend(outcome.forwards)
         return out, forwards
+
+    def plan_of_state(self, partition: int, key_bytes: bytes) -> Plan | None:
+        """The plan a stored state is scored under: its tenant's, or its shadow plan's (None:
+        that shadow is gone)."""
+        split = shadows.split_state_key(key_bytes)
+        if split is None:
+            return self.tenants.plan_for(partition, self.entity_key(key_bytes).tenant_id)
+        version, entity = split
+        return self.tenants.shadow_plan(partition, self.entity_key(entity).tenant_id, version)
 
     def dirty_due(self, partition: int, now_ms: int) -> list[bytes]:
         """Dirty entities of the partition already due (their due time is not in the store yet)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from streams.engine.clients import Record
 from streams.engine.entities import EntityStage
+from streams.engine.shadows import SHADOW
 from streams.engine.transaction import Transaction
 from streams.metrics import Metrics
 from streams.scoring import Forward, ScoreChange
@@ -40,6 +41,8 @@ class Topics:
     plan_status: str
     #: topic -> partitions (the entity-events and dead-letters topics; read at start)
     counts: dict[str, int]
+    #: the changes of shadow plans (``streams.engine.shadows``)
+    score_changed_shadow: str = "score-changed-shadow"
 
 
 class Outputs:
@@ -68,13 +71,24 @@ class Outputs:
                 slot = history.slot_key(entity_key, change.score, change.seq, bound)
                 self.txn.put(partition, slot, history.encode(record))
 
-    def forward(self, forwards: Sequence[Forward], now_ms: int) -> None:
-        """Member updates to the partitions of their deals and accounts (``rollup``)."""
+    def publish_shadow(self, changes: Sequence[ScoreChange], emitted_ms: int) -> None:
+        """A shadow plan's changes (``streams.engine.shadows``): to ``score-changed-shadow``
+        only, in the open transaction (no history, no ``scores``)."""
+        topic, codec = self.topics.score_changed_shadow, self.codec
+        for change in changes:
+            value = codec.encode(codec.score_changed,
+                                 change_record(change, emitted_at_ms=emitted_ms))  # fmt: skip
+            self.txn.produce(topic, change_key(change), value, PARTITIONER)
+
+    def forward(self, forwards: Sequence[Forward], now_ms: int, shadow: str | None = None) -> None:
+        """Member updates to the partitions of their deals and accounts (``rollup``); a shadow
+        plan's (its version) go to their shadow states."""
         if forwards:
             self.metrics.child(self.metrics.member_updates, "sent").inc(len(forwards))
         for target, update in forwards:
-            self.txn.produce(self.topics.entity, records.entity_key_bytes(target),
-                             records.encode_member(update, now_ms=now_ms), PARTITIONER)  # fmt: skip
+            value = records.encode_member(update, now_ms=now_ms, shadow=shadow)
+            self.txn.produce(self.topics.entity, records.entity_key_bytes(target), value,
+                             PARTITIONER)  # fmt: skip
 
     def entity_record(self, key: bytes | None, value: bytes, partition: int = PARTITIONER) -> None:
         """A record to the entity-events topic (a re-keyed item, or a plan record)."""
@@ -85,7 +99,7 @@ class Outputs:
 
     def score_records(self, key: bytes, entry: Entry) -> list[tuple[str, bytes, bytes, int]]:
         """The ``scores`` records of a committed entity's changed scores (the commit's step 1)."""
-        if not entry.changed:
+        if not entry.changed or key[:1] == SHADOW:  # a shadow plan's: never to ``scores``
             return []
         topic, codec = self.topics.scores, self.codec
         updated = int(self.clock() * 1000)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from streams.engine import shadows
 from streams.engine.clients import LogReader, Record
 from streams.engine.entities import EntityStage
 from streams.engine.outputs import Outputs, letter, summary
@@ -62,6 +63,7 @@ class PlansStage:
                 value = records.encode_plan(
                     checked.tenant, checked.version, checked.text, now_ms=now_ms,
                     source=source, recompute_from_ms=checked.recompute_from_ms,
+                    shadow=checked.shadow,
                 )  # fmt: skip
                 for target in range(partitions):
                     out.entity_record(None, value, target)
@@ -88,11 +90,16 @@ class PlanSwitch:
     #: (tenant, version) label sets of ``leadscore_tenant_plan`` set now
     labels: set[tuple[str, str]] = field(default_factory=set)
     reader: LogReader | None = None
+    #: ``LEADSCORE_SHADOWS_PER_TENANT``
+    shadows_per_tenant: int = 1
 
     def on_plan(self, rec: Record, plan: records.PlanRecord, emitted_ms: int,
                 out: Outputs) -> None:  # fmt: skip
         """A plan record: switch the tenant here, with its recompute if it asks for one."""
         partition, offset = rec.partition, rec.offset
+        if plan.shadow:
+            self.on_shadow(rec, plan, out)
+            return
         if self.stage.tenants.was_applied(partition, plan.tenant, plan.source[2]):
             log.info("partition %d: plan record %s of tenant %r applied already: skipped",
                      partition, plan.source, plan.tenant)  # fmt: skip
@@ -134,6 +141,55 @@ class PlanSwitch:
         self.gauges()
         return True
 
+    def on_shadow(self, rec: Record, plan: records.PlanRecord, out: Outputs) -> None:
+        """A shadow plan record (``streams.engine.shadows``): the tenant's shadow starts here,
+        with empty states, or (no text) stops, its states dropped in this transaction."""
+        tenants, partition, version = self.stage.tenants, rec.partition, plan.version or ""
+        if tenants.was_shadow_applied(partition, plan.tenant, plan.source[2]):
+            return
+        running = {v for v, _ in tenants.shadows_for(partition, plan.tenant)}
+        if (
+            plan.text is not None
+            and version not in running
+            and (len(running) >= self.shadows_per_tenant)
+        ):
+            why = (f"tenant {plan.tenant!r} runs {len(running)} shadow plan(s) "
+                   f"({', '.join(sorted(running)) or 'none'}); LEADSCORE_SHADOWS_PER_TENANT "
+                   f"allows {self.shadows_per_tenant}: discard one first")  # fmt: skip
+            log.warning("partition %d: shadow plan %s refused: %s", partition, version, why)
+            out.dead_letter(letter(rec, "ShadowRejected", why))
+            return
+        try:
+            tenants.switch_shadow(partition, plan.tenant, version, plan.text, plan.source[2])
+        except Exception as exc:  # compiled by a worker of another version only
+            out.dead_letter(letter(rec, "PlanRejected", str(exc)[-1500:]))
+            return
+        out.txn.put(partition, PLANS_KEY, pack_value(None, tenants.blob(partition)))
+        if plan.text is None:
+            dropped = self.drop_shadow(partition, plan.tenant, version, out)
+            log.info("partition %d: tenant %r's shadow plan %s discarded (%d states dropped)",
+                     partition, plan.tenant, version, dropped)  # fmt: skip
+        else:
+            log.info("partition %d: tenant %r runs shadow plan %s", partition, plan.tenant,
+                     version)  # fmt: skip
+        self.commit_now = True
+
+    def drop_shadow(self, partition: int, tenant: str, version: str, out: Outputs) -> int:
+        """Every state of the tenant's shadow ``version`` on the partition: out of the cache,
+        and a tombstone each to the changelog and the store, in this transaction."""
+        prefix = shadows.tenant_prefix(version, tenant)
+        cache = self.stage.cache
+        for key in [k for k, e in cache.entries.items()
+                    if e.partition == partition and k.startswith(prefix)]:  # fmt: skip
+            cache.forget(key)
+        store = self.stage.stores.get(partition)
+        stored = store.scan_keys(prefix) if store is not None else []
+        for key in stored:
+            # a tombstone (no value): the transaction sends it to the changelog, and the store
+            # deletes the state and its due time (``PartitionStore.write``)
+            out.txn.put(partition, key, None)  # type: ignore[arg-type]
+        return len(stored)
+
     def switch_without_recompute(self, rec: Record, why: tuple[str, str], out: Outputs) -> None:
         """A poisoned record that is a plan record (its recompute raised or was refused):
         switch anyway, so that the partition runs the plan every other partition runs; a
@@ -142,8 +198,10 @@ class PlanSwitch:
             plan = records.decode(rec.value or b"")
         except Exception:  # not a plan record: nothing to switch
             return
-        if not isinstance(plan, records.PlanRecord) or self.stage.tenants.was_applied(
-            rec.partition, plan.tenant, plan.source[2]
+        if (
+            not isinstance(plan, records.PlanRecord)
+            or plan.shadow
+            or self.stage.tenants.was_applied(rec.partition, plan.tenant, plan.source[2])
         ):
             return
         if self.switch(rec, plan, out) and why[0].startswith("RecomputeRefused"):

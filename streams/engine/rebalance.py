@@ -86,6 +86,7 @@ class Rebalance:
                 store = self.open_store(p)
                 self.partitions.held[p] = Held(store)
                 self.stage.loaders[p] = _loader(store)
+                self.stage.stores[p] = store
             self.partitions.assigned_once = True
         self.restore(entity)
         log.info("assigned %s", _names(partitions))
@@ -163,6 +164,7 @@ class Rebalance:
             for p in gone:
                 held = self.partitions.held.pop(p, None)
                 self.stage.loaders.pop(p, None)
+                self.stage.stores.pop(p, None)
                 self.stage.tenants.drop(p)
                 if held is not None:
                     held.store.close()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from streams.engine.clients import Record
-from streams.engine.entities import EntityStage, ItemResult
+from streams.engine.entities import EntityStage, ItemResult, ShadowBug
 from streams.engine.outputs import Outputs, letter, summary, unexpected
 from streams.engine.plans import PlanSwitch, Poison
 from streams.engine.stage import Abort
@@ -29,6 +29,8 @@ class ScoreStage:
                  clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self.stage, self.plans, self.poison = stage, plans, poison
         self.metrics, self.clock = metrics, clock
+        #: records on which a shadow plan raised: when they come again, the active plan only
+        self.shadow_failed: set[tuple[str, int, int]] = set()
 
     def process(self, partition: int, batch: list[Record], out: Outputs) -> None:
         started = time.perf_counter()
@@ -64,6 +66,9 @@ class ScoreStage:
             origin = item.source if isinstance(item, records.ItemRecord) else None
             out.dead_letter(dataclasses.replace(letter_, origin=origin))
         out.publish(result.changes, emitted_ms, rec.partition, rec.key or b"")
+        for shadow in result.shadows:
+            out.publish_shadow(shadow.changes, emitted_ms)
+            out.forward(shadow.forwards, item.now_ms, shadow=shadow.version)
         if isinstance(item, records.MemberRecord):
             self.metrics.child(self.metrics.member_updates, "received").inc()
             self.metrics.observe_changes(result.changes)
@@ -74,10 +79,24 @@ class ScoreStage:
 
     def _core(self, rec: Record, item: records.ItemRecord | records.MemberRecord) -> ItemResult:
         key = rec.key or b""
+        where = (rec.topic, rec.partition, rec.offset)
         try:
             if isinstance(item, records.MemberRecord):
+                if item.shadow is not None and where in self.shadow_failed:
+                    self.shadow_failed.discard(where)
+                    return ItemResult()
                 return self.stage.on_member(rec.partition, key, item)
+            if where in self.shadow_failed:
+                self.shadow_failed.discard(where)
+                return self.stage.on_item(rec.partition, key, item, shadows=False)
             return self.stage.on_item(rec.partition, key, item)
+        except ShadowBug as bug:  # the shadow's bug: the active plan scores the item again
+            log.error("%s[%d]@%d raised in the core under shadow plan %s, aborting; it is "
+                      "scored again without the shadow: %r", rec.topic, rec.partition,
+                      rec.offset, bug.version, bug.__cause__)  # fmt: skip
+            self.shadow_failed.add(where)
+            self.stage.cache.forget(bug.key)  # changed in place, maybe
+            raise Abort from bug
         except Exception as exc:  # a core bug: the state may be half-changed
             log.error("%s[%d]@%d raised in the core, aborting: %r", rec.topic, rec.partition,
                       rec.offset, exc)  # fmt: skip

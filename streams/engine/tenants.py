@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from streams.engine.shadows import parse_plans_key
 from streams.scoring import Plan, PlanError, load_plan
 from streams.scoring.plan.reader import MAX_PLAN_BYTES, plan_size_problem
 from streams.scoring.shown import shown
@@ -39,9 +40,19 @@ __all__ = ["MAX_PLAN_BYTES", "PLANS_KEY", "RECOMPUTE_HEADER", "Checked", "Tenant
 # Kafka's default 1 MiB record.
 
 
+def shadow_applied_key(tenant: str) -> str:
+    """The key under which a partition remembers the last shadow record of a tenant it applied
+    (not a tenant name: those are keys of the ``plans`` topic, which never start with 0)."""
+    return f"\x00shadow\x00{tenant}"
+
+
 def source_name(tenant: str) -> str:
     """The ``source`` a tenant's plan is compiled under: issues and ``/plans`` name it."""
     return f"plans topic, tenant {tenant}"
+
+
+def shadow_source(tenant: str, version: str) -> str:
+    return f"plans topic, tenant {tenant}, shadow {version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,8 @@ class Checked:
     errors: tuple[str, ...] = ()
     #: ``replay --apply``: recompute the tenant's scores from the items appended since then
     recompute_from_ms: int | None = None
+    #: a shadow plan's record (``streams.engine.shadows``)
+    shadow: bool = False
 
 
 #: The ``plans`` record header of ``leadscore replay --apply``: epoch ms, decimal text.
@@ -66,6 +79,9 @@ def check(key: bytes | None, value: bytes | None,
           headers: list[tuple[str, bytes]] | None = None) -> Checked:  # fmt: skip
     """Validate one ``plans`` record: the key names the tenant, the value is the plan text, a
     :data:`RECOMPUTE_HEADER` asks for a recompute."""
+    shadow = _shadow_of(key)
+    if shadow is not None:
+        return _check_shadow(*shadow, value, dict(headers or ()).get(RECOMPUTE_HEADER))
     checked = _check(key, value)
     raw = dict(headers or ()).get(RECOMPUTE_HEADER)
     if raw is None or checked.status == "rejected":
@@ -76,6 +92,33 @@ def check(key: bytes | None, value: bytes | None,
                f"plan (got {shown(text, 40)})")  # fmt: skip
         return Checked(checked.tenant, "rejected", errors=(why,))
     return Checked(checked.tenant, "accepted", checked.version, checked.text, (), int(text))
+
+
+def _shadow_of(key: bytes | None) -> tuple[str, str] | None:
+    try:
+        text = (key or b"").decode()
+    except UnicodeDecodeError:
+        return None
+    return parse_plans_key(text)
+
+
+def _check_shadow(tenant: str, version: str, value: bytes | None, recompute: object) -> Checked:
+    """A shadow's record: its plan must be valid and of the version its key names."""
+    if recompute is not None:
+        return Checked(tenant, "rejected", version, shadow=True,
+                       errors=(f"a shadow plan takes no {RECOMPUTE_HEADER}: promote it "
+                               "instead (leadscore plan promote)",))  # fmt: skip
+    if not tenant.strip() or len(tenant) > 200:
+        return Checked(tenant, "rejected", version, shadow=True,
+                       errors=("the key must name the tenant (1-200 chars)",))  # fmt: skip
+    checked = _check(tenant.encode(), value)
+    if checked.status == "removed":
+        return Checked(tenant, "removed", version, shadow=True)
+    if checked.status == "accepted" and checked.version != version:
+        why = (f"the shadow's key names version {version!r} but the plan's version is "
+               f"{checked.version!r}")  # fmt: skip
+        return Checked(tenant, "rejected", version, errors=(why,), shadow=True)
+    return Checked(tenant, checked.status, version, checked.text, checked.errors, shadow=True)
 
 
 def _check(key: bytes | None, value: bytes | None) -> Checked:
@@ -109,7 +152,7 @@ def status_record(checked: Checked, *, source: tuple[str, int, int], at_ms: int)
     return json.dumps({
         "tenant": checked.tenant, "status": checked.status, "version": checked.version,
         "errors": list(checked.errors), "at_ms": at_ms,
-        "recompute_from_ms": checked.recompute_from_ms,
+        "recompute_from_ms": checked.recompute_from_ms, "shadow": checked.shadow,
         "source": {"topic": topic, "partition": partition, "offset": offset},
     }).encode()  # fmt: skip
 
@@ -132,6 +175,57 @@ class TenantPlans:
     applied: dict[int, dict[str, int]] = field(default_factory=dict)
     #: partitions whose plans changed in the open transaction
     pending: set[int] = field(default_factory=set)
+    #: partition -> tenant -> version -> (text, compiled plan) of its shadow plans
+    #: (``streams.engine.shadows``); replaced, never changed in place, as ``by_partition``
+    shadows: dict[int, dict[str, dict[str, tuple[str, Plan]]]] = field(default_factory=dict)
+
+    def shadows_for(self, partition: int, tenant: str | None) -> list[tuple[str, Plan]]:
+        """(version, plan) of each shadow the tenant runs on the partition (usually none)."""
+        tenants = self.shadows.get(partition)
+        if not tenants or tenant is None:
+            return []
+        found = tenants.get(tenant)
+        return [(version, plan) for version, (_, plan) in found.items()] if found else []
+
+    def shadow_plan(self, partition: int, tenant: str | None, version: str) -> Plan | None:
+        found = self.shadows.get(partition, {}).get(tenant or "", {}).get(version)
+        return None if found is None else found[1]
+
+    def switch_shadow(self, partition: int, tenant: str, version: str, text: str | None,
+                      source_offset: int = -1) -> Plan | None:  # fmt: skip
+        """Apply a shadow plan record (``text`` None: discard it); returns the shadow's plan, or
+        None once discarded. Raises ``PlanError`` as :meth:`switch` does."""
+        tenants = dict(self.shadows.get(partition, {}))
+        versions = dict(tenants.get(tenant, {}))
+        plan = None
+        if text is None:
+            versions.pop(version, None)
+        else:
+            plan = self._compile(f"{tenant}\x00shadow\x00{version}", text,
+                                 shadow_source(tenant, version))  # fmt: skip
+            versions[version] = (text, plan)
+        if versions:
+            tenants[tenant] = versions
+        else:
+            tenants.pop(tenant, None)
+        self.shadows[partition] = tenants
+        applied = self.applied.get(partition, {})
+        self.applied[partition] = {**applied, shadow_applied_key(tenant): source_offset}
+        self.pending.add(partition)
+        return plan
+
+    def was_shadow_applied(self, partition: int, tenant: str, source_offset: int) -> bool:
+        done = self.applied.get(partition, {}).get(shadow_applied_key(tenant))
+        return done is not None and done >= source_offset
+
+    def running_shadows(self) -> dict[str, dict[str, list[int]]]:
+        """tenant -> shadow version -> the partitions of this worker running it."""
+        out: dict[str, dict[str, list[int]]] = {}
+        for partition, tenants in sorted(list(self.shadows.items())):
+            for tenant, versions in tenants.items():
+                for version in versions:
+                    out.setdefault(tenant, {}).setdefault(version, []).append(partition)
+        return out
 
     def plan_for(self, partition: int, tenant: str | None) -> Plan:
         tenants = self.by_partition.get(partition)
@@ -164,11 +258,11 @@ class TenantPlans:
         self.pending.add(partition)
         return plan
 
-    def _compile(self, tenant: str, text: str) -> Plan:
+    def _compile(self, tenant: str, text: str, source: str | None = None) -> Plan:
         known = self.compiled.get(tenant)
         if known is not None and known[0] == text:
             return known[1]
-        plan = load_plan(text, source=source_name(tenant))
+        plan = load_plan(text, source=source or source_name(tenant))
         self.compiled[tenant] = (text, plan)
         return plan
 
@@ -176,7 +270,12 @@ class TenantPlans:
         """The partition's plan texts, as kept under :data:`PLANS_KEY`."""
         tenants = self.by_partition.get(partition, {})
         texts = {a: text for a, (text, _) in sorted(tenants.items())}
-        packed: bytes = msgpack.packb({"texts": texts, "applied": self.applied.get(partition, {})})
+        body: dict[str, object] = {"texts": texts, "applied": self.applied.get(partition, {})}
+        shadows = self.shadows.get(partition)
+        if shadows:  # (a field older workers do not read)
+            body["shadows"] = {tenant: {version: text for version, (text, _) in versions.items()}
+                               for tenant, versions in sorted(shadows.items())}  # fmt: skip
+        packed: bytes = msgpack.packb(body)
         return packed
 
     def load(self, partition: int, blob: bytes | None) -> list[str]:
@@ -188,6 +287,7 @@ class TenantPlans:
         self.pending.discard(partition)
         self.by_partition.pop(partition, None)
         self.applied.pop(partition, None)
+        self.shadows.pop(partition, None)
         if blob is None:
             return []
         body = msgpack.unpackb(blob)
@@ -200,11 +300,23 @@ class TenantPlans:
                 failed.append(f"tenant {tenant}: {exc}")
         self.by_partition[partition] = plans
         self.applied[partition] = dict(body["applied"])
+        shadows: dict[str, dict[str, tuple[str, Plan]]] = {}
+        for tenant, versions in body.get("shadows", {}).items():
+            for version, text in versions.items():
+                try:
+                    plan = self._compile(f"{tenant}\x00shadow\x00{version}", text,
+                                         shadow_source(tenant, version))  # fmt: skip
+                except PlanError as exc:
+                    failed.append(f"tenant {tenant}, shadow {version}: {exc}")
+                    continue
+                shadows.setdefault(tenant, {})[version] = (text, plan)
+        self.shadows[partition] = shadows
         return failed
 
     def drop(self, partition: int) -> None:
         self.by_partition.pop(partition, None)
         self.applied.pop(partition, None)
+        self.shadows.pop(partition, None)
         self.pending.discard(partition)
 
     def running(self) -> dict[str, dict[str, list[int]]]:

@@ -130,14 +130,22 @@ class PartitionStore:
 
     def scan(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """Every stored (key, value) whose key starts with ``prefix``, in key order."""
-        out: list[tuple[bytes, bytes]] = []
+        return [(k, v or b"") for k, v in self._prefixed(prefix, values=True)]
+
+    def scan_keys(self, prefix: bytes) -> list[bytes]:
+        """Every stored key that starts with ``prefix``, in key order."""
+        return [k for k, _ in self._prefixed(prefix, values=False)]
+
+    def _prefixed(self, prefix: bytes, *, values: bool) -> list[tuple[bytes, bytes | None]]:
+        out: list[tuple[bytes, bytes | None]] = []
+        start = _STATE + prefix
         it = self.db.iter()
-        it.seek(_STATE + prefix)
+        it.seek(start)
         while it.valid():
             k: bytes = it.key()
-            if not k.startswith(_STATE + prefix):
+            if not k.startswith(start):
                 break
-            out.append((k[1:], it.value()))
+            out.append((k[1:], it.value() if values else None))
             it.next()
         del it
         return out
@@ -176,9 +184,14 @@ class PartitionStore:
                 else:
                     batch.put(_STATE + w.key, w.value)
                 continue
-            if w.value is None:
+            if w.value is None:  # a deletion: what the store holds says its due time
+                stored = self.db.get(_STATE + w.key)
+                if stored is not None:
+                    due = unpack_value(stored)[0]
+                    if due is not None and due != w.old_due_ms:
+                        batch.delete(_due_key(due, w.key))
+                    count -= 1
                 batch.delete(_STATE + w.key)
-                count -= 1 if w.existed else 0
                 continue
             if w.new_due_ms is not None:
                 batch.put(_due_key(w.new_due_ms, w.key), b"")

@@ -49,6 +49,8 @@ class MemberRecord:
 
     update: MemberUpdate
     now_ms: int  # "now" of the contact's item (or time step) that sent it
+    #: the version of the shadow plan that sent it (to the target's shadow state), or None
+    shadow: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,9 @@ class PlanRecord:
     source: tuple[str, int, int]  # topic, partition, offset of the record on the plans topic
     #: recompute the tenant's entities by replaying this partition's items appended since then
     recompute_from_ms: int | None = None
+    #: a shadow plan (``streams.engine.shadows``): scored beside the tenant's active plan,
+    #: ``version`` names it; ``text`` None discards it
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,33 +95,45 @@ def encode_item(
     return packed
 
 
-def encode_member(update: MemberUpdate, *, now_ms: int) -> bytes:
+def encode_member(update: MemberUpdate, *, now_ms: int, shadow: str | None = None) -> bytes:
+    """A member update; a shadow plan's goes under its own field (``ms``, with the shadow's
+    version), which a worker before shadow plans refuses (a dead letter) instead of applying it
+    to the active state."""
     contact, version, values, source, occurred = update
     wire = None if values is None else [list(pair) for pair in values]
-    packed: bytes = msgpack.packb({"m": [contact, version, wire, source, occurred], "n": now_ms})
+    body = [contact, version, wire, source, occurred]
+    if shadow is not None:
+        packed: bytes = msgpack.packb({"ms": body, "v": shadow, "n": now_ms})
+    else:
+        packed = msgpack.packb({"m": body, "n": now_ms})
     return packed
 
 
 def encode_plan(
     tenant: str, version: str | None, text: str | None, *, now_ms: int,
-    source: tuple[str, int, int], recompute_from_ms: int | None = None,
+    source: tuple[str, int, int], recompute_from_ms: int | None = None, shadow: bool = False,
 ) -> bytes:  # fmt: skip
-    packed: bytes = msgpack.packb({"p": [tenant, version, text], "n": now_ms, "s": list(source),
+    """A plan record; a shadow plan's goes under its own field (``ps``), which a worker before
+    shadow plans refuses (a dead letter) instead of running it as the tenant's plan."""
+    packed: bytes = msgpack.packb({"ps" if shadow else "p": [tenant, version, text],
+                                   "n": now_ms, "s": list(source),
                                    "r": recompute_from_ms})  # fmt: skip
     return packed
 
 
 def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
     body = msgpack.unpackb(value)
-    if "p" in body:
-        tenant, version, text = body["p"]
+    if "p" in body or "ps" in body:
+        shadow = "ps" in body
+        tenant, version, text = body["ps" if shadow else "p"]
         topic, partition, offset = body["s"]
         return PlanRecord(tenant, version, text, body["n"], (topic, partition, offset),
-                          body.get("r"))  # fmt: skip
-    if "m" in body:
-        contact, version, wire, source, occurred = body["m"]
+                          body.get("r"), shadow)  # fmt: skip
+    if "m" in body or "ms" in body:
+        contact, version, wire, source, occurred = body.get("m") or body["ms"]
         values = None if wire is None else tuple((name, points) for name, points in wire)
-        return MemberRecord(MemberUpdate(contact, version, values, source, occurred), body["n"])
+        update = MemberUpdate(contact, version, values, source, occurred)
+        return MemberRecord(update, body["n"], body.get("v"))
     if "t" in body:
         return Tick(body["t"])
     topic, partition, offset = body["s"]

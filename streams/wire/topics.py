@@ -60,6 +60,7 @@ def required_topics(settings: Settings) -> list[TopicSpec]:
             {**plain, "retention.ms": str(settings.entity_topic_retention_ms)},
         ),
         TopicSpec(settings.topic_score_changed, n, plain),
+        TopicSpec(settings.topic_score_changed_shadow, n, plain),
         TopicSpec(settings.topic_scores, n, compacted),
         TopicSpec(settings.topic_dead_letters, n, plain),
         # Tenant plans (streams.engine.tenants): one partition, so plans are checked in publish

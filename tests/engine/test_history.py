@@ -77,16 +77,21 @@ def test_a_ring_smaller_than_the_history_keeps_the_last_changes(tmp_path: Path) 
     assert rows is not None and len(rows) == 3  # one slot per change kept, no more
 
 
-def test_an_aborted_transaction_leaves_no_history(tmp_path: Path) -> None:
-    world = World(tmp_path).start()
-    world.send(ROWS)
-    for _ in range(3):
+def abort_one_commit(world: World, steps: int = 3) -> None:
+    """A few turns, then a commit that fails abortably; then drain: exactly one abort."""
+    for _ in range(steps):
         world.loop.step()
     world.producer.fail["commit_transaction"] = [error(KafkaError._STATE, abortable=True)]
     world.loop.step()
     assert world.producer.calls[-1] == "abort_transaction"
     world.drain()
     assert world.sample("leadscore_transactions_total", {"result": "aborted"}) == 1
+
+
+def test_an_aborted_transaction_leaves_no_history(tmp_path: Path) -> None:
+    world = World(tmp_path).start()
+    world.send(ROWS)
+    abort_one_commit(world)
     assert check_history(world, 50) == len(world.cluster.values(world.settings.topic_score_changed))
 
 

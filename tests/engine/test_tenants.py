@@ -65,7 +65,8 @@ def test_the_status_record_names_its_plans_record() -> None:
                                     source=("plans", 0, 12), at_ms=5))  # fmt: skip
     source = {"topic": "plans", "partition": 0, "offset": 12}
     assert body == {"tenant": "acme", "status": "accepted", "version": "v9", "errors": [],
-                    "at_ms": 5, "recompute_from_ms": None, "source": source}  # fmt: skip
+                    "at_ms": 5, "recompute_from_ms": None, "shadow": False,
+                    "source": source}  # fmt: skip
 
 
 def test_a_plan_record_round_trips_through_the_entity_topic() -> None:

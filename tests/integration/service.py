@@ -86,6 +86,10 @@ class Service:
         return f"score-changed-{self.unique}"
 
     @property
+    def changed_shadow(self) -> str:
+        return f"score-changed-shadow-{self.unique}"
+
+    @property
     def scores(self) -> str:
         return f"scores-{self.unique}"
 
@@ -113,6 +117,7 @@ class Service:
             "LEADSCORE_DATA_DIR": str(self.root / name),
             "LEADSCORE_PARTITIONS": str(self.partitions),
             "LEADSCORE_TOPIC_SCORE_CHANGED": self.changed,
+            "LEADSCORE_TOPIC_SCORE_CHANGED_SHADOW": self.changed_shadow,
             "LEADSCORE_TOPIC_SCORES": self.scores,
             "LEADSCORE_TOPIC_DEAD_LETTERS": self.dead,
             "LEADSCORE_TOPIC_PLANS": self.plans,
