@@ -257,11 +257,12 @@ class Service:
         finally:
             await consumer.stop()
 
-    async def changes(self) -> list[dict[str, Any]]:
-        """Every published score change, timestamps as epoch millis."""
+    async def changes(self, topic: str | None = None) -> list[dict[str, Any]]:
+        """Every published score change (of ``score-changed``, or ``topic``: a shadow plan's),
+        timestamps as epoch millis."""
         codec = Codec.load()
         out = []
-        for rec in await self.read_all(self.changed):
+        for rec in await self.read_all(topic or self.changed):
             change = codec.decode(codec.score_changed, rec.value)
             for name in ("occurred_at", "emitted_at"):
                 change[name] = (change[name] - EPOCH) // dt.timedelta(milliseconds=1)
