@@ -416,12 +416,13 @@ def observations_from_archive(
 def observations_from_topics(
     settings: Settings, codec: Codec, plan: Plan, score_name: str, *, since_ms: int,
     until_ms: int, tenant: str | None, timeout_s: float,
-    conversions: Conversions = DEFAULT_CONVERSIONS,
+    conversions: Conversions = DEFAULT_CONVERSIONS, topic: str | None = None,
 ) -> tuple[list[Observation], str | None]:  # fmt: skip
     """The service's own record: each entity's last change of the score at or before
-    ``since_ms`` on ``score-changed`` (its value then; the rules of the changes that added
-    points up to then), and conversions on the purchases and deal-stage-changes topics. Returns
-    the observations and, if a topic could not be read, why."""
+    ``since_ms`` on ``score-changed`` (or ``topic``: a shadow plan's; its value then; the rules
+    of the changes that added points up to then), and conversions on the purchases and
+    deal-stage-changes topics. Returns the observations and, if a topic could not be read,
+    why."""
     from streams.engine.kafka import client_base_config
     from streams.wire.reading import read_inputs, read_to_end
 
@@ -444,7 +445,8 @@ def observations_from_topics(
         if c["new_value"] > c["old_value"] and c["cause"] in ("rule", "state", "deferred"):
             rules.setdefault(entity, set()).update(c["rule_ids"])
 
-    why = read_to_end(client_base_config(settings), settings.topic_score_changed, change, timeout_s)
+    why = read_to_end(client_base_config(settings), topic or settings.topic_score_changed, change,
+                      timeout_s)  # fmt: skip
 
     def conversion(item: Item) -> None:
         if (type(item) is Event and item.tenant_id == tenant
@@ -574,6 +576,9 @@ def cmd_calibrate(args: Any) -> int:
 
 # ----- two plans side by side (``--compare CANDIDATE``) ----------------------------------------
 
+#: ``--compare shadow``: the tenant's shadow plan, from its own topic (``compare_shadow``).
+SHADOW = "shadow"
+
 
 def _side(observations: Sequence[Observation], plan: Plan, score_name: str) -> dict[str, Any]:
     """One plan's figures for the comparison: :func:`analyse`, with the tiers and thresholds
@@ -627,6 +632,8 @@ def _compare(args: Any, plan: Plan, since: int, until: int) -> int:
 
     from streams.commands.offline import load_plan_or_exit
 
+    if args.compare == SHADOW and not Path(SHADOW).is_file():
+        return _compare_shadow(args, plan, since, until)
     candidate = load_plan_or_exit(args.compare)
     if isinstance(candidate, int):
         return candidate
@@ -660,16 +667,96 @@ def _compare(args: Any, plan: Plan, since: int, until: int) -> int:
     written = write_comparison(sides, meta, Path(args.out))
     if bad:
         print(f"leadscore calibrate: {bad} bad line(s) skipped", file=sys.stderr)
+    print(summary(sides, kind, written))
+    return 0
+
+
+def _compare_shadow(args: Any, plan: Plan, since: int, until: int) -> int:
+    """``--compare shadow``: the active plan from ``score-changed`` and the tenant's shadow plan
+    from ``score-changed-shadow``, the same entities side by side, and those whose tier differs
+    (``streams.commands.compare_shadow``)."""
+    import sys
+
+    from streams.commands.compare_shadow import MAX_LISTED, tier_differences
+    from streams.commands.shadow_plans import shadows_of
+    from streams.scoring import PlanError, load_plan
+    from streams.wire.reading import service_codec
+
+    if args.tenant is None:
+        print("leadscore calibrate: --compare shadow needs --tenant (the default tenant has no "
+              "shadow plans)", file=sys.stderr)  # fmt: skip
+        return 2
+    loaded = service_codec("calibrate")
+    if isinstance(loaded, int):
+        return loaded
+    settings, codec = loaded
+    try:
+        running = shadows_of(settings, args.tenant, timeout_s=args.timeout)
+    except RuntimeError as exc:
+        print(f"leadscore calibrate: {exc}", file=sys.stderr)
+        return 1
+    if len(running) != 1:
+        print(f"leadscore calibrate: --compare shadow: tenant {args.tenant} runs "
+              f"{len(running)} shadow plans ({', '.join(sorted(running)) or 'none'}); it "
+              "compares one", file=sys.stderr)  # fmt: skip
+        return 2
+    (found,) = running.values()
+    try:
+        shadow = load_plan(found.text, source=f"tenant {args.tenant}'s shadow {found.version}")
+    except PlanError as exc:
+        print(f"leadscore calibrate: {exc}", file=sys.stderr)
+        return 1
+    other = args.compare_score or args.score
+    kind = plan.by_name[args.score].entity
+    score = shadow.by_name.get(other)
+    if score is None or score.entity != kind:
+        print(f"leadscore calibrate: the shadow plan {shadow.version} has no {kind} score "
+              f"'{other}' (--compare-score names it)", file=sys.stderr)  # fmt: skip
+        return 2
+    sides: dict[str, list[Observation]] = {}
+    for side, side_plan, name, topic in (
+        ("current", plan, args.score, settings.topic_score_changed),
+        ("candidate", shadow, other, settings.topic_score_changed_shadow),
+    ):
+        observations, why = observations_from_topics(
+            settings, codec, side_plan, name, since_ms=since, until_ms=until, tenant=args.tenant,
+            timeout_s=args.timeout, conversions=args.conversions, topic=topic,
+        )  # fmt: skip
+        if why is not None:
+            print(f"leadscore calibrate: {why}", file=sys.stderr)
+            return 1
+        sides[side] = observations
+    common = {o.entity_id for o in sides["current"]} & {o.entity_id for o in sides["candidate"]}
+    only = {side: sum(o.entity_id not in common for o in obs) for side, obs in sides.items()}
+    both = {side: [o for o in obs if o.entity_id in common] for side, obs in sides.items()}
+    differs = tier_differences(both["current"], both["candidate"], plan, args.score, shadow,
+                               other)  # fmt: skip
+    figures = {"current": _side(both["current"], plan, args.score),
+               "candidate": _side(both["candidate"], shadow, other)}  # fmt: skip
+    meta = {"entity": kind, "tenant": args.tenant, "since": args.since, "until": args.until,
+            "conversions": args.conversions.describe(),
+            "source": f"{settings.topic_score_changed} and "
+                      f"{settings.topic_score_changed_shadow}",
+            "shadow_version": shadow.version,
+            "entities_only_current": only["current"], "entities_only_shadow": only["candidate"],
+            "tier_differs_count": len(differs),
+            "tier_differs": differs[:MAX_LISTED]}  # fmt: skip
+    written = write_comparison(figures, meta, Path(args.out))
+    print(f"{summary(figures, kind, written)}; tier differs for {len(differs)}")
+    return 0
+
+
+def summary(sides: dict[str, dict[str, Any]], kind: str, written: list[Path]) -> str:
+    """The comparison's one line on stdout."""
     now, then = sides["current"], sides["candidate"]
 
     def top(side: dict[str, Any]) -> str:
         lift = side["deciles"][0]["lift"] if side["deciles"] else None
         return f"AUC {_num(side['auc'])}, top-decile lift {_x(lift)}"
 
-    print(f"{now['entities']} {kind}s, {now['converters']} converted; {now['score']} "
-          f"({now['plan_version']}): {top(now)}; {then['score']} ({then['plan_version']}): "
-          f"{top(then)}; wrote {', '.join(str(p) for p in written)}")  # fmt: skip
-    return 0
+    return (f"{now['entities']} {kind}s, {now['converters']} converted; {now['score']} "
+            f"({now['plan_version']}): {top(now)}; {then['score']} ({then['plan_version']}): "
+            f"{top(then)}; wrote {', '.join(str(p) for p in written)}")  # fmt: skip
 
 
 def _num(value: float | None) -> str:
@@ -782,10 +869,22 @@ to {html.escape(str(meta["until"]))}. {_converts(meta)}</p>
 are shared among the slices their ties span, so counts may be fractional.</p>
 {img("deciles", "lift per decile of both")}
 {decile_rows}
+{_tier_differences(meta)}
 <h2>Bands and thresholds</h2>
 <div class="sides">{column("current")}{column("candidate")}</div>
 </body></html>
 """
+
+
+def _tier_differences(meta: dict[str, Any]) -> str:
+    """``--compare shadow``: the entities whose tier differs between the plans (the first 50)."""
+    if "tier_differs" not in meta:
+        return ""
+    rows = [[d["entity_id"], d["current"]["value"], d["current"]["tier"] or "-",
+             d["shadow"]["value"], d["shadow"]["tier"] or "-"]
+            for d in meta["tier_differs"][:50]]  # fmt: skip
+    return (f"<h2>Entities whose tier differs: {meta['tier_differs_count']}</h2>"
+            + table(["entity", "current", "tier", "shadow", "tier"], rows))  # fmt: skip
 
 
 def write_comparison(sides: dict[str, dict[str, Any]], meta: dict[str, Any],

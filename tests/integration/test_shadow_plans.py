@@ -19,10 +19,11 @@ import subprocess
 import sys
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from streams.wire.codec import Codec
+from streams.wire.codec import Codec, Source
 from tests.integration.service import Service, free_port
 from tests.integration.test_tenant_plans import (
     ACME,
@@ -154,4 +155,60 @@ async def test_a_shadow_is_exactly_once_never_on_score_changed_and_promotes_like
     print(
         f"shadow: {len(shadowed)} shadow changes once each through a kill -9, none on "
         f"score-changed; promote and replay --apply: {len(finals(promoted))} equal finals"
+    )
+
+
+TIERS = "    tiers: [{name: cold, below: 15}, {name: warm, below: 40}, {name: hot}]\n    rules:"
+
+
+async def test_calibrate_compare_shadow_sets_both_plans_side_by_side(
+    bootstrap: str, tmp_path: Path
+) -> None:
+    """``calibrate --compare shadow`` reads ``score-changed`` and ``score-changed-shadow``: the
+    same acme contacts under both plans, the three that bought after ``--since`` converted under
+    both, and every contact's tier differs (20 is warm, 50 hot)."""
+    default, shadow = tmp_path / "default.yaml", tmp_path / "shadow.yaml"
+    default.write_text(DEFAULT.replace("    rules:", TIERS))
+    shadow.write_text(SHADOW.replace("    rules:", TIERS))
+    service = Service(bootstrap, uuid.uuid4().hex[:12], tmp_path, plan=default, partitions=2)
+    now = int(time.time() * 1000)
+    since = now + 60_000
+    buyers = ACME[:3]
+    purchases = [(Source.PURCHASES, {"event_id": f"p-{c}", "tenant_id": "acme",
+                                     "occurred_at": since + 1000, "contact_id": c,
+                                     "deal_id": None, "order_id": f"o-{c}",
+                                     "amount": Decimal("10"), "currency": "EUR"})
+                 for c in buyers]  # fmt: skip
+    worker = service.worker("w1").start()
+    try:
+        await worker.wait_ready()
+        rc, _, err = leadscore_plan(service, "publish", "--tenant", "acme", "--shadow",
+                                    str(shadow))  # fmt: skip
+        assert rc == 0, err
+        await service.produce(visits("b1", now) + visits("b2", now + 10) + purchases)
+        await wait_for(service, 2 * EVERYONE, 2 * len(ACME))
+        env = {**os.environ, **service.env("cli", free_port())}
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "calibrate", "--plan", str(default), "--score",
+             "engagement", "--tenant", "acme", "--since", str(since), "--until",
+             str(since + 86_400_000), "--compare", "shadow", "--out", str(tmp_path / "report")],
+            env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    finally:
+        service.stop_all()
+    assert done.returncode == 0, done.stderr
+    assert "tier differs for 12" in done.stdout, done.stdout
+    report = json.loads((tmp_path / "report" / "comparison.json").read_text())
+    current, candidate = report["current"], report["candidate"]
+    assert (current["plan_version"], candidate["plan_version"]) == ("default-v1", "acme-shadow")
+    assert current["entities"] == candidate["entities"] == len(ACME)
+    assert current["converters"] == candidate["converters"] == len(buyers)
+    assert [b["band"] for b in current["bands"] if b["entities"]] == ["warm"]
+    assert [b["band"] for b in candidate["bands"] if b["entities"]] == ["hot"]
+    assert report["tier_differs_count"] == len(ACME)
+    assert {(d["current"]["tier"], d["shadow"]["tier"]) for d in report["tier_differs"]} == {
+        ("warm", "hot")
+    }
+    assert (
+        "Entities whose tier differs: 12" in (tmp_path / "report" / "comparison.html").read_text()
     )
