@@ -39,6 +39,7 @@ import json
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import subprocess
@@ -174,8 +175,13 @@ def generate(count: int, seed: int) -> list[dict[str, Any]]:
 # --- the child: one variant, one round -------------------------------------------------------
 
 
-def run_memory(items: list[Item], plan: Plan) -> tuple[float, dict[EntityKey, EntityState], int]:
-    states: dict[EntityKey, EntityState] = {}
+def run_memory(
+    items: list[Item], plan: Plan, shadow: Plan | None = None
+) -> tuple[float, dict[EntityKey, EntityState], int]:
+    """The in-memory pass; with ``shadow``, each item is also scored under that plan into
+    states of its own, as the worker scores a tenant's shadow plan (``-shadow`` variants)."""
+    plans = (plan,) if shadow is None else (plan, shadow)
+    all_states: tuple[dict[EntityKey, EntityState], ...] = tuple({} for _ in plans)
     changes = 0
     clock = 0
     started = time.perf_counter()
@@ -183,49 +189,53 @@ def run_memory(items: list[Item], plan: Plan) -> tuple[float, dict[EntityKey, En
         if item.occurred_at_ms > clock:
             clock = item.occurred_at_ms
         for key in route(item):
-            outcome = apply(states.get(key), key, item, plan, now_ms=clock)
-            states[key] = outcome.state
-            changes += len(outcome.changes)
-            for target, update in getattr(outcome, "forwards", ()):
-                done = apply_member(states.get(target), target, update, plan, now_ms=clock)
-                states[target] = done.state
-                changes += len(done.changes)
-    return time.perf_counter() - started, states, changes
+            for scored, states in zip(plans, all_states, strict=True):
+                outcome = apply(states.get(key), key, item, scored, now_ms=clock)
+                states[key] = outcome.state
+                changes += len(outcome.changes)
+                for target, update in getattr(outcome, "forwards", ()):
+                    done = apply_member(states.get(target), target, update, scored, now_ms=clock)
+                    states[target] = done.state
+                    changes += len(done.changes)
+    return time.perf_counter() - started, all_states[0], changes
 
 
-def run_serialized(items: list[Item], plan: Plan) -> tuple[float, float, float, list[int]]:
+def run_serialized(
+    items: list[Item], plan: Plan, shadow: Plan | None = None
+) -> tuple[float, float, float, list[int]]:
     """Every apply loads its state from bytes and stores it back: (total, decode, encode) seconds
-    and the final blob sizes."""
-    blobs: dict[EntityKey, bytes] = {}
+    and the final blob sizes (with ``shadow``: also under that plan, as :func:`run_memory`)."""
+    plans = (plan,) if shadow is None else (plan, shadow)
+    all_blobs: tuple[dict[EntityKey, bytes], ...] = tuple({} for _ in plans)
     clock = 0
     decode = encode = 0.0
     timer = time.perf_counter
+
+    def trip(blobs: dict[EntityKey, bytes], key: EntityKey, work: Any, *args: Any) -> Any:
+        """Load the state of ``key``, ``work`` on it, store it back: timed."""
+        nonlocal decode, encode
+        blob = blobs.get(key)
+        t0 = timer()
+        state = None if blob is None else loads(blob)
+        t1 = timer()
+        outcome = work(state, *args, now_ms=clock)
+        t2 = timer()
+        blobs[key] = dumps(outcome.state)
+        encode += timer() - t2
+        decode += t1 - t0
+        return outcome
+
     started = timer()
     for item in items:
         if item.occurred_at_ms > clock:
             clock = item.occurred_at_ms
         for key in route(item):
-            blob = blobs.get(key)
-            t0 = timer()
-            state = None if blob is None else loads(blob)
-            t1 = timer()
-            outcome = apply(state, key, item, plan, now_ms=clock)
-            t2 = timer()
-            blobs[key] = dumps(outcome.state)
-            encode += timer() - t2
-            decode += t1 - t0
-            for target, update in getattr(outcome, "forwards", ()):
-                blob = blobs.get(target)
-                t0 = timer()
-                state = None if blob is None else loads(blob)
-                t1 = timer()
-                done = apply_member(state, target, update, plan, now_ms=clock)
-                t2 = timer()
-                blobs[target] = dumps(done.state)
-                encode += timer() - t2
-                decode += t1 - t0
+            for scored, blobs in zip(plans, all_blobs, strict=True):
+                outcome = trip(blobs, key, apply, key, item, scored)
+                for target, update in getattr(outcome, "forwards", ()):
+                    trip(blobs, target, apply_member, target, update, scored)
     took = timer() - started
-    return took, decode, encode, [len(b) for b in blobs.values()]
+    return took, decode, encode, [len(b) for b in all_blobs[0].values()]
 
 
 BATCH = 2000  # the worker's default LEADSCORE_BATCH_SIZE
@@ -329,6 +339,10 @@ def child(args: argparse.Namespace) -> int:
     if args.predicted:
         text = text.rstrip() + "\n" + PREDICTED_SCORES
     plan = load_plan(text, source=args.plan)
+    # -shadow: a challenger scored beside it, with states of its own (the reference plan with
+    # other points, as a tenant's shadow would have): the core's cost of one shadow plan
+    doubled = re.sub(r"points: (-?[0-9]+)", lambda m: f"points: {2 * int(m[1])}", text)
+    shadow = load_plan(doubled, source="shadow") if args.shadow else None
     records = generate(args.events, args.seed)
     started = time.perf_counter()
     parsed = [parse_input(r) for r in records]
@@ -350,12 +364,12 @@ def child(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     gc.collect()
-    memory_s, states, changes = run_memory(items, plan)
+    memory_s, states, changes = run_memory(items, plan, shadow)
     out.update(memory_s=memory_s, changes=changes, entities=len(states),
                applications=sum(len(route(i)) for i in items))  # fmt: skip
     del states
     gc.collect()
-    took, decode, encode, sizes = run_serialized(items, plan)
+    took, decode, encode, sizes = run_serialized(items, plan, shadow)
     out.update(serialized_s=took, decode_s=decode, encode_s=encode, sizes=sorted(sizes))
     for policy in GC_POLICIES:
         out[f"batches_{policy}_s"] = run_batches(items, plan, policy)
@@ -412,6 +426,7 @@ def stage_costs(raw: Path, section_s: float, items: int) -> dict[str, float]:
 
 WAVE2 = "-wave2"  # a variant on the second plan
 PREDICTED = "-predicted"  # a variant on the first plan with predicted scores added
+SHADOW = "-shadow"  # a variant on the first plan with a shadow plan scored beside it
 
 
 def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
@@ -420,7 +435,9 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
     plan = args.wave2_plan if variant.endswith(WAVE2) else args.plan
     if variant.endswith(PREDICTED):
         extra = (*extra, "--predicted")
-    variant = variant.removesuffix(WAVE2).removesuffix(PREDICTED)
+    if variant.endswith(SHADOW):
+        extra = (*extra, "--shadow")
+    variant = variant.removesuffix(WAVE2).removesuffix(PREDICTED).removesuffix(SHADOW)
     # base: pure Python, also when the tree has a compiled build (base-compiled, leadscore@)
     build = variant.removeprefix("base-") if variant != "base" else "pure"
     if build:
@@ -534,8 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds; the best is kept")
     parser.add_argument("--variants", default="base,pure,compiled,compiled-wave2",
                         help="of base, base-pure, base-compiled, pure, compiled, and the "
-                             "latter two with -wave2 (the second plan) or -predicted (the "
-                             "first plan with predicted scores)")  # fmt: skip
+                             "latter two with -wave2 (the second plan), -predicted (the "
+                             "first plan with predicted scores) or -shadow (the first plan "
+                             "and a shadow plan beside it)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
     parser.add_argument(
         "--instructions",
@@ -553,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)
     parser.add_argument("--predicted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shadow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args)
