@@ -17,7 +17,7 @@ from streams.engine import shadows
 from streams.scoring import EntityKey
 from streams.wire import records
 from tests.engine.test_history import abort_one_commit, api_of, call
-from tests.engine.test_loop import CODEC, PLAN, TENANT_PLAN, World, publish_plan, visits
+from tests.engine.test_loop import CODEC, PLAN, T0, TENANT_PLAN, World, publish_plan, visits
 
 SHADOW_PLAN = TENANT_PLAN.replace("loop-2", "challenger-1")
 ACME = visits(40, seed=5, tenant="acme")
@@ -197,3 +197,72 @@ def test_http_answers_for_the_shadow_with_plan_shadow(tmp_path: Path) -> None:
     assert [v["version"] for v in plans["shadows"]["acme"]] == ["challenger-1"]
     key = records.entity_key_bytes(EntityKey("acme", "contact", contact))
     assert loop.read_state(key)[1] is not None  # the entity's own state is where it was
+
+
+ROLLUP_PLAN = """
+version: rollup-1
+scores:
+  - name: engagement
+    entity: contact
+    rules:
+      - {id: pricing, on: page_visit, where: {url: {contains: pricing}}, points: 10,
+         expires_after: 1h}
+      - {id: any-page, on: page_visit, points: 1, expires_after: 2h}
+  - name: deal-engagement
+    entity: deal
+    rollup: {from: engagement, aggregate: sum}
+"""
+ROLLUP_SHADOW = ROLLUP_PLAN.replace("rollup-1", "rollup-2").replace("points: 10", "points: 40")
+
+
+def on_deals(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**r, "deal_id": f"d{int(r['contact_id'][1:]) % 2}"} for r in rows]
+
+
+def later(world: World, hours: int) -> None:
+    """Move the due work's clock ``hours`` on and drain: the expiries run."""
+    world.loop.due.clock = lambda: T0 / 1000 + hours * 3600
+    world.loop.last_due = 0.0
+    world.drain()
+    world.loop.last_due = 0.0
+    world.loop.step()
+    world.drain()
+
+
+def test_a_shadows_expiries_and_roll_ups_run_on_its_own_states(tmp_path: Path) -> None:
+    rows = on_deals(visits(30, seed=8, tenant="acme"))
+    runs = {}
+    for name, text, shadow in (("shadow", ROLLUP_SHADOW, True), ("active", ROLLUP_SHADOW, False)):
+        world = shadow_world(tmp_path / name)
+        publish_plan(world, ROLLUP_PLAN)  # acme's own plan; the shadow beside it, or instead
+        world.drain()
+        if shadow:
+            publish_shadow(world, text, "rollup-2")
+        else:
+            publish_plan(world, text)
+        world.drain()
+        world.send(rows)
+        world.drain()
+        later(world, 3)
+        runs[name] = world
+    s = runs["shadow"].settings
+    shadowed = decoded(runs["shadow"], s.topic_score_changed_shadow)
+    assert {c["cause"] for c in shadowed} >= {"rule", "expiry", "rollup"}, shadowed
+    assert {c["entity"] for c in shadowed} == {"contact", "deal"}
+    # the challenger as acme's own plan from the same point gives the same changes
+    assert topic(runs["shadow"], s.topic_score_changed_shadow) == Counter(
+        (r.key, r.value)
+        for r in runs["active"].cluster.values(s.topic_score_changed)
+        if CODEC.decode(CODEC.score_changed, r.value or b"")["plan_version"] == "rollup-2"
+    )
+    # every score back to 0 after the expiries, on the shadow's own states
+    finals = {(c["entity_id"], c["score"]): c["new_value"] for c in shadowed}
+    assert set(finals.values()) == {0}
+    # the discard takes the shadow's due times with its states: nothing is due for it any more
+    world = runs["shadow"]
+    publish_shadow(world, None, "rollup-2")
+    world.drain()
+    prefix = shadows.tenant_prefix("rollup-2", "acme")
+    for held in world.loop.partitions.held.values():
+        assert held.store.scan_keys(prefix) == []
+        assert not [k for k in held.store.due_keys(2**62, 10_000) if k.startswith(prefix)]
