@@ -41,6 +41,8 @@ class Metrics:
     member_updates: Counter
     plan: Info
     tenant_plans: Gauge
+    shadow_plans: Gauge
+    shadow_changes: Counter
     plan_updates: Counter
     processing_seconds: Histogram
     event_to_emit_seconds: Histogram
@@ -124,6 +126,18 @@ class Metrics:
                 "Partitions of this worker on which a tenant runs a plan version of its own "
                 "(published on the plans topic)",
                 ["tenant", "version"],
+                registry=r,
+            ),
+            shadow_plans=Gauge(
+                "leadscore_shadow_plan",
+                "Partitions of this worker on which a tenant runs a shadow plan of that version "
+                "(leadscore plan publish --shadow)",
+                ["tenant", "version"],
+                registry=r,
+            ),
+            shadow_changes=Counter(
+                "leadscore_shadow_changes",
+                "Changes of shadow plans published (to score-changed-shadow)",
                 registry=r,
             ),
             plan_updates=Counter(

@@ -75,6 +75,8 @@ class Outputs:
         """A shadow plan's changes (``streams.engine.shadows``): to ``score-changed-shadow``
         only, in the open transaction (no history, no ``scores``)."""
         topic, codec = self.topics.score_changed_shadow, self.codec
+        if changes:
+            self.metrics.shadow_changes.inc(len(changes))
         for change in changes:
             value = codec.encode(codec.score_changed,
                                  change_record(change, emitted_at_ms=emitted_ms))  # fmt: skip

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from prometheus_client import Gauge
 
 from streams.engine import shadows
 from streams.engine.clients import LogReader, Record
@@ -58,8 +59,9 @@ class PlansStage:
                 log.warning("plan of tenant %r rejected (%s[%d]@%d): %s", checked.tenant,
                             *source, "; ".join(checked.errors))  # fmt: skip
             else:
-                log.info("plan of tenant %r %s: version %s", checked.tenant, checked.status,
-                         checked.version)  # fmt: skip
+                log.info("%s of tenant %r %s: version %s",
+                         "shadow plan" if checked.shadow else "plan", checked.tenant,
+                         checked.status, checked.version)  # fmt: skip
                 value = records.encode_plan(
                     checked.tenant, checked.version, checked.text, now_ms=now_ms,
                     source=source, recompute_from_ms=checked.recompute_from_ms,
@@ -92,6 +94,8 @@ class PlanSwitch:
     reader: LogReader | None = None
     #: ``LEADSCORE_SHADOWS_PER_TENANT``
     shadows_per_tenant: int = 1
+    #: (tenant, version) label sets of ``leadscore_shadow_plan`` set now
+    shadow_labels: set[tuple[str, str]] = field(default_factory=set)
 
     def on_plan(self, rec: Record, plan: records.PlanRecord, emitted_ms: int,
                 out: Outputs) -> None:  # fmt: skip
@@ -172,6 +176,7 @@ class PlanSwitch:
         else:
             log.info("partition %d: tenant %r runs shadow plan %s", partition, plan.tenant,
                      version)  # fmt: skip
+        self.gauges()
         self.commit_now = True
 
     def drop_shadow(self, partition: int, tenant: str, version: str, out: Outputs) -> int:
@@ -262,21 +267,30 @@ class PlanSwitch:
         self.recomputes = {k: v for k, v in self.recomputes.items() if k[0] not in partitions}
 
     def gauges(self) -> None:
-        gauge = self.metrics.tenant_plans
-        now = {(tenant, version): len(partitions)
-               for tenant, versions in self.stage.tenants.running().items()
-               for version, partitions in versions.items()}  # fmt: skip
-        for labels in self.labels - now.keys():
-            gauge.remove(*labels)
-        for labels, count in now.items():
-            gauge.labels(*labels).set(count)
-        self.labels = set(now)
+        tenants = self.stage.tenants
+        self.labels = _set_gauge(self.metrics.tenant_plans, tenants.running(), self.labels)
+        self.shadow_labels = _set_gauge(self.metrics.shadow_plans, tenants.running_shadows(),
+                                        self.shadow_labels)  # fmt: skip
 
     def close(self) -> None:
         if self.reader is not None:
             close = getattr(self.reader, "close", None)
             if close is not None:
                 close()
+
+
+def _set_gauge(gauge: Gauge, running: dict[str, dict[str, list[int]]],
+               before: set[tuple[str, str]]) -> set[tuple[str, str]]:  # fmt: skip
+    """tenant -> version -> partitions as a gauge of partitions per (tenant, version); the
+    label sets gone since ``before`` are removed. Returns the label sets set now."""
+    now = {(tenant, version): len(partitions)
+           for tenant, versions in running.items()
+           for version, partitions in versions.items()}  # fmt: skip
+    for labels in before - now.keys():
+        gauge.remove(*labels)
+    for labels, count in now.items():
+        gauge.labels(*labels).set(count)
+    return set(now)
 
 
 def refusal_record(rec: records.PlanRecord, *, partition: int, reason: str, at_ms: int) -> bytes:

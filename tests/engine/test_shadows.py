@@ -104,9 +104,13 @@ def test_a_discard_drops_the_shadows_states_and_its_scoring(tmp_path: Path) -> N
     assert stored_shadow_keys(world)
     entities = sum(h.store.entities for h in world.loop.partitions.held.values())
     published = len(world.cluster.values(world.settings.topic_score_changed_shadow))
+    labels = {"tenant": "acme", "version": "challenger-1"}
+    assert world.sample("leadscore_shadow_plan", labels) == 2  # both partitions
+    assert world.sample("leadscore_shadow_changes_total") == published  # (no abort here)
     publish_shadow(world, None)
     world.drain()
     assert stored_shadow_keys(world) == []
+    assert world.metrics.registry.get_sample_value("leadscore_shadow_plan", labels) is None
     assert sum(h.store.entities for h in world.loop.partitions.held.values()) < entities
     assert not any(k[:1] == shadows.SHADOW for k in world.loop.cache.entries)
     world.send(visits(10, seed=6, tenant="acme"))
