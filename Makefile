@@ -79,7 +79,7 @@ check: venv ## lint, types, unit and shell tests without a broker (about a minut
 # Starts the broker only if it is not already up, and stops only what it started. When the
 # default ports are taken (say, by another checkout's broker), it starts one of its own on free
 # ports; the cluster test likewise.
-test: venv ## everything: lint, then unit and integration tests against a real broker
+test: venv ## everything: lint, unit and integration tests against a real broker, make bench-smoke
 	@started=0; \
 	if ! $(KAFKA) status >/dev/null 2>&1; then \
 	  if [ -z "$$KAFKA_PORT" ] && ! $(KAFKA) ports-free; then \
@@ -94,7 +94,8 @@ test: venv ## everything: lint, then unit and integration tests against a real b
 	  echo "make test: the cluster's default ports are taken: its test uses 127.0.0.1:$$KAFKA_CLUSTER_PORT.."; \
 	fi; \
 	rc=0; $(MAKE) --no-print-directory lint && $(VENV)/bin/pytest \
-	  && $(MAKE) --no-print-directory test-pure || rc=$$?; \
+	  && $(MAKE) --no-print-directory test-pure && $(MAKE) --no-print-directory bench-smoke \
+	  || rc=$$?; \
 	if [ $$started = 1 ]; then $(KAFKA) down; fi; \
 	exit $$rc
 
@@ -182,11 +183,20 @@ BENCH_BASE ?= 3f54bb3
 
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help),
 # e.g. a short run of our worker against BENCH_BASE's: BENCH_ARGS="--contenders ours,{base}".
+# bench/run.py builds the peers' venvs and the base commit's tree first (once; cached in .cache/bench).
 bench: venv $(BENCH_STAMP) ## side-by-side: plain pipes, our worker and BENCH_BASE's, the last Faust worker, Quix Streams; writes bench/results/<date>.*
 	@$(KAFKA) up
-	@bench/quix_venv.sh >/dev/null
-	@bench/faust_venv.sh >/dev/null
 	$(PY) bench/run.py --base "$(BENCH_BASE)" $(BENCH_ARGS)
+
+# About 1-2 minutes; the first time on a fresh clone also builds the Quix Streams and Faust venvs
+# (about 15-20 s each, side by side with the other contenders). make test runs it after the suite,
+# against LEADSCORE_TEST_BOOTSTRAP; alone, it starts the broker if needed.
+.PHONY: bench-smoke
+bench-smoke: venv $(BENCH_STAMP) ## make bench's harness, checked: every contender and phase, tiny counts (tests/bench/bench_smoke.py)
+	@if [ -z "$$LEADSCORE_TEST_BOOTSTRAP" ]; then \
+	  $(KAFKA) up || exit 1; export LEADSCORE_TEST_BOOTSTRAP=$$($(KAFKA) bootstrap); \
+	fi; \
+	$(VENV)/bin/pytest -p no:cacheprovider -q tests/bench/bench_smoke.py --durations=1
 
 bench-http: $(BENCH_STAMP) ## processing with and without 100 HTTP requests in flight; writes bench/results/http-<date>.*
 	@$(KAFKA) up

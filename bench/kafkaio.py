@@ -53,31 +53,54 @@ class TopicSet:
         return (self.changed, self.scores, self.dead)
 
 
+#: CreateTopics error codes that mean the topic is there.
+CREATED = {0, 36}  # none, TOPIC_ALREADY_EXISTS
+
+
 async def create_topics(
     bootstrap: str, names: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
 ) -> None:
+    """Create the topics (those that exist already are left as they are). No list of every
+    topic is asked for: a broker shared with other runs may hold thousands, and aiokafka
+    decodes their metadata in Python."""
     compact = set(compacted)
+    new = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=1,
+            topic_configs={
+                **APPEND_TIME,
+                **({"cleanup.policy": "compact"} if name in compact else {}),
+            },
+        )
+        for name in names
+    ]
+    if not new:
+        return
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        new = [
-            NewTopic(
-                name,
-                num_partitions=partitions,
-                replication_factor=1,
-                topic_configs={
-                    **APPEND_TIME,
-                    **({"cleanup.policy": "compact"} if name in compact else {}),
-                },
-            )
-            for name in names
-            if name not in existing
-        ]
-        if new:
-            await admin.create_topics(new)
+        response = await admin.create_topics(new)
     finally:
         await admin.close()
+    failed = [(name, code) for name, code, *_ in response.topic_errors if code not in CREATED]
+    if failed:
+        raise RuntimeError(f"topics not created (name, Kafka error code): {failed}")
+
+
+async def delete_topics(bootstrap: str, marker: str) -> int:
+    """Delete every topic whose name holds ``marker`` (a run's or a phase's tag: the inputs,
+    the outputs, and the topics a contender made for itself). Returns how many."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if marker in name]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+    return len(names)
 
 
 def producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
@@ -130,26 +153,46 @@ async def preload(
     return await produce_all(bootstrap, encoded, linger_ms=20, max_batch_size=256 * 1024)
 
 
-async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
+class EndOffsets:
+    """End offsets asked again and again (a drain wait) on one consumer, not one per call."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+
+    async def __aenter__(self) -> EndOffsets:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def of(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
         tps = []
         for topic in topics:
-            parts = await _partitions(consumer, topic)
+            parts = await _partitions(self.consumer, topic)
             tps += [TopicPartition(topic, p) for p in parts]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(tps)
         return ends
-    finally:
-        await consumer.stop()
+
+    async def total(self, topic: str) -> int:
+        return sum((await self.of([topic])).values())
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartition, int]:
+    async with EndOffsets(bootstrap) as ends:
+        return await ends.of(topics)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    client = consumer._client
     for _ in range(50):
         parts = consumer.partitions_for_topic(topic)
         if parts:
             return set(parts)
-        await consumer._client.force_metadata_update()  # a topic created a moment ago
+        # a topic created a moment ago; only the topics asked about (with none tracked,
+        # aiokafka asks for the metadata of every topic on the broker)
+        client._topics.add(topic)
+        await client.force_metadata_update()
         await asyncio.sleep(0.1)
     raise RuntimeError(f"topic {topic} has no partitions")
 
@@ -158,9 +201,11 @@ async def total(bootstrap: str, topic: str) -> int:
     return sum((await end_offsets(bootstrap, [topic])).values())
 
 
-async def group_lag(bootstrap: str, group: str, topics: Sequence[str]) -> int:
+async def group_lag(
+    bootstrap: str, group: str, topics: Sequence[str], offsets: EndOffsets | None = None
+) -> int:
     """Records of ``topics`` not yet committed by ``group``."""
-    ends = await end_offsets(bootstrap, topics)
+    ends = await offsets.of(topics) if offsets is not None else await end_offsets(bootstrap, topics)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

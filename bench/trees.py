@@ -26,10 +26,15 @@ def resolve(rev: str) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
 
 
+def tree_path(rev: str) -> Path:
+    """Where :func:`export` puts the commit's tree: ``.cache/bench/tree-<sha>``."""
+    return ROOT / ".cache" / "bench" / f"tree-{resolve(rev)[:12]}"
+
+
 def export(rev: str) -> Path:
     """The commit's tree in ``.cache/bench/tree-<sha>``, exported once."""
     full = resolve(rev)
-    tree = ROOT / ".cache" / "bench" / f"tree-{full[:12]}"
+    tree = tree_path(full)
     if not (tree / ".exported").exists():
         shutil.rmtree(tree, ignore_errors=True)  # an export that did not finish
         tree.mkdir(parents=True)

@@ -89,3 +89,76 @@ def test_a_contender_on_another_plan_is_named_with_it(run: Any, tmp_path: Path) 
         f"Plans: plans/reference.yaml, except faust-baseline: {plan} (version reference-1)."
         in table
     )
+
+
+def tput(events_per_s: int) -> dict[str, Any]:
+    return {"throughput": {"events_per_s": events_per_s, "cpu_s_per_million_events": 1.0,
+                           "peak_rss_mib": 1.0}}  # fmt: skip
+
+
+def test_the_common_rate_is_the_slowest_contenders_own_load(run: Any) -> None:
+    args = run.arguments([])
+    contenders = {"ours": tput(12_000), "quix-alo": tput(5_000), "pipe-confluent": tput(60_000)}
+    assert run.common_rate(args, contenders) == (2_500.0, "50% of quix-alo's")
+    # --latency-rate names it
+    assert run.common_rate(run.arguments(["--latency-rate", "3000"]), contenders) == (
+        3000.0,
+        "--latency-rate",
+    )
+    # ours: its own load, then the common rate; the slowest: one window for both
+    assert run.latency_windows(args, contenders["ours"]["throughput"], 2_500.0) == {
+        "latency": 6_000.0,
+        "latency_common": 2_500.0,
+    }
+    slowest = contenders["quix-alo"]
+    assert run.latency_windows(args, slowest["throughput"], 2_500.0) == {"latency": 2_500.0}
+    slowest["latency"] = {"p99_ms": 40.0, "target_rate_per_s": 2_500.0}
+    run.windows_done(slowest)
+    assert slowest["latency_common"] == {**slowest["latency"], "same_window_as_own_load": True}
+
+
+def test_the_smoke_is_small_and_its_options_can_still_be_set(run: Any) -> None:
+    smoke = run.arguments(["--smoke"])
+    assert smoke.smoke and smoke.events == run.SMOKE["events"] <= 5_000
+    assert smoke.rounds == 1 and smoke.latency_rate == run.SMOKE["latency_rate"]
+    assert smoke.out.name == "bench-smoke"  # never bench/results
+    assert run.own_rate(smoke, {"events_per_s": 100_000}) == run.SMOKE["latency_max_rate"]
+    assert run.own_rate(smoke, {"events_per_s": 100}) == 50
+    assert run.arguments(["--smoke", "--events", "3000"]).events == 3000
+    full = run.arguments([])
+    assert not full.smoke and full.events == 50_000 and full.out.name == "results"
+    assert run.own_rate(full, {"events_per_s": 100_000}) == 50_000
+
+
+def test_a_run_never_overwrites_an_earlier_runs_files(run: Any, tmp_path: Path) -> None:
+    assert run.free_stem(tmp_path, "2026-12-06") == tmp_path / "2026-12-06"
+    (tmp_path / "2026-12-06.json").write_text("{}")
+    (tmp_path / "2026-12-06b.json").write_text("{}")
+    assert run.free_stem(tmp_path, "2026-12-06") == tmp_path / "2026-12-06c"
+
+
+def test_the_table_shows_both_latency_loads_and_the_goals(run: Any) -> None:
+    ours, pipe = tput(10_000), tput(40_000)
+    ours["latency"] = {"achieved_rate_per_s": 5_000.0, "p50_ms": 90.0, "p95_ms": 200.0,
+                       "p99_ms": 900.0}  # fmt: skip
+    ours["latency_common"] = {"p50_ms": 40.0, "p99_ms": 120.0}
+    pipe["latency"] = {"achieved_rate_per_s": 20_000.0, "p50_ms": 50.0, "p95_ms": 100.0,
+                       "p99_ms": 450.0}  # fmt: skip
+    pipe["latency_common"] = {"p50_ms": 20.0, "p99_ms": 60.0}
+    result: dict[str, Any] = {
+        "contenders": {"ours": ours, "pipe-confluent-txn": pipe},
+        "common_rate": {"events_per_s": 2_500.0, "from": "50% of x's"},
+    }
+    result["ratios"] = run.ratios(result["contenders"])
+    assert result["ratios"]["p99 at the common rate ours/pipe-confluent-txn"] == 2.0
+    result["latency_goals"] = run.latency_goals(result)
+    assert result["latency_goals"] == {
+        "p99_ms_at_common_rate": {"measured": 120.0, "goal": 250, "met": True},
+        "p99_own_load_over_pipe_txn": {"measured": 2.0, "goal": 3.0, "met": True},
+    }
+    table = run.markdown(result)
+    assert "Common latency rate: 2,500.0 events/s (50% of x's)." in table
+    assert (
+        "| ours | 10,000 | 1.0 | 1.0 | 5000.0 | 90.0 | 200.0 | 900.0 | 40.0 | 120.0 | - |" in table
+    )
+    assert "- goal p99_ms_at_common_rate: 120.0 (goal 250): met" in table
