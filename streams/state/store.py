@@ -12,6 +12,7 @@ Layout (one column family, prefixed keys):
                             times sort first)
 ``s\x00plans``              the partition's tenant plans (``streams.engine.tenants``): not an entity
 ``s\x00h`` + key + score    the entity's score history (``streams.state.history``): not an entity
+``s\x01`` + version + key   a shadow plan's state (``streams.engine.shadows``): stored as an entity
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)
 ==========================  ===============================================================
