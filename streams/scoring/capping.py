@@ -17,12 +17,23 @@ from streams.scoring.plan.spec import Cap
 def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:
     """Whether an award at ``at_ms`` keeps every window of ``cap.per_ms`` within ``cap.max``."""
     n = cap.max
-    if len(times) < n:
+    size = len(times)
+    if size < n:
         return True
     i = bisect_right(times, at_ms)
-    run = [*times[max(0, i - n) : i], at_ms, *times[i : i + n]]
     per = cap.per_ms
-    return all(run[k + n] - run[k] >= per for k in range(len(run) - n))
+    # the run times[lo:i] + [at_ms] + times[i:hi], read in place (no list built per award):
+    # its k-th element is times[lo + k] before ``at``, at_ms at ``at``, times[lo + k - 1] after
+    lo = i - n if i > n else 0
+    hi = i + n if i + n < size else size
+    at = i - lo
+    for k in range(hi - lo + 1 - n):
+        first = times[lo + k] if k < at else at_ms if k == at else times[lo + k - 1]
+        j = k + n
+        last = times[lo + j] if j < at else at_ms if j == at else times[lo + j - 1]
+        if last - first < per:
+            return False
+    return True
 
 
 def record_award(times: list[int], at_ms: int) -> None:

@@ -25,7 +25,7 @@ from streams.scoring.capping import prune
 from streams.scoring.catalog import EntityKind
 from streams.scoring.holds import settle_anchors
 from streams.scoring.inactivity import prune as prune_activity
-from streams.scoring.plan.spec import Plan
+from streams.scoring.plan.spec import Plan, Rule
 from streams.scoring.profile import prune_history
 from streams.scoring.state import (
     C_CATEGORY,
@@ -34,6 +34,7 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     NO_EPOCH,
+    Contribution,
     EntityState,
 )
 
@@ -73,29 +74,34 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
         score = plan.by_name.get(name)
         rules = score.rule_by_id if score is not None else {}
         decays = score.decays if score is not None else {}
-        keep = []
+        keep: list[Contribution] | None = None  # a new list only if something folds
         folded = ledger.folded
-        for contrib in ledger.contribs:
+        contribs = ledger.contribs
+        for i, contrib in enumerate(contribs):
             if (
                 contrib[C_EXPIRES] is None
                 and contrib[C_OCCURRED] < horizon
                 and contrib[C_RULE] not in decays
             ):
+                if keep is None:
+                    keep = contribs[:i]
                 key = (contrib[C_RULE], contrib[C_CATEGORY])
                 folded[key] = folded.get(key, 0) + contrib[C_POINTS]
-            else:
+            elif keep is not None:
                 keep.append(contrib)
-        ledger.contribs = keep
+        if keep is not None:
+            ledger.contribs = keep
         if score is not None and score.inactivity is not None:
             prune_activity(ledger, horizon)
-        caps: dict[str, list[int]] = {}
-        for rule_id, times in ledger.caps.items():
-            rule = rules.get(rule_id)
-            if rule is not None and rule.cap is not None:
-                kept = prune(times, horizon - rule.cap.per_ms)
-                if kept:
-                    caps[rule_id] = kept
-        ledger.caps = caps
+        if _caps_to_prune(ledger.caps, rules, horizon):
+            caps: dict[str, list[int]] = {}
+            for rule_id, times in ledger.caps.items():
+                rule = rules.get(rule_id)
+                if rule is not None and rule.cap is not None:
+                    kept = prune(times, horizon - rule.cap.per_ms)
+                    if kept:
+                        caps[rule_id] = kept
+            ledger.caps = caps
         if ledger.statics:
             ledger.statics = {
                 rule_id: at
@@ -108,3 +114,13 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
                 for rule_id, match in ledger.standby.items()
                 if match[C_OCCURRED] >= horizon and rule_id in rules and rules[rule_id].once
             }
+
+
+def _caps_to_prune(caps: dict[str, list[int]], rules: dict[str, Rule], horizon: int) -> bool:
+    """Whether pruning would change the cap history: a rule gone or no longer capped, an empty
+    list, or an award time older than its window before the horizon (``capping.prune``)."""
+    for rule_id, times in caps.items():
+        rule = rules.get(rule_id)
+        if rule is None or rule.cap is None or not times or times[0] < horizon - rule.cap.per_ms:
+            return True
+    return False

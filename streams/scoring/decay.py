@@ -88,6 +88,41 @@ def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
+def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, bool]:
+    """``drop_spent`` then ``decayed_total`` at ``at_ms`` in one pass over the contributions
+    (each decaying one's value computed once): the integer total, and whether a live
+    contribution still decays (``decaying`` after the drop)."""
+    decays = score.decays
+    sums = ledger.sums
+    micro = {category: points * MICRO for category, points in sums.items()}
+    contribs = ledger.contribs
+    kept: list[Contribution] | None = None
+    live = False
+    for i, contrib in enumerate(contribs):
+        decay = decays.get(contrib[C_RULE])
+        if decay is None:
+            if kept is not None:
+                kept.append(contrib)
+            continue
+        points = contrib[C_POINTS]
+        category = contrib[C_CATEGORY]
+        value = micro_value(points, decay, at_ms - contrib[C_OCCURRED])
+        if value == 0:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
+            if kept is None:
+                kept = contribs[:i]
+            sums[category] -= points
+            micro[category] -= points * MICRO
+        else:
+            live = True
+            if kept is not None:
+                kept.append(contrib)
+            micro[category] -= points * MICRO - value
+    if kept is not None:
+        ledger.contribs = kept
+    value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
+    return clamp(value + ledger.rolled, score.min, score.max), live
+
+
 def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
     """Each declared category's clamped value at the last evaluation, rounded half-even."""
     micro = micro_sums(score, ledger, ledger.decayed_ms)
@@ -133,9 +168,10 @@ def _band(score: Score, value: int) -> tuple[int, str | None]:
     return reached, tier_of(score, value)
 
 
-def schedule(score: Score, ledger: Ledger, at_ms: int) -> None:
-    """Set ``decay_due_ms`` after an evaluation at ``at_ms`` (``ledger.total`` is its value)."""
-    if not decaying(score, ledger):
+def schedule(score: Score, ledger: Ledger, at_ms: int, live: bool | None = None) -> None:
+    """Set ``decay_due_ms`` after an evaluation at ``at_ms`` (``ledger.total`` is its value);
+    ``live``: whether a contribution decays, if the caller knows (``evaluate``)."""
+    if not (decaying(score, ledger) if live is None else live):
         ledger.decay_due_ms = None
         return
     ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total)

@@ -8,7 +8,7 @@ changes it caused in one Kafka transaction, so a duplicate item has nothing to r
 from __future__ import annotations
 
 from streams.scoring.aggregate import crossings, tier_of, total
-from streams.scoring.decay import decayed_total, drop_spent, schedule
+from streams.scoring.decay import evaluate, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan.spec import Plan, Score
@@ -36,12 +36,12 @@ def emit(
     old = ledger.total
     decays = bool(score.decays)
     at_ms = occurred_at_ms
+    live = False
     if decays:
         if ledger.decayed_ms > at_ms:
             at_ms = ledger.decayed_ms
         ledger.decayed_ms = at_ms
-        drop_spent(score, ledger, at_ms)
-        new = decayed_total(score, ledger, at_ms)
+        new, live = evaluate(score, ledger, at_ms)  # drop_spent, then decayed_total
     else:
         new = total(score, ledger.sums, ledger.rolled)
     if new != old:
@@ -91,5 +91,5 @@ def emit(
                 )
             )
     if decays:
-        schedule(score, ledger, at_ms)
+        schedule(score, ledger, at_ms, live)
         ledger.refresh_due()

@@ -108,7 +108,10 @@ def touch(idle: Inactivity, ledger: Ledger, at_ms: int) -> bool:
     i = bisect_left(active, at_ms)
     if i < len(active) and active[i] == at_ms:
         return False  # another event at the same instant: the silences are the same
-    active.insert(i, at_ms)
+    if active:
+        active.insert(i, at_ms)
+    else:  # (a new list: the empty one may be shared, ``state.NO_TIMES``)
+        ledger.active = active = [at_ms]
     following = active[i + 1] if i + 1 < len(active) else None
     changed = False
     kept: list[Contribution] = []
@@ -136,7 +139,10 @@ def touch(idle: Inactivity, ledger: Ledger, at_ms: int) -> bool:
 
 def _add(ledger: Ledger, contrib: Contribution) -> None:
     """A deduction: no source event (it is the absence of one)."""
-    ledger.contribs.append(contrib)
+    if ledger.contribs:
+        ledger.contribs.append(contrib)
+    else:  # (a new list: the empty one may be shared, ``state.NO_CONTRIBS``)
+        ledger.contribs = [contrib]
     ledger.sums[contrib[C_CATEGORY]] = ledger.sums.get(contrib[C_CATEGORY], 0) + contrib[C_POINTS]
 
 

@@ -19,7 +19,10 @@ SET_RULE = "adjustment:set"
 
 def record(ledger: Ledger, contrib: Contribution) -> None:
     """Add a live contribution (O(1): the category sum is kept incrementally)."""
-    ledger.contribs.append(contrib)
+    if ledger.contribs:
+        ledger.contribs.append(contrib)
+    else:  # (a new list: the empty one may be shared, ``state.NO_CONTRIBS``)
+        ledger.contribs = [contrib]
     category = contrib[C_CATEGORY]
     ledger.sums[category] = ledger.sums.get(category, 0) + contrib[C_POINTS]
     expires = contrib[C_EXPIRES]
@@ -51,7 +54,10 @@ def _unhold(ledger: Ledger, held: Contribution | None) -> None:
 
 def defer(ledger: Ledger, pending: Pending) -> None:
     """Hold awards until a quiet window ends at ``pending[0]``."""
-    ledger.pending.append(pending)
+    if ledger.pending:
+        ledger.pending.append(pending)
+    else:  # (a new list: the empty one may be shared, ``state.NO_PENDING``)
+        ledger.pending = [pending]
     if ledger.next_due_ms is None or pending[0] < ledger.next_due_ms:
         ledger.next_due_ms = pending[0]
 

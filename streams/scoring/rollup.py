@@ -110,7 +110,10 @@ def forwards(
                 out.append(_send(entity, key, "deal", deal, values, moved.source_event_id,
                                  moved.occurred_at_ms))  # fmt: skip
         if deal_id is not None and deal_id not in entity.deal_links:
-            entity.deal_links.append(deal_id)
+            if entity.deal_links:
+                entity.deal_links.append(deal_id)
+            else:  # (a new list: the empty one may be shared, ``state.NO_LINKS``)
+                entity.deal_links = [deal_id]
             values = _values(entity, plan, sources)
             out.append(_send(entity, key, "deal", deal_id, values, source_id, at_ms))
     return tuple(out)
@@ -155,7 +158,8 @@ def _send(
     at_ms: int,
 ) -> Forward:
     entity.rv += 1
-    target = EntityKey(key.tenant_id, "deal" if kind == "deal" else "account", target_id)
+    # (tuple.__new__: a named tuple's own __new__ is interpreted Python, even when compiled)
+    target = _new(EntityKey, (key.tenant_id, "deal" if kind == "deal" else "account", target_id))
     update = _new(MemberUpdate, (key.entity_id, entity.rv, values, source_id, at_ms))
     return _new(Forward, (target, update))
 

@@ -30,6 +30,16 @@ Prop = tuple[str | Decimal | bool | None, int]
 
 NO_EPOCH = -(2**62)
 
+#: Shared empty lists a new ledger or entity starts with, instead of four new lists each: most
+#: stay empty for good (no deferred award, no inactivity, no deal), and an empty list is one more
+#: object for the garbage collector to track and scan with the rest of the states. Never changed
+#: in place: each in-place addition (``ledger.record``, ``ledger.defer``, ``inactivity``,
+#: ``rollup``) assigns a new list when the one it has is empty (``tests/scoring/test_state.py``).
+NO_CONTRIBS: Final[list[Contribution]] = []
+NO_PENDING: Final[list[Pending]] = []
+NO_TIMES: Final[list[int]] = []
+NO_LINKS: Final[list[str]] = []
+
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
 LEDGER_FIELDS: Final = (
     "active",
@@ -77,7 +87,7 @@ class Ledger:
         self.seq = 0  # seq of the last change emitted
         self.total = 0  # value after the last change (clamped)
         self.epoch_ms = NO_EPOCH  # start of the current epoch (last set/reset)
-        self.contribs: list[Contribution] = []  # live event/adjustment contributions
+        self.contribs: list[Contribution] = NO_CONTRIBS  # live event/adjustment contributions
         self.sums: dict[str | None, int] = {}  # unclamped per-category sums (None = uncategorised)
         self.folded: dict[tuple[str, str | None], int] = {}  # (rule, category) -> folded points
         self.statics: dict[str, int] = {}  # repeat-once rule -> occurred_at of its award
@@ -90,14 +100,14 @@ class Ledger:
         self.holds: dict[str, Contribution | None] = {}
         #: state rule -> when the match in progress at the entity's ``floor_ms`` began
         self.anchors: dict[str, int] = {}
-        self.pending: list[Pending] = []  # deferred awards
+        self.pending: list[Pending] = NO_PENDING  # deferred awards
         #: decaying scores only: the instant ``total`` was evaluated at (see ``decay``), and
         #: the next instant decay must be looked at (None: nothing decays)
         self.decayed_ms = NO_EPOCH
         self.decay_due_ms: int | None = None
         #: scores with inactivity only: the entity's event times from the lateness horizon on
         #: (and the newest before it), ascending, and when the next deduction falls due
-        self.active: list[int] = []
+        self.active: list[int] = NO_TIMES
         self.inactive_due_ms: int | None = None
         #: roll-up scores only (see ``rollup``): contact id -> (the version of its last
         #: update, its value; None once it left), and the aggregate of the live values
@@ -158,7 +168,7 @@ class EntityState:
         #: sent to a roll-up, the account and the deals the contact is counted in
         self.rv = 0
         self.account_link: str | None = None
-        self.deal_links: list[str] = []
+        self.deal_links: list[str] = NO_LINKS
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityState):

@@ -1,0 +1,59 @@
+"""A new state's lists start as shared empty lists (``state.NO_CONTRIBS``, ``NO_PENDING``,
+``NO_TIMES``, ``NO_LINKS``): nothing may ever add to them in place, or every other state
+would see it. Traffic over weeks of event time, on plans that defer awards (quiet hours),
+expire and decay contributions, deduct for inactivity and roll contacts up into deals and
+accounts, must leave them empty, and must have filled each kind of list somewhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.commands.offline import OfflineScorer
+from streams.commands.traffic import TrafficShape, as_offline_line, generate
+from streams.scoring import EntityState, Invalid, load_plan, parse_input, route
+from streams.scoring.state import NO_CONTRIBS, NO_LINKS, NO_PENDING, NO_TIMES, Ledger
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _score(plan_path: str) -> set[str]:
+    """Score the traffic; the kinds of list that held something after some item."""
+    plan = load_plan((ROOT / plan_path).read_text(), source=plan_path)
+    scorer = OfflineScorer(plan)
+    filled: set[str] = set()
+    shape = TrafficShape(contacts=300, deals=40, step_ms=20 * 60_000)  # about 40 days
+    for source, record in generate(3000, seed=11, shape=shape):
+        parsed = parse_input(as_offline_line(source, record))
+        if isinstance(parsed, Invalid):
+            continue
+        scorer.feed(parsed)
+        for key in route(parsed):
+            state = scorer.states[key]
+            filled.update(["deal_links"] if state.deal_links else [])
+            for ledger in state.scores.values():
+                filled.update(
+                    name for name in ("contribs", "pending", "active") if getattr(ledger, name)
+                )
+    return filled
+
+
+@pytest.mark.parametrize(
+    ("plan_path", "filled"),
+    [
+        ("plans/reference-second-wave.yaml", {"contribs", "pending", "deal_links"}),
+        ("plans/examples/activecampaign-deal-inactivity.yaml", {"contribs", "active"}),
+    ],
+)
+def test_the_shared_empty_lists_stay_empty(plan_path: str, filled: set[str]) -> None:
+    assert _score(plan_path) >= filled
+    assert (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS) == ([], [], [], [])
+
+
+def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
+    first, second = Ledger(), Ledger()
+    assert first.contribs is NO_CONTRIBS and first.pending is NO_PENDING
+    assert first.active is NO_TIMES and EntityState().deal_links is NO_LINKS
+    second.contribs = []
+    assert first == second
