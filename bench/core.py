@@ -433,6 +433,8 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
               wrap: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("LEADSCORE_CORE", "PYTHONPATH")}
     plan = args.wave2_plan if variant.endswith(WAVE2) else args.plan
+    if variant.startswith("base") and not variant.endswith(WAVE2):
+        plan = getattr(args, "base_plan", "") or plan
     if variant.endswith(PREDICTED):
         extra = (*extra, "--predicted")
     if variant.endswith(SHADOW):
@@ -475,8 +477,37 @@ def instructions(variant: str, tree: Path, args: argparse.Namespace) -> int:
     return (counts[1] - counts[0]) // (2 * small)
 
 
+def base_plan(args: argparse.Namespace, tree: Path) -> str:
+    """The plan the baseline scores with: ``--plan`` if its core loads it, else the baseline
+    commit's own copy of that plan (2110d38 knows no tiers, which the reference plan has had
+    since reference-2; its reference-1 has a threshold there), written into its tree."""
+    check = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from streams.scoring import load_plan; "
+         "load_plan(open(sys.argv[2]).read(), source=sys.argv[2])",
+         str(tree), args.plan], env={**os.environ, "LEADSCORE_CORE": "pure"},
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if check.returncode == 0:
+        return ""
+    relative = Path(args.plan).resolve().relative_to(ROOT).as_posix()
+    own = subprocess.run(["git", "-C", str(ROOT), "show", f"{trees.resolve(args.base)}:{relative}"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    path = tree / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(own)
+    print(f"the baseline cannot load {relative}: it scores with its own commit's copy")
+    return str(path)
+
+
 def best(rounds: list[dict[str, Any]], key: str) -> float:
     return min(r[key] for r in rounds)
+
+
+def median(rounds: list[dict[str, Any]], key: str) -> float:
+    values = sorted(r[key] for r in rounds)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -488,6 +519,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "entities": first["entities"],
         "parse_events_per_s": round(n / best(rounds, "parse_s")),
         "memory_events_per_s": round(n / best(rounds, "memory_s")),
+        "memory_events_per_s_median": round(n / median(rounds, "memory_s")),
         "serialized_events_per_s": round(n / best(rounds, "serialized_s")),
         "decode_us_per_event": round(best(rounds, "decode_s") / n * 1e6, 2),
         "encode_us_per_event": round(best(rounds, "encode_s") / n * 1e6, 2),
@@ -516,7 +548,9 @@ def markdown(result: dict[str, Any]) -> str:
     rows = [f"# Scoring-core benchmark, {result['run_at']}", "",
             f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} "
             f"cores), Python {result['machine']['python']}; {result['workload']['events']:,} "
-            f"events, best of {result['rounds']} rounds; baseline `{result['base']}`.", "",
+            f"events, best of {result['rounds']} rounds; baseline `{result['base']}`; "
+            f"1-minute load average before each round and at the end: "
+            f"{', '.join(str(x) for x in result.get('load_average_1min', []))}.", "",
             "| figure | " + " | ".join(variants) + " |",
             "|---|" + "---:|" * len(variants)]  # fmt: skip
     names = list(next(iter(result["variants"].values()))["figures"])
@@ -556,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
                              "and a shadow plan beside it)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="stage costs with py-spy")
     parser.add_argument(
+        "--name",
+        default="",
+        help="suffix of the results' file names "
+        "(core-<date><name>.json), so a run does not replace the day's other",
+    )
+    parser.add_argument(
         "--instructions",
         type=int,
         default=0,
@@ -578,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
 
     variants = [v for v in args.variants.split(",") if v and (args.base or "base" not in v)]
     roots = {v: (trees.export(args.base) if v.startswith("base") else ROOT) for v in variants}
+    args.base_plan = base_plan(args, roots[next(v for v in variants if v.startswith("base"))]) \
+        if any(v.startswith("base") for v in variants) else ""  # fmt: skip
     if "base-compiled" in variants and not trees.compile_core(roots["base-compiled"]):
         print(f"no compiled build of {args.base} (it predates tools/build_core.py): skipped")
         variants.remove("base-compiled")
@@ -592,10 +634,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_timing:
             return 0
     rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    load = [round(os.getloadavg()[0], 2)]  # the 1-minute load average before each round, at end
     for i in range(args.rounds):
         for variant in variants if i % 2 == 0 else reversed(variants):
             print(f"round {i + 1}/{args.rounds}: {variant} ...", flush=True)
+            load.append(round(os.getloadavg()[0], 2))
             rounds[variant].append(run_child(variant, roots[variant], args))
+    load.append(round(os.getloadavg()[0], 2))
     stages: dict[str, dict[str, float]] = {}
     if args.profile:
         spy = Path(sys.executable).parent / "py-spy"
@@ -613,6 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     for v in variants:
         for r in results[v]["rounds"]:
             del r["sizes"]
+            r["tree"] = os.path.relpath(r["tree"], ROOT)  # no machine paths in the results
     reference = results[variants[0]]["figures"]  # the first variant: the baseline
     for v in variants:
         f = results[v]["figures"]
@@ -637,14 +683,16 @@ def main(argv: list[str] | None = None) -> int:
                      "seed": args.seed, "events": args.events,
                      "contacts": CONTACTS, "deals": DEALS, "span_days": SPAN_MS // 86_400_000},
         "base": args.base,
+        "base_plan": "the baseline commit's own copy of the plan" if args.base_plan else "",
         "rounds": args.rounds,
+        "load_average_1min": load,
         "goals": {"memory_ratio": 3.0, "memory_ratio_stretch": 5.0, "serialized_ratio": 3.0},
         "variants": results,
         "stages": stages,
     }  # fmt: skip
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"core-{now:%Y-%m-%d}.json"
+    path = out_dir / f"core-{now:%Y-%m-%d}{args.name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(result)
     path.with_suffix(".md").write_text(table)

@@ -4,6 +4,7 @@ harness works and the variant scores the predicted scores it adds."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -47,3 +48,36 @@ def test_the_shadow_variant_scores_a_second_plan_beside_the_first(tmp_path: Path
     # the changes of both plans: the shadow's doubled points move about as often (caps and
     # thresholds are reached at other events, so not exactly as often)
     assert plain["changes"] < shadow["changes"] <= 2 * plain["changes"]
+
+
+def test_the_profile_charges_compiled_frames_to_the_core_and_leaves_waiting_out(
+    tmp_path: Path,
+) -> None:
+    """``bench/profile.py`` on a ``py-spy --native`` profile: the compiled core's C functions
+    count as the core (its state codec apart), a thread blocked in libc counts as waiting."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "bench_profile", ROOT / "bench" / "profile.py"
+        )
+        assert spec is not None and spec.loader is not None
+        profile = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(profile)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    shell = "run (streams/engine/loop.py:10);ScoreStage._core (streams/engine/score.py:92)"
+    raw = tmp_path / "native.txt"
+    raw.write_text(
+        f"{shell};CPyPy_scorer___apply (native__mypyc.so);CPyDef_emit___emit (native__mypyc.so) 6\n"
+        f"{shell};CPyDef_serialize___dumps (native__mypyc.so);msgpack_pack (msgspec.so) 2\n"
+        f"{shell};PyDict_GetItem (libpython3.11.so.1.0) 2\n"
+        "wait (threading.py:327);0x7fa833ea3f16 (libc.so.6) 5\n"
+    )
+    layers = profile.summarise(raw)
+    assert layers == {
+        "scoring core": 0.6,
+        "state encode/decode (msgpack)": 0.2,
+        "loop and client calls": 0.2,
+        "samples": 10,
+        "waiting_samples": 5,
+    }
