@@ -215,6 +215,17 @@ def leadscore_at(rev: str, *, compiled: bool = True) -> Contender:
                      settings=COMPILED if compiled else PURE)  # fmt: skip
 
 
+def build_of(who: Contender) -> str:
+    """What :func:`prepare` builds for ``who``: contenders with the same build share it."""
+    if who.kind == "quix":
+        return "quix_venv.sh"
+    if who.name == "faust-baseline":
+        return "faust_venv.sh"
+    if who.name.startswith("leadscore@"):
+        return f"{who.name} {dict(who.settings).get('LEADSCORE_CORE')}"
+    return ""
+
+
 def prepare(who: Contender) -> str:
     """Build what ``who`` runs from, once (each step is idempotent and cached in
     ``.cache/bench``): the Quix Streams venv, the faust-baseline tree and venv, or a

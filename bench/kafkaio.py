@@ -183,9 +183,10 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> dict[TopicPartit
         return await ends.of(topics)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout_s: float = 60) -> set[int]:
     client = consumer._client
-    for _ in range(50):
+    deadline = time.monotonic() + timeout_s  # a busy broker can take seconds to list a new topic
+    while time.monotonic() < deadline:
         parts = consumer.partitions_for_topic(topic)
         if parts:
             return set(parts)
@@ -194,7 +195,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
         client._topics.add(topic)
         await client.force_metadata_update()
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"topic {topic} has no partitions")
+    raise RuntimeError(f"topic {topic} has no partitions after {timeout_s:.0f} s")
 
 
 async def total(bootstrap: str, topic: str) -> int:

@@ -49,7 +49,7 @@ from typing import Any
 
 import fastavro
 import kafkaio
-from contenders import PLAN, ROOT, Contender, Process, leadscore_at, prepare
+from contenders import PLAN, ROOT, Contender, Process, build_of, leadscore_at, prepare
 from kafkaio import TopicSet
 
 from streams.commands.traffic import TrafficShape, generate
@@ -549,17 +549,27 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
             for n in names]  # fmt: skip
 
 
+class Builds:
+    """Each contender's environment (venvs, trees, cores) built once: contenders that share a
+    build (``quix-alo`` and ``quix-eos``: the Quix Streams venv) wait for the same one."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, asyncio.Future[str]] = {}
+
+    async def of(self, who: Contender) -> float:
+        started, key = time.monotonic(), build_of(who)
+        if key not in self.tasks:
+            self.tasks[key] = asyncio.ensure_future(asyncio.to_thread(prepare, who))
+        what = await self.tasks[key]
+        took = round(time.monotonic() - started, 1)
+        log(f"{who.name}: {what} ({took} s)")
+        return took
+
+
 async def prepare_all(chosen: list[Contender]) -> dict[str, float]:
-    """Build each contender's environment (venvs, trees, cores), all at once; seconds each."""
-
-    async def one(who: Contender) -> float:
-        started = time.monotonic()
-        what = await asyncio.to_thread(prepare, who)
-        took = time.monotonic() - started
-        log(f"{who.name}: {what} ({took:.1f} s)")
-        return round(took, 1)
-
-    took = await asyncio.gather(*(one(who) for who in chosen))
+    """Build each contender's environment, all at once; seconds each contender waited."""
+    builds = Builds()
+    took = await asyncio.gather(*(builds.of(who) for who in chosen))
     return dict(zip((who.name for who in chosen), took, strict=True))
 
 
@@ -584,7 +594,7 @@ def same_rate(a: float, b: float) -> bool:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     chosen = contenders(args)
-    result: dict[str, Any] = {"contenders": {}, "commits": {}, "plans": plans(chosen)}
+    result: dict[str, Any] = {"contenders": {}, "commits": {}, "plans": {}}  # once prepared
     inputs = TopicSet.input_names(f"{args.run}-tput")
     await kafkaio.create_topics(args.bootstrap, inputs, args.partitions)
     log(f"preloading {args.events:,} events, {args.contacts:,} contacts, {args.deals:,} deals")
@@ -597,7 +607,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return await smoke(args, chosen, inputs, preloaded, result)
     await preloaded
     result["prepare_s"] = await prepare_all(chosen)
-    result["commits"] = commits(chosen)
+    result["commits"], result["plans"] = commits(chosen), plans(chosen)
     rounds: dict[str, list[dict[str, Any]]] = {who.name: [] for who in chosen}
     for i in range(args.rounds):  # alternating the order, so drift slows the contenders alike
         for who in chosen if i % 2 == 0 else reversed(chosen):
@@ -650,6 +660,7 @@ async def smoke(
     result["prepare_s"] = {}
 
     result["phase_s"] = phases = {}  # wall seconds per contender and phase: where time goes
+    builds = Builds()
 
     async def chain(who: Contender) -> None:
         clock = time.monotonic()
@@ -660,10 +671,9 @@ async def smoke(
             now = time.monotonic()
             took[phase], clock = round(now - clock, 1), now
 
-        what = await asyncio.to_thread(prepare, who)
+        await builds.of(who)
         lap("prepare")
         result["prepare_s"][who.name] = took["prepare"]
-        log(f"{who.name}: {what} ({took['prepare']} s)")
         await ready_inputs
         lap("wait_for_preload")
         figures: dict[str, Any] = {"throughput": await throughput(args, who, inputs)}
@@ -696,7 +706,7 @@ async def smoke(
         *([restarts()] if args.restart_entities > 0 else []),
     )
     result["contenders"] = {who.name: result["contenders"][who.name] for who in chosen}
-    result["commits"] = commits(chosen)
+    result["commits"], result["plans"] = commits(chosen), plans(chosen)
     result["ratios"] = ratios(result["contenders"])
     return result
 
