@@ -240,11 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.error("a command is required (worker, plan, score, replay, demo, watch, top, "
                      "history, calibrate, learn, automate)")  # fmt: skip
+    if args.command == "plan" and (
+        args.plan_command in ("promote", "discard") or getattr(args, "shadow", None)
+    ):
+        from streams.commands.shadow_plans import cmd_plan_shadow
+
+        return cmd_plan_shadow(args)
     if args.command == "plan" and args.plan_command != "check":
         from streams.commands.plan_publish import cmd_plan_publish
-        from streams.commands.shadow_plans import cmd_shadow
 
-        args.shadow_command = cmd_shadow  # shadows: after the checks every publish makes
         return cmd_plan_publish(args)
     if args.command in ("plan", "score"):
         return _offline(args)

@@ -30,6 +30,17 @@ from streams.settings import Settings, load_settings
 
 
 def cmd_plan_publish(args: argparse.Namespace) -> int:
+    prepared = prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    settings, value = prepared
+    return publish(settings, args.tenant, value, wait_s=args.wait)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Settings, bytes | None] | int:
+    """What every ``plan`` command but ``check`` starts with: the tenant checked, the plan file
+    (of ``publish``, or its ``--shadow``) read and checked, the settings loaded; else the exit
+    code, the reason printed."""
     tenant: str = args.tenant
     if not tenant.strip() or len(tenant) > 200:
         print("leadscore plan: --tenant must name the tenant (1-200 characters)",
@@ -46,13 +57,10 @@ def cmd_plan_publish(args: argparse.Namespace) -> int:
         if value is None:
             return 2
     try:
-        settings = load_settings()
+        return load_settings(), value
     except LeadscoreError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 2
-    if args.plan_command in ("promote", "discard") or getattr(args, "shadow", None):
-        return args.shadow_command(args, settings, value)  # type: ignore[no-any-return]
-    return publish(settings, tenant, value, wait_s=args.wait)
 
 
 def publish(settings: Settings, tenant: str, value: bytes | None, *, wait_s: float,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.commands.options import instant_option
-from streams.commands.plan_publish import publish
+from streams.commands.plan_publish import prepare, publish
 from streams.engine.kafka import client_base_config
 from streams.engine.shadows import parse_plans_key, plans_key
 from streams.engine.tenants import RECOMPUTE_HEADER
@@ -41,14 +41,24 @@ class Shadow:
     published_ms: int  # the Kafka timestamp of its plans record
 
 
-def cmd_shadow(args: argparse.Namespace, settings: Settings, value: bytes | None) -> int:
+def cmd_plan_shadow(args: argparse.Namespace) -> int:
+    """``plan publish --shadow``, ``plan promote`` and ``plan discard``."""
+    prepared = prepare(args)
+    if isinstance(prepared, int):
+        return prepared
+    settings, value = prepared
     tenant: str = args.tenant
+    from_ms = None
+    if getattr(args, "from_time", None) is not None:
+        from_ms = instant_option(args.from_time, "plan promote", "--from-time")
+        if from_ms is None:
+            return 2
     try:
         running = shadows_of(settings, tenant, timeout_s=settings.kafka_call_timeout_s)
     except RuntimeError as exc:
         print(f"leadscore plan: {exc}", file=sys.stderr)
         return 1
-    if args.plan_command == "publish" and value is not None:  # read and checked by the caller
+    if args.plan_command == "publish" and value is not None:  # read and checked by prepare
         return _publish(settings, tenant, value, running, wait_s=args.wait)
     shadow = _chosen(tenant, running, args.version)
     if shadow is None:
@@ -56,12 +66,8 @@ def cmd_shadow(args: argparse.Namespace, settings: Settings, value: bytes | None
     discard = plans_key(tenant, shadow.version)
     if args.plan_command == "discard":
         return publish(settings, tenant, None, wait_s=args.wait, key=discard)
-    from_ms = shadow.published_ms
-    if args.from_time is not None:
-        parsed = instant_option(args.from_time, "plan promote", "--from-time")
-        if parsed is None:
-            return 2
-        from_ms = parsed
+    if from_ms is None:  # the shadow's whole life
+        from_ms = shadow.published_ms
     print(f"promoting tenant {tenant}'s shadow plan {shadow.version}: its plan from now on, "
           f"recomputed from {from_ms} (epoch ms)", file=sys.stderr)  # fmt: skip
     code = publish(settings, tenant, shadow.text.encode(), wait_s=args.wait,

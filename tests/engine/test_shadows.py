@@ -15,6 +15,7 @@ import pytest
 from streams.engine import entities as entities_module
 from streams.engine import shadows
 from streams.scoring import EntityKey
+from streams.state import history
 from streams.wire import records
 from tests.engine.test_history import abort_one_commit, api_of, call
 from tests.engine.test_loop import CODEC, PLAN, T0, TENANT_PLAN, World, publish_plan, visits
@@ -81,6 +82,10 @@ def test_a_shadow_is_scored_beside_the_active_plan_exactly_once(tmp_path: Path) 
     assert scores and {r["plan_version"] for r in scores} == {"loop-1"}
     statuses = [json.loads(r.value or b"") for r in world.cluster.values(s.topic_plan_status)]
     assert statuses[-1]["shadow"] is True and statuses[-1]["status"] == "accepted"
+    # the score history keeps the active plan's changes only
+    kept = [history.decode(v) for held in world.loop.partitions.held.values()
+            for _, v in held.store.scan(history.HISTORY)]  # fmt: skip
+    assert kept and {c["plan_version"] for c in kept} == {"loop-1"}
 
 
 def test_an_aborted_transaction_drops_the_shadows_work_too(tmp_path: Path) -> None:
@@ -122,18 +127,17 @@ def test_a_discard_drops_the_shadows_states_and_its_scoring(tmp_path: Path) -> N
                    for k, v in changelog.items())  # fmt: skip
 
 
-def test_shadows_beyond_the_bound_are_refused(tmp_path: Path) -> None:
-    world = shadow_world(tmp_path)
+@pytest.mark.parametrize("bound", [0, 1])
+def test_shadows_beyond_the_bound_are_refused(tmp_path: Path, bound: int) -> None:
+    world = shadow_world(tmp_path, shadows_per_tenant=bound)
     publish_shadow(world, SHADOW_PLAN)
     publish_shadow(world, TENANT_PLAN.replace("loop-2", "challenger-2"), "challenger-2")
     world.drain()
     tenants = world.loop.stage.tenants
-    assert [[v for v, _ in tenants.shadows_for(p, "acme")] for p in (0, 1)] == [
-        ["challenger-1"],
-        ["challenger-1"],
-    ]
+    running = ["challenger-1"] if bound else []
+    assert [[v for v, _ in tenants.shadows_for(p, "acme")] for p in (0, 1)] == [running] * 2
     letters = world.dead_letters()
-    assert len(letters) == 2 and all(
+    assert len(letters) == 2 * (2 - bound) and all(
         h["leadscore.error.class"] == b"ShadowRejected" for h in letters
     ), letters
 
