@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,34 @@ SETTING_OF = {
     Source.CONTACT_PROFILES: "TOPIC_CONTACT_PROFILES",
     Source.SCORE_ADJUSTMENTS: "TOPIC_SCORE_ADJUSTMENTS",
 }
+
+
+def crash_traffic(events: int, contacts: int, rng: random.Random) -> list[tuple[Source, Any]]:
+    """Demo traffic for a fault run: ``contacts`` contacts (a fifth as many deals), event times
+    50 ms apart ending now."""
+    from streams.commands.traffic import TrafficShape, generate
+
+    now = int(time.time() * 1000)
+    shape = replace(TrafficShape(), contacts=contacts, deals=contacts // 5, step_ms=50,
+                    start_ms=now - events * 50)  # fmt: skip
+    return list(generate(events, seed=rng.randrange(1000), shape=shape))
+
+
+async def produce_with_kills(service: Service, worker: Worker, records: list[Any], kills: int,
+                             rng: random.Random) -> None:  # fmt: skip
+    """``records`` in ``kills + 1`` chunks; during each chunk but the last, ``kill -9`` of the
+    worker while it arrives (transactions open, with outputs in them), and a restart."""
+    chunk = len(records) // (kills + 1)
+    for k in range(kills + 1):
+        sending = asyncio.create_task(
+            service.produce(records[k * chunk : (k + 1) * chunk if k < kills else None])
+        )
+        if k < kills:
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            worker.kill()
+            worker.start()
+            await worker.wait_ready()
+        await sending
 
 
 def free_port() -> int:

@@ -10,15 +10,11 @@ the changes equal, one for one, what the pure core gives for the order the servi
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-import time
-from dataclasses import replace
 from pathlib import Path
 
-from streams.commands.traffic import TrafficShape, generate
-from tests.integration.service import PLAN, Service
+from tests.integration.service import PLAN, Service, crash_traffic, produce_with_kills
 from tests.integration.verify import LiveReader, check_run, finish_live
 
 EVENTS = int(os.environ.get("CRASH_EVENTS", "20000"))
@@ -30,29 +26,16 @@ async def test_kill_9_at_random_points_changes_nothing(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     rng = random.Random(unique)
-    now = int(time.time() * 1000)
-    shape = replace(TrafficShape(), contacts=CONTACTS, deals=CONTACTS // 5, step_ms=50,
-                    start_ms=now - EVENTS * 50)  # fmt: skip
-    records = list(generate(EVENTS, seed=rng.randrange(1000), shape=shape))
+    records = crash_traffic(EVENTS, CONTACTS, rng)
     service = Service(bootstrap, unique, tmp_path)
     worker = service.worker()
     try:
         worker.start()
         await worker.wait_ready()
         live = LiveReader(bootstrap, service.changed).start()  # reads through every kill -9
-        chunk = len(records) // (KILLS + 1)
-        for k in range(KILLS + 1):
-            sending = asyncio.create_task(
-                service.produce(records[k * chunk : (k + 1) * chunk if k < KILLS else None])
-            )
-            if k < KILLS:
-                # kill while the chunk is still arriving: transactions are open, with outputs in
-                # them (the concurrent reader must never see those once they are aborted)
-                await asyncio.sleep(rng.uniform(0.2, 1.5))
-                worker.kill()
-                worker.start()
-                await worker.wait_ready()
-            await sending
+        # each kill while a chunk is still arriving: transactions are open, with outputs in them
+        # (the concurrent reader must never see those once they are aborted)
+        await produce_with_kills(service, worker, records, KILLS, rng)
         await service.wait_drained(timeout_s=max(180.0, EVENTS / 50))  # soak: big backlogs
         seen_live = await finish_live(live, service)
         published = await service.changes()

@@ -5,20 +5,22 @@ older changes (``?before=``, ``leadscore history --from-topic``) the rest of it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
 import subprocess
 import sys
-import time
 import urllib.parse
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.commands.traffic import TrafficShape, generate
-from tests.integration.service import REPO, Service, _without_settings
+from tests.integration.service import (
+    REPO,
+    Service,
+    _without_settings,
+    crash_traffic,
+    produce_with_kills,
+)
 
 EVENTS = 4000
 KILLS = 2
@@ -29,27 +31,14 @@ async def test_history_after_kill_9_equals_score_changed(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
     rng = random.Random(unique)
-    now = int(time.time() * 1000)
-    shape = replace(TrafficShape(), contacts=150, deals=30, step_ms=50,
-                    start_ms=now - EVENTS * 50)  # fmt: skip
-    records = list(generate(EVENTS, seed=rng.randrange(1000), shape=shape))
+    records = crash_traffic(EVENTS, 150, rng)
     service = Service(bootstrap, unique, tmp_path,
                       extra={"LEADSCORE_HISTORY_PER_SCORE": str(BOUND)})  # fmt: skip
     worker = service.worker()
     try:
         worker.start()
         await worker.wait_ready()
-        chunk = len(records) // (KILLS + 1)
-        for k in range(KILLS + 1):
-            sending = asyncio.create_task(
-                service.produce(records[k * chunk : (k + 1) * chunk if k < KILLS else None])
-            )
-            if k < KILLS:  # kill while transactions with changes (and their history) are open
-                await asyncio.sleep(rng.uniform(0.3, 1.5))
-                worker.kill()
-                worker.start()
-                await worker.wait_ready()
-            await sending
+        await produce_with_kills(service, worker, records, KILLS, rng)
         await service.wait_drained(timeout_s=180)
         published = await service.changes()
         by_score: dict[tuple[Any, ...], list[dict[str, Any]]] = {}

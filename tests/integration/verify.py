@@ -264,12 +264,13 @@ def check_live(live: dict[int, list[tuple[int, bytes]]], final: Iterable[Any]) -
 
 
 async def finish_live(reader: LiveReader, service: Any, timeout_s: float = 30) -> int:
-    """Let the live reader catch up with the committed end of ``score-changed``, stop it, and
-    check what it saw (:func:`check_live`); returns the records it saw (all of them)."""
+    """Let the live reader catch up with the committed end of its topic (``score-changed``, or
+    a shadow plan's), stop it, and check what it saw (:func:`check_live`); returns the records
+    it saw (all of them)."""
     import asyncio
     import time
 
-    final = await service.read_all(service.changed)
+    final = await service.read_all(reader.topic)
     deadline = time.monotonic() + timeout_s
     while sum(len(v) for v in reader.seen.values()) < len(final) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
