@@ -16,7 +16,7 @@ from streams.scoring import EntityKey
 from streams.state import history
 from streams.wire import records
 from tests.engine.fakes import error
-from tests.engine.test_loop import CODEC, ROWS, World
+from tests.engine.test_loop import CODEC, ROWS, World, visits
 
 
 def published(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -28,8 +28,10 @@ def published(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return {k: sorted(v, key=lambda c: c["seq"]) for k, v in out.items()}
 
 
-def call(api: Api, path: str, query: str = "") -> tuple[int, Any]:
+def call(api: Api, path: str, query: str = "", token: str | None = None) -> tuple[int, Any]:
     environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query}
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     statuses: list[str] = []
     body = b"".join(api(environ, lambda status, headers: statuses.append(status)))  # type: ignore[arg-type,return-value]
     return int(statuses[0].split()[0]), json.loads(body)
@@ -129,3 +131,17 @@ def test_history_answers_and_refusals(tmp_path: Path) -> None:
     status, explained = call(api, "/scores/contact/c0/explain", "score=engagement")
     assert status == 200
     assert explained["history"] == "/scores/contact/c0/history?score=engagement"
+
+
+def test_a_tenant_token_reads_its_own_tenants_history_only(tmp_path: Path) -> None:
+    world = World(tmp_path, tenant_tokens="acme=tok-a,globex=tok-g").start()
+    world.send(visits(20, seed=4, tenant="acme"))
+    world.drain()
+    api, path = api_of(world), "/scores/contact/c1/history"
+    acme, globex = "tok-a", "tok-g"
+    status, mine = call(api, path, "tenant=acme", acme)
+    assert status == 200 and mine["tenant_id"] == "acme"
+    assert mine["scores"]["engagement"]["changes"]
+    assert call(api, path, "", acme)[1] == mine  # a tenant token: its own tenant
+    assert call(api, path, "tenant=acme", globex)[0] == 404  # another tenant: nothing shows
+    assert call(api, path, "tenant=acme")[0] == 401  # no token

@@ -27,6 +27,20 @@ KILLS = 2
 BOUND = 6  # small, so that many scores' rings wrap
 
 
+def history_command(worker: Any, kind: str, entity_id: str, tenant: str | None,
+                    *args: str) -> dict[str, Any]:  # fmt: skip
+    """``leadscore history ... --json`` with the worker's settings: its answer."""
+    command = [sys.executable, "-m", "streams.cli", "history", kind, entity_id, "--json", *args]
+    if tenant:
+        command += ["--tenant", tenant]
+    env = {**_without_settings(os.environ), **worker.env}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
 async def test_history_after_kill_9_equals_score_changed(
     bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
@@ -71,15 +85,13 @@ async def test_history_after_kill_9_equals_score_changed(
         assert status == 200 and older["complete"], older
         expected = sorted(longest, key=lambda c: c["seq"])[: oldest_kept - 1]
         assert older["changes"] == list(reversed(expected))
-        command = [sys.executable, "-m", "streams.cli", "history", kind, entity_id,
-                   "--score", name, "--from-topic", "-n", "1000", "--json"]  # fmt: skip
-        if tenant:
-            command += ["--tenant", tenant]
-        env = {**_without_settings(os.environ), **worker.env}
-        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=120,
-                              check=False)  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
-        assert json.loads(done.stdout)["changes"] == sorted(longest, key=lambda c: -c["seq"])
+        everything = sorted(longest, key=lambda c: -c["seq"])
+        # the command: from the topic itself, and (by default) from the worker's HTTP API
+        from_topic = history_command(worker, kind, entity_id, tenant, "--score", name,
+                                     "--from-topic", "-n", "1000")  # fmt: skip
+        assert from_topic["changes"] == everything
+        asked = history_command(worker, kind, entity_id, tenant, "--score", name)
+        assert asked["scores"][name]["changes"] == everything[:BOUND]
     finally:
         service.stop_all()
     print(f"history: {EVENTS} events, {KILLS} kill -9s, {len(published)} changes of "
