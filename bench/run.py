@@ -41,7 +41,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -258,16 +258,9 @@ async def latency(
                           "load_1m": round(os.getloadavg()[0], 2)}  # fmt: skip
     finally:
         await asyncio.to_thread(proc.stop)
-    codec = Codec.load()
     window_of = {str(r.get("event_id") or r.get("command_id")): name
                  for name, evs in timed.items() for _, r in evs}  # fmt: skip
-    appended: dict[str, int] = {}
-    for topic, source in zip(topics.inputs, Source, strict=True):
-        for m in await kafkaio.read_all(args.bootstrap, topic):
-            rec = codec.decode(codec.inputs[source], m.value)
-            ident = str(rec.get("event_id") or rec.get("command_id"))
-            if ident in window_of:
-                appended[ident] = m.timestamp
+    appended = await input_appends(args.bootstrap, topics, window_of)
     samples: dict[str, list[float]] = {name: [] for name in windows}
     for ident, ts in output_ids(who, await kafkaio.read_all(args.bootstrap, topics.changed)):
         if ident in appended:
@@ -288,6 +281,19 @@ async def latency(
         }
         for name, rate in windows.items()
     }
+
+
+async def input_appends(bootstrap: str, topics: TopicSet, ids: Container[str]) -> dict[str, int]:
+    """The broker append time of each input whose id is in ``ids``."""
+    codec = Codec.load()
+    appended: dict[str, int] = {}
+    for topic, source in zip(topics.inputs, Source, strict=True):
+        for m in await kafkaio.read_all(bootstrap, topic):
+            rec = codec.decode(codec.inputs[source], m.value)
+            ident = str(rec.get("event_id") or rec.get("command_id"))
+            if ident in ids:
+                appended[ident] = m.timestamp
+    return appended
 
 
 def latency_windows(
