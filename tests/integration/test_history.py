@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.integration.service import (
     REPO,
@@ -41,9 +44,12 @@ def history_command(worker: Any, kind: str, entity_id: str, tenant: str | None,
     return answer
 
 
+@pytest.mark.parametrize("lost_state", [False, True], ids=["kill-9", "kill-9-and-lost-state"])
 async def test_history_after_kill_9_equals_score_changed(
-    bootstrap: str, unique: str, tmp_path: Path
+    bootstrap: str, unique: str, tmp_path: Path, lost_state: bool
 ) -> None:
+    """``lost_state``: at the end, the worker is killed and its data directory deleted: the
+    history comes back from the state changelog with the states."""
     rng = random.Random(unique)
     records = crash_traffic(EVENTS, 150, rng)
     service = Service(bootstrap, unique, tmp_path,
@@ -54,6 +60,11 @@ async def test_history_after_kill_9_equals_score_changed(
         await worker.wait_ready()
         await produce_with_kills(service, worker, records, KILLS, rng)
         await service.wait_drained(timeout_s=180)
+        if lost_state:
+            worker.kill()
+            shutil.rmtree(tmp_path / worker.name)
+            worker.start()
+            await worker.wait_ready()
         published = await service.changes()
         by_score: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for change in published:
@@ -94,6 +105,6 @@ async def test_history_after_kill_9_equals_score_changed(
         assert asked["scores"][name]["changes"] == everything[:BOUND]
     finally:
         service.stop_all()
-    print(f"history: {EVENTS} events, {KILLS} kill -9s, {len(published)} changes of "
-          f"{len(by_score)} scores; {compared} kept changes equal score-changed, {wrapped} rings "
-          f"wrapped (bound {BOUND})")  # fmt: skip
+    print(f"history (lost state: {lost_state}): {EVENTS} events, {KILLS} kill -9s, "
+          f"{len(published)} changes of {len(by_score)} scores; {compared} kept changes equal "
+          f"score-changed, {wrapped} rings wrapped (bound {BOUND})")  # fmt: skip
