@@ -88,16 +88,19 @@ def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
-def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, bool]:
+def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int]:
     """``drop_spent`` then ``decayed_total`` at ``at_ms`` in one pass over the contributions
-    (each decaying one's value computed once): the integer total, and whether a live
-    contribution still decays (``decaying`` after the drop)."""
+    (each decaying one's value computed once): the integer total, and how far decay can move
+    the sum until the next multiple of the granularity, down and up, in millionths (bounds,
+    see ``_steady``; both 0 when no live contribution decays)."""
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
     contribs = ledger.contribs
     kept: list[Contribution] | None = None
-    live = False
+    step = score.decay_granularity_ms
+    delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
+    down = up = 0
     for i, contrib in enumerate(contribs):
         decay = decays.get(contrib[C_RULE])
         if decay is None:
@@ -112,15 +115,28 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, bool]:
                 kept = contribs[:i]
             sums[category] -= points
             micro[category] -= points * MICRO
+            continue
+        if kept is not None:
+            kept.append(contrib)
+        micro[category] -= points * MICRO - value
+        # the most this value can lose in ``delta`` (it only moves toward 0, keeping its sign):
+        # half-life loses a share 1 - 2^(-delta/L) <= delta * ln 2 / L, linear |points| per L;
+        # 3 millionths for the roundings; steps: all of it
+        magnitude = value if value > 0 else -value
+        if decay.kind == "half_life":
+            loss = int((magnitude + 1) * (delta * 0.6932 / decay.length_ms)) + 3
+        elif decay.kind == "linear_to_zero":
+            loss = abs(points) * MICRO * delta // decay.length_ms + 3
         else:
-            live = True
-            if kept is not None:
-                kept.append(contrib)
-            micro[category] -= points * MICRO - value
+            loss = magnitude
+        if value > 0:
+            down += min(loss, magnitude)
+        else:
+            up += min(loss, magnitude)
     if kept is not None:
         ledger.contribs = kept
     value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
-    return clamp(value + ledger.rolled, score.min, score.max), live
+    return clamp(value + ledger.rolled, score.min, score.max), down, up
 
 
 def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
@@ -168,22 +184,32 @@ def _band(score: Score, value: int) -> tuple[int, str | None]:
     return reached, tier_of(score, value)
 
 
-def schedule(score: Score, ledger: Ledger, at_ms: int, live: bool | None = None) -> None:
+def schedule(
+    score: Score, ledger: Ledger, at_ms: int, spread: tuple[int, int] | None = None
+) -> None:
     """Set ``decay_due_ms`` after an evaluation at ``at_ms`` (``ledger.total`` is its value);
-    ``live``: whether a contribution decays, if the caller knows (``evaluate``)."""
-    if not (decaying(score, ledger) if live is None else live):
+    ``spread``: ``evaluate``'s bounds on how far decay moves the sum until the next multiple of
+    the granularity (None: not known)."""
+    if not (decaying(score, ledger) if spread is None else spread[0] or spread[1]):
         ledger.decay_due_ms = None
         return
-    ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total)
+    ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total, spread)
 
 
-def _next_check(score: Score, ledger: Ledger, at_ms: int, value: int) -> int:
+def _next_check(
+    score: Score, ledger: Ledger, at_ms: int, value: int, spread: tuple[int, int] | None = None
+) -> int:
     """The first check after ``at_ms``, where the total was ``value``: the next multiple of the
     granularity, or the first millisecond before it where the band (thresholds reached, tier)
-    differs from ``value``'s."""
+    differs from ``value``'s. With ``spread`` (``evaluate``), a total that cannot leave its band
+    before the next multiple is not evaluated there (``_steady``)."""
     step = score.decay_granularity_ms
     tick = (at_ms // step + 1) * step
     if score.thresholds or score.tiers:
+        if spread is not None and _steady(
+            score, value - spread[0] // MICRO - 2, value + spread[1] // MICRO + 2
+        ):
+            return tick
         band = _band(score, value)
         if _band(score, decayed_total(score, ledger, tick)) != band:
             low, high = at_ms, tick  # the band differs at high, not at low
@@ -195,6 +221,25 @@ def _next_check(score: Score, ledger: Ledger, at_ms: int, value: int) -> int:
                     low = middle
             tick = high
     return tick
+
+
+def _steady(score: Score, low: int, high: int) -> bool:
+    """Whether every total from ``low`` to ``high`` is in one band: no threshold and no tier
+    boundary in ``(low, high]``.
+
+    Until the next multiple of the granularity each decaying value only moves toward 0, by at
+    most its bound in ``evaluate``: the sum of the clamped categories (clamping never moves a
+    sum further) stays within those bounds, and after rounding to whole points the total is
+    within them plus 1 point, so it cannot leave ``value``'s band when this holds.
+    """
+    for threshold in score.thresholds:
+        if low < threshold.at <= high:
+            return False
+    for tier in score.tiers:
+        below = tier.below
+        if below is not None and low < below <= high:
+            return False
+    return True
 
 
 def last_check(score: Score, ledger: Ledger, upto_ms: int) -> int:

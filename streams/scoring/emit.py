@@ -36,12 +36,12 @@ def emit(
     old = ledger.total
     decays = bool(score.decays)
     at_ms = occurred_at_ms
-    live = False
+    down = up = 0
     if decays:
         if ledger.decayed_ms > at_ms:
             at_ms = ledger.decayed_ms
         ledger.decayed_ms = at_ms
-        new, live = evaluate(score, ledger, at_ms)  # drop_spent, then decayed_total
+        new, down, up = evaluate(score, ledger, at_ms)  # drop_spent, then decayed_total
     else:
         new = total(score, ledger.sums, ledger.rolled)
     if new != old:
@@ -91,5 +91,5 @@ def emit(
                 )
             )
     if decays:
-        schedule(score, ledger, at_ms, live)
+        schedule(score, ledger, at_ms, (down, up))
         ledger.refresh_due()

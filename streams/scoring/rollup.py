@@ -26,7 +26,6 @@ time of the contact change (or profile update) that caused it.
 
 from __future__ import annotations
 
-import heapq
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -194,7 +193,8 @@ def aggregate(rollup: Rollup, members: dict[str, tuple[int, int | None]]) -> int
         return sum(live)
     if rollup.aggregate == "max":
         return max(live)
-    return sum(heapq.nlargest(rollup.k, live))
+    live.sort(reverse=True)  # (the k highest: heapq.nlargest is Python code, slower here)
+    return sum(live[: rollup.k])
 
 
 def counted(
