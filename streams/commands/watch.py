@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("--from-beginning", action="store_true",
                         help="start at the beginning of the topic, not its end")  # fmt: skip
+    parser.add_argument("--shadow", action="store_true",
+                        help="shadow plans' changes (score-changed-shadow) instead")  # fmt: skip
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     parser.add_argument("--limit", type=int, default=None, help="stop after this many changes")
     parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
@@ -144,10 +146,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         print("leadscore watch: --limit must be at least 1", file=sys.stderr)
         return 2
     config = {k: v for k, v in client_base_config(settings).items() if k != "bootstrap.servers"}
+    topic = settings.topic_score_changed_shadow if args.shadow else settings.topic_score_changed
     stream = ScoreChanges(
         settings.bootstrap_servers,
         f"{settings.app_id}-watch-{uuid.uuid4().hex[:12]}",
-        topic=settings.topic_score_changed,
+        topic=topic,
         where=where,
         start="earliest" if args.from_beginning else "latest",
         config=config,
@@ -159,7 +162,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     if not args.json:
         start = "the beginning" if args.from_beginning else "now"
-        print(f"watching {settings.topic_score_changed} on {settings.bootstrap_servers} from "
+        print(f"watching {topic} on {settings.bootstrap_servers} from "
               f"{start} (Ctrl-C stops)", file=sys.stderr)  # fmt: skip
     try:
         with stream:

@@ -71,6 +71,16 @@ def promote(service: Service, *args: str) -> tuple[int, list[dict[str, Any]], st
     return done.returncode, statuses, done.stderr
 
 
+def watch_shadow(service: Service, count: int) -> list[dict[str, Any]]:
+    """``leadscore watch --shadow --from-beginning --json``: the first ``count`` changes."""
+    env = {**os.environ, **service.env("cli", free_port())}
+    done = subprocess.run([sys.executable, "-m", "streams.cli", "watch", "--shadow",
+                           "--from-beginning", "--json", "--limit", str(count)], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
 def finals(changes: list[dict[str, Any]]) -> dict[tuple[Any, ...], int]:
     return {key: rows[-1]["new_value"] for key, rows in exactly_once(changes).items()}
 
@@ -107,6 +117,7 @@ async def test_a_shadow_is_exactly_once_never_on_score_changed_and_promotes_like
         await worker.wait_ready()
         changes, shadowed = await wait_for(service, 2 * EVERYONE, 2 * len(ACME))
         status_code, view = worker.get(f"/scores/contact/{ACME[0]}?tenant=acme&plan=shadow")
+        watched = watch_shadow(service, 2 * len(ACME))
         scores = [Codec.load().decode(Codec.load().score, r.value)
                   for r in await service.read_all(service.scores)]  # fmt: skip
 
@@ -116,6 +127,7 @@ async def test_a_shadow_is_exactly_once_never_on_score_changed_and_promotes_like
         assert all([c["new_value"] for c in rows] == [25, 50] for rows in grouped.values())
         assert {c["plan_version"] for c in shadowed} == {"acme-shadow"}
         assert status_code == 200 and view["scores"]["engagement"]["value"] == 50, view
+        assert sorted(c["change_id"] for c in watched) == sorted(c["change_id"] for c in shadowed)
         assert "acme-shadow" not in {c["plan_version"] for c in changes}
         assert "acme-shadow" not in {s["plan_version"] for s in scores}
         assert set(finals(changes).values()) == {20}  # the active plan as if no shadow ran
