@@ -195,14 +195,14 @@ def check_run(
     assert online == offline
     # each entity whose order fits no single input order: on its own, in its own applied order
     by_ident = {rec.get("event_id") or rec["command_id"]: (src, rec) for src, rec in records}
-    for n, key in enumerate(sorted(broken, key=str)):
-        own = dict.fromkeys(ident for k, ident, _ in order if k == key)
+    for n, alone_key in enumerate(sorted(broken, key=str)):
+        own = dict.fromkeys(ident for k, ident, _ in order if k == alone_key)
         (work / f"alone-{n}").mkdir(parents=True, exist_ok=True)
         alone = offline_finals(plan_path, [by_ident[i] for i in own], work / f"alone-{n}")
-        entity = (key.tenant_id, key.kind, key.entity_id)
-        got = {k: v for k, v in finals.items() if v != 0 and k[:3] == entity}
-        want = {k: v for k, v in alone.items() if v != 0 and k[:3] == entity}
-        assert got == want, f"{key}: final scores differ from its items scored alone, in order"
+        entity = (alone_key.tenant_id, alone_key.kind, alone_key.entity_id)
+        mine = {k: v for k, v in finals.items() if v != 0 and k[:3] == entity}
+        theirs = {k: v for k, v in alone.items() if v != 0 and k[:3] == entity}
+        assert mine == theirs, f"{alone_key}: finals differ from its items scored alone, in order"
     return finals
 
 
