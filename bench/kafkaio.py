@@ -87,6 +87,10 @@ async def create_topics(
     failed = [(name, code) for name, code, *_ in response.topic_errors if code not in CREATED]
     if failed:
         raise RuntimeError(f"topics not created (name, Kafka error code): {failed}")
+    # a busy broker answers before its metadata lists the new topics: a contender started now
+    # could find them missing (Quix Streams exits then), so wait until they are listed
+    async with EndOffsets(bootstrap) as listed:
+        await listed.of([topic.name for topic in new])
 
 
 async def delete_topics(bootstrap: str, marker: str) -> int:

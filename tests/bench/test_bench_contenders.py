@@ -112,6 +112,11 @@ def test_the_common_rate_is_the_slowest_contenders_own_load(run: Any) -> None:
     }
     slowest = contenders["quix-alo"]
     assert run.latency_windows(args, slowest["throughput"], 2_500.0) == {"latency": 2_500.0}
+    smoke = run.arguments(["--smoke", "--latency-max-rate", "0"])  # the smoke runs both
+    assert run.latency_windows(smoke, slowest["throughput"], 2_500.0) == {
+        "latency": 2_500.0,
+        "latency_common": 2_500.0,
+    }
     slowest["latency"] = {"p99_ms": 40.0, "target_rate_per_s": 2_500.0}
     run.windows_done(slowest)
     assert slowest["latency_common"] == {**slowest["latency"], "same_window_as_own_load": True}
