@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from hashlib import sha1
 from typing import Any, NamedTuple
 
 from streams.scoring.state import EntityState
 
 #: Namespace of deterministic change ids (uuid5 over tenant, entity, score and seq).
 CHANGE_NAMESPACE = uuid.UUID("6f1c1d1e-5b0e-4f57-9d57-3c0a3f0f7a11")
+_NAMESPACE_BYTES = CHANGE_NAMESPACE.bytes
+
+
+def uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(CHANGE_NAMESPACE, name))`` without the ``UUID`` object (the shell asks
+    for one per published change): SHA-1 of the namespace and the name, the version (5) and
+    variant (RFC 4122) bits set, as 8-4-4-4-12 hex digits."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])  # noqa: S324 - uuid5
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Cause(StrEnum):
@@ -84,7 +97,7 @@ class ScoreChange(NamedTuple):
         name = "\x1f".join(
             (self.tenant_id or "", self.entity, self.entity_id, self.score, str(self.seq))
         )
-        return str(uuid.uuid5(CHANGE_NAMESPACE, name))
+        return uuid5_text(name)
 
     def to_dict(self, *, emitted_at_ms: int | None = None) -> dict[str, Any]:
         """JSON-friendly ``score-changed`` shape (timestamps as epoch millis)."""

@@ -2,10 +2,12 @@
 ``NO_TIMES``, ``NO_LINKS``): nothing may ever add to them in place, or every other state
 would see it. Traffic over weeks of event time, on plans that defer awards (quiet hours),
 expire and decay contributions, deduct for inactivity and roll contacts up into deals and
-accounts, must leave them empty, and must have filled each kind of list somewhere."""
+accounts, must leave them empty, and must have filled each kind of list somewhere. And a
+change's id, built without a ``UUID`` object, is the ``uuid5`` it always was."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from streams.commands.offline import OfflineScorer
 from streams.commands.traffic import TrafficShape, as_offline_line, generate
 from streams.scoring import EntityState, Invalid, load_plan, parse_input, route
+from streams.scoring.outcomes import CHANGE_NAMESPACE, uuid5_text
 from streams.scoring.state import NO_CONTRIBS, NO_LINKS, NO_PENDING, NO_TIMES, Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +60,10 @@ def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     assert first.active is NO_TIMES and EntityState().deal_links is NO_LINKS
     second.contribs = []
     assert first == second
+
+
+@pytest.mark.parametrize(
+    "name", ["", "acme\x1fcontact\x1fc-1\x1fengagement\x1f7", "\x1fdeal\x1fd-ż\x1ffit\x1f1"]
+)
+def test_change_ids_are_uuid5_of_the_namespace(name: str) -> None:
+    assert uuid5_text(name) == str(uuid.uuid5(CHANGE_NAMESPACE, name))
