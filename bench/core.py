@@ -364,14 +364,18 @@ def child(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     gc.collect()
+    cpu = time.process_time()  # CPU time beside the wall time: the machine may be shared
     memory_s, states, changes = run_memory(items, plan, shadow)
+    out["memory_cpu_s"] = time.process_time() - cpu
     out.update(memory_s=memory_s, changes=changes, entities=len(states),
                applications=sum(len(route(i)) for i in items))  # fmt: skip
     del states
     gc.collect()
+    cpu = time.process_time()
     took, decode, encode, sizes = run_serialized(items, plan, shadow)
+    out["serialized_cpu_s"] = time.process_time() - cpu
     out.update(serialized_s=took, decode_s=decode, encode_s=encode, sizes=sorted(sizes))
-    for policy in GC_POLICIES:
+    for policy in () if args.quick else GC_POLICIES:
         out[f"batches_{policy}_s"] = run_batches(items, plan, policy)
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
@@ -445,7 +449,8 @@ def run_child(variant: str, tree: Path, args: argparse.Namespace, *extra: str,
     if build:
         env["LEADSCORE_CORE"] = build
     command = [sys.executable, __file__, "--child", "--tree", str(tree), "--events",
-               str(args.events), "--seed", str(args.seed), "--plan", plan, *extra]  # fmt: skip
+               str(args.events), "--seed", str(args.seed), "--plan", plan, *extra,
+               *(["--quick"] if getattr(args, "quick", False) else [])]  # fmt: skip
     result = subprocess.run([*(wrap or []), *command], env=env, capture_output=True, text=True,
                             check=False)  # fmt: skip
     if result.returncode != 0:
@@ -504,6 +509,11 @@ def best(rounds: list[dict[str, Any]], key: str) -> float:
     return min(r[key] for r in rounds)
 
 
+def _relative(arg: str) -> str:
+    """A command-line argument with this tree's path made relative (no machine paths)."""
+    return arg.replace(f"{ROOT}{os.sep}", "").replace(str(ROOT), ".")
+
+
 def median(rounds: list[dict[str, Any]], key: str) -> float:
     values = sorted(r[key] for r in rounds)
     middle = len(values) // 2
@@ -521,6 +531,8 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "memory_events_per_s": round(n / best(rounds, "memory_s")),
         "memory_events_per_s_median": round(n / median(rounds, "memory_s")),
         "serialized_events_per_s": round(n / best(rounds, "serialized_s")),
+        "memory_events_per_cpu_s": round(n / best(rounds, "memory_cpu_s")),
+        "serialized_events_per_cpu_s": round(n / best(rounds, "serialized_cpu_s")),
         "decode_us_per_event": round(best(rounds, "decode_s") / n * 1e6, 2),
         "encode_us_per_event": round(best(rounds, "encode_s") / n * 1e6, 2),
         "state_bytes_median": sizes[len(sizes) // 2],
@@ -529,7 +541,8 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mib": max(r["peak_rss_mib"] for r in rounds),
     }
     for policy in GC_POLICIES:
-        out[f"batches_{policy}_events_per_s"] = round(n / best(rounds, f"batches_{policy}_s"))
+        if f"batches_{policy}_s" in first:  # (not with --quick)
+            out[f"batches_{policy}_events_per_s"] = round(n / best(rounds, f"batches_{policy}_s"))
     return out
 
 
@@ -559,7 +572,7 @@ def markdown(result: dict[str, Any]) -> str:
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     rows += ["", "| ratio to the baseline | " + " | ".join(variants) + " |",
              "|---|" + "---:|" * len(variants)]  # fmt: skip
-    for name in ("memory", "serialized"):
+    for name in ("memory", "serialized", "memory_cpu", "serialized_cpu"):
         cells = [f"{result['variants'][v]['ratio_to_base'][name]:.2f}x" for v in variants]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     if result.get("stages"):
@@ -611,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tree", default=str(ROOT), help=argparse.SUPPRESS)
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)
     parser.add_argument("--predicted", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the in-memory and round-trip passes (not the batch pass per GC policy)",
+    )
     parser.add_argument("--shadow", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -666,6 +684,10 @@ def main(argv: list[str] | None = None) -> int:
             "memory": round(f["memory_events_per_s"] / reference["memory_events_per_s"], 2),
             "serialized": round(f["serialized_events_per_s"]
                                 / reference["serialized_events_per_s"], 2),
+            "memory_cpu": round(f["memory_events_per_cpu_s"]
+                                / reference["memory_events_per_cpu_s"], 2),
+            "serialized_cpu": round(f["serialized_events_per_cpu_s"]
+                                    / reference["serialized_events_per_cpu_s"], 2),
         }  # fmt: skip
     changes = {v: results[v]["figures"]["changes"] for v in variants
                if not v.endswith((WAVE2, PREDICTED))}  # fmt: skip
@@ -675,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "core",
         "run_at": now.isoformat(timespec="seconds"),
-        "command": " ".join(["python", "bench/core.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", "bench/core.py", *map(_relative, argv or sys.argv[1:])]),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform()},
         "workload": {"plan": Path(args.plan).name, "wave2_plan": Path(args.wave2_plan).name,
