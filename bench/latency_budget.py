@@ -37,6 +37,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -308,6 +309,7 @@ def main() -> int:
         result.update(asyncio.run(main_async(args)))
     finally:
         asyncio.run(kafkaio.delete_topics(args.bootstrap, f"{args.run}-"))
+    shutil.rmtree(args.work, ignore_errors=True)  # the worker's state and the tail's notes
     args.out.mkdir(parents=True, exist_ok=True)
     stem = free_stem(args.out, f"latency-{started:%Y-%m-%d}")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
