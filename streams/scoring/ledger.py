@@ -102,13 +102,6 @@ def forget(ledger: Ledger, contribs: list[Contribution]) -> None:
         sums[c[C_CATEGORY]] -= c[C_POINTS]
 
 
-def event_due(ledger: Ledger) -> int | None:
-    """The earliest expiry or deferred award (the dues that are not decay or inactivity)."""
-    dues = [c[C_EXPIRES] for c in ledger.contribs if c[C_EXPIRES] is not None]
-    dues.extend(p[0] for p in ledger.pending)
-    return min(dues) if dues else None
-
-
 def release(ledger: Ledger, due_ms: int) -> list[Pending]:
     """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
     due = [p for p in ledger.pending if p[0] <= due_ms]

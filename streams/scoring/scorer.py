@@ -36,6 +36,7 @@ from streams.scoring.state import (
     Contribution,
     EntityState,
     Ledger,
+    event_due,
     id_hash,
 )
 
@@ -124,7 +125,7 @@ def settle(
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
             if score.decays or score.inactivity is not None:
                 when_ms = ledger.next_due_ms
-                other_ms = ledgers.event_due(ledger)
+                other_ms = event_due(ledger)
                 if other_ms is not None and other_ms <= when_ms:  # an expiry or deferred award
                     _settle(ledger, score, key, plan, when_ms, changes)
                 else:  # decay and inactivity up to the next of those, in one evaluation

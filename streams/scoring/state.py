@@ -138,14 +138,26 @@ class Ledger:
         self.refresh_due()
 
     def refresh_due(self) -> None:
-        """Set ``next_due_ms`` to the earliest expiry, deferred award, decay or inactivity due."""
-        dues = [c[C_EXPIRES] for c in self.contribs if c[C_EXPIRES] is not None]
-        dues.extend(p[0] for p in self.pending)
-        if self.decay_due_ms is not None:
-            dues.append(self.decay_due_ms)
-        if self.inactive_due_ms is not None:
-            dues.append(self.inactive_due_ms)
-        self.next_due_ms = min(dues) if dues else None
+        """Set ``next_due_ms`` to the earliest expiry, deferred award, decay or inactivity due
+        (one pass, no list of them: it runs after every change of a ledger)."""
+        due = self.decay_due_ms
+        inactive = self.inactive_due_ms
+        if inactive is not None and (due is None or inactive < due):
+            due = inactive
+        self.next_due_ms = event_due(self, due)
+
+
+def event_due(ledger: Ledger, due: int | None = None) -> int | None:
+    """The earliest of ``due`` and the ledger's expiries and deferred awards (the dues that are
+    not decay or inactivity), in one pass."""
+    for contrib in ledger.contribs:
+        expires = contrib[C_EXPIRES]
+        if expires is not None and (due is None or expires < due):
+            due = expires
+    for pending in ledger.pending:
+        if due is None or pending[0] < due:
+            due = pending[0]
+    return due
 
 
 class EntityState:
