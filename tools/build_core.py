@@ -12,6 +12,7 @@ start. Set ``LEADSCORE_CORE_BUILD_STRICT=1`` to make a failed compile fail the b
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -47,6 +48,16 @@ def clean() -> None:
 
 
 def build() -> int:
+    """Build under an exclusive lock: two builds at once (two make runs in one checkout) would
+    otherwise share the work directory and replace each other's half-written modules."""
+    lock_path = ROOT / ".cache" / "core-build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return build_locked()
+
+
+def build_locked() -> int:
     wanted = native.sources_hash()
     if native.STAMP.exists() and native.STAMP.read_text().strip() == wanted:
         print("core: compiled build is up to date")
@@ -77,7 +88,11 @@ def build() -> int:
     built_dir = work / "lib" / "streams" / "scoring"
     for built in built_dir.rglob("*"):
         if built.suffix in (".so", ".pyd"):
-            shutil.copy2(built, native.CORE_DIR / built.relative_to(built_dir))
+            # a new file renamed over the old: a process that has the old one loaded keeps it
+            target = native.CORE_DIR / built.relative_to(built_dir)
+            partial = target.with_name(target.name + f".{os.getpid()}.part")
+            shutil.copy2(built, partial)
+            os.replace(partial, target)
     native.STAMP.write_text(wanted + "\n")
     took = time.monotonic() - started
     print(f"core: compiled {len(native.extension_paths())} extension modules in {took:.0f} s")

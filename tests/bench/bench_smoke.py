@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
+from tests.bench import bench_module
 from tests.integration.conftest import _reachable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +32,7 @@ PIPES = ("pipe-aiokafka", "pipe-confluent", "pipe-confluent-txn")
 
 @pytest.fixture(scope="module")
 def run_module() -> Any:
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import run  # bench/run.py
-
-        yield run
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    return bench_module("run")
 
 
 def test_every_contender_runs_every_phase(tmp_path: Path, run_module: Any) -> None:

@@ -5,24 +5,19 @@ stands in the ratios and the table. No worker runs and no timing is judged here.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.bench import bench_module
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
 def run() -> Any:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import run as module  # bench/run.py
-
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("run")
 
 
 def test_the_base_commit_is_a_contender_by_default(run: Any) -> None:

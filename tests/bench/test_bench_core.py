@@ -4,12 +4,13 @@ harness works and the variant scores the predicted scores it adds."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.bench import bench_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,16 +56,7 @@ def test_the_profile_charges_compiled_frames_to_the_core_and_leaves_waiting_out(
 ) -> None:
     """``bench/profile.py`` on a ``py-spy --native`` profile: the compiled core's C functions
     count as the core (its state codec apart), a thread blocked in libc counts as waiting."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_profile", ROOT / "bench" / "profile.py"
-        )
-        assert spec is not None and spec.loader is not None
-        profile = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(profile)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    profile = bench_module("profile")
     shell = "run (streams/engine/loop.py:10);ScoreStage._core (streams/engine/score.py:92)"
     raw = tmp_path / "native.txt"
     raw.write_text(

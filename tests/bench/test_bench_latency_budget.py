@@ -3,24 +3,19 @@ Prometheus text and writes its table from the figures of a run. No timing is jud
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.bench import bench_module
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.fixture(scope="module")
 def budget() -> Any:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import latency_budget as module  # bench/latency_budget.py
-
-        yield module
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("latency_budget")
 
 
 def test_the_worker_figures_come_from_its_metrics(budget: Any) -> None:
