@@ -66,6 +66,9 @@ class Metrics:
     partitions_restoring: Gauge
     #: labelled children already looked up (``labels()`` validates and locks on every call)
     children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
+    #: counts of the batch being processed, by counter and labels: :meth:`flush` adds each once
+    #: (an ``inc`` takes a lock; a batch of 500 items touches a few dozen label sets)
+    pending: dict[tuple[int, tuple[str, ...]], list[Any]] = field(default_factory=dict)
 
     def child(self, metric: Any, *values: str) -> Any:
         found = self.children.get((id(metric), values))
@@ -256,13 +259,30 @@ class Metrics:
             ),
         )
 
+    def add(self, metric: Counter, amount: float, *values: str) -> None:
+        """``amount`` more for the child ``values`` of ``metric``, at the next :meth:`flush`."""
+        slot = self.pending.get((id(metric), values))
+        if slot is None:
+            self.pending[(id(metric), values)] = [metric, amount]
+        else:
+            slot[1] += amount
+
+    def flush(self) -> None:
+        """Add the pending counts to their counters (the end of each stage's batch)."""
+        if self.pending:
+            child = self.child
+            for (_, values), (metric, amount) in self.pending.items():
+                child(metric, *values).inc(amount)
+            self.pending.clear()
+
     def observe_changes(self, changes: tuple[ScoreChange, ...] | list[ScoreChange]) -> None:
-        """Count changes by score and cause, and their threshold crossings."""
-        child = self.child
+        """Count changes by score and cause, and their threshold crossings (pending until
+        :meth:`flush`)."""
+        add = self.add
         for change in changes:
-            child(self.changes, change.score, change.cause.value).inc()
+            add(self.changes, 1, change.score, change.cause.value)
             for name, direction in change.thresholds:
-                child(self.thresholds, change.score, name, direction).inc()
+                add(self.thresholds, 1, change.score, name, direction)
 
     def observe_item(
         self,
@@ -272,14 +292,14 @@ class Metrics:
         appended_ms: int,
         now_ms: int,
     ) -> None:
-        """Count what one item did to one entity."""
-        child = self.child
+        """Count what one item did to one entity (the counts pending until :meth:`flush`)."""
+        add = self.add
         self.observe_changes(changes)
         if changes:
             self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
         if results:
-            child(self.events, source_topic, headline(results).value).inc()
+            add(self.events, 1, source_topic, headline(results).value)
         for result in results:
             for rule, points in result.awards:
-                direction = "awarded" if points >= 0 else "deducted"
-                child(self.points, result.score, rule, direction).inc(abs(points))
+                add(self.points, abs(points), result.score, rule,
+                    "awarded" if points >= 0 else "deducted")  # fmt: skip

@@ -57,4 +57,5 @@ class DueWork:
                 out.publish(changes, now_ms, partition, key)
                 out.forward(forwards, now_ms)
                 self.metrics.observe_changes(changes)
+        self.metrics.flush()
         self.metrics.expiry_backlog.set(backlog)

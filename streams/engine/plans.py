@@ -261,6 +261,7 @@ class PlanSwitch:
             out.publish(result.changes, emitted_ms, partition, key)
             out.forward(result.forwards, plan.now_ms)
             self.metrics.observe_changes(result.changes)
+        self.metrics.flush()
 
     def forget(self, partitions: set[int]) -> None:
         """Partitions released: their histories read for a recompute go."""

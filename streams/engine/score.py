@@ -36,14 +36,17 @@ class ScoreStage:
         started = time.perf_counter()
         emitted_ms = int(self.clock() * 1000)
         txn = out.txn
-        for rec in batch:
-            poisoned = self.poison.pop((rec.topic, partition, rec.offset), None)
-            if poisoned is not None:
-                out.dead_letter(letter(rec, *poisoned))
-                self.plans.switch_without_recompute(rec, poisoned, out)
-            else:
-                self._one(rec, emitted_ms, out)
-            txn.consumed(rec.topic, partition, rec.offset)
+        try:
+            for rec in batch:
+                poisoned = self.poison.pop((rec.topic, partition, rec.offset), None)
+                if poisoned is not None:
+                    out.dead_letter(letter(rec, *poisoned))
+                    self.plans.switch_without_recompute(rec, poisoned, out)
+                else:
+                    self._one(rec, emitted_ms, out)
+                txn.consumed(rec.topic, partition, rec.offset)
+        finally:  # counted once per label set per batch (as before: counted again if replayed)
+            self.metrics.flush()
         if batch:
             self.metrics.processing_seconds.labels("score").observe(
                 (time.perf_counter() - started) / len(batch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from json.encoder import encode_basestring_ascii as _quote  # the C function where there is one
 from typing import Any
 
 from streams.scoring import (
@@ -19,8 +19,12 @@ from streams.scoring.decay import decayed_categories
 
 
 def output_key(tenant_id: str | None, entity: str, entity_id: str, score: str) -> bytes:
-    """Tenant + entity + score, as a JSON array: readable and unambiguous."""
-    return json.dumps([tenant_id, entity, entity_id, score], separators=(",", ":")).encode()
+    """Tenant + entity + score, as a JSON array: readable and unambiguous. The bytes of
+    ``json.dumps([tenant_id, entity, entity_id, score], separators=(",", ":"))``, each string
+    quoted by the JSON encoder's own C function: one key per published change, and
+    ``json.dumps`` costs ten times as much."""
+    tenant = "null" if tenant_id is None else _quote(tenant_id)
+    return f"[{tenant},{_quote(entity)},{_quote(entity_id)},{_quote(score)}]".encode()
 
 
 def change_key(change: ScoreChange) -> bytes:
