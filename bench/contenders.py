@@ -5,6 +5,8 @@
   confluent-kafka, at least once, and with a transaction every 100 ms carrying the offsets;
 - ``ours``: the service as shipped (``leadscore worker``), default settings (``make bench``
   compiles its core first; the core it ran is in the results);
+- ``ours-wave2``: the same worker and build on the second-wave plan (:data:`WAVE2_PLAN`: decay,
+  tiers, account and deal roll-ups), on the same inputs, so its figures stand beside ``ours``'s;
 - ``leadscore@<commit>``: the same worker from another commit (``--base``, ``make bench``'s
   ``BENCH_BASE``, default 3f54bb3: the commit before issue 24), run the same way in the same run
   from a tree of that commit with its own compiled core (``bench/trees.py``), on this venv;
@@ -31,6 +33,9 @@ from kafkaio import TopicSet
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAN = ROOT / "plans" / "reference.yaml"
+#: The plan of ``ours-wave2``: the reference plan with decay, tiers and roll-ups into accounts
+#: and deals (``bench/core.py``'s second plan too).
+WAVE2_PLAN = ROOT / "plans" / "reference-second-wave.yaml"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Quix Streams' start-up race with its own new topics (see ``Process.check``)
 RACE = "TopicNotFoundError"

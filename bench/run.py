@@ -4,7 +4,8 @@ One run, one broker, one machine, every contender in turn, so that the ratios ho
 absolute numbers drift. For each contender:
 
 1. **throughput**: the same preloaded Avro inputs (a deterministic, skewed mix of the six input
-   types, ``streams.commands.traffic``); events/s from the first to the last output appended, once
+   types, ``streams.commands.traffic``, whose contact profiles here also name the contact's
+   company: :func:`traffic`); events/s from the first to the last output appended, once
    the contender's consumer group has committed every input and the output has stopped growing; CPU
    seconds per million events and peak RSS of the processing process over that window;
 2. **latency**: fresh topics, a short warm-up, then an open-loop producer at half the throughput
@@ -17,7 +18,12 @@ absolute numbers drift. For each contender:
    the state kept (warm restart), with the worker's RSS.
 
 The contenders are ``bench/contenders.py``'s; ``leadscore@<commit>`` is our worker from another
-commit (``--base``), so a change's effect on the worker is measured in the same run as the rest.
+commit (``--base``), so a change's effect on the worker is measured in the same run as the rest;
+``ours-wave2`` is our worker on the second-wave plan (decay, tiers, account and deal roll-ups),
+so that plan's cost stands beside the reference plan's. Every contender reads the same inputs and
+the drain check is the same for every plan: each input committed, then no new score change for
+``--settle-s`` (a roll-up's member update goes through the worker's own entity-events topic, in
+the same process, within that time).
 
 Writes ``bench/results/<date>.json`` (``<date>b``... when taken), a Markdown table beside it,
 and the PNG chart (``bench/chart.py``); deletes every topic it made at the end.
@@ -34,6 +40,7 @@ import io
 import json
 import os
 import platform
+import random
 import resource
 import shutil
 import subprocess
@@ -41,6 +48,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Container, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -49,7 +57,16 @@ from typing import Any
 
 import fastavro
 import kafkaio
-from contenders import PLAN, ROOT, Contender, Process, build_of, leadscore_at, prepare
+from contenders import (
+    PLAN,
+    ROOT,
+    WAVE2_PLAN,
+    Contender,
+    Process,
+    build_of,
+    leadscore_at,
+    prepare,
+)
 from kafkaio import TopicSet
 
 from streams.commands.traffic import TrafficShape, generate
@@ -83,9 +100,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
 
 
+#: Contacts per company in the generated profiles (as ``bench/core.py``'s workload).
+COMPANY_SIZE = 8
+#: The share of profile updates that name the next company: a contact moving to another account.
+COMPANY_MOVES = 0.05
+
+
 def traffic(
     count: int, seed: int, *, contacts: int, deals: int
 ) -> list[tuple[Source, dict[str, Any]]]:
+    """``count`` generated inputs (``streams.commands.traffic``) ending about a minute ago, each
+    contact profile naming the contact's company (:func:`with_company`)."""
     now = int(time.time() * 1000)
     shape = replace(
         TrafficShape(),
@@ -94,7 +119,24 @@ def traffic(
         start_ms=now - count * 20 - 60_000,
         step_ms=20,
     )
-    return list(generate(count, seed=seed, shape=shape))
+    moves = random.Random(seed)  # sample data, not security
+    return [with_company(source, record, moves) for source, record in
+            generate(count, seed=seed, shape=shape)]  # fmt: skip
+
+
+def with_company(
+    source: Source, record: dict[str, Any], moves: random.Random
+) -> tuple[Source, dict[str, Any]]:
+    """A contact profile with the attribute ``account_id``, the company the contact belongs to
+    (``COMPANY_SIZE`` contacts each, now and then the next one): the generator sets none, and
+    without it the second plan's account roll-ups have no members. The reference plan reads no
+    such attribute; other inputs are returned as they are."""
+    if source is not Source.CONTACT_PROFILES:
+        return source, record
+    company = int(record["contact_id"].removeprefix("c-")) // COMPANY_SIZE
+    company += moves.random() < COMPANY_MOVES
+    attributes = {**record["attributes"], "account_id": f"company-{company}"}
+    return source, {**record, "attributes": attributes}
 
 
 async def wait_ready(proc: Process, timeout_s: float = 180) -> float:
@@ -187,6 +229,9 @@ async def throughput(
     outputs = await kafkaio.read_all(args.bootstrap, topics.changed)
     stamps = [m.timestamp for m in outputs]
     window_s = (max(stamps) - min(stamps)) / 1000
+    kinds = (
+        Counter(c["entity"] for c, _ in changes_of(who, outputs)) if who.kind == "service" else {}
+    )
     if spy is not None:
         from profile import summarise
 
@@ -204,25 +249,30 @@ async def throughput(
         "peak_rss_mib": round(rss, 1),
         "input_lag_at_end": lag,
         "load_1m": round(os.getloadavg()[0], 2),  # the machine's, at the end (others' work too)
+        # score changes per entity kind (a worker's): deals and accounts show the roll-ups
+        **({"outputs_by_entity": dict(sorted(kinds.items()))} if kinds else {}),
         **({"core": core} if core else {}),
         **({"started_again": relaunched} if relaunched else {}),  # Quix's topic race
     }
+
+
+def changes_of(who: Contender, outputs: list[Any]) -> Iterator[tuple[dict[str, Any], int]]:
+    """The score change of each of a worker's output records, with its append time."""
+    # in the schema of the contender's own tree: an older commit's lacks later fields
+    schema = json.loads((who.source_dir / "schemas" / "score_changed.avsc").read_text())
+    writer = fastavro.parse_schema(schema)
+    for m in outputs:
+        change = fastavro.schemaless_reader(io.BytesIO(m.value), writer, None)
+        assert isinstance(change, dict)  # noqa: S101 - a record schema
+        yield change, m.timestamp
 
 
 def output_ids(who: Contender, outputs: list[Any]) -> list[tuple[str, int]]:
     """(input id, append time) per output record that an input caused directly."""
     if who.kind == "pipe":
         return [(m.key.decode(), m.timestamp) for m in outputs]
-    # in the schema of the contender's own tree: an older commit's lacks later fields
-    schema = json.loads((who.source_dir / "schemas" / "score_changed.avsc").read_text())
-    writer = fastavro.parse_schema(schema)
-    out = []
-    for m in outputs:
-        change = fastavro.schemaless_reader(io.BytesIO(m.value), writer, None)
-        assert isinstance(change, dict)  # noqa: S101 - a record schema
-        if change["cause"] in DIRECT_CAUSES and change.get("source_event_id"):
-            out.append((change["source_event_id"], m.timestamp))
-    return out
+    return [(change["source_event_id"], ts) for change, ts in changes_of(who, outputs)
+            if change["cause"] in DIRECT_CAUSES and change.get("source_event_id")]  # fmt: skip
 
 
 async def latency(
@@ -512,6 +562,9 @@ def markdown(result: dict[str, Any]) -> str:
     for name, value in result["ratios"].items():
         lines.append(f"- {name}: {value}")
     for name, fig in result["contenders"].items():
+        if by_entity := fig["throughput"].get("outputs_by_entity"):
+            kinds = ", ".join(f"{k} {v:,}" for k, v in by_entity.items())
+            lines.append(f"- {name} score changes by entity (throughput): {kinds}")
         if "throughput_rounds" in fig:
             runs = ", ".join(f"{v:,}" for v in fig["throughput_rounds"])
             lines.append(
@@ -539,6 +592,10 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
             "pipe-confluent-txn", "pipe", script="pipe_confluent.py", extra=("--transactional",)
         ),
         "ours": Contender("ours", "service"),
+        # the same worker and build on the second-wave plan (roll-ups into accounts and deals)
+        "ours-wave2": Contender(
+            "ours-wave2", "service", settings=(("LEADSCORE_PLAN_PATH", str(WAVE2_PLAN)),)
+        ),
         # on its own commit's reference plan: the current one has tiers, which it cannot load
         # (reference-2 has a tier where reference-1 has a threshold; the rest is the same)
         "faust-baseline": Contender(
@@ -731,11 +788,12 @@ async def run_and_clean(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def commits(chosen: list[Contender]) -> dict[str, str]:
-    """The commit each leadscore worker ran: ``ours`` is this checkout's HEAD (``+changes``:
-    with uncommitted changes to what the worker runs), ``leadscore@<commit>`` its tree's."""
+    """The commit each leadscore worker ran: ``ours`` (and ``ours-wave2``) is this checkout's
+    HEAD (``+changes``: with uncommitted changes to what the worker runs), ``leadscore@<commit>``
+    its tree's."""
     out = {}
     for who in chosen:
-        if who.name == "ours":
+        if who.kind == "service" and who.source_dir == ROOT:
             git = ["git", "-C", str(ROOT)]
             head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
             dirty = subprocess.run([*git, "status", "--porcelain", "--", "streams", "schemas"],
@@ -865,8 +923,8 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--contenders",
-        default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,{base},faust-baseline,"
-        "quix-alo,quix-eos",
+        default="pipe-aiokafka,pipe-confluent,pipe-confluent-txn,ours,ours-wave2,{base},"
+        "faust-baseline,quix-alo,quix-eos",
         help="comma-separated; leadscore@<commit> for any commit; {base} is leadscore@<--base>",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")

@@ -1,6 +1,8 @@
 """``make bench``'s harness still works: ``bench/run.py --smoke`` runs every default contender
 through every phase (throughput, latency at its own load and at the common rate, our worker's
-profile and restart) with tiny counts against the test broker, and its results are checked.
+profile and restart) with tiny counts against the test broker, and its results are checked;
+``ours-wave2`` (our worker on the second-wave plan) must have rolled contacts up into deals and
+accounts.
 No timing is judged here, only that each contender produced results and each phase ran.
 
 Run by ``make bench-smoke``, which ``make test`` runs after the suite, against the broker of
@@ -51,7 +53,8 @@ def test_every_contender_runs_every_phase(tmp_path: Path, run_module: Any) -> No
 
     smoke = run_module.SMOKE
     expected = run_module.arguments(["--smoke"]).contenders.split(",")
-    assert len(expected) == 8 and "ours" in expected and "quix-eos" in expected
+    assert len(expected) == 9 and "ours" in expected and "quix-eos" in expected
+    assert "ours-wave2" in expected
     assert list(result["contenders"]) == expected
     for name, figures in result["contenders"].items():
         tput = figures["throughput"]
@@ -60,6 +63,8 @@ def test_every_contender_runs_every_phase(tmp_path: Path, run_module: Any) -> No
         assert tput["events_per_s"] > 0 and tput["peak_rss_mib"] > 0, name
         if name in PIPES:  # one output per input
             assert tput["outputs"] == smoke["events"], name
+        elif name == "ours-wave2":  # besides, the roll-ups' changes: checked below
+            assert smoke["events"] // 3 < tput["outputs"], (name, tput)
         else:  # score changes: about two in three inputs change a score
             assert smoke["events"] // 3 < tput["outputs"] < smoke["events"], (name, tput)
         for phase in ("latency", "latency_common"):
@@ -73,6 +78,17 @@ def test_every_contender_runs_every_phase(tmp_path: Path, run_module: Any) -> No
     # the workers say which core they ran: the base commit's pure (the smoke builds nothing)
     assert result["contenders"]["leadscore@3f54bb3"]["throughput"]["core"] == "pure"
     assert result["contenders"]["ours"]["throughput"]["core"] in ("pure", "compiled")
+    # the second plan on the same build and inputs: its roll-ups scored deals and accounts too
+    ours, wave2 = (result["contenders"][n]["throughput"] for n in ("ours", "ours-wave2"))
+    assert wave2["core"] == ours["core"]
+    assert result["commits"]["ours-wave2"] == result["commits"]["ours"]
+    assert result["plans"]["ours-wave2"].startswith("plans/reference-second-wave.yaml (version ")
+    assert "ours-wave2: plans/reference-second-wave.yaml" in table
+    assert set(ours["outputs_by_entity"]) == {"contact", "deal"}  # no account scores
+    assert wave2["outputs_by_entity"]["account"] > 0
+    assert wave2["outputs_by_entity"]["deal"] > ours["outputs_by_entity"]["deal"]
+    assert wave2["outputs"] > ours["outputs"]
+    assert "- ours-wave2 score changes by entity (throughput): account " in table
     assert result["common_rate"] == {
         "events_per_s": smoke["latency_rate"],
         "from": "--latency-rate",
@@ -90,6 +106,7 @@ def test_every_contender_runs_every_phase(tmp_path: Path, run_module: Any) -> No
     assert restart["rebuild_ready_s"] > 0 and restart["warm_ready_s"] > 0
 
     assert "throughput ours/quix-alo" in result["ratios"]
+    assert "throughput ours/ours-wave2" in result["ratios"]
     assert "p99 at the common rate ours/pipe-confluent-txn" in result["ratios"]
     assert set(result["latency_goals"]) == {"p99_ms_at_common_rate", "p99_own_load_over_pipe_txn"}
     assert set(result["prepare_s"]) == set(expected)

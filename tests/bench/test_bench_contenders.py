@@ -1,15 +1,28 @@
 """``bench/run.py``'s contenders (``make bench``) without a broker: the ``leadscore@<commit>``
 contender is chosen by default from ``--base`` (``BENCH_BASE``), names topics it may hold, and
-stands in the ratios and the table. No worker runs and no timing is judged here."""
+stands in the ratios and the table; ``ours-wave2`` is our worker on the second-wave plan, whose
+roll-ups the generated inputs exercise. No worker runs and no timing is judged here."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streams.scoring import (
+    EntityKey,
+    EntityState,
+    Invalid,
+    apply,
+    apply_member,
+    load_plan,
+    parse_input,
+    route,
+)
+from streams.wire.codec import Codec, Source
 from tests.bench import bench_module
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -22,7 +35,7 @@ def run() -> Any:
 
 def test_the_base_commit_is_a_contender_by_default(run: Any) -> None:
     names = run.arguments([]).contenders.split(",")
-    assert names[names.index("ours") + 1] == "leadscore@3f54bb3"
+    assert names[names.index("ours") + 1 :][:2] == ["ours-wave2", "leadscore@3f54bb3"]
     assert "leadscore@abc1234" in run.arguments(["--base", "abc1234"]).contenders.split(",")
     without = run.arguments(["--base", ""]).contenders.split(",")
     assert not any(name.startswith("leadscore@") for name in without)
@@ -162,3 +175,79 @@ def test_the_table_shows_both_latency_loads_and_the_goals(run: Any) -> None:
         "| ours | 10,000 | 1.0 | 1.0 | 5000.0 | 90.0 | 200.0 | 900.0 | 40.0 | 120.0 | - |" in table
     )
     assert "- goal p99_ms_at_common_rate: 120.0 (goal 250): met" in table
+
+
+def test_ours_wave2_is_our_worker_on_the_second_plan(run: Any) -> None:
+    chosen = {
+        who.name: who for who in run.contenders(run.arguments(["--contenders", "ours,ours-wave2"]))
+    }
+    ours, wave2 = chosen["ours"], chosen["ours-wave2"]
+    assert (wave2.kind, wave2.source_dir, wave2.python) == (ours.kind, ours.source_dir, ours.python)
+    assert run.build_of(wave2) == run.build_of(ours)  # the same build, prepared once
+    settings = dict(wave2.settings)
+    assert set(settings) == {"LEADSCORE_PLAN_PATH"} and not ours.settings
+    plan_path = Path(settings["LEADSCORE_PLAN_PATH"])
+    assert plan_path == run.ROOT / "plans" / "reference-second-wave.yaml"
+    plan = load_plan(plan_path.read_text(), source=str(plan_path))
+    assert set(plan.rollup_sources) == {"account", "deal"}
+    version = plan_path.read_text().split("\nversion: ", 1)[1].split("\n", 1)[0]
+    shown = run.plans([ours, wave2])
+    assert shown == {"ours-wave2": f"plans/reference-second-wave.yaml (version {version})"}
+    commits = run.commits([ours, wave2])
+    assert commits["ours-wave2"] == commits["ours"] and len(commits["ours"].split()[0]) == 40
+    figures = tput(1_000)
+    figures["throughput"]["outputs_by_entity"] = {"account": 30, "contact": 900, "deal": 70}
+    table = run.markdown({"contenders": {"ours": tput(2_000), "ours-wave2": figures},
+                          "ratios": run.ratios({"ours": tput(2_000), "ours-wave2": figures}),
+                          "plans": shown})  # fmt: skip
+    assert "| ours-wave2 | 1,000 |" in table and "- throughput ours/ours-wave2: 2.0" in table
+    assert "except ours-wave2: plans/reference-second-wave.yaml (version " in table
+    assert (
+        "- ours-wave2 score changes by entity (throughput): account 30, contact 900, deal 70"
+        in table
+    )
+
+
+def changes(
+    plan_path: Path, inputs: list[tuple[Source, dict[str, Any]]]
+) -> Counter[tuple[str, str]]:
+    """The score changes (entity kind, cause) of ``inputs`` in memory, each member update
+    applied to its deal or account at once (as bench/core.py does)."""
+    plan = load_plan(plan_path.read_text(), source=str(plan_path))
+    codec = Codec.load()
+    states: dict[EntityKey, EntityState] = {}
+    found: Counter[tuple[str, str]] = Counter()
+    now = 0
+    for source, raw in inputs:
+        record = codec.decode_input(source, codec.encode(codec.inputs[source], raw), fmt="avro")
+        item = parse_input(record)
+        assert not isinstance(item, Invalid), item
+        now = max(now, record["occurred_at"])
+        for key in route(item):
+            outcome = apply(states.get(key), key, item, plan, now_ms=now)
+            states[key] = outcome.state
+            found.update((key.kind, str(c.cause)) for c in outcome.changes)
+            for target, update in outcome.forwards:
+                done = apply_member(states.get(target), target, update, plan, now_ms=now)
+                states[target] = done.state
+                found.update((target.kind, str(c.cause)) for c in done.changes)
+    return found
+
+
+def test_the_inputs_exercise_the_second_plans_rollups(run: Any) -> None:
+    inputs = run.traffic(1_000, seed=3, contacts=2_000, deals=300)
+    profiles = [r for s, r in inputs if s is Source.CONTACT_PROFILES]
+    assert profiles and all(r["attributes"]["account_id"].startswith("company-") for r in profiles)
+    companies = Counter(r["attributes"]["account_id"] for r in profiles)
+    assert len(companies) < len({r["contact_id"] for r in profiles})  # several contacts each
+    wave2 = changes(run.WAVE2_PLAN, inputs)
+    assert wave2["account", "rollup"] > 0 and wave2["deal", "rollup"] > 0
+    # without the company attribute, no account at all: what with_company is for
+    bare = [(s, {**r, "attributes": {k: v for k, v in r["attributes"].items()
+                                     if k != "account_id"}}) if s is Source.CONTACT_PROFILES
+            else (s, r) for s, r in inputs]  # fmt: skip
+    assert not [kind for kind, _ in changes(run.WAVE2_PLAN, bare) if kind == "account"]
+    # and the reference plan scores the same either way
+    reference = changes(run.PLAN, inputs)
+    assert reference == changes(run.PLAN, bare) and reference["contact", "rule"] > 0
+    assert not [kind for kind, _ in reference if kind == "account"]
