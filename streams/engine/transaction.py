@@ -6,7 +6,8 @@ offsets. Its commit, written once here (as quix-streams' ``Checkpoint.commit`` a
 ``StreamsProducer``):
 
 1. encode each dirty state once and produce it to the changelog (with the ``scores`` records of
-   the scores it changed);
+   the scores it changed), then the other values put (history slots); only each partition's
+   last changelog record asks for its delivery report, whose offset the store keeps;
 2. ``send_offsets_to_transaction`` with the offsets (last processed + 1, or the consumer's
    position past it, which also skips transaction markers) and a fresh
    ``consumer_group_metadata()``: a zombie's stale generation is refused here (KIP-447);
@@ -195,22 +196,28 @@ class Transaction:
             self.ensure_open()  # time-driven work changed states without publishing anything
         dirty = list(cache.dirty.items())
         writes: dict[int, list[Write]] = {}
-        for key, entry in dirty:  # 1. changelog and latest scores
+        changelog: list[tuple[bytes, bytes, int]] = []
+        for key, entry in dirty:  # 1. latest scores, then the changelog
             due = entry.state.next_due_ms
             blob = self.encode_state(entry.state)
             cache.resize(entry, len(blob))
             value = pack_value(due, blob)
-            self._send(self.changelog_topic, key, value, entry.partition,
-                       on_delivery=self._on_changelog_delivery)  # fmt: skip
+            changelog.append((key, value, entry.partition))
             for topic, out_key, out_value, partition in self.score_records(key, entry):
                 self._send(topic, out_key, out_value, partition)
             writes.setdefault(entry.partition, []).append(
                 Write(key, value, entry.stored_due_ms, due, entry.existed)
             )
         for (partition, key), value in self.extras.items():
-            self._send(self.changelog_topic, key, value, partition,
-                       on_delivery=self._on_changelog_delivery)  # fmt: skip
+            changelog.append((key, value, partition))
             writes.setdefault(partition, []).append(Write(key, value, None, None, True))
+        # Only each partition's last changelog record reports its delivery (a Python call per
+        # report): a partition's records are appended in order, so its offset is the largest.
+        last = {partition: i for i, (_, _, partition) in enumerate(changelog)}
+        report = self._on_changelog_delivery
+        for i, (key, value, partition) in enumerate(changelog):
+            self._send(self.changelog_topic, key, value, partition,
+                       on_delivery=report if last[partition] == i else None)  # fmt: skip
         self.phase = Phase.COMMITTING
         offsets = {**self.offsets, **(positions or {})}
         if offsets:  # 2. offsets, with the group's current generation (the same on a retry)

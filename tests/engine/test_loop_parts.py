@@ -263,6 +263,8 @@ class RecordedProducer:
     fail: dict[str, KafkaException] = field(default_factory=dict)
     next_offset: int = 100
     pending: list[tuple[Any, Any]] = field(default_factory=list)
+    #: (topic, key, offset) of each record produced with a delivery callback
+    reported: list[tuple[str, bytes | None, int]] = field(default_factory=list)
 
     def _step(self, name: str, *args: Any) -> None:
         self.calls.append((name, *args))
@@ -285,6 +287,7 @@ class RecordedProducer:
         self.calls.append(("produce", topic, key, partition))
         if on_delivery is not None:
             self.pending.append((on_delivery, Delivered(partition, self.next_offset)))
+            self.reported.append((topic, key, self.next_offset))
         self.next_offset += 1
 
     def send_offsets_to_transaction(self, positions: Any, group_metadata: Any,
@@ -328,14 +331,33 @@ def test_commit_steps_run_once_in_order_and_the_store_gets_the_changelog_offset(
     assert [c[0] for c in producer.calls] == [
         "begin", "produce", "produce", "produce", "send_offsets", "commit",
     ]  # fmt: skip
-    assert producer.calls[2][1:] == ("changelog", key_of("c1"), 0)
-    assert producer.calls[3][1:] == ("scores", key_of("c1"), 0)
+    assert producer.calls[2][1:] == ("scores", key_of("c1"), 0)
+    assert producer.calls[3][1:] == ("changelog", key_of("c1"), 0)
     # offsets: last processed + 1, and the other assigned positions; the fresh group metadata
     assert producer.calls[4][1:] == ([(("page-visits", 0), 42), (("page-visits", 1), 9)],
                                      "group-meta")  # fmt: skip
-    assert store.offset == 102  # the changelog record's offset + 1
+    assert store.offset == 103  # the changelog record's offset + 1
     assert loads(unpack_value(store.values[key_of("c1")])[1]).scores["s"].total == 10
     assert not stage.cache.dirty and txn.phase is Phase.IDLE
+
+
+def test_only_the_last_changelog_record_of_a_partition_reports_its_delivery() -> None:
+    """A Python call per delivery report is the cost: the partition's last changelog record
+    (states first, then the other values put) carries the offset the store keeps."""
+    stage, store = make_stage()
+    producer = RecordedProducer()
+    txn = make_txn(producer)
+    stage.on_item(0, key_of("c1"), visit("e1", T0))
+    stage.on_item(0, key_of("c2"), visit("e2", T0))
+    txn.put(0, b"history-slot", b"h")
+    txn.consumed("page-visits", 0, 7)
+    assert txn.commit(stage.cache, {0: store}, lambda: "group-meta") == 2
+    changelog = [call for call in producer.calls if call[:2] == ("produce", "changelog")]
+    assert [call[2] for call in changelog] == [key_of("c1"), key_of("c2"), b"history-slot"]
+    [(topic, key, offset)] = producer.reported
+    assert (topic, key) == ("changelog", b"history-slot")
+    assert store.offset == offset + 1
+    assert store.values[b"history-slot"] == b"h"
 
 
 def test_an_abortable_commit_error_leaves_the_store_untouched_and_rewinds() -> None:
