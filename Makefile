@@ -12,7 +12,7 @@ PURE_TESTS := tests/scoring tests/commands/test_offline.py tests/commands/test_o
   tests/commands/test_learn_model.py
 
 .PHONY: help venv run test test-unit test-integration test-cluster check lint fmt broker-up broker-down \
-        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-core bench-engine bench bench-http bench-recompute clean test-pure
+        broker-status broker-wipe observe observe-down registry-up registry-down fuzz soak cluster-up cluster-down cluster-status bench-core bench-engine bench bench-scale bench-http bench-recompute clean test-pure
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -187,6 +187,11 @@ BENCH_BASE ?= 3f54bb3
 bench: venv $(BENCH_STAMP) ## side-by-side: plain pipes, our worker and BENCH_BASE's, the last Faust worker, Quix Streams; writes bench/results/<date>.*
 	@$(KAFKA) up
 	$(PY) bench/run.py --base "$(BENCH_BASE)" $(BENCH_ARGS)
+
+# About 8-12 minutes on the 2-core machine (the cluster's start included when it is down).
+# BENCH_SCALE_ARGS passes options to bench/scale.py (see its --help), e.g. --smoke.
+bench-scale: venv $(BENCH_STAMP) ## 1, 2 and 4 workers on the three-node cluster, the pause at joins and leaves; writes bench/results/scale-<date>.*
+	$(PY) bench/scale.py $(BENCH_SCALE_ARGS)
 
 # About 1-2 minutes; the first time on a fresh clone also builds the Quix Streams and Faust venvs
 # (about 15-20 s each, side by side with the other contenders). make test runs it after the suite,
