@@ -298,6 +298,8 @@ class Bridge:
     bootstrap_servers: str
     topic: str
     kafka_config: Mapping[str, Any] = field(default_factory=dict)
+    #: the consumer's own settings besides ``kafka_config`` (its session timeout)
+    consumer_config: Mapping[str, Any] = field(default_factory=dict)
     metrics: Any = None
     codec: Any = None  #: plain Avro unless given (the registry framing: streams.wire.registry)
     sleep: Callable[[float], None] = time.sleep
@@ -317,7 +319,7 @@ class Bridge:
             "bootstrap.servers": self.bootstrap_servers, "group.id": self.config.group,
             "isolation.level": "read_committed", "enable.auto.commit": False,
             "auto.offset.reset": "earliest", "partition.assignment.strategy": "cooperative-sticky",
-            "log_level": 3, **self.kafka_config,
+            "log_level": 3, **self.kafka_config, **self.consumer_config,
         })  # fmt: skip
         producer = Producer({
             "bootstrap.servers": self.bootstrap_servers, "acks": "all",
@@ -562,7 +564,7 @@ def cmd_automate_check(path: str, environ: Mapping[str, str] | None = None) -> i
 
 
 def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> int:
-    from streams.engine.kafka import client_base_config
+    from streams.engine.kafka import client_base_config, session_config
     from streams.errors import LeadscoreError
     from streams.settings import load_settings
 
@@ -602,6 +604,7 @@ def cmd_automate(path: str, *, port: int | None, idle_exit_s: float | None) -> i
     kafka = {k: v for k, v in client_base_config(settings).items() if k != "bootstrap.servers"}
     bridge = Bridge(config, secrets, settings.bootstrap_servers, settings.topic_score_changed,
                     kafka_config={**kafka, "client.id": f"automate-{uuid.uuid4().hex[:8]}"},
+                    consumer_config=session_config(settings),
                     metrics=metrics, codec=codec)  # fmt: skip
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: bridge.stop())

@@ -297,7 +297,6 @@ def client_base_config(settings: Settings) -> dict[str, Any]:
 
 
 def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
-    session_ms = int(settings.session_timeout_s * 1000)
     return {
         **client_base_config(settings),
         "group.id": settings.app_id,
@@ -309,14 +308,21 @@ def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": session_ms,
-        "heartbeat.interval.ms": max(1000, session_ms // 3),
+        **session_config(settings),
         "topic.metadata.refresh.interval.ms": 10_000,
         "fetch.wait.max.ms": 10,  # records of a just-committed transaction are fetched sooner
         "enable.partition.eof": False,
         # prefetched records held while the loop is behind (librdkafka's default: 64 MiB)
         "queued.max.messages.kbytes": 16384,
     }
+
+
+def session_config(settings: Settings) -> dict[str, Any]:
+    """A group member's session timeout (``LEADSCORE_SESSION_TIMEOUT_S``) and heartbeat: the
+    worker's consumer and the automation bridge's (librdkafka's default session is 45 s, the
+    wait for a crashed member's partitions)."""
+    session_ms = int(settings.session_timeout_s * 1000)
+    return {"session.timeout.ms": session_ms, "heartbeat.interval.ms": max(1000, session_ms // 3)}
 
 
 def producer_config(settings: Settings, *, transactional_id: str) -> dict[str, Any]:
