@@ -92,58 +92,6 @@ async def test_kill_one_node_then_bring_it_back(cluster: str, unique: str) -> No
         kafka_sh("cluster-start", "1")
 
 
-async def test_the_service_survives_broker_kills(cluster: str, unique: str, tmp_path: Path) -> None:
-    """The worker on the cluster, every topic it creates with RF 3 and min.insync.replicas 2:
-    each node in turn is killed with -9 while input arrives, then brought back. Nothing is lost
-    or doubled, a concurrent read_committed reader never sees an aborted record, and every
-    transaction ends (the final read_committed read reaches the end of the topic)."""
-    import random
-    import time
-    from dataclasses import replace
-
-    from streams.commands.traffic import TrafficShape, generate
-    from tests.integration.service import PLAN, Service
-    from tests.integration.verify import LiveReader, check_run
-
-    now = int(time.time() * 1000)
-    events = 6000
-    shape = replace(TrafficShape(), contacts=600, deals=120, step_ms=50,
-                    start_ms=now - events * 50)  # fmt: skip
-    records = list(generate(events, seed=random.Random(unique).randrange(1000), shape=shape))
-    service = Service(cluster, unique, tmp_path, partitions=3,
-                      extra={"LEADSCORE_REPLICATION_FACTOR": "3"})  # fmt: skip
-    worker = service.worker()
-    chunk = len(records) // 4
-    live: LiveReader | None = None
-    try:
-        worker.start()
-        await worker.wait_ready(timeout_s=120)
-        live = LiveReader(cluster, service.changed).start()
-        await service.produce(records[:chunk])
-        for k, node in enumerate(("1", "2", "3"), start=1):
-            sending = asyncio.create_task(
-                service.produce(records[k * chunk : (k + 1) * chunk if k < 3 else None])
-            )
-            await asyncio.sleep(0.5)
-            kafka_sh("cluster-kill", node)  # the coordinator of something, sooner or later
-            try:
-                await sending
-                await asyncio.sleep(2)  # the worker works on with two nodes
-                await service.supervise()
-            finally:
-                kafka_sh("cluster-start", node)
-            await service.supervise()
-        _, published, order = await service.settle(live, tries=3)
-    finally:
-        service.shut(live)
-    print(
-        f"broker kills: {len(published)} changes, each once; worker process exits (exit 70, "
-        f"restarted): {service.restarts}"
-    )
-    check_run(PLAN, records, published, order, tmp_path)
-    assert len(order) >= events
-
-
 def _sample(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):

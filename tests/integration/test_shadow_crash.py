@@ -12,8 +12,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.integration.service import PLAN, Service, crash_traffic, produce_with_kills
 from tests.integration.test_tenant_plans import leadscore_plan
 from tests.integration.verify import LiveReader, check_run, finish_live
@@ -22,13 +20,14 @@ EVENTS = 6000
 KILLS = 3
 
 
-@pytest.mark.parametrize("lost_state", [False, True], ids=["kill-9", "kill-9-and-lost-state"])
 async def test_a_shadow_through_kill_9s_is_exactly_once_and_equals_the_core(
-    bootstrap: str, unique: str, tmp_path: Path, lost_state: bool
+    bootstrap: str, unique: str, tmp_path: Path
 ) -> None:
-    """``lost_state``: before the last third of the events, the worker is killed and its data
-    directory deleted: it restores every state, the shadow's and its plan text included, from
-    the state changelog, and the shadow goes on where it was."""
+    """``kill -9``s with the local state kept through the first two thirds of the events; then
+    the worker is killed and its data directory deleted: it restores every state, the shadow's
+    and its plan text included, from the state changelog, and the shadow goes on where it was.
+    (One run covers both restarts: a run of kills alone added 40 s to ``make test`` and nothing
+    this one does not check.)"""
     rng = random.Random(unique)
     shadow_plan = tmp_path / "shadow.yaml"
     text = PLAN.read_text().replace("version: service-test-1", "version: service-shadow-1")
@@ -43,15 +42,14 @@ async def test_a_shadow_through_kill_9s_is_exactly_once_and_equals_the_core(
                                          str(shadow_plan))  # fmt: skip
         assert rc == 0 and status is not None and status["shadow"], err
         live = LiveReader(bootstrap, service.changed_shadow).start()
-        cut = len(records) * 2 // 3 if lost_state else len(records)
+        cut = len(records) * 2 // 3
         await produce_with_kills(service, worker, records[:cut], KILLS, rng)
-        if lost_state:
-            await service.wait_drained(timeout_s=240)
-            worker.kill()
-            shutil.rmtree(tmp_path / worker.name)
-            worker.start()
-            await worker.wait_ready()
-            await service.produce(records[cut:])
+        await service.wait_drained(timeout_s=240)
+        worker.kill()
+        shutil.rmtree(tmp_path / worker.name)
+        worker.start()
+        await worker.wait_ready()
+        await service.produce(records[cut:])
         await service.wait_drained(timeout_s=240)
         seen = await finish_live(live, service)
         shadowed = await service.changes(service.changed_shadow)
@@ -71,7 +69,7 @@ async def test_a_shadow_through_kill_9s_is_exactly_once_and_equals_the_core(
     check_run(shadow_plan, acme, shadowed, acme_order, tmp_path / "shadow")
     check_run(PLAN, records, published, order, tmp_path / "active")
     print(
-        f"shadow crash (lost state: {lost_state}): {EVENTS} events, {KILLS} kill -9s, "
+        f"shadow crash: {EVENTS} events, {KILLS} kill -9s and one with the state lost, "
         f"{len(shadowed)} shadow changes "
         f"and {len(published)} active ones, each once and equal to the core's"
     )
