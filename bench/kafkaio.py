@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +58,27 @@ CREATED = {0, 36}  # none, TOPIC_ALREADY_EXISTS
 
 
 async def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, *, compacted: Iterable[str] = ()
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    *,
+    compacted: Iterable[str] = (),
+    replication: int = 1,
+    configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create the topics (those that exist already are left as they are). No list of every
-    topic is asked for: a broker shared with other runs may hold thousands, and aiokafka
-    decodes their metadata in Python."""
+    """Create the topics (those that exist already are left as they are), with ``replication``
+    replicas and ``configs`` besides broker append time. No list of every topic is asked for:
+    a broker shared with other runs may hold thousands, and aiokafka decodes their metadata in
+    Python."""
     compact = set(compacted)
     new = [
         NewTopic(
             name,
             num_partitions=partitions,
-            replication_factor=1,
+            replication_factor=replication,
             topic_configs={
                 **APPEND_TIME,
+                **(configs or {}),
                 **({"cleanup.policy": "compact"} if name in compact else {}),
             },
         )
