@@ -184,7 +184,7 @@ BENCH_BASE ?= 3f54bb3
 # Outside CI: about 15-25 minutes. BENCH_ARGS passes options to bench/run.py (see its --help),
 # e.g. a short run of our worker against BENCH_BASE's: BENCH_ARGS="--contenders ours,{base}".
 # bench/run.py builds the peers' venvs and the base commit's tree first (once; cached in .cache/bench).
-bench: venv $(BENCH_STAMP) ## side-by-side: plain pipes, our worker and BENCH_BASE's, the last Faust worker, Quix Streams; writes bench/results/<date>.*
+bench: venv $(BENCH_STAMP) ## side-by-side: plain pipes, our worker (reference and second-wave plans) and BENCH_BASE's, the last Faust worker, Quix Streams; writes bench/results/<date>.*
 	@$(KAFKA) up
 	$(PY) bench/run.py --base "$(BENCH_BASE)" $(BENCH_ARGS)
 
