@@ -23,11 +23,19 @@ def kafka(*args: str, tmp: Path, **env: str) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture
 def taken() -> Iterator[int]:
-    """A port this process listens on."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        yield listener.getsockname()[1]
+    """A port this process listens on, with both neighbours free (the test asks for the one
+    below it as the client port). Below the ephemeral range: a port the system handed out there
+    (``bind`` to port 0) once had its neighbour taken by another process's outgoing connection,
+    so the script rightly named that port instead."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in range(21_001, low - 2, 7):
+        if all(bindable(p) for p in (port - 1, port, port + 1)):
+            with socket.socket() as listener:
+                listener.bind(("127.0.0.1", port))
+                listener.listen()
+                yield port
+            return
+    pytest.fail(f"no three free ports in a row below the ephemeral range ({low})")
 
 
 def bindable(port: int) -> bool:
