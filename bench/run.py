@@ -9,7 +9,7 @@ absolute numbers drift. For each contender:
    the contender's consumer group has committed every input and the output has stopped growing; CPU
    seconds per million events and peak RSS of the processing process over that window;
 2. **latency**: fresh topics, a short warm-up, then an open-loop producer at half the throughput
-   measured in step 1 for a fixed time, then (same process, drained first) at one **common rate**
+   measured in step 1 for a fixed time, and (same process, drained between) at one **common rate**
    for every contender (``--latency-rate``; by default the slowest contender's half load); each
    input's append to each score change it caused (``cause`` rule, state or adjustment) being
    appended (both broker ``LogAppendTime``);
@@ -351,12 +351,15 @@ async def input_appends(bootstrap: str, topics: TopicSet, ids: Container[str]) -
 def latency_windows(
     args: argparse.Namespace, tput: dict[str, Any], common: float | None
 ) -> dict[str, float]:
-    """The latency windows of a contender: its own load, then the common rate unless it is
-    the same (the slowest contender's; ``--smoke`` runs both windows all the same)."""
+    """The latency windows of a contender: the common rate, then its own load, unless they are
+    the same (the slowest contender's; ``--smoke`` runs both windows all the same). The common
+    rate comes first: a contender that falls behind at its own load would otherwise start the
+    common-rate window in the aftermath of that backlog (a grown heap, compactions, a cold
+    cache), and the two figures would mix."""
     own = own_rate(args, tput)
     if common is None or (same_rate(own, common) and not args.smoke):
         return {"latency": own}
-    return {"latency": own, "latency_common": common}
+    return {"latency_common": common, "latency": own}
 
 
 def windows_done(figures: dict[str, Any]) -> None:
@@ -689,11 +692,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.latency_s > 0:
         rate, source = common_rate(args, result["contenders"])
         result["common_rate"] = {"events_per_s": round(rate, 1), "from": source}
-        for who in chosen:  # each at its own load, then at the common rate
+        for who in chosen:  # each at the common rate, then at its own load
             figures = result["contenders"][who.name]
             windows = latency_windows(args, figures["throughput"], rate)
             log(f"{who.name}: latency at " + ", then ".join(f"{r:.0f}" for r in windows.values())
-                + f" events/s ({args.load:.0%} of its own, the common rate)")  # fmt: skip
+                + f" events/s (the common rate, {args.load:.0%} of its own)")  # fmt: skip
             figures.update(await latency(args, who, windows))
             windows_done(figures)
             log(f"{who.name}: " + "; ".join(f"{k} {figures[k]}" for k in windows))
