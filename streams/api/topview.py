@@ -31,7 +31,7 @@ from streams.engine.kafka import client_base_config
 from streams.scoring import Plan
 from streams.settings import Settings
 from streams.wire.codec import Codec
-from streams.wire.reading import poll_value
+from streams.wire.reading import consume_values
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,14 @@ class TopFeed(threading.Thread):
             while not self._halt.is_set():
                 if self.until_end and self.caught_up.is_set():
                     return
-                value, fatal = poll_value(consumer, pending)
+                values, fatal = consume_values(consumer, pending)
+                for value in values:  # before caught_up: what it promises is in the view
+                    self._apply(value)
                 if fatal is not None:
                     self.failed = fatal
                     return
                 if not pending:
                     self.caught_up.set()
-                self._apply(value)
         finally:
             consumer.close()
 
@@ -188,9 +189,7 @@ class TopFeed(threading.Thread):
             self._halt.wait(2)
         return None
 
-    def _apply(self, value: bytes | None) -> None:
-        if value is None:
-            return
+    def _apply(self, value: bytes) -> None:
         try:
             record = self.decode(value)
             self.view.update(record["tenant_id"], record["entity"], record["score"],

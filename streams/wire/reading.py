@@ -123,15 +123,28 @@ def service_codec(command: str) -> tuple[Settings, Codec] | int:
         return 2
 
 
-def poll_value(consumer: Consumer, pending: set[int]) -> tuple[bytes | None, str | None]:
-    """One poll: (a record's value, None), or (None, a fatal error), or (None, None) for
-    nothing (an end of partition reached is taken out of ``pending``)."""
-    msg, fatal = poll_message(consumer, pending)
-    return (None if msg is None else msg.value()), fatal
+def consume_values(consumer: Consumer, pending: set[int],
+                   batch: int = 500) -> tuple[list[bytes], str | None]:  # fmt: skip
+    """Up to ``batch`` records' values in one client call (one Python call per batch instead of
+    per record), in log order, and a fatal error if one came (the values before it are still
+    returned); an end of partition reached is taken out of ``pending``."""
+    values: list[bytes] = []
+    for msg in consumer.consume(batch, 0.5):
+        error = msg.error()
+        if error is None:
+            value = msg.value()
+            if value is not None:
+                values.append(value)
+        elif error.code() == KafkaError._PARTITION_EOF:
+            pending.discard(msg.partition())
+        elif error.fatal():
+            return values, str(error)
+    return values, None
 
 
 def poll_message(consumer: Consumer, pending: set[int]) -> tuple[Message | None, str | None]:
-    """:func:`poll_value`, the whole record."""
+    """One poll: (a record, None), or (None, a fatal error), or (None, None) for nothing (an
+    end of partition reached is taken out of ``pending``)."""
     msg = consumer.poll(0.5)
     if msg is None:
         return None, None

@@ -108,3 +108,64 @@ def test_queries_are_checked_and_answered() -> None:
     for (entity, score, n, tier), error in bad.items():
         query = {"score": [score], "n": [n], "tier": [tier]}
         assert top_answer(view, entity, query, None, PLAN) == {"error": error}
+
+
+class _Error:
+    def __init__(self, code: int, fatal: bool = False) -> None:
+        self._code, self._fatal = code, fatal
+
+    def code(self) -> int:
+        return self._code
+
+    def fatal(self) -> bool:
+        return self._fatal
+
+    def __str__(self) -> str:
+        return f"error {self._code}"
+
+
+class _Message:
+    def __init__(self, partition: int, value: bytes | None, error: _Error | None = None) -> None:
+        self._partition, self._value, self._error = partition, value, error
+
+    def error(self) -> _Error | None:
+        return self._error
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def partition(self) -> int:
+        return self._partition
+
+
+class _Consumer:
+    """A recorded batch per ``consume`` call, as confluent-kafka returns them."""
+
+    def __init__(self, batches: list[list[_Message]]) -> None:
+        self.batches, self.asked = batches, []  # type: list[int]
+
+    def consume(self, num_messages: int, timeout: float) -> list[_Message]:
+        self.asked.append(num_messages)
+        return self.batches.pop(0) if self.batches else []
+
+
+def test_the_feed_reads_batches_in_order_and_takes_ended_partitions_out() -> None:
+    from confluent_kafka import KafkaError
+
+    from streams.wire.reading import consume_values
+
+    eof, other = KafkaError._PARTITION_EOF, KafkaError._TRANSPORT
+    consumer = _Consumer([
+        [_Message(0, b"a"), _Message(1, b"b"), _Message(0, None, _Error(eof)),
+         _Message(1, None), _Message(2, None, _Error(other)), _Message(1, b"c")],
+        [_Message(1, None, _Error(eof)), _Message(2, b"d"),
+         _Message(2, None, _Error(other, fatal=True)), _Message(2, b"never")],
+    ])  # fmt: skip
+    pending = {0, 1, 2}
+    # a tombstone (no value) and a passing error are skipped, the order is the log's
+    assert consume_values(consumer, pending, batch=7) == ([b"a", b"b", b"c"], None)  # type: ignore[arg-type]
+    assert pending == {1, 2} and consumer.asked == [7]
+    # a fatal error ends the batch: what came before it is still returned
+    assert consume_values(consumer, pending) == ([b"d"], "error -195")  # type: ignore[arg-type]
+    assert pending == {2}
+    assert consume_values(consumer, pending) == ([], None)  # type: ignore[arg-type]
