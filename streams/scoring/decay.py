@@ -77,8 +77,14 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
         decay = decays.get(contrib[C_RULE])
         if decay is not None:
             points = contrib[C_POINTS]
-            lost = points * MICRO - micro_value(points, decay, at_ms - contrib[C_OCCURRED])
-            sums[contrib[C_CATEGORY]] -= lost
+            full = points * MICRO
+            age_ms = at_ms - contrib[C_OCCURRED]
+            # micro_value, its commonest case inline (the same expression: the same value)
+            if age_ms > 0 and decay.kind == "half_life":
+                value = round(full * math.pow(2.0, -age_ms / decay.length_ms))
+            else:
+                value = micro_value(points, decay, age_ms)
+            sums[contrib[C_CATEGORY]] -= full - value
     return sums
 
 
@@ -88,11 +94,12 @@ def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
-def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int]:
+def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tuple[int, int, int]:
     """``drop_spent`` then ``decayed_total`` at ``at_ms`` in one pass over the contributions
     (each decaying one's value computed once): the integer total, and how far decay can move
     the sum until the next multiple of the granularity, down and up, in millionths (bounds,
-    see ``_steady``; both 0 when no live contribution decays)."""
+    see ``_steady``; both 0 when no live contribution decays). ``drop`` False: the ledger is
+    left as it is (a spent contribution is worth 0 either way, so the figures are the same)."""
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
@@ -109,30 +116,40 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int]:
             continue
         points = contrib[C_POINTS]
         category = contrib[C_CATEGORY]
-        value = micro_value(points, decay, at_ms - contrib[C_OCCURRED])
+        full = points * MICRO
+        age_ms = at_ms - contrib[C_OCCURRED]
+        half_life = decay.kind == "half_life"
+        # micro_value, its commonest case inline (the same expression: the same value)
+        if age_ms > 0 and half_life:
+            value = round(full * math.pow(2.0, -age_ms / decay.length_ms))
+        else:
+            value = micro_value(points, decay, age_ms)
         if value == 0:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
-            if kept is None:
-                kept = contribs[:i]
-            sums[category] -= points
-            micro[category] -= points * MICRO
+            if drop:
+                if kept is None:
+                    kept = contribs[:i]
+                sums[category] -= points
+            micro[category] -= full
             continue
         if kept is not None:
             kept.append(contrib)
-        micro[category] -= points * MICRO - value
+        micro[category] -= full - value
         # the most this value can lose in ``delta`` (it only moves toward 0, keeping its sign):
         # half-life loses a share 1 - 2^(-delta/L) <= delta * ln 2 / L, linear |points| per L;
         # 3 millionths for the roundings; steps: all of it
         magnitude = value if value > 0 else -value
-        if decay.kind == "half_life":
+        if half_life:
             loss = int((magnitude + 1) * (delta * 0.6932 / decay.length_ms)) + 3
         elif decay.kind == "linear_to_zero":
-            loss = abs(points) * MICRO * delta // decay.length_ms + 3
+            loss = (full if full > 0 else -full) * delta // decay.length_ms + 3
         else:
             loss = magnitude
+        if loss > magnitude:
+            loss = magnitude
         if value > 0:
-            down += min(loss, magnitude)
+            down += loss
         else:
-            up += min(loss, magnitude)
+            up += loss
     if kept is not None:
         ledger.contribs = kept
     value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
@@ -257,7 +274,9 @@ def last_check(score: Score, ledger: Ledger, upto_ms: int) -> int:
     if not (score.thresholds or score.tiers):
         return at
     for _ in range(len(score.thresholds) + len(score.tiers) + 1):
-        following = _next_check(score, ledger, at, decayed_total(score, ledger, at))
+        # the total and its spread at ``at``, as ``schedule`` has them after an evaluation
+        value, down, up = evaluate(score, ledger, at, drop=False)
+        following = _next_check(score, ledger, at, value, (down, up))
         if following > upto_ms:
             break
         at = following
