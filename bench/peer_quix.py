@@ -69,7 +69,7 @@ from streams.scoring import (
     route,
 )
 from streams.wire.codec import Codec, DecodeError, Source
-from streams.wire.publish import change_key, change_record, score_records
+from streams.wire.publish import change_key, score_records
 from streams.wire.records import entity_key_bytes, entity_key_from_bytes, msgpack_default
 
 log = logging.getLogger("peer_quix")
@@ -191,14 +191,14 @@ class Scoring:
             Output(
                 self.changed_topic,
                 change_key(change),
-                codec.encode(codec.score_changed, change_record(change, emitted_at_ms=now)),
+                codec.encode_change(change, now),
                 now,
             )
             for change in changes
         ]
         names = {change.score for change in changes}
         for out_key, rec in score_records(self.plan, entity, state, names, updated_at_ms=now):
-            out.append(Output(self.scores_topic, out_key, codec.encode(codec.score, rec), now))
+            out.append(Output(self.scores_topic, out_key, codec.encode_score(rec), now))
         return out
 
 

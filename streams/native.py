@@ -31,6 +31,7 @@ from types import ModuleType
 MODULES = (
     "adjust",
     "arrival",
+    "avro",
     "catchup",
     "aggregate",
     "capping",

@@ -64,11 +64,11 @@ class Outputs:
             return
         topic, codec, bound = self.topics.score_changed, self.codec, self.history_per_score
         for change in changes:
-            record = change_record(change, emitted_at_ms=emitted_ms)
-            self.txn.produce(topic, change_key(change), codec.encode(codec.score_changed, record),
+            self.txn.produce(topic, change_key(change), codec.encode_change(change, emitted_ms),
                              PARTITIONER)  # fmt: skip
             if bound:
                 slot = history.slot_key(entity_key, change.score, change.seq, bound)
+                record = change_record(change, emitted_at_ms=emitted_ms)
                 self.txn.put(partition, slot, history.encode(record))
 
     def publish_shadow(self, changes: Sequence[ScoreChange], emitted_ms: int) -> None:
@@ -78,9 +78,8 @@ class Outputs:
         if changes:
             self.metrics.shadow_changes.inc(len(changes))
         for change in changes:
-            value = codec.encode(codec.score_changed,
-                                 change_record(change, emitted_at_ms=emitted_ms))  # fmt: skip
-            self.txn.produce(topic, change_key(change), value, PARTITIONER)
+            self.txn.produce(topic, change_key(change), codec.encode_change(change, emitted_ms),
+                             PARTITIONER)  # fmt: skip
 
     def forward(self, forwards: Sequence[Forward], now_ms: int, shadow: str | None = None) -> None:
         """Member updates to the partitions of their deals and accounts (``rollup``); a shadow
@@ -108,7 +107,7 @@ class Outputs:
         entity = self.stage.entity_key(key)
         plan = self.stage.tenants.plan_for(entry.partition, entity.tenant_id)
         return [
-            (topic, out_key, codec.encode(codec.score, rec), PARTITIONER)
+            (topic, out_key, codec.encode_score(rec), PARTITIONER)
             for out_key, rec in score_records(
                 plan, entity, entry.state, entry.changed, updated_at_ms=updated
             )

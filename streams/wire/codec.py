@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import fastavro
 from fastavro.read import SchemaResolutionError
 
+from streams.scoring import ScoreChange, avro
 from streams.wire import jsonlimits
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -195,6 +196,20 @@ class Codec:
     texts: Mapping[str, str] = field(default_factory=dict)
     #: the registry framing; None: plain Avro datums
     framing: Framing | None = None
+    #: writes ``score-changed`` datums without a dict (None: ``score_changed`` has another
+    #: layout than ``streams.scoring.avro`` writes, and fastavro writes them)
+    changes: avro.ChangeWriter | None = field(init=False, default=None, compare=False)
+    #: whether ``streams.scoring.avro.write_score`` writes ``scores`` datums (its layout)
+    scores_direct: bool = field(init=False, default=False, compare=False)
+
+    def __post_init__(self) -> None:
+        schema = self.score_changed
+        if isinstance(schema, dict) and avro.matches(schema):
+            writer = avro.ChangeWriter(avro.symbols(schema, "cause"),
+                                       avro.symbols(schema, "thresholds"))  # fmt: skip
+            object.__setattr__(self, "changes", writer)
+        direct = isinstance(self.score, dict) and avro.matches(self.score, avro.SCORE_LAYOUT)
+        object.__setattr__(self, "scores_direct", direct)
 
     @classmethod
     def load(cls) -> Codec:
@@ -299,6 +314,22 @@ class Codec:
             buf.write(self.framing.header(schema))
         fastavro.schemaless_writer(buf, schema, record)
         return buf.getvalue()
+
+    def encode_change(self, change: ScoreChange, emitted_at_ms: int) -> bytes:
+        """A ``score-changed`` record: the bytes of ``encode(score_changed, change.to_dict(
+        emitted_at_ms=...))``, written without the dict when the schema allows."""
+        prefix = b"" if self.framing is None else self.framing.header(self.score_changed)
+        if self.changes is not None:
+            return self.changes.write(change, emitted_at_ms, prefix)
+        return self.encode(self.score_changed, change.to_dict(emitted_at_ms=emitted_at_ms))
+
+    def encode_score(self, record: dict[str, Any]) -> bytes:
+        """A ``scores`` record (``streams.wire.publish.score_records``' shape): the bytes of
+        ``encode(score, record)``, written field by field when the schema allows."""
+        if not self.scores_direct:
+            return self.encode(self.score, record)
+        prefix = b"" if self.framing is None else self.framing.header(self.score)
+        return avro.write_score(record, prefix)
 
     def decode(self, schema: Any, value: bytes) -> dict[str, Any]:
         buf = io.BytesIO(value)
