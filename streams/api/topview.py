@@ -130,7 +130,7 @@ class TopFeed(threading.Thread):
         config: dict[str, Any],
         topic: str,
         view: TopView,
-        decode: Callable[[bytes], dict[str, Any]],
+        decode: Callable[[bytes], tuple[str | None, str, str, str, int, str | None]],
         *,
         until_end: bool = False,
     ) -> None:
@@ -191,10 +191,8 @@ class TopFeed(threading.Thread):
 
     def _apply(self, value: bytes) -> None:
         try:
-            record = self.decode(value)
-            self.view.update(record["tenant_id"], record["entity"], record["score"],
-                             record["entity_id"], int(record["value"]),
-                             record.get("tier"))  # fmt: skip
+            tenant, kind, entity_id, score, total, tier = self.decode(value)
+            self.view.update(tenant, kind, score, entity_id, total, tier)
         except Exception as exc:  # one bad record must not stop the view
             log.warning("top view: skipping a record of %s: %r", self.topic, exc)
 
@@ -203,7 +201,7 @@ def top_feed_of(settings: Settings, codec: Codec, *, until_end: bool = False) ->
     """The feed of the settings' ``scores`` topic into a new view."""
     view = TopView(settings.top_entries_per_tenant)
     return TopFeed(client_base_config(settings), settings.topic_scores, view,
-                   lambda value: codec.decode(codec.score, value), until_end=until_end)  # fmt: skip
+                   codec.decode_top, until_end=until_end)  # fmt: skip
 
 
 def top_answer(view: TopView | None, entity: str, query: dict[str, list[str]],

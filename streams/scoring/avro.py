@@ -168,6 +168,80 @@ def write_score(record: dict[str, Any], prefix: bytes = b"") -> bytes:
     return bytes(out)
 
 
+class Reader:
+    """Reads Avro values from ``data`` at ``pos`` (raises ``IndexError`` past its end)."""
+
+    def __init__(self, data: bytes, pos: int = 0) -> None:
+        self.data, self.pos = data, pos
+
+    def long(self) -> int:
+        data = self.data
+        byte = data[self.pos]
+        self.pos += 1
+        z = byte & 0x7F
+        shift = 7
+        while byte & 0x80:
+            if shift > 63:
+                raise ValueError("a long of more than 10 bytes")
+            byte = data[self.pos]
+            self.pos += 1
+            z |= (byte & 0x7F) << shift
+            shift += 7
+        return (z >> 1) ^ -(z & 1)
+
+    def string(self) -> str:
+        size = self.long()
+        end = self.pos + size
+        if size < 0 or end > len(self.data):
+            raise IndexError("a string past the end of the datum")
+        text = self.data[self.pos : end].decode("utf-8")
+        self.pos = end
+        return text
+
+    def optional(self) -> str | None:
+        branch = self.long()
+        if branch == 0:
+            return None
+        if branch != 1:
+            raise IndexError(f"union branch {branch} of [null, string]")
+        return self.string()
+
+    def skip_blocks(self, longs: int, strings: int) -> None:
+        """Skip an array or map whose items are ``strings`` strings then ``longs`` longs."""
+        count = self.long()
+        while count != 0:
+            if count < 0:  # a block with its size in bytes: the items follow all the same
+                count = -count
+                self.long()
+            for _ in range(count):
+                for _ in range(strings):
+                    self.string()
+                for _ in range(longs):
+                    self.long()
+            count = self.long()
+
+
+def read_top(value: bytes, start: int = 0) -> tuple[str | None, str, str, str, int, str | None]:
+    """From a ``scores`` datum (:data:`SCORE_LAYOUT`) at ``start``: tenant, entity kind,
+    entity id, score, value and tier, what a top list keeps; the other fields are skipped.
+    Raises ``IndexError``/``ValueError`` (``UnicodeDecodeError``) on a datum that is not one."""
+    read = Reader(value, start)
+    tenant = read.optional()
+    kind = read.string()
+    entity_id = read.string()
+    score = read.string()
+    total = read.long()
+    read.long()  # seq
+    read.skip_blocks(1, 1)  # categories: string -> long
+    read.skip_blocks(0, 1)  # thresholds reached: strings
+    read.long()  # updated_at
+    read.string()  # plan_version
+    tier = read.optional()
+    if read.pos != len(value):
+        raise ValueError(f"{len(value) - read.pos} trailing bytes after the datum")
+    return tenant, kind, entity_id, score, total, tier
+
+
 def _kind(avro_type: Any) -> str:
     """What this module writes for a field of ``avro_type`` (a parsed schema's), or ""."""
     if avro_type == "string" or avro_type == ["null", "string"]:

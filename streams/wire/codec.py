@@ -201,8 +201,14 @@ class Codec:
     changes: avro.ChangeWriter | None = field(init=False, default=None, compare=False)
     #: whether ``streams.scoring.avro.write_score`` writes ``scores`` datums (its layout)
     scores_direct: bool = field(init=False, default=False, compare=False)
+    #: each input schema without its timestamp logical types: a datum in our own schema is
+    #: read with it, its ``occurred_at`` as the epoch millis it is (not a datetime made and
+    #: turned back into millis by ``_normalise``; the same numbers, tested)
+    raw_inputs: dict[Source, Any] = field(init=False, default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
+        for source, schema in self.inputs.items():
+            self.raw_inputs[source] = fastavro.parse_schema(_without_timestamps(schema))
         schema = self.score_changed
         if isinstance(schema, dict) and avro.matches(schema):
             writer = avro.ChangeWriter(avro.symbols(schema, "cause"),
@@ -259,8 +265,10 @@ class Codec:
             schema_id, writer = self.framing.writer(value)
             buf.seek(FRAME_BYTES)
         try:
-            resolve = reader if writer is not reader else None
-            record = fastavro.schemaless_reader(buf, writer, resolve)
+            if writer is reader:  # our own schema: read as written, timestamps as numbers
+                record = fastavro.schemaless_reader(buf, self.raw_inputs[source], None)
+            else:  # the producer's: resolved, its timestamps (any unit) made datetimes
+                record = fastavro.schemaless_reader(buf, writer, reader)
         except SchemaResolutionError as exc:
             raise DecodeError(
                 "IncompatibleSchema",
@@ -268,7 +276,8 @@ class Codec:
             ) from None
         except OverflowError:  # a timestamp past the year 9999: read it as the number it is
             start = FRAME_BYTES if self.framing is not None else 0
-            record = _read_raw_timestamps(value, start, writer, resolve)
+            record = _read_raw_timestamps(value, start, writer, reader if writer is not reader
+                                          else None)  # fmt: skip
             buf.seek(len(value))
         except EOFError:
             raise DecodeError("TruncatedAvro", "the Avro datum ended early") from None
@@ -330,6 +339,19 @@ class Codec:
             return self.encode(self.score, record)
         prefix = b"" if self.framing is None else self.framing.header(self.score)
         return avro.write_score(record, prefix)
+
+    def decode_top(self, value: bytes) -> tuple[str | None, str, str, str, int, str | None]:
+        """From a ``scores`` record: (tenant, entity kind, entity id, score, value, tier), read
+        straight from the datum when it is in our own layout, else through fastavro."""
+        start, writer = 0, self.score
+        if self.framing is not None:
+            writer = self.framing.writer(value)[1]
+            start = FRAME_BYTES
+        if self.scores_direct and writer is self.score:
+            return avro.read_top(value, start)
+        record = self.decode(self.score, value)
+        return (record["tenant_id"], record["entity"], record["entity_id"], record["score"],
+                int(record["value"]), record.get("tier"))  # fmt: skip
 
     def decode(self, schema: Any, value: bytes) -> dict[str, Any]:
         buf = io.BytesIO(value)

@@ -139,3 +139,40 @@ def test_the_scores_datum_is_the_bytes_fastavro_writes(
     assert avro.write_score(record, prefix) == prefix + buf.getvalue()
     assert avro.matches(SCORE_SCHEMA, avro.SCORE_LAYOUT)
     assert Codec.load().encode_score(record) == buf.getvalue()
+
+
+@settings(max_examples=400, deadline=None)
+@given(scores, st.sampled_from([b"", b"\x00\x00\x00\x00\x09"]))
+def test_a_top_list_reads_its_fields_of_any_scores_datum(
+    record: dict[str, Any], prefix: bytes
+) -> None:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, SCORE_SCHEMA, record)
+    datum = prefix + buf.getvalue()
+    expected = (record["tenant_id"], record["entity"], record["entity_id"], record["score"],
+                record["value"], record["tier"])  # fmt: skip
+    assert avro.read_top(datum, len(prefix)) == expected
+    for cut in {1, len(datum) - len(prefix) - 1}:  # a datum cut short is refused
+        with pytest.raises((IndexError, ValueError)):
+            avro.read_top(datum[:-cut], len(prefix))
+    with pytest.raises(ValueError, match="trailing"):
+        avro.read_top(datum + b"\x00", len(prefix))
+
+
+def test_blocks_with_their_size_are_read_too() -> None:
+    # categories as one block of -2 items with its size in bytes (as other writers may write)
+    body = bytearray()
+    for part in ([None], ["contact", "c-1", "s"], [5, 1]):
+        for item in part:
+            if item is None:
+                body.append(0)
+            elif isinstance(item, str):
+                body += bytes([2 * len(item)]) + item.encode()
+            else:
+                body.append(2 * item)
+    pairs = b"\x02a\x06\x02b\x08"  # "a": 3, "b": 4
+    body += b"\x03" + bytes([2 * len(pairs)]) + pairs + b"\x00"  # count -2 (zig-zag 3), size
+    body += b"\x00" + b"\x02" + b"\x04v1" + b"\x02\x08warm"  # no thresholds, updated 1, v1, tier
+    assert avro.read_top(bytes(body)) == (None, "contact", "c-1", "s", 5, "warm")
+    read = fastavro.schemaless_reader(io.BytesIO(bytes(body)), SCORE_SCHEMA, None)
+    assert read["categories"] == {"a": 3, "b": 4}  # fastavro reads the same datum
