@@ -22,9 +22,17 @@ _HEADLINE = (
 )  # fmt: skip
 
 
+_RANK = {verdict: rank for rank, verdict in enumerate(_HEADLINE)}
+
+
 def headline(results: tuple[ScoreResult, ...]) -> Verdict:
-    verdicts = {r.verdict for r in results}
-    return next((v for v in _HEADLINE if v in verdicts), Verdict.NO_MATCH)
+    """The first verdict of ``_HEADLINE`` among the results' (``NO_MATCH`` if none is)."""
+    best = len(_HEADLINE)
+    for result in results:
+        rank = _RANK.get(result.verdict, best)
+        if rank < best:
+            best = rank
+    return _HEADLINE[best] if best < len(_HEADLINE) else Verdict.NO_MATCH
 
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
