@@ -18,9 +18,9 @@ from streams.scoring import Forward, ScoreChange
 from streams.state import history
 from streams.state.cache import Entry
 from streams.wire import records
-from streams.wire.codec import Codec
+from streams.wire.codec import FRAME_BYTES, Codec
 from streams.wire.deadletter import DeadLetter
-from streams.wire.publish import change_key, change_record, score_records
+from streams.wire.publish import change_key, score_records
 
 log = logging.getLogger(__name__)
 #: Keyed records leave the choice of partition to the producer's partitioner, ``murmur2_random``
@@ -63,13 +63,13 @@ class Outputs:
         if not changes:
             return
         topic, codec, bound = self.topics.score_changed, self.codec, self.history_per_score
+        header = 0 if codec.framing is None else FRAME_BYTES
         for change in changes:
-            self.txn.produce(topic, change_key(change), codec.encode_change(change, emitted_ms),
-                             PARTITIONER)  # fmt: skip
-            if bound:
+            value = codec.encode_change(change, emitted_ms)
+            self.txn.produce(topic, change_key(change), value, PARTITIONER)
+            if bound:  # the same datum, unframed
                 slot = history.slot_key(entity_key, change.score, change.seq, bound)
-                record = change_record(change, emitted_at_ms=emitted_ms)
-                self.txn.put(partition, slot, history.encode(record))
+                self.txn.put(partition, slot, history.encode_datum(value[header:]))
 
     def publish_shadow(self, changes: Sequence[ScoreChange], emitted_ms: int) -> None:
         """A shadow plan's changes (``streams.engine.shadows``): to ``score-changed-shadow``

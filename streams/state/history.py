@@ -10,10 +10,15 @@ one small record and no read, and the ring never grows.
 Store layout (reserved keys, next to ``streams.state.store``'s):
 
 =============================================================  ==================================
-``\\x00h`` + entity key + score (UTF-8) + ``\\x00`` + slot (2 B)  the change, msgpack of its
-                                                               ``score-changed`` shape (in the
-                                                               store's value layout, no due time)
+``\\x00h`` + entity key + score (UTF-8) + ``\\x00`` + slot (2 B)  the change (in the store's value
+                                                               layout, no due time): the byte
+                                                               ``0xc1`` and its ``score-changed``
+                                                               Avro datum, unframed
 =============================================================  ==================================
+
+The datum is the one the loop publishes, so keeping a change costs no second encoding. Entries
+written before this format (msgpack of the change's ``score-changed`` shape) are still read:
+``0xc1`` is the one byte no msgpack value starts with.
 
 Entity keys are msgpack arrays, which delimit themselves, so an entity's prefix never starts
 another entity's keys. A slot may hold a change older than the ring (the bound was larger once)
@@ -23,10 +28,13 @@ score's current seq, without gaps.
 
 from __future__ import annotations
 
+import functools
+import io
 import struct
 from collections.abc import Iterable
 from typing import Any
 
+import fastavro
 import msgpack
 
 from streams.state.store import RESERVED, pack_value, unpack_value
@@ -52,14 +60,38 @@ def slot_key(entity_key: bytes, score: str, seq: int, bound: int) -> bytes:
     return score_prefix(entity_key, score) + _SLOT.pack(seq % bound)
 
 
+#: Marks an entry holding an Avro datum (msgpack never writes this byte).
+AVRO = b"\xc1"
+
+
+def encode_datum(datum: bytes) -> bytes:
+    """A stored change: its unframed ``score-changed`` datum (``schemas/score_changed.avsc``)."""
+    return pack_value(None, AVRO + datum)
+
+
 def encode(change: dict[str, Any]) -> bytes:
-    """A stored change: its ``score-changed`` shape (``ScoreChange.to_dict`` with emitted_at)."""
+    """A stored change in the earlier format: msgpack of its ``score-changed`` shape
+    (``ScoreChange.to_dict`` with emitted_at)."""
     return pack_value(None, msgpack.packb(change))
 
 
 def decode(value: bytes) -> dict[str, Any]:
-    record: dict[str, Any] = msgpack.unpackb(unpack_value(value)[1])
+    """A stored change, in either format, as its ``score-changed`` shape (times in millis)."""
+    blob = unpack_value(value)[1]
+    if blob[:1] == AVRO:
+        read = fastavro.schemaless_reader(io.BytesIO(blob[1:]), _schema(), None)
+        assert isinstance(read, dict)  # noqa: S101 - the schema is a record's
+        return read
+    record: dict[str, Any] = msgpack.unpackb(blob)
     return record
+
+
+@functools.cache
+def _schema() -> Any:
+    """``score-changed``'s schema with its timestamps as the epoch millis they are."""
+    from streams.wire.codec import _without_timestamps, load_schema
+
+    return fastavro.parse_schema(_without_timestamps(load_schema("score_changed")))
 
 
 def by_score(

@@ -145,3 +145,17 @@ def test_a_tenant_token_reads_its_own_tenants_history_only(tmp_path: Path) -> No
     assert call(api, path, "", acme)[1] == mine  # a tenant token: its own tenant
     assert call(api, path, "tenant=acme", globex)[0] == 404  # another tenant: nothing shows
     assert call(api, path, "tenant=acme")[0] == 401  # no token
+
+
+def test_an_entry_of_either_format_reads_as_the_change_s_shape() -> None:
+    from streams.scoring import ScoreChange
+    from streams.scoring.outcomes import Cause
+
+    change = ScoreChange("t1", "contact", "c-1", "engagement", 4, 10, 25, Cause.RULE,
+                         ("visit", "pricing"), "e-9", 1_790_000_000_000, (("mql", "up"),), "v2",
+                         None, "warm")  # fmt: skip
+    shape = change.to_dict(emitted_at_ms=1_790_000_000_250)
+    datum = CODEC.encode_change(change, 1_790_000_000_250)
+    assert history.encode_datum(datum)[-len(datum) - 1 :][:1] == history.AVRO
+    assert history.decode(history.encode_datum(datum)) == shape  # what the loop writes
+    assert history.decode(history.encode(shape)) == shape  # what earlier versions wrote
