@@ -32,6 +32,7 @@ MODULES = (
     "adjust",
     "arrival",
     "avro",
+    "avro_read",
     "catchup",
     "aggregate",
     "capping",

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import fastavro
 from fastavro.read import SchemaResolutionError
 
-from streams.scoring import ScoreChange, avro
+from streams.scoring import ScoreChange, avro, avro_read
 from streams.wire import jsonlimits
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -206,9 +206,18 @@ class Codec:
     #: turned back into millis by ``_normalise``; the same numbers, tested)
     raw_inputs: dict[Source, Any] = field(init=False, default_factory=dict, compare=False)
 
+    #: readers of the inputs in our own schema straight into the dict fastavro makes (none
+    #: for a schema with a field type they do not read: decimals)
+    direct_inputs: dict[Source, avro_read.InputReader] = field(init=False, default_factory=dict,
+                                                          compare=False)  # fmt: skip
+
     def __post_init__(self) -> None:
         for source, schema in self.inputs.items():
-            self.raw_inputs[source] = fastavro.parse_schema(_without_timestamps(schema))
+            raw: dict[str, Any] = fastavro.parse_schema(_without_timestamps(schema))  # type: ignore[assignment]
+            self.raw_inputs[source] = raw
+            reader = avro_read.input_reader(raw)
+            if reader is not None:
+                self.direct_inputs[source] = reader
         schema = self.score_changed
         if isinstance(schema, dict) and avro.matches(schema):
             writer = avro.ChangeWriter(avro.symbols(schema, "cause"),
@@ -264,6 +273,13 @@ class Codec:
         if self.framing is not None:
             schema_id, writer = self.framing.writer(value)
             buf.seek(FRAME_BYTES)
+        if writer is reader:  # our own schema: straight into the dict, timestamps as numbers
+            direct = self.direct_inputs.get(source)
+            if direct is not None:
+                try:
+                    return direct.read(value, buf.tell())
+                except Exception:  # noqa: S110 - fastavro reads it, or says what is wrong
+                    pass
         try:
             if writer is reader:  # our own schema: read as written, timestamps as numbers
                 record = fastavro.schemaless_reader(buf, self.raw_inputs[source], None)
@@ -348,7 +364,7 @@ class Codec:
             writer = self.framing.writer(value)[1]
             start = FRAME_BYTES
         if self.scores_direct and writer is self.score:
-            return avro.read_top(value, start)
+            return avro_read.read_top(value, start)
         record = self.decode(self.score, value)
         return (record["tenant_id"], record["entity"], record["entity_id"], record["score"],
                 int(record["value"]), record.get("tier"))  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.scoring import ScoreChange, avro
+from streams.scoring import ScoreChange, avro, avro_read
 from streams.scoring.outcomes import CAUSES, Cause
 from streams.wire.codec import Codec, load_schema
 
@@ -151,12 +151,12 @@ def test_a_top_list_reads_its_fields_of_any_scores_datum(
     datum = prefix + buf.getvalue()
     expected = (record["tenant_id"], record["entity"], record["entity_id"], record["score"],
                 record["value"], record["tier"])  # fmt: skip
-    assert avro.read_top(datum, len(prefix)) == expected
+    assert avro_read.read_top(datum, len(prefix)) == expected
     for cut in {1, len(datum) - len(prefix) - 1}:  # a datum cut short is refused
         with pytest.raises((IndexError, ValueError)):
-            avro.read_top(datum[:-cut], len(prefix))
+            avro_read.read_top(datum[:-cut], len(prefix))
     with pytest.raises(ValueError, match="trailing"):
-        avro.read_top(datum + b"\x00", len(prefix))
+        avro_read.read_top(datum + b"\x00", len(prefix))
 
 
 def test_blocks_with_their_size_are_read_too() -> None:
@@ -173,6 +173,6 @@ def test_blocks_with_their_size_are_read_too() -> None:
     pairs = b"\x02a\x06\x02b\x08"  # "a": 3, "b": 4
     body += b"\x03" + bytes([2 * len(pairs)]) + pairs + b"\x00"  # count -2 (zig-zag 3), size
     body += b"\x00" + b"\x02" + b"\x04v1" + b"\x02\x08warm"  # no thresholds, updated 1, v1, tier
-    assert avro.read_top(bytes(body)) == (None, "contact", "c-1", "s", 5, "warm")
+    assert avro_read.read_top(bytes(body)) == (None, "contact", "c-1", "s", 5, "warm")
     read = fastavro.schemaless_reader(io.BytesIO(bytes(body)), SCORE_SCHEMA, None)
     assert read["categories"] == {"a": 3, "b": 4}  # fastavro reads the same datum
