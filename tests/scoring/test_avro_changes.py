@@ -28,9 +28,9 @@ TEXT = st.text(max_size=40)  # any code point but lone surrogates, which UTF-8 c
 OPTIONAL = st.none() | TEXT
 
 
-def fastavro_bytes(record: dict[str, Any]) -> bytes:
+def fastavro_bytes(record: dict[str, Any], schema: Any = SCHEMA) -> bytes:
     buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, SCHEMA, record)
+    fastavro.schemaless_writer(buf, schema, record)
     return buf.getvalue()
 
 
@@ -134,11 +134,10 @@ scores = st.fixed_dictionaries(
 def test_the_scores_datum_is_the_bytes_fastavro_writes(
     record: dict[str, Any], prefix: bytes
 ) -> None:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, SCORE_SCHEMA, record)
-    assert avro.write_score(record, prefix) == prefix + buf.getvalue()
+    written = fastavro_bytes(record, SCORE_SCHEMA)
+    assert avro.write_score(record, prefix) == prefix + written
     assert avro.matches(SCORE_SCHEMA, avro.SCORE_LAYOUT)
-    assert Codec.load().encode_score(record) == buf.getvalue()
+    assert Codec.load().encode_score(record) == written
 
 
 @settings(max_examples=400, deadline=None)
@@ -146,9 +145,7 @@ def test_the_scores_datum_is_the_bytes_fastavro_writes(
 def test_a_top_list_reads_its_fields_of_any_scores_datum(
     record: dict[str, Any], prefix: bytes
 ) -> None:
-    buf = io.BytesIO()
-    fastavro.schemaless_writer(buf, SCORE_SCHEMA, record)
-    datum = prefix + buf.getvalue()
+    datum = prefix + fastavro_bytes(record, SCORE_SCHEMA)
     expected = (record["tenant_id"], record["entity"], record["entity_id"], record["score"],
                 record["value"], record["tier"])  # fmt: skip
     assert avro_read.read_top(datum, len(prefix)) == expected
