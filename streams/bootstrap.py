@@ -43,11 +43,11 @@ from streams.engine.recovery import Recovery
 from streams.engine.score import ScoreStage
 from streams.engine.stage import Stage
 from streams.metrics import Metrics
-from streams.scoring import Plan, loads
+from streams.scoring import Plan
 from streams.settings import Settings
 from streams.state.cache import StateCache
 from streams.state.restore import Restorer
-from streams.state.store import PartitionStore, StoreOptions
+from streams.state.store import PartitionStore, StoreOptions, decode_entity
 from streams.wire.codec import Codec
 from streams.wire.topics import entity_topic, input_topics, state_changelog_topic
 
@@ -95,7 +95,8 @@ def build_loop(settings: Settings, plan: Plan, clients: Clients, *, metrics: Met
         settings.rocksdb_max_write_buffers,
         settings.rocksdb_memtable_bytes,
     )
-    stage = EntityStage(plan, StateCache(settings.cache_entities, loads, settings.cache_bytes))
+    cache = StateCache(settings.cache_entities, decode_entity, settings.cache_bytes)
+    stage = EntityStage(plan, cache)
     poison: Poison = {}
     plans = PlanSwitch(stage, metrics, poison, clients.make_reader, settings.recompute_max_items,
                        clock)  # fmt: skip

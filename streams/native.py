@@ -60,6 +60,7 @@ MODULES = (
     "quiet_hours",
     "rollup",
     "scorer",
+    "segments",
     "serialize",
     "state",
     "tenant",

@@ -41,12 +41,12 @@ from streams.engine import shadows
 from streams.engine.kafka import client_base_config
 from streams.engine.tenants import TenantPlans
 from streams.metrics import Metrics
-from streams.scoring import EntityKey, EntityState, Plan, explain, loads
+from streams.scoring import EntityKey, EntityState, Plan, explain
 from streams.scoring.matrix import cells
 from streams.settings import Settings
 from streams.state import history
 from streams.state.history import entity_prefix as entity_history_prefix
-from streams.state.store import PartitionStore, unpack_value
+from streams.state.store import PartitionStore, stored_state
 from streams.wire import records
 from streams.wire.codec import Codec
 from streams.wire.publish import score_view
@@ -370,20 +370,20 @@ class Api:
             return _json(503, {"error": "this worker keeps no stores"})
         partition = self.engine.entity_partition(key_bytes)
 
-        def read(store: PartitionStore) -> tuple[list[str], Plan | None, bytes | None]:
+        def read(store: PartitionStore) -> tuple[list[str], Plan | None, EntityState | None]:
             running = self.tenants.shadows_for(partition, key.tenant_id)
             chosen = [(v, p) for v, p in running if wanted in ("", v)]
             if len(chosen) != 1:
                 return [v for v, _ in running], None, None
             version, plan = chosen[0]
-            return [version], plan, store.get(shadows.state_key(version, key_bytes))
+            return [version], plan, stored_state(store, shadows.state_key(version, key_bytes))
 
         where, found = self.stores.read_store(partition, read)
         if where == "restoring":
             return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
         if where == "elsewhere" or found is None:
             return self.forward(environ, key_bytes)
-        versions, plan, value = found
+        versions, plan, state = found
         if plan is None:
             if not versions or wanted:
                 return _json(404, {"error": f"tenant {key.tenant_id!r} runs no shadow plan "
@@ -395,9 +395,8 @@ class Api:
         if explain_it and (score is None or score.entity != key.kind):
             known = [s.name for s in plan.by_kind.get(key.kind, ())]
             return _json(400, {"error": f"score must be one of {known}"})
-        if value is None:
+        if state is None:
             return _json(404, {"error": "no state for this entity under the shadow plan"})
-        state = loads(unpack_value(value)[1])
         if explain_it:
             return _json(200, {**explain(state, plan, name).to_dict(), "plan": "shadow"})
         return _json(200, {**scores_view(plan, key, state), "plan": "shadow"})
@@ -424,7 +423,7 @@ class Api:
         partition = self.engine.entity_partition(key_bytes)
         prefix = entity_history_prefix(key_bytes)
         where, found = self.stores.read_store(
-            partition, lambda store: (store.get(key_bytes), store.scan(prefix))
+            partition, lambda store: (stored_state(store, key_bytes), store.scan(prefix))
         )
         if where == "restoring":
             return _json(503, {"error": "the entity's partition is restoring; retry shortly"})
@@ -438,7 +437,7 @@ class Api:
             return _json(404, {"error": "no state for this entity"})
         if before is not None:
             return self.older(key, name, before, n)
-        state = loads(unpack_value(found[0])[1])
+        state = found[0]
         body = history_answer(key, plan, state, found[1], key_bytes, [name] if name else names,
                               n, bound)  # fmt: skip
         return _json(200, body)

@@ -52,10 +52,10 @@ from streams.engine.recovery import Recovery
 from streams.engine.stage import Abort, RecomputeStop, Stage
 from streams.engine.transaction import Transaction
 from streams.metrics import Metrics
-from streams.scoring import EntityState, dumps
+from streams.scoring import EntityState
 from streams.settings import Settings
 from streams.state.restore import RestoreError, Restorer
-from streams.state.store import PartitionStore
+from streams.state.store import PartitionStore, encode_entity
 from streams.wire.codec import Codec
 from streams.wire.routing import partition_for
 
@@ -87,7 +87,7 @@ class Loop:
         self.txn = Transaction(
             producer, restorer.topic, settings.kafka_call_timeout_s,
             score_records=lambda key, entry: self.out.score_records(key, entry),
-            encode_state=dumps,
+            encode_state=encode_entity,
             make_offsets=lambda offs: [TopicPartition(t, p, o) for (t, p), o in offs.items()],
             transaction_timeout_s=settings.transaction_timeout_ms / 1000,
         )  # fmt: skip

@@ -26,7 +26,7 @@ from streams.engine.outputs import Outputs, letter, summary
 from streams.engine.stage import Abort, CoreBug, RecomputeStop
 from streams.engine.tenants import Checked, check, status_record
 from streams.metrics import Metrics
-from streams.state.store import PLANS_KEY, pack_value
+from streams.state.store import PLANS_KEY, pack_value, segment_prefix
 from streams.wire import records
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,9 @@ class PlanSwitch:
             cache.forget(key)
         store = self.stage.stores.get(partition)
         stored = store.scan_keys(prefix) if store is not None else []
-        for key in stored:
+        # the sealed segments of their seen ids (``streams.scoring.segments``) go with them
+        sealed = store.scan_keys(segment_prefix(prefix)) if store is not None else []
+        for key in [*stored, *sealed]:
             # a tombstone (no value): the transaction sends it to the changelog, and the store
             # deletes the state and its due time (``PartitionStore.write``)
             out.txn.put(partition, key, None)  # type: ignore[arg-type]

@@ -25,10 +25,10 @@ from streams.engine.kafka import Fatal, ProducerLost, until_settled
 from streams.engine.partitions import Held, PartitionPhase, Partitions
 from streams.engine.plans import PlanSwitch
 from streams.metrics import Metrics
-from streams.scoring import EntityState, loads
-from streams.state.cache import Loader
+from streams.scoring import EntityState
+from streams.state.cache import Getter, Loader
 from streams.state.restore import Restorer
-from streams.state.store import PLANS_KEY, PartitionStore, unpack_value
+from streams.state.store import PLANS_KEY, PartitionStore, stored_state, unpack_value
 
 T = TypeVar("T")
 
@@ -234,8 +234,8 @@ class Rebalance:
     def read_state(self, partition: int, key: bytes) -> tuple[str, EntityState | None]:
         """Committed state of an entity of ``partition``: ("ok", state or None), "restoring" or
         "elsewhere" (the HTTP thread)."""
-        where, value = self.read_store(partition, lambda store: store.get(key))
-        return where, None if value is None else loads(unpack_value(value)[1])
+        where, state = self.read_store(partition, lambda store: stored_state(store, key))
+        return where, state
 
     def read_store(
         self, partition: int, read: Callable[[PartitionStore], T]
@@ -258,9 +258,12 @@ class Rebalance:
 
 
 def _loader(store: PartitionStore) -> Loader:
-    def load(key: bytes) -> tuple[int | None, bytes] | None:
+    def load(key: bytes) -> tuple[int | None, bytes, Getter] | None:
         value = store.get(key)
-        return None if value is None else unpack_value(value)
+        if value is None:
+            return None
+        due, blob = unpack_value(value)
+        return due, blob, store.get
 
     return load
 

@@ -5,7 +5,8 @@ latest scores, dead letters, the changelog records of every state it changed, an
 offsets. Its commit, written once here (as quix-streams' ``Checkpoint.commit`` and Kafka Streams'
 ``StreamsProducer``):
 
-1. encode each dirty state once and produce it to the changelog (with the ``scores`` records of
+1. encode each dirty state once and produce it to the changelog (after the sealed segments of
+   its seen ids that go with it, ``streams.scoring.segments``; with the ``scores`` records of
    the scores it changed), then the other values put (history slots); only each partition's
    last changelog record asks for its delivery report, whose offset the store keeps;
 2. ``send_offsets_to_transaction`` with the offsets (last processed + 1, or the consumer's
@@ -87,7 +88,9 @@ class Transaction:
     timeout_s: float
     #: extra records for a committed entity: (topic, key, value, partition) per changed score
     score_records: Callable[[bytes, Entry], list[tuple[str, bytes, bytes, int]]]
-    encode_state: Callable[[EntityState], bytes]
+    #: a dirty state's blob, and the records that go with it (its sealed segments of seen ids:
+    #: store key, value or None), ``streams.state.store.encode_entity``
+    encode_state: Callable[[bytes, EntityState], tuple[bytes, list[tuple[bytes, bytes | None]]]]
     make_offsets: OffsetsFactory
     #: the producer's ``transaction.timeout.ms``, s: a timed-out commit is resumed until then
     transaction_timeout_s: float = 10.0
@@ -196,18 +199,21 @@ class Transaction:
             self.ensure_open()  # time-driven work changed states without publishing anything
         dirty = list(cache.dirty.items())
         writes: dict[int, list[Write]] = {}
-        changelog: list[tuple[bytes, bytes, int]] = []
+        changelog: list[tuple[bytes, bytes | None, int]] = []
         for key, entry in dirty:  # 1. latest scores, then the changelog
-            due = entry.state.next_due_ms
-            blob = self.encode_state(entry.state)
-            cache.resize(entry, len(blob))
+            state = entry.state
+            due = state.next_due_ms
+            blob, segments = self.encode_state(key, state)
+            cache.resize(entry, len(blob) + state.seg_bytes)
             value = pack_value(due, blob)
+            rows = writes.setdefault(entry.partition, [])
+            for segment_key, segment in segments:  # (a busy entity's sealed seen ids)
+                changelog.append((segment_key, segment, entry.partition))
+                rows.append(Write(segment_key, segment, None, None, True))
             changelog.append((key, value, entry.partition))
             for topic, out_key, out_value, partition in self.score_records(key, entry):
                 self._send(topic, out_key, out_value, partition)
-            writes.setdefault(entry.partition, []).append(
-                Write(key, value, entry.stored_due_ms, due, entry.existed)
-            )
+            rows.append(Write(key, value, entry.stored_due_ms, due, entry.existed))
         for (partition, key), value in self.extras.items():
             changelog.append((key, value, partition))
             writes.setdefault(partition, []).append(Write(key, value, None, None, True))
@@ -215,8 +221,8 @@ class Transaction:
         # report): a partition's records are appended in order, so its offset is the largest.
         last = {partition: i for i, (_, _, partition) in enumerate(changelog)}
         report = self._on_changelog_delivery
-        for i, (key, value, partition) in enumerate(changelog):
-            self._send(self.changelog_topic, key, value, partition,
+        for i, (key, record, partition) in enumerate(changelog):
+            self._send(self.changelog_topic, key, record, partition,
                        on_delivery=report if last[partition] == i else None)  # fmt: skip
         self.phase = Phase.COMMITTING
         offsets = {**self.offsets, **(positions or {})}

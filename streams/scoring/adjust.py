@@ -44,6 +44,7 @@ def apply_adjustment(
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
         return (score_result(name, Verdict.TOO_LATE),)
     entity.seen[trigger] = at_ms
+    entity.seen_tail += 1  # not in a sealed segment (``segments``)
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
     reopened: Awards = []

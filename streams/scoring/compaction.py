@@ -59,6 +59,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     seen = state.seen
     if seen and min(seen.values()) < forget:  # (usually nothing is old enough to forget)
         state.seen = {h: at for h, at in seen.items() if at >= forget}
+        state.seen_tail = len(state.seen)  # every sealed segment is rewritten (``segments``)
     if horizon > state.floor_ms:
         for stateful in plan.stateful.get(kind, ()):
             ledger = state.scores.get(stateful.name)

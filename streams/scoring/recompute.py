@@ -59,6 +59,9 @@ def recompute(
             ledger.next_due_ms = None
             new.scores[name] = ledger
     new.seen = {**before.seen, **new.seen}
+    # the old state's sealed segments are dropped at the next encoding (``segments``)
+    new.seen_tail, new.segs, new.seg_bytes = len(new.seen), before.segs, before.seg_bytes
+    new.seg_next = before.seg_next
     new.refresh_due()
     new.rv = before.rv
     new.account_link = before.account_link

@@ -212,6 +212,7 @@ def _apply_event(
     if watermark is not None and at_ms < watermark - plan.lateness_ms:
         return tuple(_plain(s.name, Verdict.TOO_LATE, _TOO_LATE) for s in scores)
     entity.seen[trigger] = at_ms
+    entity.seen_tail += 1  # not in a sealed segment (``segments``)
     if watermark is None or at_ms > watermark:
         entity.watermark_ms = at_ms
     stateful_kind = bool(plan.stateful.get(key.kind))

@@ -2,7 +2,10 @@
 
 Layout: one version byte, then a msgpack body.
 
-- **v6** (current): v5 with the roll-ups' fields appended: per score row its members and
+- **v7** (current, for a state whose seen ids are partly in sealed segments, see ``segments``):
+  the v6 body with only the ids in no segment (the tail) as its seen ids, then the live
+  segments' seqs, their size and the next seq. ``dumps_split`` writes it; ``dumps`` writes v6.
+- **v6** (current otherwise): v5 with the roll-ups' fields appended: per score row its members and
   their aggregate; per entity the contact's update version, account and deals (see
   ``rollup``).
 - **v5** (still readable): v4 with four fields appended to each score row: the instant its total was
@@ -32,12 +35,14 @@ when reading v1.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
 
 from streams.scoring.errors import StateFormatError
+from streams.scoring.segments import SegmentReader, join, split, tail
 from streams.scoring.serialize_legacy import (
     DECIMAL_EXT,
     dumps_v1,
@@ -54,8 +59,10 @@ from streams.scoring.state import (
     Prop,
 )
 
-CURRENT_VERSION = 6
+CURRENT_VERSION = 6  # what ``dumps`` writes; ``dumps_split`` writes 7 for a segmented state
+SEGMENTED_VERSION = 7
 _V1, _V2, _V3, _V4, _V5, _V6 = b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"
+_V7 = b"\x07"
 
 #: The v6 body, for msgspec's typed decoding: (watermark, compacted, seen ages, props,
 #: scores, next due, past, floor, update version, account, deals); a score row is (seq, total,
@@ -103,6 +110,9 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Body, ext_hook=_ext_decimal)
 _decoder5 = msgspec.msgpack.Decoder(_Body5, ext_hook=_ext_decimal)
 _decoder4 = msgspec.msgpack.Decoder(_Body4, ext_hook=_ext_decimal)
+#: v7: the v6 body (seen: the tail only), then the segments' seqs, size and next seq.
+_Body7 = tuple[_Body, list[int], int, int]
+_decoder7 = msgspec.msgpack.Decoder(_Body7, ext_hook=_ext_decimal)
 
 
 def _wire(prop: Prop) -> _WireProp:
@@ -121,14 +131,30 @@ def _wire_props(props: dict[str, Prop]) -> dict[str, _WireProp]:
 
 
 def dumps(state: EntityState) -> bytes:
-    """Serialize an entity state (current format version)."""
+    """Serialize an entity state, whole (format v6: every seen id in the blob)."""
+    return _V6 + _encoder.encode(_body(state, state.seen.items()))
+
+
+def dumps_split(state: EntityState) -> tuple[bytes, list[tuple[int, bytes]], list[int]]:
+    """Serialize an entity state for a commit (``segments``): the blob (v7 when some of its seen
+    ids are in sealed segments, else v6), the segments sealed now (seq, bytes) and the seqs of
+    the segments no longer needed. Updates the state's segment bookkeeping."""
+    sealed, dropped = split(state)
+    if not state.segs:  # (seqs start again at 0 once none is live, as when read back from v6)
+        state.seg_next = 0
+        return dumps(state), sealed, dropped
+    body = (_body(state, tail(state)), state.segs, state.seg_bytes, state.seg_next)
+    return _V7 + _encoder.encode(body), sealed, dropped
+
+
+def _body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]:
     watermark = state.watermark_ms
     base = watermark if watermark is not None else 0
     past = state.past
-    body = (
+    return (
         watermark,
         state.compacted_ms,
-        {h: base - at for h, at in state.seen.items()},
+        {h: base - at for h, at in seen},
         _wire_props(state.props),
         {
             name: (
@@ -145,16 +171,22 @@ def dumps(state: EntityState) -> bytes:
         state.account_link,
         state.deal_links,
     )  # fmt: skip
-    return _V6 + _encoder.encode(body)
 
 
-def loads(blob: bytes) -> EntityState:
-    """Deserialize any supported format version; raise ``StateFormatError`` if corrupt."""
+def loads(blob: bytes, segment: SegmentReader | None = None) -> EntityState:
+    """Deserialize any supported format version; raise ``StateFormatError`` if corrupt. A v7
+    blob needs ``segment``, the reader of the entity's sealed segments of seen ids."""
     if not blob:
         raise StateFormatError("empty state blob")
     version = blob[:1]
-    if version in (_V6, _V5, _V4):
+    if version in (_V7, _V6, _V5, _V4):
         try:
+            if version == _V7:
+                body, segs, seg_bytes, seg_next = _decoder7.decode(memoryview(blob)[1:])
+                state = _from_v6(body)
+                join(state, state.seen, segment, segs)
+                state.seg_bytes, state.seg_next = seg_bytes, seg_next
+                return state
             if version == _V6:
                 return _from_v6(_decoder.decode(memoryview(blob)[1:]))
             if version == _V5:
@@ -165,8 +197,10 @@ def loads(blob: bytes) -> EntityState:
         except (msgspec.DecodeError, ValueError) as error:
             raise StateFormatError(f"corrupt state blob: {error}") from error
     if version in (_V3, _V2, _V1):
-        return load_legacy(blob)
-    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-6)")
+        state = load_legacy(blob)
+        state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), [], 0, 0
+        return state
+    raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-7)")
 
 
 def _from_v6(body: _Body) -> EntityState:
@@ -209,4 +243,4 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
     return state
 
 
-__all__ = ["CURRENT_VERSION", "dumps", "dumps_v1", "loads"]
+__all__ = ["CURRENT_VERSION", "SEGMENTED_VERSION", "dumps", "dumps_split", "dumps_v1", "loads"]

@@ -40,6 +40,7 @@ def entity_of(
     state.compacted_ms = compacted
     base = watermark if watermark is not None else 0
     state.seen = {h: base - age for h, age in seen_ages.items()}
+    state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), [], 0, 0
     state.props = props
     state.next_due_ms = next_due
     return state
@@ -129,6 +130,7 @@ def _from_v1(body: Any) -> EntityState:
     state = EntityState()
     state.watermark_ms = body["watermark_ms"]
     state.seen = {h: at for h, at in body["seen"]}
+    state.seen_tail = len(state.seen)
     state.props = {name: (p["value"], p["at"]) for name, p in body["props"].items()}
     for name, raw in body["scores"].items():
         s = state.score(name)

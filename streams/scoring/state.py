@@ -75,6 +75,8 @@ ENTITY_FIELDS: Final = (
     "seen",
     "watermark_ms",
 )
+#: How ``seen`` is kept in the store (``segments``): not part of an entity's equality.
+SEGMENT_FIELDS: Final = ("seen_tail", "segs", "seg_bytes", "seg_next")
 
 
 class Ledger:
@@ -163,7 +165,7 @@ def event_due(ledger: Ledger, due: int | None = None) -> int | None:
 class EntityState:
     """Everything kept for one entity (contact, deal or account) of one tenant."""
 
-    __slots__ = ENTITY_FIELDS
+    __slots__ = ENTITY_FIELDS + SEGMENT_FIELDS
 
     def __init__(self) -> None:
         self.watermark_ms: int | None = None  # latest event time applied
@@ -181,6 +183,13 @@ class EntityState:
         self.rv = 0
         self.account_link: str | None = None
         self.deal_links: list[str] = NO_LINKS
+        #: the newest ``seen_tail`` entries of ``seen`` are in no sealed segment; ``segs``: the
+        #: seqs of the sealed segments holding the others, ``seg_bytes`` their size, ``seg_next``
+        #: the next seq (see ``segments``)
+        self.seen_tail = 0
+        self.segs: list[int] = []
+        self.seg_bytes = 0
+        self.seg_next = 0
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, EntityState):

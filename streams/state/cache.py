@@ -8,7 +8,8 @@ recently used first; dirty ones stay until their transaction commits (``committe
 Two bounds, both enforced at each commit: a number of entities (``LEADSCORE_CACHE_ENTITIES``)
 and a number of bytes (``LEADSCORE_CACHE_BYTES``), counted as the encoded size of each state
 (the blob loaded from the store, or the one the last commit wrote; 0 for a state new in the open
-transaction). An entity's state grows with its activity within the plan's lateness, so a bound
+transaction; with the sealed segments of its seen ids, ``streams.scoring.segments``). An
+entity's state grows with its activity within the plan's lateness, so a bound
 on entities alone lets memory grow for days after start-up; the byte bound keeps it flat. The
 decoded objects take a multiple of the encoded size (docs/operations.md, Memory).
 
@@ -34,8 +35,14 @@ from dataclasses import dataclass, field
 
 from streams.scoring import EntityState
 
-#: Loads the committed (due, blob) of a key, or None when the entity has no state yet.
-Loader = Callable[[bytes], "tuple[int | None, bytes] | None"]
+#: Reads a stored value by its store key (a partition store's ``get``).
+Getter = Callable[[bytes], "bytes | None"]
+#: Loads the committed (due, blob) of a key with the getter of its store (for the sealed segments
+#: of the state's seen ids), or None when the entity has no state yet.
+Loader = Callable[[bytes], "tuple[int | None, bytes, Getter] | None"]
+#: Decodes a stored blob: (key, blob, getter of its store) -> state
+#: (``streams.state.store.decode_entity``).
+Decoder = Callable[[bytes, bytes, Getter], EntityState]
 
 
 @dataclass(slots=True)
@@ -57,8 +64,7 @@ class CacheStats:
 
 
 class StateCache:
-    def __init__(self, capacity: int, decode: Callable[[bytes], EntityState],
-                 max_bytes: int | None = None) -> None:  # fmt: skip
+    def __init__(self, capacity: int, decode: Decoder, max_bytes: int | None = None) -> None:
         self.capacity = capacity
         self.max_bytes = max_bytes
         self.decode = decode
@@ -81,8 +87,9 @@ class StateCache:
         stored = load(key)
         if stored is None:
             return None
-        due, blob = stored
-        entry = Entry(partition, self.decode(blob), due, True, size=len(blob))
+        due, blob, get = stored
+        state = self.decode(key, blob, get)
+        entry = Entry(partition, state, due, True, size=len(blob) + state.seg_bytes)
         self.entries[key] = entry
         self.bytes += entry.size
         return entry

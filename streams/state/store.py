@@ -13,6 +13,8 @@ Layout (one column family, prefixed keys):
 ``s\x00plans``              the partition's tenant plans (``streams.engine.tenants``): not an entity
 ``s\x00h`` + key + score    the entity's score history (``streams.state.history``): not an entity
 ``s\x01`` + version + key   a shadow plan's state (``streams.engine.shadows``): stored as an entity
+``s\x00g`` + key + seq (4 B) a sealed segment of the seen ids of the state stored under ``key``
+                            (``streams.scoring.segments``; value: ``pack_value(None, segment)``)
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)
 ==========================  ===============================================================
@@ -24,11 +26,14 @@ from __future__ import annotations
 
 import shutil
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import rocksdict
+
+from streams.scoring import EntityState, loads
+from streams.scoring.serialize import dumps_split
 
 _I64 = struct.Struct(">q")
 _U64 = struct.Struct(">Q")
@@ -40,6 +45,46 @@ NO_DUE = -1
 RESERVED = b"\x00"
 #: A partition's tenant plans (``streams.engine.tenants``), kept with its states.
 PLANS_KEY = RESERVED + b"plans"
+
+
+_U32 = struct.Struct(">I")
+_SEGMENT = RESERVED + b"g"
+
+
+def segment_prefix(key: bytes) -> bytes:
+    """The store keys of the sealed segments of the state stored under ``key`` start so."""
+    return _SEGMENT + key
+
+
+def segment_key(key: bytes, seq: int) -> bytes:
+    return _SEGMENT + key + _U32.pack(seq)
+
+
+def encode_entity(key: bytes, state: EntityState) -> tuple[bytes, list[tuple[bytes, bytes | None]]]:
+    """A dirty state's blob for a commit, and the records of its segments that go with it in the
+    same transaction (store key, value; None: a tombstone), see ``streams.scoring.segments``."""
+    blob, sealed, dropped = dumps_split(state)
+    records: list[tuple[bytes, bytes | None]] = [
+        (segment_key(key, seq), pack_value(None, segment)) for seq, segment in sealed
+    ]
+    records.extend((segment_key(key, seq), None) for seq in dropped)
+    return blob, records
+
+
+def decode_entity(key: bytes, blob: bytes, get: Callable[[bytes], bytes | None]) -> EntityState:
+    """The state of a stored blob; its segments (if any) read with ``get`` (a store's)."""
+
+    def segment(seq: int) -> bytes | None:
+        value = get(segment_key(key, seq))
+        return None if value is None else value[8:]
+
+    return loads(blob, segment)
+
+
+def stored_state(store: PartitionStore, key: bytes) -> EntityState | None:
+    """The committed state stored under ``key`` (with its segments), or None."""
+    value = store.get(key)
+    return None if value is None else decode_entity(key, unpack_value(value)[1], store.get)
 
 
 def pack_value(due_ms: int | None, blob: bytes) -> bytes:

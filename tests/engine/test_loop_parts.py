@@ -18,8 +18,18 @@ from streams.engine.entities import EntityStage, due_candidates
 from streams.engine.kafka import ErrorKind, Fatal, ProducerLost, classify
 from streams.engine.transaction import Phase, Transaction
 from streams.scoring import EntityKey, EntityState, dumps, load_plan, loads
-from streams.state.cache import StateCache
-from streams.state.store import PartitionStore, StoreOptions, Write, pack_value, unpack_value
+from streams.scoring.segments import SEAL
+from streams.state.cache import Getter, StateCache
+from streams.state.store import (
+    PartitionStore,
+    StoreOptions,
+    Write,
+    decode_entity,
+    encode_entity,
+    pack_value,
+    segment_key,
+    unpack_value,
+)
 from streams.wire import records
 from streams.wire.routing import murmur2, partition_for
 from tests.engine.fakes import Delivered, error
@@ -127,10 +137,10 @@ class FakeStore:
     loads: int = 0
     offset: int | None = None
 
-    def load(self, key: bytes) -> tuple[int | None, bytes] | None:
+    def load(self, key: bytes) -> tuple[int | None, bytes, Getter] | None:
         self.loads += 1
         value = self.values.get(key)
-        return None if value is None else unpack_value(value)
+        return None if value is None else (*unpack_value(value), self.values.get)
 
     def write(self, writes: Iterable[Write], changelog_offset: int | None) -> None:
         for w in writes:
@@ -149,7 +159,7 @@ class FakeStore:
 def make_stage(capacity: int = 100, max_bytes: int | None = None
                ) -> tuple[EntityStage, FakeStore]:  # fmt: skip
     store = FakeStore()
-    stage = EntityStage(PLAN, StateCache(capacity, loads, max_bytes))
+    stage = EntityStage(PLAN, StateCache(capacity, decode_entity, max_bytes))
     stage.loaders[0] = store.load
     return stage, store
 
@@ -227,7 +237,7 @@ scores:
 
 
 def test_member_updates_travel_through_the_entity_topic_to_the_account() -> None:
-    stage = EntityStage(ROLLUP_PLAN, StateCache(100, loads, None))
+    stage = EntityStage(ROLLUP_PLAN, StateCache(100, decode_entity, None))
     stage.loaders[0] = FakeStore().load
     profile = {"type": "contact.updated", "event_id": "p1", "account_id": None,
                "occurred_at": T0, "contact_id": "c1", "deal_id": None,
@@ -312,7 +322,7 @@ def make_txn(producer: RecordedProducer) -> Transaction:
     return Transaction(
         producer, "changelog", 5.0,
         score_records=lambda key, entry: [("scores", key, b"v", 0) for _ in entry.changed],
-        encode_state=dumps,
+        encode_state=encode_entity,
         make_offsets=lambda offsets: sorted(offsets.items()),
     )  # fmt: skip
 
@@ -339,6 +349,38 @@ def test_commit_steps_run_once_in_order_and_the_store_gets_the_changelog_offset(
     assert store.offset == 103  # the changelog record's offset + 1
     assert loads(unpack_value(store.values[key_of("c1")])[1]).scores["s"].total == 10
     assert not stage.cache.dirty and txn.phase is Phase.IDLE
+
+
+def test_a_busy_entity_commits_its_sealed_ids_once_and_reads_back_equal() -> None:
+    """``streams.scoring.segments``: the commit that seals a segment writes it beside the state,
+    to the changelog and the store, in the same transaction; later commits leave it alone, and
+    the state read back (a cache miss) equals the one committed."""
+    stage, store = make_stage()
+    producer = RecordedProducer()
+    txn = make_txn(producer)
+    key = key_of("c1")
+    for i in range(SEAL + 5):
+        stage.on_item(0, key, visit(f"e{i}", T0 + i))
+    txn.commit(stage.cache, {0: store}, lambda: "meta")
+    produced = [c[1:3] for c in producer.calls if c[0] == "produce"]
+    assert produced == [("scores", key), ("changelog", segment_key(key, 0)), ("changelog", key)]
+    assert segment_key(key, 0) in store.values
+    committed = stage.cache.entries[key].state
+    assert committed.segs == [0] and committed.seen_tail == 0
+    assert stage.cache.entries[key].size == len(unpack_value(store.values[key])[1]) + (
+        len(store.values[segment_key(key, 0)]) - 8
+    )  # blob and segment, as the cache counts
+    producer.calls.clear()
+    stage.on_item(0, key, visit("later", T0 + SEAL + 5))
+    txn.commit(stage.cache, {0: store}, lambda: "meta")
+    produced = [c[1:3] for c in producer.calls if c[0] == "produce"]
+    assert produced == [("scores", key), ("changelog", key)]  # the segment is not written again
+    live = stage.cache.entries[key].state
+    stage.cache.entries.clear()
+    reloaded = stage._entry(0, key)
+    assert reloaded is not None and store.loads == 2
+    assert reloaded.state == live and reloaded.state.seen == live.seen
+    assert (reloaded.state.seen_tail, reloaded.state.segs) == (1, [0])
 
 
 def test_only_the_last_changelog_record_of_a_partition_reports_its_delivery() -> None:

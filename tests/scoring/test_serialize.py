@@ -248,7 +248,7 @@ def test_loaded_state_keeps_scoring_identically() -> None:
     ("blob", "message"),
     [
         (b"", "empty state blob"),  # nothing stored
-        (b"\x09\x90", "unknown state format version 9 (this build reads 1-6)"),  # from the future
+        (b"\x09\x90", "unknown state format version 9 (this build reads 1-7)"),  # from the future
         (b"\x02\xc1", "corrupt state blob: "),  # msgpack garbage
         (b"\x02\x93\x01\x02\x03", "corrupt state blob: "),  # wrong shape
     ],
