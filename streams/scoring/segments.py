@@ -36,7 +36,7 @@ from streams.scoring.errors import StateFormatError
 from streams.scoring.state import EntityState
 
 #: Ids added since the last seal that make a segment.
-SEAL = 256
+SEAL = 64
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(dict[int, int])
