@@ -19,8 +19,9 @@ EVENTS = 2 * SEAL + 10  # 1 point each: under the plan's category cap (200)
 
 
 def visit(i: int, at_ms: int) -> tuple[Source, dict[str, Any]]:
-    return Source.PAGE_VISITS, {"event_id": f"busy-{i}", "tenant_id": None, "occurred_at": at_ms,
-                                "contact_id": "busy", "deal_id": None, "url": "https://x.io/a"}
+    record = {"event_id": f"busy-{i}", "tenant_id": None, "occurred_at": at_ms,
+              "contact_id": "busy", "deal_id": None, "url": "https://x.io/a"}  # fmt: skip
+    return Source.PAGE_VISITS, record
 
 
 def duplicates(worker: Any) -> float:
