@@ -132,7 +132,7 @@ def _wire_props(props: dict[str, Prop]) -> dict[str, _WireProp]:
 
 def dumps(state: EntityState) -> bytes:
     """Serialize an entity state, whole (format v6: every seen id in the blob)."""
-    return _V6 + _encoder.encode(_body(state, state.seen.items()))
+    return _V6 + _encoder.encode(body(state, state.seen.items()))
 
 
 def dumps_split(state: EntityState) -> tuple[bytes, list[tuple[int, bytes]], list[int]]:
@@ -143,11 +143,12 @@ def dumps_split(state: EntityState) -> tuple[bytes, list[tuple[int, bytes]], lis
     if not state.segs:  # (seqs start again at 0 once none is live, as when read back from v6)
         state.seg_next = 0
         return dumps(state), sealed, dropped
-    body = (_body(state, tail(state)), state.segs, state.seg_bytes, state.seg_next)
-    return _V7 + _encoder.encode(body), sealed, dropped
+    v7 = (body(state, tail(state)), state.segs, state.seg_bytes, state.seg_next)
+    return _V7 + _encoder.encode(v7), sealed, dropped
 
 
-def _body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]:
+def body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]:
+    """The v6 body of ``state`` with ``seen`` as its seen ids (msgpack-encoded by the caller)."""
     watermark = state.watermark_ms
     base = watermark if watermark is not None else 0
     past = state.past
@@ -182,8 +183,8 @@ def loads(blob: bytes, segment: SegmentReader | None = None) -> EntityState:
     if version in (_V7, _V6, _V5, _V4):
         try:
             if version == _V7:
-                body, segs, seg_bytes, seg_next = _decoder7.decode(memoryview(blob)[1:])
-                state = _from_v6(body)
+                v6, segs, seg_bytes, seg_next = _decoder7.decode(memoryview(blob)[1:])
+                state = _from_v6(v6)
                 join(state, state.seen, segment, segs)
                 state.seg_bytes, state.seg_next = seg_bytes, seg_next
                 return state

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
@@ -27,3 +30,16 @@ def bench_module(name: str) -> ModuleType:
         return module
     finally:
         sys.path.remove(str(BENCH))
+
+
+def tiny_run(tmp_path: Path, script: str, *args: str) -> tuple[dict[str, Any], str]:
+    """``bench/<script>.py`` with ``args`` writing to ``tmp_path``: its one results file's
+    JSON and Markdown (``<prefix>-<date>.json`` and ``.md``)."""
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}.py", *args, "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    [json_path] = tmp_path.glob("*.json")
+    [md_path] = tmp_path.glob("*.md")
+    return json.loads(json_path.read_text()), md_path.read_text()

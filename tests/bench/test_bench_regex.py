@@ -3,24 +3,14 @@ with both plans and their events/s. No timing is judged here, only that the harn
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench import tiny_run
 
 
 def test_a_tiny_run_writes_both_plans_figures(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "bench/regex.py", "--events", "200", "--rounds", "1",
-         "--re-budget", "0.001", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    [json_path] = tmp_path.glob("regex-*.json")
-    [md_path] = tmp_path.glob("regex-*.md")
-    result = json.loads(json_path.read_text())
+    result, table = tiny_run(tmp_path, "regex", "--events", "200", "--rounds", "1",
+                             "--re-budget", "0.001")  # fmt: skip
     assert set(result["plans"]) == {"plain", "regex", "catastrophic"}
     for figures in result["plans"].values():
         assert figures["events_per_s"] > 0
@@ -31,7 +21,6 @@ def test_a_tiny_run_writes_both_plans_figures(tmp_path: Path) -> None:
     assert {"cpu", "cores"} <= set(result["machine"])
     assert result["command"].startswith("python bench/regex.py --events 200")
     assert len(result["python_re"]) == 7  # every catastrophic regex timed on Python's re
-    table = md_path.read_text()
     assert "| plain | 8 |" in table
     assert "| catastrophic | 8 |" in table and "| regex | 8 |" in table
     assert "Ratio catastrophic / plain" in table
