@@ -110,7 +110,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['machine']['python']}, {result['core']}. A commit every "
         f"{result['commit_every']} events.", "",
         "| events so far | whole: bytes per event | encode µs per event | with segments: bytes "
-        "per event (segments) | encode µs per event | shares of the states as written with segments |",
+        "per event (segments) | encode µs per event | shares of the states as written with "
+        "segments |",
         "|---:|---:|---:|---:|---:|---|",
     ]  # fmt: skip
     for row in result["rows"]:
