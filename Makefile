@@ -213,7 +213,7 @@ bench-recompute: $(BENCH_STAMP) ## a tenant's cut-over with a recompute (replay 
 
 # About a minute; no broker. make test runs it with 200 events (tests/bench/test_bench_regex.py).
 .PHONY: bench-regex bench-state-bytes
-bench-state-bytes: venv ## what the commits write per event as states grow, whole states against sealed seen segments (1-2 min); writes bench/results/state-bytes-<date>.*
+bench-state-bytes: venv ## what the commits write per event as states grow, whole states against sealed segments (1-2 min); writes bench/results/state-bytes-<date>.*
 	$(PY) bench/state_bytes.py $(BENCH_STATE_ARGS)
 
 bench-regex: venv ## plan regexes on RE2: 200,000 events, plain plan against catastrophic patterns; writes bench/results/regex-<date>.*

@@ -1,18 +1,20 @@
-"""What the commits write per event as states grow: whole states against sealed seen segments.
+"""What the commits write per event as states grow: whole states against sealed segments.
 
 Run ``make bench-state-bytes`` (or ``.venv/bin/python bench/state_bytes.py [--events N]``).
 The benchmark's traffic (``bench/run.py``'s: 20,000 contacts, 3,000 deals, popularity
 skewed, so a few contacts get thousands of events) is scored by the compiled core under the
 reference plan; every ``--commit-every`` events a "commit" encodes each state changed since the
-last one, as the worker's transaction does, twice: whole (``serialize.dumps``, every seen id in
-the blob, the format before segments) and for a commit (``serialize.dumps_split``: the blob plus
-the segments sealed now, ``streams.scoring.segments``). At checkpoints it reports, per event so
-far, the bytes and the encoding time of each way, and the share of each part of the encoded
-states (the seen ids, the score ledgers, the property history, ...).
+last one, as the worker's transaction does, twice: whole (``serialize.dumps``, every seen id and
+earlier property value in the blob, the format before segments) and for a commit
+(``serialize.dumps_split``: the blob plus the segments sealed now, ``streams.scoring.segments``).
+At checkpoints it reports, per event so far, the bytes and the encoding time of each way, and
+the share of each part of the encoded states (the seen ids, the score ledgers, the property
+history, ...).
 
 No Kafka: the bytes are what the loop would produce to the changelog and write to the store
 (the 8-byte due prefix and the ``scores``, history and re-keyed records aside). Results:
-``bench/results/state-bytes-<UTC date>.json`` and ``.md`` (machine, command, figures).
+``bench/results/state-bytes-<UTC date>.json`` and ``.md`` (``<date>b``... when taken;
+machine, command, figures).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import msgspec  # noqa: E402
-from run import PLAN, machine, traffic  # noqa: E402  (bench/run.py: the benchmark's traffic)
+from run import PLAN, free_stem, machine, traffic  # noqa: E402  (bench/run.py's traffic)
 
 from streams import native  # noqa: E402
 from streams.scoring import EntityKey, EntityState, Invalid, apply, load_plan, parse_input, route  # noqa: E402
-from streams.scoring.segments import tail  # noqa: E402
+from streams.scoring.segments import past_tail, tail  # noqa: E402
 from streams.scoring.serialize import body, dumps, dumps_split  # noqa: E402
 from streams.wire.codec import Codec  # noqa: E402
 
@@ -46,8 +48,9 @@ _encode = msgspec.msgpack.Encoder().encode
 
 
 def parts_of(state: EntityState) -> list[int]:
-    """Encoded bytes of each part of the state as ``dumps_split`` writes it (seen: the tail)."""
-    return [len(_encode(part)) for part in body(state, tail(state))]
+    """Encoded bytes of each part of the state as ``dumps_split`` writes it (seen ids and
+    property history: their tails)."""
+    return [len(_encode(part)) for part in body(state, tail(state), past_tail(state))]
 
 
 def run(events: int, every: int, checkpoints: int) -> dict[str, Any]:
@@ -143,7 +146,7 @@ def main() -> int:
         "machine": machine(), "core": native.describe(), **figures,
     }  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"state-bytes-{date}"
+    stem = free_stem(args.out, f"state-bytes-{date}")  # (``b``, ``c``... when taken)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(result))
     print(f"wrote {stem}.json and {stem}.md")

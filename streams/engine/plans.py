@@ -189,7 +189,7 @@ class PlanSwitch:
             cache.forget(key)
         store = self.stage.stores.get(partition)
         stored = store.scan_keys(prefix) if store is not None else []
-        # the sealed segments of their seen ids (``streams.scoring.segments``) go with them
+        # their sealed segments (``streams.scoring.segments``) go with them
         sealed = store.scan_keys(segment_prefix(prefix)) if store is not None else []
         for key in [*stored, *sealed]:
             # a tombstone (no value): the transaction sends it to the changelog, and the store

@@ -6,7 +6,7 @@ offsets. Its commit, written once here (as quix-streams' ``Checkpoint.commit`` a
 ``StreamsProducer``):
 
 1. encode each dirty state once and produce it to the changelog (after the sealed segments of
-   its seen ids that go with it, ``streams.scoring.segments``; with the ``scores`` records of
+   its growing parts that go with it, ``streams.scoring.segments``; with the ``scores`` records of
    the scores it changed), then the other values put (history slots); only each partition's
    last changelog record asks for its delivery report, whose offset the store keeps;
 2. ``send_offsets_to_transaction`` with the offsets (last processed + 1, or the consumer's
@@ -88,7 +88,7 @@ class Transaction:
     timeout_s: float
     #: extra records for a committed entity: (topic, key, value, partition) per changed score
     score_records: Callable[[bytes, Entry], list[tuple[str, bytes, bytes, int]]]
-    #: a dirty state's blob, and the records that go with it (its sealed segments of seen ids:
+    #: a dirty state's blob, and the records that go with it (its sealed segments:
     #: store key, value or None), ``streams.state.store.encode_entity``
     encode_state: Callable[[bytes, EntityState], tuple[bytes, list[tuple[bytes, bytes | None]]]]
     make_offsets: OffsetsFactory
@@ -215,7 +215,7 @@ class Transaction:
             cache.resize(entry, len(blob) + state.seg_bytes)
             value = pack_value(due, blob)
             rows = writes.setdefault(entry.partition, [])
-            for segment_key, segment in segments:  # (a busy entity's sealed seen ids)
+            for segment_key, segment in segments:  # (a busy entity's sealed segments)
                 changelog.append((segment_key, segment, entry.partition))
                 rows.append(Write(segment_key, segment, None, None, True))
             changelog.append((key, value, entry.partition))

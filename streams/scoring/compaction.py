@@ -27,6 +27,7 @@ from streams.scoring.holds import settle_anchors
 from streams.scoring.inactivity import prune as prune_activity
 from streams.scoring.plan.spec import Plan, Rule
 from streams.scoring.profile import prune_history
+from streams.scoring.segments import unseal
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -59,7 +60,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     seen = state.seen
     if seen and min(seen.values()) < forget:  # (usually nothing is old enough to forget)
         state.seen = {h: at for h, at in seen.items() if at >= forget}
-        state.seen_tail = len(state.seen)  # every sealed segment is rewritten (``segments``)
+        unseal(state)  # every sealed segment is rewritten (``segments``)
     if horizon > state.floor_ms:
         for stateful in plan.stateful.get(kind, ()):
             ledger = state.scores.get(stateful.name)

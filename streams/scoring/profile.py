@@ -18,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from typing import Any
 
 from streams.scoring.events import Event
+from streams.scoring.segments import unseal
 from streams.scoring.state import EntityState, Prop
 
 _DEAL_FIELDS = (
@@ -54,7 +55,9 @@ def update_props(state: EntityState, kind: str, event: Event, *, history: bool) 
         current = props.get(name)
         if current is not None and current[1] > at:
             if history:
-                _insert(past.setdefault(name, []), (value, at))
+                where = _insert(past.setdefault(name, []), (value, at))
+                if where < state.past_sealed.get(name, 0):  # among values sealed (``segments``)
+                    unseal(state)
             continue
         if history and current is not None and current[1] < at:
             past.setdefault(name, []).append(current)
@@ -62,13 +65,15 @@ def update_props(state: EntityState, kind: str, event: Event, *, history: bool) 
     return at < newest
 
 
-def _insert(older: list[Prop], prop: Prop) -> None:
-    """Insert into a time-sorted history; at an equal time the later arrival wins."""
+def _insert(older: list[Prop], prop: Prop) -> int:
+    """Insert into a time-sorted history; at an equal time the later arrival wins. Returns
+    where it went."""
     i = bisect_left(older, prop[1], key=_at)
     if i < len(older) and older[i][1] == prop[1]:
         older[i] = prop
     else:
         older.insert(i, prop)
+    return i
 
 
 def view_at(state: EntityState, kind: str, at_ms: int) -> dict[str, object]:
@@ -103,9 +108,11 @@ def update_times(state: EntityState, *, since_ms: int, before_ms: int | None = N
 def prune_history(state: EntityState, horizon_ms: int) -> None:
     """Keep the history from ``horizon_ms`` on, plus each property's value at that time."""
     past: dict[str, list[Prop]] = {}
+    changed = False
     for name, older in state.past.items():
         current = state.props.get(name)
         if current is None or current[1] < horizon_ms:
+            changed = True
             continue  # the current value was already in force at the horizon
         i = bisect_left(older, horizon_ms, key=_at)
         kept = older[i:]
@@ -113,5 +120,8 @@ def prune_history(state: EntityState, horizon_ms: int) -> None:
             kept.insert(0, older[i - 1])
         if kept:
             past[name] = kept
+        changed = changed or len(kept) != len(older)
     state.past = past
+    if changed:
+        unseal(state)  # values sealed in segments are gone (``segments``)
     state.floor_ms = max(state.floor_ms, horizon_ms)

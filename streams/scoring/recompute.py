@@ -28,6 +28,7 @@ from streams.scoring.events import EntityKey, Item
 from streams.scoring.outcomes import Cause, Outcome, ScoreChange, outcome
 from streams.scoring.plan.spec import Plan, Score
 from streams.scoring.scorer import advance, apply
+from streams.scoring.segments import unseal
 from streams.scoring.state import EntityState, Ledger
 
 
@@ -60,8 +61,8 @@ def recompute(
             new.scores[name] = ledger
     new.seen = {**before.seen, **new.seen}
     # the old state's sealed segments are dropped at the next encoding (``segments``)
-    new.seen_tail, new.segs, new.seg_bytes = len(new.seen), before.segs, before.seg_bytes
-    new.seg_next = before.seg_next
+    unseal(new)
+    new.segs, new.seg_bytes, new.seg_next = before.segs, before.seg_bytes, before.seg_next
     new.refresh_due()
     new.rv = before.rv
     new.account_link = before.account_link

@@ -35,14 +35,14 @@ when reading v1.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, cast
 
 import msgspec
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.segments import SegmentReader, join, split, tail
+from streams.scoring.segments import Sealed, join, past_tail, split, tail
 from streams.scoring.serialize_legacy import (
     DECIMAL_EXT,
     dumps_v1,
@@ -113,6 +113,10 @@ _decoder4 = msgspec.msgpack.Decoder(_Body4, ext_hook=_ext_decimal)
 #: v7: the v6 body (seen: the tail only), then the segments' seqs, size and next seq.
 _Body7 = tuple[_Body, list[int], int, int]
 _decoder7 = msgspec.msgpack.Decoder(_Body7, ext_hook=_ext_decimal)
+#: A segment (``segments``): (seen ids: hash -> event time, earlier property values per name).
+_decoder_segment = msgspec.msgpack.Decoder(
+    dict[int, int] | tuple[dict[int, int], dict[str, list[_WireProp]]], ext_hook=_ext_decimal
+)
 
 
 def _wire(prop: Prop) -> _WireProp:
@@ -132,26 +136,38 @@ def _wire_props(props: dict[str, Prop]) -> dict[str, _WireProp]:
 
 def dumps(state: EntityState) -> bytes:
     """Serialize an entity state, whole (format v6: every seen id in the blob)."""
-    return _V6 + _encoder.encode(body(state, state.seen.items()))
+    return _V6 + _encoder.encode(body(state, state.seen.items(), state.past))
 
 
 def dumps_split(state: EntityState) -> tuple[bytes, list[tuple[int, bytes]], list[int]]:
-    """Serialize an entity state for a commit (``segments``): the blob (v7 when some of its seen
-    ids are in sealed segments, else v6), the segments sealed now (seq, bytes) and the seqs of
-    the segments no longer needed. Updates the state's segment bookkeeping."""
-    sealed, dropped = split(state)
+    """Serialize an entity state for a commit (``segments``): the blob (v7 when some of it is in
+    sealed segments, else v6), the segments sealed now (seq, bytes) and the seqs of the
+    segments no longer needed. Updates the state's segment bookkeeping."""
+    content, dropped = split(state)
+    sealed: list[tuple[int, bytes]] = []
+    if content is not None:
+        seen, past = content
+        segment = _encoder.encode((seen, _wire_past(past)))
+        sealed.append((state.segs[-1], segment))
+        state.seg_bytes += len(segment)
     if not state.segs:  # (seqs start again at 0 once none is live, as when read back from v6)
         state.seg_next = 0
         return dumps(state), sealed, dropped
-    v7 = (body(state, tail(state)), state.segs, state.seg_bytes, state.seg_next)
-    return _V7 + _encoder.encode(v7), sealed, dropped
+    v6 = body(state, tail(state), past_tail(state))
+    return _V7 + _encoder.encode((v6, state.segs, state.seg_bytes, state.seg_next)), sealed, dropped
 
 
-def body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]:
-    """The v6 body of ``state`` with ``seen`` as its seen ids (msgpack-encoded by the caller)."""
+def _wire_past(past: dict[str, list[Prop]]) -> dict[str, list[_WireProp]]:
+    return {name: [_wire(p) for p in older] for name, older in past.items()} if past else {}
+
+
+def body(
+    state: EntityState, seen: Iterable[tuple[int, int]], past: dict[str, list[Prop]]
+) -> tuple[Any, ...]:
+    """The v6 body of ``state`` with ``seen`` as its seen ids and ``past`` as its property
+    history (msgpack-encoded by the caller)."""
     watermark = state.watermark_ms
     base = watermark if watermark is not None else 0
-    past = state.past
     return (
         watermark,
         state.compacted_ms,
@@ -166,7 +182,7 @@ def body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]
             for name, s in state.scores.items()
         },
         state.next_due_ms,
-        {name: [_wire(p) for p in older] for name, older in past.items()} if past else past,
+        _wire_past(past),
         state.floor_ms,
         state.rv,
         state.account_link,
@@ -174,9 +190,25 @@ def body(state: EntityState, seen: Iterable[tuple[int, int]]) -> tuple[Any, ...]
     )  # fmt: skip
 
 
-def loads(blob: bytes, segment: SegmentReader | None = None) -> EntityState:
+def _segments(read: Callable[[int], bytes | None]) -> Callable[[int], Sealed | None]:
+    def segment(seq: int) -> Sealed | None:
+        blob = read(seq)
+        if blob is None:
+            return None
+        try:
+            content = _decoder_segment.decode(blob)
+        except (msgspec.DecodeError, ValueError) as error:
+            raise StateFormatError(f"corrupt segment {seq} of the state: {error}") from error
+        if isinstance(content, dict):  # (the first segments held seen ids only)
+            return content, {}
+        return content
+
+    return segment
+
+
+def loads(blob: bytes, segment: Callable[[int], bytes | None] | None = None) -> EntityState:
     """Deserialize any supported format version; raise ``StateFormatError`` if corrupt. A v7
-    blob needs ``segment``, the reader of the entity's sealed segments of seen ids."""
+    blob needs ``segment``, the reader of the entity's sealed segments (their bytes)."""
     if not blob:
         raise StateFormatError("empty state blob")
     version = blob[:1]
@@ -185,7 +217,7 @@ def loads(blob: bytes, segment: SegmentReader | None = None) -> EntityState:
             if version == _V7:
                 v6, segs, seg_bytes, seg_next = _decoder7.decode(memoryview(blob)[1:])
                 state = _from_v6(v6)
-                join(state, state.seen, segment, segs)
+                join(state, None if segment is None else _segments(segment), segs)
                 state.seg_bytes, state.seg_next = seg_bytes, seg_next
                 return state
             if version == _V6:

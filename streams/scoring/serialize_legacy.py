@@ -41,6 +41,7 @@ def entity_of(
     base = watermark if watermark is not None else 0
     state.seen = {h: base - age for h, age in seen_ages.items()}
     state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), [], 0, 0
+    state.past_sealed = {}
     state.props = props
     state.next_due_ms = next_due
     return state

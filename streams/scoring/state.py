@@ -76,7 +76,7 @@ ENTITY_FIELDS: Final = (
     "watermark_ms",
 )
 #: How ``seen`` is kept in the store (``segments``): not part of an entity's equality.
-SEGMENT_FIELDS: Final = ("seen_tail", "segs", "seg_bytes", "seg_next")
+SEGMENT_FIELDS: Final = ("past_sealed", "seen_tail", "segs", "seg_bytes", "seg_next")
 
 
 class Ledger:
@@ -183,10 +183,12 @@ class EntityState:
         self.rv = 0
         self.account_link: str | None = None
         self.deal_links: list[str] = NO_LINKS
-        #: the newest ``seen_tail`` entries of ``seen`` are in no sealed segment; ``segs``: the
-        #: seqs of the sealed segments holding the others, ``seg_bytes`` their size, ``seg_next``
-        #: the next seq (see ``segments``)
+        #: the newest ``seen_tail`` entries of ``seen`` are in no sealed segment, nor are the
+        #: values of ``past`` after the first ``past_sealed[name]``; ``segs``: the seqs of the
+        #: sealed segments holding the others, ``seg_bytes`` their size, ``seg_next`` the next
+        #: seq (see ``segments``)
         self.seen_tail = 0
+        self.past_sealed: dict[str, int] = {}
         self.segs: list[int] = []
         self.seg_bytes = 0
         self.seg_next = 0

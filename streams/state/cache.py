@@ -8,7 +8,7 @@ recently used first; dirty ones stay until their transaction commits (``committe
 Two bounds, both enforced at each commit: a number of entities (``LEADSCORE_CACHE_ENTITIES``)
 and a number of bytes (``LEADSCORE_CACHE_BYTES``), counted as the encoded size of each state
 (the blob loaded from the store, or the one the last commit wrote; 0 for a state new in the open
-transaction; with the sealed segments of its seen ids, ``streams.scoring.segments``). An
+transaction; with its sealed segments, ``streams.scoring.segments``). An
 entity's state grows with its activity within the plan's lateness, so a bound
 on entities alone lets memory grow for days after start-up; the byte bound keeps it flat. The
 decoded objects take a multiple of the encoded size (docs/operations.md, Memory).
@@ -38,7 +38,7 @@ from streams.scoring import EntityState
 #: Reads a stored value by its store key (a partition store's ``get``).
 Getter = Callable[[bytes], "bytes | None"]
 #: Loads the committed (due, blob) of a key with the getter of its store (for the sealed segments
-#: of the state's seen ids), or None when the entity has no state yet.
+#: of the state), or None when the entity has no state yet.
 Loader = Callable[[bytes], "tuple[int | None, bytes, Getter] | None"]
 #: Decodes a stored blob: (key, blob, getter of its store) -> state
 #: (``streams.state.store.decode_entity``).

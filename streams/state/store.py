@@ -13,7 +13,8 @@ Layout (one column family, prefixed keys):
 ``s\x00plans``              the partition's tenant plans (``streams.engine.tenants``): not an entity
 ``s\x00h`` + key + score    the entity's score history (``streams.state.history``): not an entity
 ``s\x01`` + version + key   a shadow plan's state (``streams.engine.shadows``): stored as an entity
-``s\x00g`` + key + seq (4 B) a sealed segment of the seen ids of the state stored under ``key``
+``s\x00g`` + key + seq (4 B) a sealed segment (seen ids, property history) of the state
+                            stored under ``key``
                             (``streams.scoring.segments``; value: ``pack_value(None, segment)``)
 ``m:offset``                the next changelog offset to read on restore (8 B)
 ``m:count``                 entities stored (8 B)

@@ -1,10 +1,14 @@
-"""A busy entity's seen ids in sealed segments (``streams.scoring.segments``): what a commit
-writes stays small, and every state read back from its blob and segments equals the live one."""
+"""A busy entity's seen ids and property history in sealed segments (``streams.scoring.segments``):
+what a commit writes stays small, and every state read back from its blob and segments equals
+the live one."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import pytest
-from scoring_helpers import T0, H, M, S, adj, make_plan, visit
+from scoring_helpers import T0, H, M, S, adj, ev, make_plan, visit
 
 from streams.scoring import EntityKey, EntityState, StateFormatError, apply, dumps, loads
 from streams.scoring.recompute import recompute
@@ -21,6 +25,22 @@ scores:
       - {id: visit, on: page_visit, points: 1, expires_after: 30m}
 """)
 KEY = EntityKey("acme", "contact", "c1")
+#: state rules on attributes: the contact's property history is kept (``profile``)
+PROFILE_PLAN = make_plan("""
+version: v1
+lateness: 2h
+scores:
+  - name: fit
+    entity: contact
+    rules:
+      - {id: saas, while: {attributes.industry: {eq: saas}}, points: 20}
+      - {id: big, while: {attributes.size: {gte: 100}}, points: 15}
+""")
+
+
+def update(i: int, at_ms: int, industry: str = "saas") -> Any:
+    attributes = {"industry": industry if i % 2 else "retail", "size": Decimal(i) / 4}
+    return ev("contact.updated", f"u{i}", at_ms, attributes=attributes)
 
 
 class Store:
@@ -48,8 +68,9 @@ class Store:
 def same(a: EntityState, b: EntityState) -> None:
     assert a == b
     assert a.seen == b.seen
-    assert (a.seen_tail, a.segs, a.seg_bytes, a.seg_next) == (
-        b.seen_tail, b.segs, b.seg_bytes, b.seg_next)  # fmt: skip
+    assert a.past == b.past
+    assert (a.seen_tail, a.past_sealed, a.segs, a.seg_bytes, a.seg_next) == (
+        b.seen_tail, b.past_sealed, b.segs, b.seg_bytes, b.seg_next)  # fmt: skip
 
 
 def test_a_busy_entity_writes_its_new_ids_only_and_reads_back_equal() -> None:
@@ -128,9 +149,9 @@ def test_a_recompute_drops_the_old_segments() -> None:
 @pytest.mark.parametrize(
     ("segments", "message"),
     [
-        (None, "the state keeps its seen ids in 1 segments"),
-        ({}, "segment 0 of the state's seen ids is missing"),
-        ({0: b"\xc1"}, "corrupt segment 0 of seen ids"),
+        (None, "the state keeps part of itself in 1 segments"),
+        ({}, "segment 0 of the state is missing"),
+        ({0: b"\xc1"}, "corrupt segment 0 of the state"),
     ],
 )
 def test_a_segmented_blob_without_its_segments_is_refused(
@@ -142,6 +163,57 @@ def test_a_segmented_blob_without_its_segments_is_refused(
     assert state is not None
     blob, sealed, _ = dumps_split(state)
     assert [seq for seq, _ in sealed] == [0]
+    assert loads(blob, dict(sealed).get) == state
     with pytest.raises(StateFormatError) as caught:
         loads(blob, None if segments is None else segments.get)
     assert str(caught.value).startswith(message)
+
+
+def test_a_busy_property_history_is_sealed_and_reads_back_equal() -> None:
+    store, state = Store(), None
+    for i in range(2 * SEAL + 5):  # every update moves both attributes: two earlier values each
+        at = T0 + i * S
+        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
+        if i % 7 == 0:
+            back = store.load(store.commit(state))
+            same(back, state)
+            state = back
+    assert state is not None
+    blob = store.commit(state)
+    assert state.segs and state.past_sealed  # the history is sealed, the seen ids with it
+    assert sum(len(v) for v in state.past.values()) > 2 * SEAL
+    same(store.load(blob), state)
+    assert any(type(value) is Decimal for value, _ in state.past["size"])  # ext type 1
+
+
+def test_an_update_among_sealed_values_unseals_and_every_segment_goes() -> None:
+    store, state = Store(), None
+    for i in range(SEAL + 3):
+        at = T0 + i * S
+        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
+    assert state is not None
+    store.commit(state)
+    assert state.segs == [0] and state.past_sealed
+    # an update that arrived late lands before the sealed values: they are no longer a prefix
+    late = apply(state, KEY, update(999, T0 + 500, "saas"), PROFILE_PLAN, now_ms=T0 + H).state
+    assert late.past_sealed == {} and late.seen_tail == len(late.seen)
+    blob = store.commit(late)
+    assert store.segments.keys() == {1} and late.segs == [1]  # the old one dropped, resealed
+    same(store.load(blob), late)
+
+
+def test_the_history_pruned_past_the_horizon_unseals() -> None:
+    store, state = Store(), None
+    at = T0
+    for i in range(SEAL + 3):
+        at = T0 + i * S
+        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
+    assert state is not None
+    store.commit(state)
+    assert state.segs
+    later = at + 3 * H  # compaction: the history before the horizon (2 h) is dropped
+    state = apply(state, KEY, update(1001, later), PROFILE_PLAN, now_ms=later).state
+    assert state.past_sealed == {}
+    blob = store.commit(state)
+    assert store.segments == {} and blob[0] == CURRENT_VERSION
+    same(loads(blob), state)
