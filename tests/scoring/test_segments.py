@@ -73,6 +73,25 @@ def same(a: EntityState, b: EntityState) -> None:
         b.seen_tail, b.past_sealed, b.segs, b.seg_bytes, b.seg_next)  # fmt: skip
 
 
+def visited(count: int) -> EntityState:
+    """The contact after ``count`` visits, one a second."""
+    state = None
+    for i in range(count):
+        state = apply(state, KEY, visit(f"e{i}", T0 + i * S), PLAN, now_ms=T0 + i * S).state
+    assert state is not None
+    return state
+
+
+def updated(count: int) -> EntityState:
+    """The contact after ``count`` profile updates, one a second (property history kept)."""
+    state = None
+    for i in range(count):
+        at = T0 + i * S
+        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
+    assert state is not None
+    return state
+
+
 def test_a_busy_entity_writes_its_new_ids_only_and_reads_back_equal() -> None:
     store, state = Store(), None
     sizes: list[int] = []
@@ -98,10 +117,7 @@ def test_a_busy_entity_writes_its_new_ids_only_and_reads_back_equal() -> None:
 
 
 def test_duplicates_are_found_in_sealed_segments_after_a_reload() -> None:
-    store, state = Store(), None
-    for i in range(SEAL + 1):
-        state = apply(state, KEY, visit(f"e{i}", T0 + i * S), PLAN, now_ms=T0 + i * S).state
-    assert state is not None
+    store, state = Store(), visited(SEAL + 1)
     back = store.load(store.commit(state))
     assert back.segs == [0] and back.seen_tail == 0
     again = apply(back, KEY, visit("e3", T0 + 3 * S), PLAN, now_ms=T0 + SEAL * S)
@@ -133,11 +149,8 @@ def test_pruned_ids_drop_every_segment_and_the_rest_is_written_again() -> None:
 
 
 def test_a_recompute_drops_the_old_segments() -> None:
-    store, state = Store(), None
-    for i in range(SEAL + 3):
-        state = apply(state, KEY, visit(f"e{i}", T0 + i * S), PLAN, now_ms=T0 + i * S).state
-    assert state is not None
-    old = store.load(store.commit(state))
+    store = Store()
+    old = store.load(store.commit(visited(SEAL + 3)))
     items = [(visit(f"r{i}", T0 + i * S), T0 + i * S) for i in range(3)]
     new = recompute(old, KEY, items, PLAN, now_ms=T0 + H, source_id="plan").state
     assert new.seen.keys() >= old.seen.keys() and new.seen_tail == len(new.seen)
@@ -157,10 +170,7 @@ def test_a_recompute_drops_the_old_segments() -> None:
 def test_a_segmented_blob_without_its_segments_is_refused(
     segments: dict[int, bytes] | None, message: str
 ) -> None:
-    state = None
-    for i in range(SEAL + 1):
-        state = apply(state, KEY, visit(f"e{i}", T0 + i * S), PLAN, now_ms=T0 + i * S).state
-    assert state is not None
+    state = visited(SEAL + 1)
     blob, sealed, _ = dumps_split(state)
     assert [seq for seq, _ in sealed] == [0]
     assert loads(blob, dict(sealed).get) == state
@@ -187,11 +197,7 @@ def test_a_busy_property_history_is_sealed_and_reads_back_equal() -> None:
 
 
 def test_an_update_among_sealed_values_unseals_and_every_segment_goes() -> None:
-    store, state = Store(), None
-    for i in range(SEAL + 3):
-        at = T0 + i * S
-        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
-    assert state is not None
+    store, state = Store(), updated(SEAL + 3)
     store.commit(state)
     assert state.segs == [0] and state.past_sealed
     # an update that arrived late lands before the sealed values: they are no longer a prefix
@@ -203,15 +209,11 @@ def test_an_update_among_sealed_values_unseals_and_every_segment_goes() -> None:
 
 
 def test_the_history_pruned_past_the_horizon_unseals() -> None:
-    store, state = Store(), None
-    at = T0
-    for i in range(SEAL + 3):
-        at = T0 + i * S
-        state = apply(state, KEY, update(i, at), PROFILE_PLAN, now_ms=at).state
-    assert state is not None
+    store, state = Store(), updated(SEAL + 3)
     store.commit(state)
     assert state.segs
-    later = at + 3 * H  # compaction: the history before the horizon (2 h) is dropped
+    # compaction: the history before the horizon (2 h) is dropped
+    later = T0 + (SEAL + 2) * S + 3 * H
     state = apply(state, KEY, update(1001, later), PROFILE_PLAN, now_ms=later).state
     assert state.past_sealed == {}
     blob = store.commit(state)
