@@ -1,12 +1,19 @@
 """Recovery in the process (docs/operations.md) on the real broker: a fatal producer error is
 recovered without a restart, and exactly once holds across it.
 
-The worker is frozen (SIGSTOP) mid-stream for longer than its transaction timeout (3 s here) plus
-the broker's check for timed-out transactions (10 s by default): the coordinator aborts the open
-transaction and bumps the producer's epoch, so the first transactional call after SIGCONT fails
-with a fatal ``_FENCED`` (our own timeout, not a newer instance). The worker must replace its
-producer in the process (same pid, ``leadscore_producer_recoveries_total`` up), lose and double
-nothing, and a concurrent ``read_committed`` reader must never see an aborted record.
+The worker is frozen (SIGSTOP) while its transaction coordinator has a transaction of it open,
+and stays frozen until the coordinator has aborted that transaction for its timeout (3 s here,
+checked every 10 s by default) and bumped the producer's epoch, so the first transactional call
+after SIGCONT fails with a fatal ``_FENCED`` (our own timeout, not a newer instance). The worker
+must replace its producer in the process (same pid, ``leadscore_producer_recoveries_total`` up),
+lose and double nothing, and a concurrent ``read_committed`` reader must never see an aborted
+record.
+
+At low load the loop holds no transaction much of the time (it commits a transaction 20 ms old
+when its input runs dry, then waits up to 20 ms for input), so a freeze at a random moment often
+misses. The test reads the coordinator's own log
+(``tests.integration.txnlog``) while the worker is frozen: a freeze that caught no open
+transaction is ended at once and tried again a few ms later.
 """
 
 from __future__ import annotations
@@ -23,15 +30,24 @@ from aiokafka import AIOKafkaProducer
 from streams.commands.traffic import TrafficShape, generate
 from streams.wire.codec import Codec, Source
 from tests.integration.service import PLAN, Service
+from tests.integration.txnlog import (
+    COMPLETE_ABORT,
+    ONGOING,
+    PREPARE_ABORT,
+    TransactionLog,
+    TxnState,
+)
 from tests.integration.verify import LiveReader, check_run
 
 EVENTS = 3000
-FROZEN_S = 15.0  # > transaction timeout (3 s) + the broker's abort check interval (10 s)
+#: Freezes tried, each about 0.35 s, until one catches an open transaction: 12 of 45 did in
+#: twelve runs (at 27% each, all 50 miss with odds of 1 in 6 million); 50 fit in the trickle.
+FREEZES = 50
 
 
 async def _trickle(service: Service, rows: list[tuple[Source, dict[str, Any]]]) -> None:
-    """A record every few ms: the worker's transactions, committed about 20 ms after they open
-    when the input is this thin, are open most of the time (so at the SIGSTOP)."""
+    """A record every 8 ms or so, about 20 s for the test's records: the worker opens and
+    commits a transaction every few tens of ms meanwhile."""
     codec = Codec.load()
     producer = AIOKafkaProducer(bootstrap_servers=service.bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=1)  # fmt: skip
@@ -40,7 +56,7 @@ async def _trickle(service: Service, rows: list[tuple[Source, dict[str, Any]]]) 
         for source, record in rows:
             value = codec.encode(codec.inputs[source], record)
             await producer.send(service.topic(source), value, key=b"any-key")
-            await asyncio.sleep(0.004)
+            await asyncio.sleep(0.008)
         await producer.flush()
     finally:
         await producer.stop()
@@ -59,44 +75,51 @@ async def test_a_fenced_producer_is_replaced_in_the_process(
     now = int(time.time() * 1000)
     shape = replace(TrafficShape(), contacts=300, deals=60, step_ms=50,
                     start_ms=now - EVENTS * 50)  # fmt: skip
-    records = list(generate(EVENTS, seed=random.Random(unique).randrange(1000), shape=shape))
+    rng = random.Random(unique)
+    records = list(generate(EVENTS, seed=rng.randrange(1000), shape=shape))
     service = Service(bootstrap, unique, tmp_path, extra={
         "LEADSCORE_TRANSACTION_TIMEOUT_MS": "3000", "LEADSCORE_SESSION_TIMEOUT_S": "60",
+        "LEADSCORE_INSTANCE_ID": "w1",
     })  # fmt: skip
     worker = service.worker()
     live: LiveReader | None = None
-    rounds = 3  # freezes at most; one is enough when a transaction was open at the SIGSTOP
-    share = len(records) // (rounds + 1)
-    recovered = 0.0
+    txns: TransactionLog | None = None
+    share = len(records) // 4
     try:
         worker.start()
         await worker.wait_ready()
         assert worker.proc is not None
         pid = worker.proc.pid
+        txns = TransactionLog(bootstrap, f"{service.app_id}-w1")
         live = LiveReader(bootstrap, service.changed).start()
         await service.produce(records[:share])
-        for k in range(1, rounds + 1):
-            sending = asyncio.create_task(
-                _trickle(service, records[k * share : (k + 1) * share if k < rounds else None])
-            )
-            await asyncio.sleep(1.0)  # while the round trickles in: a transaction open
+        sending = asyncio.create_task(_trickle(service, records[share:]))
+        await asyncio.sleep(1.0)  # the trickle under way
+        caught: TxnState | None = None
+        for _ in range(FREEZES):
             worker.stop_signal()
-            await asyncio.sleep(FROZEN_S)
-            worker.continue_signal()
-            await sending
-            await service.wait_drained(timeout_s=90)
-            recovered = _sample(worker.get_text("/metrics"), "leadscore_producer_recoveries_total")
-            if recovered >= 1:
-                if k < rounds:
-                    await service.produce(records[(k + 1) * share :])
+            state = await asyncio.to_thread(txns.settle)
+            if state is not None and state.status == ONGOING:
+                caught = state
                 break
+            worker.continue_signal()
+            await asyncio.sleep(rng.uniform(0.005, 0.1))
+        assert caught is not None, f"no freeze of {FREEZES} caught an open transaction"
+        await asyncio.to_thread(txns.wait_for, {PREPARE_ABORT, COMPLETE_ABORT},
+                                epoch_above=caught.epoch, timeout_s=40)  # fmt: skip
+        worker.continue_signal()
+        await sending
+        await service.wait_drained(timeout_s=90)
+        recovered = _sample(worker.get_text("/metrics"), "leadscore_producer_recoveries_total")
         _, published, order = await service.settle(live, tries=1)
         worker.assert_alive()
         assert worker.proc.pid == pid and service.restarts == 0  # no restart, the same process
         log = worker.log.read_text()
     finally:
+        if txns is not None:
+            txns.close()
         service.shut(live)
-    assert recovered >= 1, "no transaction was open at any SIGSTOP: nothing was fenced"
+    assert recovered >= 1, "the coordinator aborted the frozen worker's transaction, no recovery"
     assert "recovering in the process" in log and "exiting with 70" not in log
     check_run(PLAN, records, published, order, tmp_path)
     assert len(order) >= EVENTS
