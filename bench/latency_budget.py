@@ -46,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import broker_cpu
 import fastavro
 import kafkaio
 import msgpack
@@ -108,16 +109,26 @@ async def budget(args: argparse.Namespace, rate: float) -> dict[str, Any]:
         await wait_ready(proc)
         await kafkaio.preload(args.bootstrap, topics, warm)
         await wait_drained(args, proc, tag, topics, timeout_s=300)
+        recording = None
+        if args.broker_profile and args.broker_pid is not None and broker_cpu.Recording.available():
+            recording = broker_cpu.Recording(args.broker_pid, work / "broker.jfr")
+            recording.start()
         before, cpu_before = scrape(proc.metrics()), proc.cpu_s()
         own_before = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-        tail_before = tail_cpu(tail.pid)
+        tail_before = broker_cpu.cpu_s(tail.pid)
+        broker_before = broker_threads(args)
         started = time.monotonic()
         sent_s = await open_loop(args.bootstrap, topics, timed, rate)
         window = time.monotonic() - started
+        broker_after = broker_threads(args)
         cpu = {"worker": proc.cpu_s() - cpu_before,
                "load generator (this process)":
                    sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - own_before,
-               "tail": tail_cpu(tail.pid) - tail_before}  # fmt: skip
+               "tail": broker_cpu.cpu_s(tail.pid) - tail_before}  # fmt: skip
+        if broker_before and broker_after:
+            cpu["broker"] = sum(broker_after.values()) - sum(broker_before.values())
+        if recording is not None:
+            recording.stop()
         _, lag = await wait_drained(args, proc, tag, topics, timeout_s=count / rate * 4 + 300)
         after = scrape(proc.metrics())
         load = os.getloadavg()[0]
@@ -138,6 +149,12 @@ async def budget(args: argparse.Namespace, rate: float) -> dict[str, Any]:
         **{f"{stage}_us_per_record": per_record(delta, stage) for stage in ("ingest", "score")},
     }
     figures["cpu_cores_during_window"] = {k: round(v / window, 2) for k, v in cpu.items()}
+    if broker_before and broker_after:
+        figures["broker_cores_by_thread"] = broker_cpu.cores_by_group(
+            broker_before, broker_after, window
+        )
+    if recording is not None:
+        figures["broker_samples_by_request"] = recording.summary()
     figures.update({"target_rate_per_s": round(rate, 1),
                     "achieved_rate_per_s": round(len(timed) / sent_s, 1),
                     "events": len(timed), "input_lag_at_end": lag, "load_1m": round(load, 2),
@@ -152,9 +169,14 @@ def per_record(delta: dict[str, float], stage: str) -> float:
     return round(1e6 * total / max(count, 1), 1)
 
 
-def tail_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def broker_threads(args: argparse.Namespace) -> dict[str, float]:
+    """The broker's CPU seconds per thread group, when it runs on this machine."""
+    if args.broker_pid is None:
+        return {}
+    try:
+        return broker_cpu.threads(args.broker_pid)
+    except OSError:  # the broker went away
+        return {}
 
 
 async def split(
@@ -238,6 +260,10 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{share.get(name, '')} |")  # fmt: skip
         lines += ["", f"Worker: {run['worker']}", "",
                   f"CPU cores used during the window: {run['cpu_cores_during_window']}", "",
+                  f"Broker cores by thread: {run.get('broker_cores_by_thread', 'not measured')}",
+                  "",
+                  "Broker's Java samples by request (`--broker-profile`): "
+                  f"{run.get('broker_samples_by_request', 'not recorded')}", "",
                   "Median append to append per tenth of the window, ms: "
                   f"{run['median_append_to_append_per_tenth_ms']}", ""]  # fmt: skip
     return "\n".join(lines) + "\n"
@@ -288,9 +314,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--setting", action="append", default=[], type=setting,
                         help="LEADSCORE_X=value for the worker (repeatable)")  # fmt: skip
+    parser.add_argument("--broker-profile", action="store_true",
+                        help="record the broker (Java Flight Recorder) in each window")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench")
     args = parser.parse_args()
+    args.broker_pid = broker_cpu.broker_pid(args.bootstrap)
     args.run = f"b{uuid.uuid4().hex[:8]}"
     args.work = args.work / args.run
     return args
