@@ -251,6 +251,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(
         2000, ge=1, le=100_000, description="most records returned by one consume call (1-100000)"
     )
+    fetch_min_bytes: int = Field(
+        65_536,
+        ge=1,
+        le=16_777_216,
+        description="the worker's consumer: a broker holds a fetch until it has this many bytes, "
+        "or 10 ms have passed (1-16777216)",
+    )
     cache_entities: int = Field(
         100_000,
         ge=100,

@@ -50,6 +50,7 @@ def named_variables(exc: SettingsError) -> set[str]:
         ("LEADSCORE_TICK_INTERVAL_MS", "60001"),  # above one minute
         ("LEADSCORE_COMMIT_INTERVAL_MS", "9"),  # below the 10 ms minimum
         ("LEADSCORE_BATCH_SIZE", "0"),  # a consume call takes at least one record
+        ("LEADSCORE_FETCH_MIN_BYTES", "0"),  # librdkafka takes at least one byte
         ("LEADSCORE_CACHE_ENTITIES", "99"),  # below the 100 entries minimum
         ("LEADSCORE_TRANSACTION_TIMEOUT_MS", "999"),  # below one second
         ("LEADSCORE_INSTANCE_ID", "w 1"),  # a space cannot be in a transactional.id here
@@ -115,6 +116,7 @@ def test_unknown_override_argument_is_rejected() -> None:
         ("LEADSCORE_APP_ID", "ls.prod_eu-1", "app_id", "ls.prod_eu-1"),  # dots, _ and - allowed
         ("LEADSCORE_TICK_INTERVAL_MS", "50", "tick_interval_ms", 50),  # minimum tick
         ("LEADSCORE_COMMIT_INTERVAL_MS", "250", "commit_interval_ms", 250),  # milliseconds
+        ("LEADSCORE_FETCH_MIN_BYTES", "1", "fetch_min_bytes", 1),  # librdkafka's default
         ("LEADSCORE_INSTANCE_ID", "leadscore-0", "instance_id", "leadscore-0"),  # a pod name
         ("LEADSCORE_LOG_LEVEL", "WARNING", "log_level", "WARNING"),  # a valid level
         ("LEADSCORE_DATA_DIR", "/srv/ls", "data_dir", Path("/srv/ls")),  # a path
@@ -298,3 +300,14 @@ def test_any_value_of_any_setting_is_a_setting_or_a_named_error(name: str, value
                 # "SASL_SSL"; short values match fixed words by chance, so only 8+ characters
                 prose = re.sub(r"LEADSCORE_[A-Z_*]+|SASL_SSL|SASL_PLAINTEXT|PLAINTEXT", "", message)
                 assert len(value.strip()) < 8 or value not in prose
+
+
+def test_the_worker_consumer_fetches_with_the_setting_of_min_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.engine.kafka import consumer_config
+
+    assert consumer_config(load_settings(), client_id="c")["fetch.min.bytes"] == 65_536
+    monkeypatch.setenv("LEADSCORE_FETCH_MIN_BYTES", "1")
+    config = consumer_config(load_settings(), client_id="c")
+    assert (config["fetch.min.bytes"], config["fetch.wait.max.ms"]) == (1, 10)
