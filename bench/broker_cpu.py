@@ -84,24 +84,33 @@ def cores_by_group(before: dict[str, float], after: dict[str, float], window_s: 
 
 
 class Recording:
-    """A Java Flight Recorder recording of the broker over a window."""
+    """A Java Flight Recorder recording of the broker over a window. It ends by itself after
+    ``limit_s`` should :meth:`stop` never come (a profile recording slows the broker)."""
 
-    def __init__(self, pid: int, path: Path) -> None:
+    def __init__(self, pid: int, path: Path, limit_s: int = 900) -> None:
         self.pid, self.path, self.name = pid, path, f"leadscore-bench-{os.getpid()}"
+        self.limit_s = limit_s
 
     @staticmethod
     def available() -> bool:
         return shutil.which("jcmd") is not None and shutil.which("jfr") is not None
 
-    def _jcmd(self, *args: str) -> None:
-        command = ["jcmd", str(self.pid), *args, f"name={self.name}"]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+    def _jcmd(self, *args: str) -> str:
+        command = ["jcmd", str(self.pid), *args]
+        done = subprocess.run(command, check=True, capture_output=True, timeout=120, text=True)
+        return done.stdout
+
+    def running(self) -> bool:
+        return f"name={self.name} " in self._jcmd("JFR.check")
 
     def start(self) -> None:
-        self._jcmd("JFR.start", "settings=profile")
+        self._jcmd("JFR.start", f"name={self.name}", "settings=profile",
+                   f"duration={self.limit_s}s", f"filename={self.path}")  # fmt: skip
 
     def stop(self) -> None:
-        self._jcmd("JFR.stop", f"filename={self.path}")
+        """Ends the recording and writes its file; idempotent."""
+        if self.running():
+            self._jcmd("JFR.stop", f"name={self.name}")
 
     def summary(self, top: int = 12) -> dict[str, float]:
         """Each request type's (or thread group's) share of the execution samples."""

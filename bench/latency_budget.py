@@ -100,6 +100,7 @@ async def budget(args: argparse.Namespace, rate: float) -> dict[str, Any]:
     warm, timed = events[: args.warmup], events[args.warmup :]
     work = args.work / tag
     who = Contender("ours", "service", settings=tuple(args.setting))
+    recording = None
     proc = who.start(args.bootstrap, topics, tag, work)
     seen = work / "tail.txt"
     tail = subprocess.Popen([sys.executable, str(ROOT / "bench" / "tail.py"), "--bootstrap",
@@ -109,7 +110,6 @@ async def budget(args: argparse.Namespace, rate: float) -> dict[str, Any]:
         await wait_ready(proc)
         await kafkaio.preload(args.bootstrap, topics, warm)
         await wait_drained(args, proc, tag, topics, timeout_s=300)
-        recording = None
         if args.broker_profile and args.broker_pid is not None and broker_cpu.Recording.available():
             recording = broker_cpu.Recording(args.broker_pid, work / "broker.jfr")
             recording.start()
@@ -121,18 +121,20 @@ async def budget(args: argparse.Namespace, rate: float) -> dict[str, Any]:
         sent_s = await open_loop(args.bootstrap, topics, timed, rate)
         window = time.monotonic() - started
         broker_after = broker_threads(args)
+        if recording is not None:
+            recording.stop()  # the window's end (and again, doing nothing, in ``finally``)
         cpu = {"worker": proc.cpu_s() - cpu_before,
                "load generator (this process)":
                    sum(resource.getrusage(resource.RUSAGE_SELF)[:2]) - own_before,
                "tail": broker_cpu.cpu_s(tail.pid) - tail_before}  # fmt: skip
         if broker_before and broker_after:
             cpu["broker"] = sum(broker_after.values()) - sum(broker_before.values())
-        if recording is not None:
-            recording.stop()
         _, lag = await wait_drained(args, proc, tag, topics, timeout_s=count / rate * 4 + 300)
         after = scrape(proc.metrics())
         load = os.getloadavg()[0]
     finally:
+        if recording is not None:
+            recording.stop()
         await asyncio.to_thread(proc.stop)
         tail.terminate()
         tail.wait(60)

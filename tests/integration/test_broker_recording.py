@@ -21,15 +21,20 @@ def test_the_broker_is_found_and_recorded(bootstrap: str, unique: str, tmp_path:
     assert cpu.Recording.available()
     recording = cpu.Recording(pid, tmp_path / "broker.jfr")
     recording.start()
-    topic = f"{unique}-recorded"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
-    for _ in range(500):  # requests for the handlers to serve while recorded, about 2 s
-        producer.produce(topic, b"x" * 100)
-        producer.flush(10)
-        time.sleep(0.002)
-    recording.stop()
+    try:
+        assert recording.running()
+        topic = f"{unique}-recorded"
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.create_topics([NewTopic(topic, 1)])[topic].result(30)
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+        for _ in range(500):  # requests for the handlers to serve while recorded, about 2 s
+            producer.produce(topic, b"x" * 100)
+            producer.flush(10)
+            time.sleep(0.002)
+    finally:
+        recording.stop()
+    assert not recording.running()  # no recording left behind
+    recording.stop()  # a second stop does nothing
     shares = recording.summary()
     assert shares["samples"] > 0
     named = {k: v for k, v in shares.items() if k != "samples"}
