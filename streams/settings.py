@@ -255,8 +255,7 @@ class Settings(BaseSettings):
         65_536,
         ge=1,
         le=16_777_216,
-        description="the worker's consumer: a broker holds a fetch until it has this many bytes, "
-        "or 10 ms have passed (1-16777216)",
+        description="bytes a broker gathers for a fetch of the worker's consumer, 10 ms at most",
     )
     cache_entities: int = Field(
         100_000,
