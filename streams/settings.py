@@ -252,7 +252,7 @@ class Settings(BaseSettings):
         2000, ge=1, le=100_000, description="most records returned by one consume call (1-100000)"
     )
     fetch_min_bytes: int = Field(
-        65_536,
+        1,
         ge=1,
         le=16_777_216,
         description="bytes a broker gathers for a fetch of the worker's consumer, 10 ms at most",

@@ -310,10 +310,10 @@ def consumer_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         **session_config(settings),
         "topic.metadata.refresh.interval.ms": 10_000,
-        # A fetch waits at the broker for fetch.min.bytes, at most 10 ms: records of a
-        # just-committed transaction are fetched soon, and under a steady input the consumer
-        # does not send a fetch per handful of records (each one read_committed over every
-        # input and entity-events partition: the broker's largest cost per event).
+        # A fetch waits at the broker for fetch.min.bytes (LEADSCORE_FETCH_MIN_BYTES), at most
+        # 10 ms: records of a just-committed transaction are fetched soon. Above 1 byte, a
+        # steady input no longer makes the consumer send a fetch per handful of records, each
+        # read_committed over every input and entity-events partition (docs/performance.md).
         "fetch.wait.max.ms": 10,
         "fetch.min.bytes": settings.fetch_min_bytes,
         "enable.partition.eof": False,

@@ -116,7 +116,7 @@ def test_unknown_override_argument_is_rejected() -> None:
         ("LEADSCORE_APP_ID", "ls.prod_eu-1", "app_id", "ls.prod_eu-1"),  # dots, _ and - allowed
         ("LEADSCORE_TICK_INTERVAL_MS", "50", "tick_interval_ms", 50),  # minimum tick
         ("LEADSCORE_COMMIT_INTERVAL_MS", "250", "commit_interval_ms", 250),  # milliseconds
-        ("LEADSCORE_FETCH_MIN_BYTES", "1", "fetch_min_bytes", 1),  # librdkafka's default
+        ("LEADSCORE_FETCH_MIN_BYTES", "65536", "fetch_min_bytes", 65_536),  # 64 KiB
         ("LEADSCORE_INSTANCE_ID", "leadscore-0", "instance_id", "leadscore-0"),  # a pod name
         ("LEADSCORE_LOG_LEVEL", "WARNING", "log_level", "WARNING"),  # a valid level
         ("LEADSCORE_DATA_DIR", "/srv/ls", "data_dir", Path("/srv/ls")),  # a path
@@ -307,7 +307,7 @@ def test_the_worker_consumer_fetches_with_the_setting_of_min_bytes(
 ) -> None:
     from streams.engine.kafka import consumer_config
 
-    assert consumer_config(load_settings(), client_id="c")["fetch.min.bytes"] == 65_536
-    monkeypatch.setenv("LEADSCORE_FETCH_MIN_BYTES", "1")
+    assert consumer_config(load_settings(), client_id="c")["fetch.min.bytes"] == 1
+    monkeypatch.setenv("LEADSCORE_FETCH_MIN_BYTES", "65536")
     config = consumer_config(load_settings(), client_id="c")
-    assert (config["fetch.min.bytes"], config["fetch.wait.max.ms"]) == (1, 10)
+    assert (config["fetch.min.bytes"], config["fetch.wait.max.ms"]) == (65_536, 10)
