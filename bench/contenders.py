@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import broker_cpu
 from kafkaio import TopicSet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +37,6 @@ PLAN = ROOT / "plans" / "reference.yaml"
 #: The plan of ``ours-wave2``: the reference plan with decay, tiers and roll-ups into accounts
 #: and deals (``bench/core.py``'s second plan too).
 WAVE2_PLAN = ROOT / "plans" / "reference-second-wave.yaml"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Quix Streams' start-up race with its own new topics (see ``Process.check``)
 RACE = "TopicNotFoundError"
 #: At most this many starts again: Quix makes four topics of its own per phase at most
@@ -64,8 +64,7 @@ class Process:
     relaunched: int = 0
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return broker_cpu.cpu_s(self.proc.pid)
 
     def rss_mib(self, field_name: str = "VmHWM") -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
