@@ -17,6 +17,8 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
   (where a silence crossing the horizon began);
 - property history older than the horizon is dropped (keeping each property's value at the
   horizon), after recording when the state-rule matches in progress then began (``holds``);
+  only when some of it would go: until then the history stays complete from its old floor;
+- repeat-once flags of rules gone from the plan (or no longer once) are dropped;
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from streams.scoring.catalog import EntityKind
 from streams.scoring.holds import settle_anchors
 from streams.scoring.inactivity import prune as prune_activity
 from streams.scoring.plan.spec import Plan, Rule
-from streams.scoring.profile import prune_history
+from streams.scoring.profile import history_to_prune, prune_history
 from streams.scoring.segments import unseal
 from streams.scoring.state import (
     C_CATEGORY,
@@ -61,7 +63,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
     if seen and min(seen.values()) < forget:  # (usually nothing is old enough to forget)
         state.seen = {h: at for h, at in seen.items() if at >= forget}
         unseal(state)  # every sealed segment is rewritten (``segments``)
-    if horizon > state.floor_ms:
+    if horizon > state.floor_ms and history_to_prune(state, horizon):
         for stateful in plan.stateful.get(kind, ()):
             ledger = state.scores.get(stateful.name)
             if ledger is not None:  # (it exists once the entity has any property)
@@ -104,7 +106,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
                     if kept:
                         caps[rule_id] = kept
             ledger.caps = caps
-        if ledger.statics:
+        if ledger.statics and _statics_to_drop(ledger.statics, rules):
             ledger.statics = {
                 rule_id: at
                 for rule_id, at in ledger.statics.items()
@@ -124,5 +126,15 @@ def _caps_to_prune(caps: dict[str, list[int]], rules: dict[str, Rule], horizon: 
     for rule_id, times in caps.items():
         rule = rules.get(rule_id)
         if rule is None or rule.cap is None or not times or times[0] < horizon - rule.cap.per_ms:
+            return True
+    return False
+
+
+def _statics_to_drop(statics: dict[str, int], rules: dict[str, Rule]) -> bool:
+    """Whether a repeat-once flag belongs to a rule gone or no longer once (after a plan
+    change; else the flags are kept as they are, without a new dict)."""
+    for rule_id in statics:
+        rule = rules.get(rule_id)
+        if rule is None or not rule.once:
             return True
     return False

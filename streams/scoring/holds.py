@@ -22,7 +22,7 @@ from typing import Any
 from streams.scoring import ledger as ledgers
 from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
-from streams.scoring.profile import update_times, view_at
+from streams.scoring.profile import update_times, updated_between, view_at
 from streams.scoring.state import C_OCCURRED, C_POINTS, C_SOURCE, EntityState, Ledger
 
 Awards = list[tuple[str, int]]
@@ -88,6 +88,16 @@ def settle_anchors(
     """Before compaction drops the history older than ``horizon_ms``: record when the match in
     progress just before it began, per rule (``ledger.anchors``)."""
     if horizon_ms <= entity.floor_ms:
+        return
+    if not updated_between(entity, entity.floor_ms, horizon_ms):
+        # (the usual case) no update in [floor, horizon): each match in progress at the
+        # horizon was in progress at the floor, so the anchors stand, for the rules still there
+        if ledger.anchors:
+            ledger.anchors = {
+                rule.id: ledger.anchors[rule.id]
+                for rule in score.state_rules
+                if rule.id in ledger.anchors
+            }
         return
     times = update_times(entity, since_ms=entity.floor_ms, before_ms=horizon_ms)
     views = _views(entity, kind)

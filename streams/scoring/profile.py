@@ -105,6 +105,34 @@ def update_times(state: EntityState, *, since_ms: int, before_ms: int | None = N
     )
 
 
+def updated_between(state: EntityState, since_ms: int, before_ms: int) -> bool:
+    """Whether any property update time is in ``[since_ms, before_ms)`` (``update_times``
+    without building the list: compaction asks it of most entities, and most say no)."""
+    for _, at in state.props.values():
+        if since_ms <= at < before_ms:
+            return True
+    for older in state.past.values():
+        for _, at in older:
+            if since_ms <= at < before_ms:
+                return True
+    return False
+
+
+def history_to_prune(state: EntityState, horizon_ms: int) -> bool:
+    """Whether ``prune_history`` would drop a value: else compaction leaves the history, its
+    floor and the anchors as they are (the history is still complete from that floor)."""
+    props = state.props
+    for name, older in state.past.items():
+        current = props.get(name)
+        if current is None or current[1] < horizon_ms:
+            return True
+        if len(older) > 1 and older[1][1] < horizon_ms:
+            return True  # older[0] is before the value in force at the horizon
+        if older and older[0][1] < horizon_ms and older[0][0] is None:
+            return True  # a deletion in force at the horizon is not kept
+    return False
+
+
 def prune_history(state: EntityState, horizon_ms: int) -> None:
     """Keep the history from ``horizon_ms`` on, plus each property's value at that time."""
     past: dict[str, list[Prop]] = {}
