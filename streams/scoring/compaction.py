@@ -18,7 +18,6 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
 - property history older than the horizon is dropped (keeping each property's value at the
   horizon), after recording when the state-rule matches in progress then began (``holds``);
   only when some of it would go: until then the history stays complete from its old floor;
-- repeat-once flags of rules gone from the plan (or no longer once) are dropped;
 """
 
 from __future__ import annotations
