@@ -9,13 +9,15 @@ end at the same value; the first publishes one change for the year, the second o
 
 from __future__ import annotations
 
+from typing import cast
+
 from streams.scoring import inactivity
 from streams.scoring.decay import drop_spent, last_check
 from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan.spec import Plan, Score
-from streams.scoring.state import C_RULE, Contribution, Ledger
+from streams.scoring.state import C_RULE, Contribution, Ledger, raw
 
 
 def catch_up(
@@ -48,8 +50,8 @@ def _decaying_rules(score: Score, contribs: list[Contribution]) -> tuple[str, ..
     """The decaying rules among the contributions, in first-seen order, each once."""
     decays = score.decays
     seen: list[str] = []
-    for contrib in contribs:
-        rule_id = contrib[C_RULE]
+    for contrib in raw(contribs):  # (read item by item: see ``state.Raw``)
+        rule_id = cast(str, contrib[C_RULE])
         if rule_id in decays and rule_id not in seen:
             seen.append(rule_id)
     return tuple(seen)

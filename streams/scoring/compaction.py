@@ -22,6 +22,8 @@ With ``horizon = watermark - lateness`` (no item older than that is applied any 
 
 from __future__ import annotations
 
+from typing import cast
+
 from streams.scoring.capping import prune
 from streams.scoring.catalog import EntityKind
 from streams.scoring.holds import settle_anchors
@@ -36,8 +38,10 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     NO_EPOCH,
-    Contribution,
     EntityState,
+    Raw,
+    cooked,
+    raw,
 )
 
 
@@ -77,23 +81,24 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
         score = plan.by_name.get(name)
         rules = score.rule_by_id if score is not None else {}
         decays = score.decays if score is not None else {}
-        keep: list[Contribution] | None = None  # a new list only if something folds
+        keep: list[Raw] | None = None  # a new list only if something folds
         folded = ledger.folded
-        contribs = ledger.contribs
+        contribs = raw(ledger.contribs)  # (read item by item: see ``state.Raw``)
         for i, contrib in enumerate(contribs):
+            rule_id = cast(str, contrib[C_RULE])
             if (
                 contrib[C_EXPIRES] is None
-                and contrib[C_OCCURRED] < horizon
-                and contrib[C_RULE] not in decays
+                and cast(int, contrib[C_OCCURRED]) < horizon
+                and rule_id not in decays
             ):
                 if keep is None:
                     keep = contribs[:i]
-                key = (contrib[C_RULE], contrib[C_CATEGORY])
-                folded[key] = folded.get(key, 0) + contrib[C_POINTS]
+                key = (rule_id, cast("str | None", contrib[C_CATEGORY]))
+                folded[key] = folded.get(key, 0) + cast(int, contrib[C_POINTS])
             elif keep is not None:
                 keep.append(contrib)
         if keep is not None:
-            ledger.contribs = keep
+            ledger.contribs = cooked(keep)
         if score is not None and score.inactivity is not None:
             prune_activity(ledger, horizon)
         if _caps_to_prune(ledger.caps, rules, horizon):

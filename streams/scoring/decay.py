@@ -25,6 +25,7 @@ does when the decaying points all have one sign). A check publishes a change wit
 from __future__ import annotations
 
 import math
+from typing import cast
 
 from streams.scoring.aggregate import clamp, scaled_clamp, tier_of, unlimited_total
 from streams.scoring.plan.spec import Decay, Score
@@ -35,6 +36,9 @@ from streams.scoring.state import (
     C_RULE,
     Contribution,
     Ledger,
+    Raw,
+    cooked,
+    raw,
 )
 
 #: Values are counted in millionths of a point.
@@ -43,7 +47,8 @@ MICRO = 1_000_000
 
 def _div_half_even(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` rounded half to even (``denominator`` > 0)."""
-    quotient, remainder = divmod(numerator, denominator)
+    quotient = numerator // denominator  # (not ``divmod``: compiled, these two stay native)
+    remainder = numerator - quotient * denominator
     twice = 2 * remainder
     if twice > denominator or (twice == denominator and quotient % 2 == 1):
         quotient += 1
@@ -73,18 +78,18 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
     """Each category's (None: uncategorised) unclamped sum at ``at_ms``, in millionths."""
     sums = {category: points * MICRO for category, points in ledger.sums.items()}
     decays = score.decays
-    for contrib in ledger.contribs:
-        decay = decays.get(contrib[C_RULE])
+    for contrib in raw(ledger.contribs):
+        decay = decays.get(cast(str, contrib[C_RULE]))
         if decay is not None:
-            points = contrib[C_POINTS]
+            points = cast(int, contrib[C_POINTS])
             full = points * MICRO
-            age_ms = at_ms - contrib[C_OCCURRED]
+            age_ms = at_ms - cast(int, contrib[C_OCCURRED])
             # micro_value, its commonest case inline (the same expression: the same value)
             if age_ms > 0 and decay.kind == "half_life":
                 value = round(full * math.pow(2.0, -age_ms / decay.length_ms))
             else:
                 value = micro_value(points, decay, age_ms)
-            sums[contrib[C_CATEGORY]] -= full - value
+            sums[cast("str | None", contrib[C_CATEGORY])] -= full - value
     return sums
 
 
@@ -103,21 +108,21 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tup
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
-    contribs = ledger.contribs
-    kept: list[Contribution] | None = None
+    contribs = raw(ledger.contribs)  # (read item by item: see ``state.Raw``)
+    kept: list[Raw] | None = None
     step = score.decay_granularity_ms
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
     down = up = 0
     for i, contrib in enumerate(contribs):
-        decay = decays.get(contrib[C_RULE])
+        decay = decays.get(cast(str, contrib[C_RULE]))
         if decay is None:
             if kept is not None:
                 kept.append(contrib)
             continue
-        points = contrib[C_POINTS]
-        category = contrib[C_CATEGORY]
+        points = cast(int, contrib[C_POINTS])
+        category = cast("str | None", contrib[C_CATEGORY])
         full = points * MICRO
-        age_ms = at_ms - contrib[C_OCCURRED]
+        age_ms = at_ms - cast(int, contrib[C_OCCURRED])
         half_life = decay.kind == "half_life"
         # micro_value, its commonest case inline (the same expression: the same value)
         if age_ms > 0 and half_life:
@@ -151,7 +156,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tup
         else:
             up += loss
     if kept is not None:
-        ledger.contribs = kept
+        ledger.contribs = cooked(kept)
     value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
     return clamp(value + ledger.rolled, score.min, score.max), down, up
 
@@ -168,28 +173,33 @@ def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
 def drop_spent(score: Score, ledger: Ledger, at_ms: int) -> list[Contribution]:
     """Remove the decaying contributions worth 0 at ``at_ms`` (they stay 0); returns them."""
     decays = score.decays
-    spent: list[Contribution] = []
-    kept: list[Contribution] = []
-    for contrib in ledger.contribs:
-        decay = decays.get(contrib[C_RULE])
+    spent: list[Raw] = []
+    kept: list[Raw] = []
+    for contrib in raw(ledger.contribs):  # (read item by item: see ``state.Raw``)
+        decay = decays.get(cast(str, contrib[C_RULE]))
         if (
             decay is not None
-            and micro_value(contrib[C_POINTS], decay, at_ms - contrib[C_OCCURRED]) == 0
+            and micro_value(
+                cast(int, contrib[C_POINTS]), decay, at_ms - cast(int, contrib[C_OCCURRED])
+            )
+            == 0
         ):
             spent.append(contrib)
         else:
             kept.append(contrib)
-    if spent:
-        ledger.contribs = kept
-        for contrib in spent:
-            ledger.sums[contrib[C_CATEGORY]] -= contrib[C_POINTS]
-    return spent
+    if not spent:
+        return []
+    ledger.contribs = cooked(kept)
+    gone = cooked(spent)
+    for contrib in gone:
+        ledger.sums[contrib[C_CATEGORY]] -= contrib[C_POINTS]
+    return gone
 
 
 def decaying(score: Score, ledger: Ledger) -> bool:
     """Whether any live contribution of the ledger decays."""
     decays = score.decays
-    return any(contrib[C_RULE] in decays for contrib in ledger.contribs)
+    return any(cast(str, contrib[C_RULE]) in decays for contrib in raw(ledger.contribs))
 
 
 def _band(score: Score, value: int) -> tuple[int, str | None]:

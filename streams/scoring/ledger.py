@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from streams.scoring import inactivity
 from streams.scoring.state import (
     C_CATEGORY,
@@ -12,6 +14,9 @@ from streams.scoring.state import (
     Contribution,
     Ledger,
     Pending,
+    Raw,
+    cooked,
+    raw,
 )
 
 SET_RULE = "adjustment:set"
@@ -64,15 +69,38 @@ def defer(ledger: Ledger, pending: Pending) -> None:
 
 def expire(ledger: Ledger, due_ms: int) -> list[Contribution]:
     """Remove contributions expiring at or before ``due_ms``; returns them, oldest first."""
-    gone = [c for c in ledger.contribs if c[C_EXPIRES] is not None and c[C_EXPIRES] <= due_ms]
+    gone = _take_expired(ledger, due_ms)
     if gone:
-        ledger.contribs = [
-            c for c in ledger.contribs if c[C_EXPIRES] is None or c[C_EXPIRES] > due_ms
-        ]
         for c in gone:
             ledger.sums[c[C_CATEGORY]] -= c[C_POINTS]
         gone.sort(key=lambda c: (c[C_OCCURRED], c[C_RULE]))
     return gone
+
+
+def _expired(contrib: Raw, due_ms: int) -> bool:
+    """Whether the contribution expires at or before ``due_ms``."""
+    expires = contrib[C_EXPIRES]
+    return expires is not None and cast(int, expires) <= due_ms
+
+
+def _take_expired(ledger: Ledger, due_ms: int) -> list[Contribution]:
+    """Take the contributions expiring at or before ``due_ms`` out of the ledger (the sums
+    as they were); returns them in ledger order. Each stays the tuple it was (``state.Raw``)."""
+    contribs = raw(ledger.contribs)
+    for contrib in contribs:
+        if _expired(contrib, due_ms):
+            break
+    else:
+        return []  # (the common case: nothing expires, no new list)
+    kept: list[Raw] = []
+    gone: list[Raw] = []
+    for contrib in contribs:
+        if _expired(contrib, due_ms):
+            gone.append(contrib)
+        else:
+            kept.append(contrib)
+    ledger.contribs = cooked(kept)
+    return cooked(gone)
 
 
 def expire_through(ledger: Ledger, now_ms: int) -> list[list[Contribution]]:
@@ -81,10 +109,9 @@ def expire_through(ledger: Ledger, now_ms: int) -> list[list[Contribution]]:
     Returns them grouped by expiry time, in time order; ``sums`` are *not* yet adjusted:
     the caller calls ``forget`` per group so each due time gets its own change.
     """
-    gone = [c for c in ledger.contribs if c[C_EXPIRES] is not None and c[C_EXPIRES] <= now_ms]
+    gone = _take_expired(ledger, now_ms)
     if not gone:
         return []
-    ledger.contribs = [c for c in ledger.contribs if c[C_EXPIRES] is None or c[C_EXPIRES] > now_ms]
     gone.sort(key=lambda c: (c[C_EXPIRES], c[C_OCCURRED], c[C_RULE]))
     groups: list[list[Contribution]] = [[gone[0]]]
     for contrib in gone[1:]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from hashlib import blake2b
-from typing import Final
+from typing import Final, cast
 
 C_RULE: Final = 0
 C_POINTS: Final = 1
@@ -29,6 +29,24 @@ Pending = tuple[int, str, tuple[Contribution, ...]]
 Prop = tuple[str | Decimal | bool | None, int]
 
 NO_EPOCH = -(2**62)
+
+#: A contribution (or any of the state's tuples) as hot loops read it: the same object under a
+#: static type compiled code does not unbox. mypyc keeps a fixed-length tuple as a C struct, so
+#: a loop over ``list[Contribution]`` takes a reference to all six items of each (touching three
+#: objects of its own in memory) and putting one back into a list builds a new tuple; a ``Raw``
+#: one is read item by item (``cast`` each to its type) and stays the tuple it was.
+Raw = tuple[object, ...]
+
+
+def raw(contribs: list[Contribution]) -> list[Raw]:
+    """The same list, for reading without unboxing (see ``Raw``)."""
+    return cast("list[Raw]", contribs)
+
+
+def cooked(contribs: list[Raw]) -> list[Contribution]:
+    """A list made of ``Raw`` contributions, as the state holds it."""
+    return cast("list[Contribution]", contribs)
+
 
 #: Shared empty lists a new ledger or entity starts with, instead of four new lists each: most
 #: stay empty for good (no deferred award, no inactivity, no deal), and an empty list is one more
@@ -129,8 +147,9 @@ class Ledger:
         """Rebuild ``sums`` from the contributions, folded points and holds (after bulk
         removals), then ``next_due_ms`` (``refresh_due``)."""
         sums: dict[str | None, int] = {}
-        for contrib in self.contribs:
-            sums[contrib[C_CATEGORY]] = sums.get(contrib[C_CATEGORY], 0) + contrib[C_POINTS]
+        for contrib in raw(self.contribs):
+            category = cast("str | None", contrib[C_CATEGORY])
+            sums[category] = sums.get(category, 0) + cast(int, contrib[C_POINTS])
         for (_, category), points in self.folded.items():
             sums[category] = sums.get(category, 0) + points
         for hold in self.holds.values():
@@ -152,10 +171,12 @@ class Ledger:
 def event_due(ledger: Ledger, due: int | None = None) -> int | None:
     """The earliest of ``due`` and the ledger's expiries and deferred awards (the dues that are
     not decay or inactivity), in one pass."""
-    for contrib in ledger.contribs:
+    for contrib in raw(ledger.contribs):
         expires = contrib[C_EXPIRES]
-        if expires is not None and (due is None or expires < due):
-            due = expires
+        if expires is not None:
+            at = cast(int, expires)
+            if due is None or at < due:
+                due = at
     for pending in ledger.pending:
         if due is None or pending[0] < due:
             due = pending[0]
