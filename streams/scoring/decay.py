@@ -28,6 +28,7 @@ import math
 from typing import cast
 
 from streams.scoring.aggregate import clamp, scaled_clamp, tier_of, unlimited_total
+from streams.scoring.ledger import forget
 from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import (
     C_CATEGORY,
@@ -191,8 +192,7 @@ def drop_spent(score: Score, ledger: Ledger, at_ms: int) -> list[Contribution]:
         return []
     ledger.contribs = cooked(kept)
     gone = cooked(spent)
-    for contrib in gone:
-        ledger.sums[contrib[C_CATEGORY]] -= contrib[C_POINTS]
+    forget(ledger, gone)
     return gone
 
 

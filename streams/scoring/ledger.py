@@ -71,8 +71,7 @@ def expire(ledger: Ledger, due_ms: int) -> list[Contribution]:
     """Remove contributions expiring at or before ``due_ms``; returns them, oldest first."""
     gone = _take_expired(ledger, due_ms)
     if gone:
-        for c in gone:
-            ledger.sums[c[C_CATEGORY]] -= c[C_POINTS]
+        forget(ledger, gone)
         gone.sort(key=lambda c: (c[C_OCCURRED], c[C_RULE]))
     return gone
 
