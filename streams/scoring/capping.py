@@ -9,12 +9,20 @@ times, earlier or later, it holds whatever the arrival order.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
+from typing import Final
 
 from streams.scoring.plan.spec import Cap
 
+#: A rule's award times, ascending: a tuple, not a list, so that a ledger's caps hold no object
+#: the garbage collector must track (a tuple of ints, and then the dict holding only such
+#: tuples, leave its scans); an award makes a new tuple (they are short: at most a few windows'
+#: worth of awards).
+Times = tuple[int, ...]
+NO_AWARDS: Final[Times] = ()
 
-def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:
+
+def cap_allows(times: Times, at_ms: int, cap: Cap) -> bool:
     """Whether an award at ``at_ms`` keeps every window of ``cap.per_ms`` within ``cap.max``."""
     n = cap.max
     size = len(times)
@@ -36,30 +44,31 @@ def cap_allows(times: list[int], at_ms: int, cap: Cap) -> bool:
     return True
 
 
-def record_award(times: list[int], at_ms: int) -> None:
-    """Remember an award time (keeps the list sorted)."""
-    insort(times, at_ms)
+def with_award(times: Times, at_ms: int) -> Times:
+    """``times`` with an award at ``at_ms`` (kept sorted)."""
+    i = bisect_right(times, at_ms)
+    return (*times[:i], at_ms, *times[i:])
 
 
-def take_slot(caps: dict[str, list[int]], rule_id: str, cap: Cap, at_ms: int) -> bool:
+def take_slot(caps: dict[str, Times], rule_id: str, cap: Cap, at_ms: int) -> bool:
     """Record an award of ``rule_id`` at ``at_ms`` if its cap allows it; False if capped."""
-    times = caps.setdefault(rule_id, [])
+    times = caps.get(rule_id, NO_AWARDS)
     if not cap_allows(times, at_ms, cap):
         return False
-    record_award(times, at_ms)
+    caps[rule_id] = with_award(times, at_ms)
     return True
 
 
-def release_slot(times: list[int], at_ms: int) -> bool:
-    """Forget one award at ``at_ms`` (its award went to another event); False if none."""
+def without_award(times: Times, at_ms: int) -> Times | None:
+    """``times`` less one award at ``at_ms`` (its award went to another event); None if there
+    is none."""
     i = bisect_left(times, at_ms)
     if i < len(times) and times[i] == at_ms:
-        del times[i]
-        return True
-    return False
+        return times[:i] + times[i + 1 :]
+    return None
 
 
-def prune(times: list[int], before_ms: int) -> list[int]:
+def prune(times: Times, before_ms: int) -> Times:
     """Times at or after ``before_ms`` (older ones can no longer share a window with a new
     award that is not too late)."""
     i = bisect_right(times, before_ms - 1)

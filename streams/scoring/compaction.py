@@ -102,7 +102,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
         if score is not None and score.inactivity is not None:
             prune_activity(ledger, horizon)
         if _caps_to_prune(ledger.caps, rules, horizon):
-            caps: dict[str, list[int]] = {}
+            caps: dict[str, tuple[int, ...]] = {}
             for rule_id, times in ledger.caps.items():
                 rule = rules.get(rule_id)
                 if rule is not None and rule.cap is not None:
@@ -124,9 +124,9 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
             }
 
 
-def _caps_to_prune(caps: dict[str, list[int]], rules: dict[str, Rule], horizon: int) -> bool:
+def _caps_to_prune(caps: dict[str, tuple[int, ...]], rules: dict[str, Rule], horizon: int) -> bool:
     """Whether pruning would change the cap history: a rule gone or no longer capped, an empty
-    list, or an award time older than its window before the horizon (``capping.prune``)."""
+    tuple, or an award time older than its window before the horizon (``capping.prune``)."""
     for rule_id, times in caps.items():
         rule = rules.get(rule_id)
         if rule is None or rule.cap is None or not times or times[0] < horizon - rule.cap.per_ms:

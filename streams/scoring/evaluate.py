@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.scoring.capping import record_award, release_slot, take_slot
+from streams.scoring.capping import NO_AWARDS, take_slot, without_award
 from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan.spec import Rule
@@ -66,11 +66,14 @@ def event_rules(
             continue
         cap = rule.cap
         if cap is not None:
-            times = ledger.caps.setdefault(rule.id, [])
-            freed = displaced is not None and release_slot(times, displaced)
-            if not take_slot(ledger.caps, rule.id, cap, at_ms):
-                if freed and displaced is not None:
-                    record_award(times, displaced)  # no take-over: the award keeps its slot
+            caps = ledger.caps
+            times = caps.get(rule.id, NO_AWARDS)
+            freed = None if displaced is None else without_award(times, displaced)
+            if freed is not None:
+                caps[rule.id] = freed
+            if not take_slot(caps, rule.id, cap, at_ms):
+                if freed is not None:
+                    caps[rule.id] = times  # no take-over: the award keeps its slot
                 reason = _first(reason, Verdict.CAPPED)
                 continue
         if at_ms < ledger.epoch_ms:

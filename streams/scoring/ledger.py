@@ -11,6 +11,7 @@ from streams.scoring.state import (
     C_OCCURRED,
     C_POINTS,
     C_RULE,
+    NO_PENDING,
     Contribution,
     Ledger,
     Pending,
@@ -132,7 +133,8 @@ def release(ledger: Ledger, due_ms: int) -> list[Pending]:
     """Deferred groups due at or before ``due_ms`` (removed from the ledger), in due order."""
     due = [p for p in ledger.pending if p[0] <= due_ms]
     if due:
-        ledger.pending = [p for p in ledger.pending if p[0] > due_ms]
+        kept = [p for p in ledger.pending if p[0] > due_ms]
+        ledger.pending = kept if kept else NO_PENDING  # (no empty list of its own to track)
     return due
 
 
@@ -153,8 +155,10 @@ def take_back(ledger: Ledger, rule_id: str, occurred_ms: int) -> Contribution | 
                 kept = contribs[:j] + contribs[j + 1 :]
                 if kept:
                     ledger.pending[i] = (due, source, kept)
-                else:
+                elif len(ledger.pending) > 1:
                     del ledger.pending[i]
+                else:
+                    ledger.pending = NO_PENDING
                 ledger.refresh_due()
                 return c
     return None
@@ -192,5 +196,5 @@ def start_epoch(ledger: Ledger, epoch_ms: int) -> None:
         kept = tuple(c for c in contribs if c[C_OCCURRED] >= epoch_ms)
         if kept:
             pending.append((due, source, kept))
-    ledger.pending = pending
+    ledger.pending = pending if pending else NO_PENDING
     ledger.rebuild_sums()

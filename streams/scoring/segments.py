@@ -37,7 +37,7 @@ from collections.abc import Callable
 from itertools import islice
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import EntityState, Prop
+from streams.scoring.state import NO_SEGS, EntityState, Prop
 
 #: Ids (or earlier property values) added since the last seal that make a segment.
 SEAL = 64
@@ -85,7 +85,7 @@ def split(state: EntityState) -> tuple[Sealed | None, list[int]]:
     dropped: list[int] = []
     sealed = state.past_sealed
     if state.segs and state.seen_tail >= len(state.seen) and not sealed:  # nothing is sealed
-        dropped, state.segs, state.seg_bytes = state.segs, [], 0
+        dropped, state.segs, state.seg_bytes = state.segs, NO_SEGS, 0
     past = state.past
     past_count = sum(len(older) for older in past.values()) - sum(sealed.values())
     if state.seen_tail < SEAL and past_count < SEAL:

@@ -52,6 +52,7 @@ from streams.scoring.serialize_legacy import (
 )
 from streams.scoring.state import (
     NO_EPOCH,
+    NO_SEGS,
     Contribution,
     EntityState,
     Ledger,
@@ -71,18 +72,18 @@ _V7 = b"\x07"
 #: fields of the body and the last two of a row; v4's rows lack four more.
 _Row = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
-    dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
+    dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int], int, int | None, list[int], int | None,
     dict[str, tuple[int, int | None]], int,
 ]  # fmt: skip
 _Row5 = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
-    dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
+    dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int], int, int | None, list[int], int | None,
 ]  # fmt: skip
 _Row4 = tuple[
     int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
-    dict[str, int], dict[str, list[int]], dict[str, Contribution | None], list[Pending],
+    dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int],
 ]  # fmt: skip
 _WireProp = tuple[Any, int]  # the value: str, bool, None or a Decimal (ext type 1)
@@ -231,7 +232,12 @@ def loads(blob: bytes, segment: Callable[[int], bytes | None] | None = None) -> 
             raise StateFormatError(f"corrupt state blob: {error}") from error
     if version in (_V3, _V2, _V1):
         state = load_legacy(blob)
-        state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), [], 0, 0
+        state.seen_tail, state.segs, state.seg_bytes, state.seg_next = (
+            len(state.seen),
+            NO_SEGS,
+            0,
+            0,
+        )
         return state
     raise StateFormatError(f"unknown state format version {blob[0]} (this build reads 1-7)")
 

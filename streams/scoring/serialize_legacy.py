@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import C_OCCURRED, NO_EPOCH, EntityState, Ledger
+from streams.scoring.state import C_OCCURRED, NO_EPOCH, NO_SEGS, EntityState, Ledger
 
 DECIMAL_EXT = 1
 
@@ -40,7 +40,7 @@ def entity_of(
     state.compacted_ms = compacted
     base = watermark if watermark is not None else 0
     state.seen = {h: base - age for h, age in seen_ages.items()}
-    state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), [], 0, 0
+    state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), NO_SEGS, 0, 0
     state.past_sealed = {}
     state.props = props
     state.next_due_ms = next_due
@@ -74,7 +74,7 @@ def _from_v2(body: Any) -> EntityState:
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
          pending, s.next_due_ms, *added) = row  # fmt: skip
         s.contribs = list(contribs)
-        s.caps = {rule: list(times) for rule, times in caps.items()}
+        s.caps = {rule: tuple(times) for rule, times in caps.items()}
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
         s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
@@ -140,7 +140,7 @@ def _from_v1(body: Any) -> EntityState:
         s.contribs = [tuple(c) for c in raw["contributions"]]
         s.folded = {(rule, cat): pts for rule, cat, pts in raw["folded"]}
         s.statics = dict(raw["statics"])
-        s.caps = {rule: list(times) for rule, times in raw["caps"].items()}
+        s.caps = {rule: tuple(times) for rule, times in raw["caps"].items()}
         s.holds = {rule: (tuple(h) if h else None) for rule, h in raw["holds"].items()}
         s.pending = [(due, src, tuple(tuple(c) for c in cs)) for due, src, cs in raw["pending"]]
         s.rebuild_sums()

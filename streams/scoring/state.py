@@ -48,15 +48,18 @@ def cooked(contribs: list[Raw]) -> list[Contribution]:
     return cast("list[Contribution]", contribs)
 
 
-#: Shared empty lists a new ledger or entity starts with, instead of four new lists each: most
-#: stay empty for good (no deferred award, no inactivity, no deal), and an empty list is one more
-#: object for the garbage collector to track and scan with the rest of the states. Never changed
-#: in place: each in-place addition (``ledger.record``, ``ledger.defer``, ``inactivity``,
-#: ``rollup``) assigns a new list when the one it has is empty (``tests/scoring/test_state.py``).
+#: Shared empty lists a new ledger or entity starts with, instead of five new lists each: most
+#: stay empty for good (no deferred award, no inactivity, no deal, no sealed segment), and an
+#: empty list is one more object for the garbage collector to track and scan with the rest of
+#: the states. Never changed in place: each in-place addition (``ledger.record``,
+#: ``ledger.defer``, ``inactivity``, ``rollup``) assigns a new list when the one it has is empty,
+#: ``segments`` always assigns a new list, and a list that empties goes back to the shared one
+#: (``ledger.release``; ``tests/scoring/test_state.py``).
 NO_CONTRIBS: Final[list[Contribution]] = []
 NO_PENDING: Final[list[Pending]] = []
 NO_TIMES: Final[list[int]] = []
 NO_LINKS: Final[list[str]] = []
+NO_SEGS: Final[list[int]] = []
 
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
 LEDGER_FIELDS: Final = (
@@ -114,7 +117,7 @@ class Ledger:
         #: repeat-once rule -> its latest match refused only because the rule had awarded
         #: (awarded instead if a late set/reset drops that award; see ``once``)
         self.standby: dict[str, Contribution] = {}
-        self.caps: dict[str, list[int]] = {}  # capped rule -> sorted award times
+        self.caps: dict[str, tuple[int, ...]] = {}  # capped rule -> sorted award times
         #: matching state rule -> its points, occurred_at = when the match began;
         #: None = suppressed by a set/reset until the rule stops matching (see ``holds``)
         self.holds: dict[str, Contribution | None] = {}
@@ -210,7 +213,7 @@ class EntityState:
         #: seq (see ``segments``)
         self.seen_tail = 0
         self.past_sealed: dict[str, int] = {}
-        self.segs: list[int] = []
+        self.segs: list[int] = NO_SEGS
         self.seg_bytes = 0
         self.seg_next = 0
 

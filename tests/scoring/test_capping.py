@@ -8,34 +8,45 @@ from hypothesis import strategies as st
 from scoring_helpers import T0, H, Runner, one_score, visit
 
 from streams.scoring import Verdict
-from streams.scoring.capping import cap_allows, prune, record_award
+from streams.scoring.capping import cap_allows, prune, take_slot, with_award, without_award
 from streams.scoring.plan.spec import Cap
 
 
 @pytest.mark.parametrize(
     ("times", "new", "cap", "allowed"),
     [
-        ([], 0, Cap(1, 10), True),  # nothing yet
-        ([0], 9, Cap(1, 10), False),  # within the window
-        ([0], 10, Cap(1, 10), True),  # exactly P later: a new window
-        ([10], 1, Cap(1, 10), False),  # earlier arrivals are checked too
-        ([0, 20], 10, Cap(1, 10), True),  # fits between two awards
-        ([0, 5], 9, Cap(2, 10), False),  # the third in one window
-        ([0, 5], 15, Cap(2, 10), True),  # [5, 15) holds two with 15 excluded
-        ([0, 5, 15], 9, Cap(2, 10), False),  # would make [0, 10) hold three
-        ([0, 5, 15], 10, Cap(2, 10), True),  # [0, 10) and [5, 15) hold two each
+        ((), 0, Cap(1, 10), True),  # nothing yet
+        ((0,), 9, Cap(1, 10), False),  # within the window
+        ((0,), 10, Cap(1, 10), True),  # exactly P later: a new window
+        ((10,), 1, Cap(1, 10), False),  # earlier arrivals are checked too
+        ((0, 20), 10, Cap(1, 10), True),  # fits between two awards
+        ((0, 5), 9, Cap(2, 10), False),  # the third in one window
+        ((0, 5), 15, Cap(2, 10), True),  # [5, 15) holds two with 15 excluded
+        ((0, 5, 15), 9, Cap(2, 10), False),  # would make [0, 10) hold three
+        ((0, 5, 15), 10, Cap(2, 10), True),  # [0, 10) and [5, 15) hold two each
     ],
 )
-def test_cap_allows(times: list[int], new: int, cap: Cap, allowed: bool) -> None:
+def test_cap_allows(times: tuple[int, ...], new: int, cap: Cap, allowed: bool) -> None:
     assert cap_allows(times, new, cap) is allowed
 
 
-def test_record_and_prune() -> None:
-    times: list[int] = []
-    for t in (5, 1, 3):
-        record_award(times, t)
-    assert times == [1, 3, 5]
-    assert prune(times, 3) == [3, 5]
+def test_award_times_stay_sorted_and_prune() -> None:
+    times: tuple[int, ...] = ()
+    for t in (5, 1, 3, 3):
+        times = with_award(times, t)
+    assert times == (1, 3, 3, 5)
+    assert without_award(times, 3) == (1, 3, 5)
+    assert without_award(times, 4) is None
+    assert prune(times, 3) == (3, 3, 5)
+    assert prune(times, 0) is times
+
+
+def test_take_slot_records_only_what_the_cap_allows() -> None:
+    caps: dict[str, tuple[int, ...]] = {}
+    assert take_slot(caps, "r", Cap(1, 10), 5)
+    assert not take_slot(caps, "r", Cap(1, 10), 14)  # within 10 of 5
+    assert take_slot(caps, "r", Cap(1, 10), 15)
+    assert caps == {"r": (5, 15)}
 
 
 def window_ok(times: list[int], cap: Cap) -> bool:
