@@ -32,6 +32,7 @@ from streams.scoring.ledger import forget
 from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import (
     C_CATEGORY,
+    C_EXPIRES,
     C_OCCURRED,
     C_POINTS,
     C_RULE,
@@ -42,15 +43,15 @@ from streams.scoring.state import (
     raw,
 )
 
-#: Values are counted in millionths of a point.
-MICRO = 1_000_000
+MICRO = 1_000_000  # values are counted in millionths of a point
+#: ``evaluate``'s answer: (total, down, up, earliest expiry).
+Evaluation = tuple[int, int, int, int | None]
 
 
 def _div_half_even(numerator: int, denominator: int) -> int:
     """``numerator / denominator`` rounded half to even (``denominator`` > 0)."""
     quotient = numerator // denominator  # (not ``divmod``: compiled, these two stay native)
-    remainder = numerator - quotient * denominator
-    twice = 2 * remainder
+    twice = 2 * (numerator - quotient * denominator)  # twice the remainder
     if twice > denominator or (twice == denominator and quotient % 2 == 1):
         quotient += 1
     return quotient
@@ -100,12 +101,12 @@ def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
-def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tuple[int, int, int]:
-    """``drop_spent`` then ``decayed_total`` at ``at_ms`` in one pass over the contributions
-    (each decaying one's value computed once): the integer total, and how far decay can move
-    the sum until the next multiple of the granularity, down and up, in millionths (bounds,
-    see ``_steady``; both 0 when no live contribution decays). ``drop`` False: the ledger is
-    left as it is (a spent contribution is worth 0 either way, so the figures are the same)."""
+def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Evaluation:
+    """``drop_spent`` then ``decayed_total`` at ``at_ms`` in one pass over the contributions:
+    the integer total; how far decay can move the sum until the next multiple of the
+    granularity, down and up, in millionths (bounds, see ``_steady``; 0 when nothing decays);
+    the earliest expiry of the live contributions (for ``Ledger.refresh_due_after``). ``drop``
+    False: the ledger is left as it is (a spent contribution is worth 0 either way)."""
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
@@ -114,11 +115,15 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tup
     step = score.decay_granularity_ms
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
     down = up = 0
+    soonest: int | None = None
     for i, contrib in enumerate(contribs):
         decay = decays.get(cast(str, contrib[C_RULE]))
+        expires = contrib[C_EXPIRES]
         if decay is None:
             if kept is not None:
                 kept.append(contrib)
+            if expires is not None and (soonest is None or cast(int, expires) < soonest):
+                soonest = cast(int, expires)
             continue
         points = cast(int, contrib[C_POINTS])
         category = cast("str | None", contrib[C_CATEGORY])
@@ -139,6 +144,8 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tup
             continue
         if kept is not None:
             kept.append(contrib)
+        if expires is not None and (soonest is None or cast(int, expires) < soonest):
+            soonest = cast(int, expires)
         micro[category] -= full - value
         # the most this value can lose in ``delta`` (it only moves toward 0, keeping its sign):
         # half-life loses a share 1 - 2^(-delta/L) <= delta * ln 2 / L, linear |points| per L;
@@ -159,7 +166,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> tup
     if kept is not None:
         ledger.contribs = cooked(kept)
     value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
-    return clamp(value + ledger.rolled, score.min, score.max), down, up
+    return clamp(value + ledger.rolled, score.min, score.max), down, up, soonest
 
 
 def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
@@ -285,7 +292,7 @@ def last_check(score: Score, ledger: Ledger, upto_ms: int) -> int:
         return at
     for _ in range(len(score.thresholds) + len(score.tiers) + 1):
         # the total and its spread at ``at``, as ``schedule`` has them after an evaluation
-        value, down, up = evaluate(score, ledger, at, drop=False)
+        value, down, up, _ = evaluate(score, ledger, at, drop=False)
         following = _next_check(score, ledger, at, value, (down, up))
         if following > upto_ms:
             break

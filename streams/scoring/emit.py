@@ -37,11 +37,12 @@ def emit(
     decays = bool(score.decays)
     at_ms = occurred_at_ms
     down = up = 0
+    soonest: int | None = None
     if decays:
         if ledger.decayed_ms > at_ms:
             at_ms = ledger.decayed_ms
         ledger.decayed_ms = at_ms
-        new, down, up = evaluate(score, ledger, at_ms)  # drop_spent, then decayed_total
+        new, down, up, soonest = evaluate(score, ledger, at_ms)  # drop_spent, decayed_total
     else:
         new = total(score, ledger.sums, ledger.rolled)
     if new != old:
@@ -92,4 +93,4 @@ def emit(
             )
     if decays:
         schedule(score, ledger, at_ms, (down, up))
-        ledger.refresh_due()
+        ledger.refresh_due_after(soonest)  # (the expiries: found by ``evaluate``)

@@ -164,11 +164,23 @@ class Ledger:
     def refresh_due(self) -> None:
         """Set ``next_due_ms`` to the earliest expiry, deferred award, decay or inactivity due
         (one pass, no list of them: it runs after every change of a ledger)."""
+        self.next_due_ms = event_due(self, self._timed_due())
+
+    def refresh_due_after(self, soonest: int | None) -> None:
+        """``refresh_due`` when the earliest expiry of the live contributions is known:
+        ``soonest`` (None: none expires), as ``decay.evaluate`` finds it on its pass."""
+        due = self._timed_due()
+        if soonest is not None and (due is None or soonest < due):
+            due = soonest
+        self.next_due_ms = pending_due(self, due)
+
+    def _timed_due(self) -> int | None:
+        """The earlier of the decay and the inactivity due."""
         due = self.decay_due_ms
         inactive = self.inactive_due_ms
         if inactive is not None and (due is None or inactive < due):
             due = inactive
-        self.next_due_ms = event_due(self, due)
+        return due
 
 
 def event_due(ledger: Ledger, due: int | None = None) -> int | None:
@@ -180,6 +192,11 @@ def event_due(ledger: Ledger, due: int | None = None) -> int | None:
             at = cast(int, expires)
             if due is None or at < due:
                 due = at
+    return pending_due(ledger, due)
+
+
+def pending_due(ledger: Ledger, due: int | None) -> int | None:
+    """The earlier of ``due`` and the ledger's first deferred award."""
     for pending in ledger.pending:
         if due is None or pending[0] < due:
             due = pending[0]
