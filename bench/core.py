@@ -325,6 +325,28 @@ PREDICTED_SCORES = """
 """
 
 
+class CollectorClock:
+    """A ``gc.callbacks`` entry that adds up the collector's time in the in-memory pass (under
+    CPython's default thresholds, as the pass runs): young collections (generations 0 and 1)
+    apart from full ones, which scan every tracked object of the states."""
+
+    def __init__(self) -> None:
+        self.young_s = self.full_s = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        if info["generation"] == 2:
+            self.full_s += took
+            self.full += 1
+        else:
+            self.young_s += took
+
+
 def child(args: argparse.Namespace) -> int:
     import streams.scoring as core
 
@@ -364,9 +386,15 @@ def child(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     gc.collect()
+    collector = CollectorClock()
+    gc.callbacks.append(collector)
     cpu = time.process_time()  # CPU time beside the wall time: the machine may be shared
     memory_s, states, changes = run_memory(items, plan, shadow)
     out["memory_cpu_s"] = time.process_time() - cpu
+    gc.callbacks.remove(collector)
+    out["memory_gc_young_s"], out["memory_gc_full_s"] = collector.young_s, collector.full_s
+    out["memory_gc_full"] = collector.full
+    out["tracked_objects"] = len(gc.get_objects())  # the states', the items', the interpreter's
     out.update(memory_s=memory_s, changes=changes, entities=len(states),
                applications=sum(len(route(i)) for i in items))  # fmt: skip
     del states
@@ -540,6 +568,13 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "state_bytes_max": sizes[-1],
         "peak_rss_mib": max(r["peak_rss_mib"] for r in rounds),
     }
+    if "memory_gc_full_s" in first:  # the collector's share of the best in-memory round
+        fastest = min(rounds, key=lambda r: r["memory_s"])
+        out["memory_gc_share"] = round(
+            (fastest["memory_gc_young_s"] + fastest["memory_gc_full_s"]) / fastest["memory_s"], 3
+        )
+        out["memory_gc_full_collections"] = fastest["memory_gc_full"]
+        out["tracked_objects"] = first["tracked_objects"]
     for policy in GC_POLICIES:
         if f"batches_{policy}_s" in first:  # (not with --quick)
             out[f"batches_{policy}_events_per_s"] = round(n / best(rounds, f"batches_{policy}_s"))

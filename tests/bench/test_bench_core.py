@@ -35,6 +35,9 @@ def test_a_tiny_run_writes_the_plain_and_predicted_figures(tmp_path: Path) -> No
     for figures in (plain, predicted):
         assert figures["memory_events_per_s"] > 0
         assert figures["entities"] == plain["entities"]
+        # the collector's share of the in-memory pass, and what it tracks after it
+        assert 0 <= figures["memory_gc_share"] < 1
+        assert figures["tracked_objects"] > figures["entities"]
     # the same events; the predicted scores add their own changes (a first value per entity)
     assert predicted["changes"] > plain["changes"]
     assert result["benchmark"] == "core"
