@@ -2,7 +2,7 @@
 
 ``catch_up`` makes every inactivity deduction due by an instant (``inactivity.due``: counted,
 one contribution per silence) and takes the score's last decay check by then
-(``decay.last_check``), then publishes one change for both. Its work is bounded whatever the
+(``last_check``), then publishes one change for both. Its work is bounded whatever the
 length of the silence: a worker that was down for a year and one that evaluated every period
 end at the same value; the first publishes one change for the year, the second one per period.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import cast
 
 from streams.scoring import inactivity
-from streams.scoring.decay import drop_spent, last_check
+from streams.scoring.decay import Evaluation, drop_spent, evaluate, next_check
 from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
@@ -37,13 +37,41 @@ def catch_up(
     if idle is not None and idle_ms is not None and idle_ms <= upto_ms:
         at_ms = inactivity.due(idle, ledger, upto_ms)
         rule_ids, cause = (inactivity.RULE,), Cause.INACTIVITY
+    known: Evaluation | None = None
     if ledger.decay_due_ms is not None and ledger.decay_due_ms <= upto_ms:
-        check_ms = last_check(score, ledger, upto_ms)
-        at_ms = check_ms if at_ms is None else max(at_ms, check_ms)
+        check_ms, evaluation = last_check(score, ledger, upto_ms)
+        if at_ms is None or at_ms <= check_ms:  # the change is at the check: what it found holds
+            at_ms, known = check_ms, evaluation
         spent = drop_spent(score, ledger, at_ms)
         rule_ids += _decaying_rules(score, [*spent, *ledger.contribs])
     if at_ms is not None:
-        emit(changes, ledger, score, key, plan, cause, rule_ids, "", at_ms)
+        emit(changes, ledger, score, key, plan, cause, rule_ids, "", at_ms, known)
+
+
+def last_check(score: Score, ledger: Ledger, upto_ms: int) -> tuple[int, Evaluation | None]:
+    """The last decay check at or before ``upto_ms`` (``decay_due_ms`` is at or before it):
+    where an evaluation catching up to ``upto_ms`` looks, in bounded work whatever the gap; and
+    ``decay.evaluate``'s answer there if this evaluated it (None: not evaluated). That answer
+    is also the one after ``drop_spent`` there: a spent contribution is worth 0 either way.
+
+    The checks a walk would make are the multiples of the granularity and the first instants
+    of band changes; after the last multiple only band changes remain, and there are at most
+    as many as bands (one more pass per band, then it stops).
+    """
+    due = ledger.decay_due_ms
+    assert due is not None and due <= upto_ms  # noqa: S101 - called when due
+    step = score.decay_granularity_ms
+    at = max(due, upto_ms // step * step)
+    if not (score.thresholds or score.tiers):
+        return at, None
+    for _ in range(len(score.thresholds) + len(score.tiers) + 1):
+        # the total and its spread at ``at``, as ``schedule`` has them after an evaluation
+        evaluation = evaluate(score, ledger, at, drop=False)
+        following = next_check(score, ledger, at, evaluation[0], (evaluation[1], evaluation[2]))
+        if following > upto_ms:
+            return at, evaluation
+        at = following
+    return at, None
 
 
 def _decaying_rules(score: Score, contribs: list[Contribution]) -> tuple[str, ...]:

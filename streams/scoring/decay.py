@@ -227,10 +227,10 @@ def schedule(
     if not (decaying(score, ledger) if spread is None else spread[0] or spread[1]):
         ledger.decay_due_ms = None
         return
-    ledger.decay_due_ms = _next_check(score, ledger, at_ms, ledger.total, spread)
+    ledger.decay_due_ms = next_check(score, ledger, at_ms, ledger.total, spread)
 
 
-def _next_check(
+def next_check(
     score: Score, ledger: Ledger, at_ms: int, value: int, spread: tuple[int, int] | None = None
 ) -> int:
     """The first check after ``at_ms``, where the total was ``value``: the next multiple of the
@@ -274,27 +274,3 @@ def _steady(score: Score, low: int, high: int) -> bool:
         if below is not None and low < below <= high:
             return False
     return True
-
-
-def last_check(score: Score, ledger: Ledger, upto_ms: int) -> int:
-    """The last decay check at or before ``upto_ms`` (``decay_due_ms`` is at or before it):
-    where an evaluation catching up to ``upto_ms`` looks, in bounded work whatever the gap.
-
-    The checks a walk would make are the multiples of the granularity and the first instants
-    of band changes; after the last multiple only band changes remain, and there are at most
-    as many as bands (one more pass per band, then it stops).
-    """
-    due = ledger.decay_due_ms
-    assert due is not None and due <= upto_ms  # noqa: S101 - called when due
-    step = score.decay_granularity_ms
-    at = max(due, upto_ms // step * step)
-    if not (score.thresholds or score.tiers):
-        return at
-    for _ in range(len(score.thresholds) + len(score.tiers) + 1):
-        # the total and its spread at ``at``, as ``schedule`` has them after an evaluation
-        value, down, up, _ = evaluate(score, ledger, at, drop=False)
-        following = _next_check(score, ledger, at, value, (down, up))
-        if following > upto_ms:
-            break
-        at = following
-    return at

@@ -8,7 +8,7 @@ changes it caused in one Kafka transaction, so a duplicate item has nothing to r
 from __future__ import annotations
 
 from streams.scoring.aggregate import crossings, tier_of, total
-from streams.scoring.decay import evaluate, schedule
+from streams.scoring.decay import Evaluation, evaluate, schedule
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange, score_change
 from streams.scoring.plan.spec import Plan, Score
@@ -25,13 +25,15 @@ def emit(
     rule_ids: tuple[str, ...],
     source_id: str,
     occurred_at_ms: int,
+    known: Evaluation | None = None,
 ) -> None:
     """Append a change (next seq) if the score's total differs from the last emitted one; if it
     moved the score into another tier, append the tier change as a record of its own (next seq,
     cause ``tier``, value unchanged).
 
     A decaying score is evaluated at the later of ``occurred_at_ms`` and its last evaluation,
-    and its next decay check is scheduled (``decay``).
+    and its next decay check is scheduled (``decay``); ``known``: ``decay.evaluate``'s answer
+    at ``occurred_at_ms``, already found (``catchup``), used if that is where it evaluates.
     """
     old = ledger.total
     decays = bool(score.decays)
@@ -40,9 +42,10 @@ def emit(
     soonest: int | None = None
     if decays:
         if ledger.decayed_ms > at_ms:
-            at_ms = ledger.decayed_ms
+            at_ms, known = ledger.decayed_ms, None
         ledger.decayed_ms = at_ms
-        new, down, up, soonest = evaluate(score, ledger, at_ms)  # drop_spent, decayed_total
+        # drop_spent, then decayed_total
+        new, down, up, soonest = evaluate(score, ledger, at_ms) if known is None else known
     else:
         new = total(score, ledger.sums, ledger.rolled)
     if new != old:
