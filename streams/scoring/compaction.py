@@ -38,6 +38,7 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     NO_EPOCH,
+    NO_FOLDED,
     EntityState,
     Raw,
     cooked,
@@ -93,6 +94,8 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
             ):
                 if keep is None:
                     keep = contribs[:i]
+                    if folded is NO_FOLDED:  # (never added to: shared, ``state.NO_FOLDED``)
+                        folded = ledger.folded = {}
                 key = (rule_id, cast("str | None", contrib[C_CATEGORY]))
                 folded[key] = folded.get(key, 0) + cast(int, contrib[C_POINTS])
             elif keep is not None:

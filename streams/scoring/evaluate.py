@@ -14,7 +14,7 @@ from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan.spec import Rule
 from streams.scoring.points import award_points
-from streams.scoring.state import Contribution, Ledger
+from streams.scoring.state import NO_STATICS, Contribution, Ledger
 
 #: (rule id, points) per award, negative for points taken back.
 Awards = list[tuple[str, int]]
@@ -84,6 +84,8 @@ def event_rules(
                 taken = take_over(ledger, rule, displaced)
                 if taken:
                     retracted.append((rule.id, -taken))
+            if ledger.statics is NO_STATICS:  # (never added to: shared, ``state.NO_STATICS``)
+                ledger.statics = {}
             ledger.statics[rule.id] = at_ms
         awards.append((rule.id, points))
         if points:

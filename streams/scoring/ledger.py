@@ -11,6 +11,7 @@ from streams.scoring.state import (
     C_OCCURRED,
     C_POINTS,
     C_RULE,
+    NO_FOLDED,
     NO_PENDING,
     Contribution,
     Ledger,
@@ -182,7 +183,7 @@ def start_epoch(ledger: Ledger, epoch_ms: int) -> None:
         elif c[C_OCCURRED] >= epoch_ms and c[C_RULE] != SET_RULE:
             live.append(c)
     ledger.contribs = live
-    ledger.folded = {}
+    ledger.folded = NO_FOLDED
     ledger.statics = {rule: at for rule, at in ledger.statics.items() if at >= epoch_ms}
     ledger.standby = {
         rule: match for rule, match in ledger.standby.items() if match[C_OCCURRED] >= epoch_ms

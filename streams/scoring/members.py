@@ -39,7 +39,8 @@ def apply_member(
         if rollup.admit(ledger, spec, update):
             emit(changes, ledger, score, key, plan, Cause.ROLLUP, (rollup.RULE,),
                  update.source_id, update.occurred_at_ms)  # fmt: skip
-            ledger.refresh_due()
+            if not score.decays:  # (a decaying score's due times were set by ``emit``)
+                ledger.refresh_due()
     entity.refresh_due()
     if entity.next_due_ms is not None and entity.next_due_ms <= now_ms:
         settle(entity, key, plan, now_ms, changes)

@@ -29,7 +29,15 @@ from streams.scoring.capping import take_slot
 from streams.scoring.plan.spec import Rule, Score
 from streams.scoring.points import award_points
 from streams.scoring.quiet_hours import quiet_until
-from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_SOURCE, Ledger
+from streams.scoring.state import (
+    C_EXPIRES,
+    C_OCCURRED,
+    C_POINTS,
+    C_SOURCE,
+    NO_STANDBY,
+    NO_STATICS,
+    Ledger,
+)
 
 Awards = list[tuple[str, int]]
 
@@ -52,6 +60,8 @@ def stand_by(
         return
     points = rule.points if type(rule.points) is int else award_points(rule.points, fields)
     if points is not None:
+        if ledger.standby is NO_STANDBY:  # (never added to: shared, ``state.NO_STANDBY``)
+            ledger.standby = {}
         ledger.standby[rule.id] = (rule.id, points, rule.category, at_ms, expires, source_id)
 
 
@@ -65,6 +75,8 @@ def take_over(ledger: Ledger, rule: Rule, flag_ms: int) -> int:
         taken = (rule.id, 0, rule.category, flag_ms, None, "")
     current = ledger.standby.get(rule.id)
     if current is None or current[C_OCCURRED] < flag_ms:
+        if ledger.standby is NO_STANDBY:
+            ledger.standby = {}
         ledger.standby[rule.id] = taken
     return taken[C_POINTS]
 
@@ -94,6 +106,8 @@ def reopen(ledger: Ledger, score: Score, *, now_ms: int, awards: Awards) -> tupl
             continue
         if rule.cap is not None and not take_slot(ledger.caps, rule_id, rule.cap, at_ms):
             continue
+        if ledger.statics is NO_STATICS:  # (never added to: shared, ``state.NO_STATICS``)
+            ledger.statics = {}
         ledger.statics[rule_id] = at_ms
         awards.append((rule_id, match[C_POINTS]))
         if quiet_end is not None:

@@ -33,7 +33,7 @@ from streams.scoring.aggregate import total
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.outcomes import ScoreChange
 from streams.scoring.plan.spec import Plan, Rollup
-from streams.scoring.state import EntityState, Ledger
+from streams.scoring.state import NO_MEMBERS, EntityState, Ledger
 
 RULE = "rollup"
 #: The contact attribute naming the account the contact belongs to.
@@ -169,6 +169,8 @@ def admit(ledger: Ledger, rollup: Rollup, update: MemberUpdate) -> bool:
     previous = members.get(update.contact_id)
     if previous is not None and previous[0] >= update.version:
         return False
+    if members is NO_MEMBERS:  # (never added to: shared, ``state.NO_MEMBERS``)
+        members = ledger.members = {}
     value: int | None = None
     if update.values is not None:
         value = 0

@@ -60,6 +60,17 @@ NO_PENDING: Final[list[Pending]] = []
 NO_TIMES: Final[list[int]] = []
 NO_LINKS: Final[list[str]] = []
 NO_SEGS: Final[list[int]] = []
+#: Shared empty dicts, likewise, for the ledger's maps that most ledgers never fill (folded
+#: totals, repeat-once flags, stand-by matches, state-rule anchors, roll-up members): an empty
+#: dict is no object the collector scans, but each one allocated counts toward its next young
+#: collection, and a ledger allocated nine containers. Never changed in place: the one place
+#: that adds to each (``compaction``, ``evaluate`` and ``once``, ``once``, -, ``rollup``)
+#: assigns a new dict when it has the shared one (``tests/scoring/test_state.py``).
+NO_FOLDED: Final[dict[tuple[str, str | None], int]] = {}
+NO_STATICS: Final[dict[str, int]] = {}
+NO_STANDBY: Final[dict[str, Contribution]] = {}
+NO_ANCHORS: Final[dict[str, int]] = {}
+NO_MEMBERS: Final[dict[str, tuple[int, int | None]]] = {}
 
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
 LEDGER_FIELDS: Final = (
@@ -112,17 +123,17 @@ class Ledger:
         self.epoch_ms = NO_EPOCH  # start of the current epoch (last set/reset)
         self.contribs: list[Contribution] = NO_CONTRIBS  # live event/adjustment contributions
         self.sums: dict[str | None, int] = {}  # unclamped per-category sums (None = uncategorised)
-        self.folded: dict[tuple[str, str | None], int] = {}  # (rule, category) -> folded points
-        self.statics: dict[str, int] = {}  # repeat-once rule -> occurred_at of its award
+        self.folded: dict[tuple[str, str | None], int] = NO_FOLDED  # (rule, category) -> points
+        self.statics: dict[str, int] = NO_STATICS  # repeat-once rule -> occurred_at of its award
         #: repeat-once rule -> its latest match refused only because the rule had awarded
         #: (awarded instead if a late set/reset drops that award; see ``once``)
-        self.standby: dict[str, Contribution] = {}
+        self.standby: dict[str, Contribution] = NO_STANDBY
         self.caps: dict[str, tuple[int, ...]] = {}  # capped rule -> sorted award times
         #: matching state rule -> its points, occurred_at = when the match began;
         #: None = suppressed by a set/reset until the rule stops matching (see ``holds``)
         self.holds: dict[str, Contribution | None] = {}
         #: state rule -> when the match in progress at the entity's ``floor_ms`` began
-        self.anchors: dict[str, int] = {}
+        self.anchors: dict[str, int] = NO_ANCHORS
         self.pending: list[Pending] = NO_PENDING  # deferred awards
         #: decaying scores only: the instant ``total`` was evaluated at (see ``decay``), and
         #: the next instant decay must be looked at (None: nothing decays)
@@ -134,7 +145,7 @@ class Ledger:
         self.inactive_due_ms: int | None = None
         #: roll-up scores only (see ``rollup``): contact id -> (the version of its last
         #: update, its value; None once it left), and the aggregate of the live values
-        self.members: dict[str, tuple[int, int | None]] = {}
+        self.members: dict[str, tuple[int, int | None]] = NO_MEMBERS
         self.rolled = 0
         self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 

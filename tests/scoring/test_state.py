@@ -1,9 +1,11 @@
 """A new state's lists start as shared empty lists (``state.NO_CONTRIBS``, ``NO_PENDING``,
-``NO_TIMES``, ``NO_LINKS``): nothing may ever add to them in place, or every other state
-would see it. Traffic over weeks of event time, on plans that defer awards (quiet hours),
-expire and decay contributions, deduct for inactivity and roll contacts up into deals and
-accounts, must leave them empty, and must have filled each kind of list somewhere. And a
-change's id, built without a ``UUID`` object, is the ``uuid5`` it always was."""
+``NO_TIMES``, ``NO_LINKS``, ``NO_SEGS``), and a ledger's seldom-filled maps as shared empty
+dicts (``NO_FOLDED``, ``NO_STATICS``, ``NO_STANDBY``, ``NO_ANCHORS``, ``NO_MEMBERS``): nothing
+may ever add to them in place, or every other state would see it. Traffic over weeks of event
+time, on plans that defer awards (quiet hours), expire and decay contributions, fold old ones,
+award once, deduct for inactivity and roll contacts up into deals and accounts, must leave them
+empty, and must have filled each kind somewhere. And a change's id, built without a ``UUID``
+object, is the ``uuid5`` it always was."""
 
 from __future__ import annotations
 
@@ -16,7 +18,25 @@ from streams.commands.offline import OfflineScorer
 from streams.commands.traffic import TrafficShape, as_offline_line, generate
 from streams.scoring import EntityState, Invalid, load_plan, parse_input, route
 from streams.scoring.outcomes import CHANGE_NAMESPACE, uuid5_text
-from streams.scoring.state import NO_CONTRIBS, NO_LINKS, NO_PENDING, NO_TIMES, Ledger
+from streams.scoring.state import (
+    NO_ANCHORS,
+    NO_CONTRIBS,
+    NO_FOLDED,
+    NO_LINKS,
+    NO_MEMBERS,
+    NO_PENDING,
+    NO_SEGS,
+    NO_STANDBY,
+    NO_STATICS,
+    NO_TIMES,
+    Ledger,
+)
+
+SHARED_LISTS = (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
+SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_ANCHORS, NO_MEMBERS)
+#: A ledger's fields that start as one of the shared empties.
+SHARED_FIELDS = ("contribs", "pending", "active", "folded", "statics", "standby", "anchors",
+                 "members")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,29 +56,35 @@ def _score(plan_path: str) -> set[str]:
             state = scorer.states[key]
             filled.update(["deal_links"] if state.deal_links else [])
             for ledger in state.scores.values():
-                filled.update(
-                    name for name in ("contribs", "pending", "active") if getattr(ledger, name)
-                )
+                filled.update(name for name in SHARED_FIELDS if getattr(ledger, name))
     return filled
 
 
 @pytest.mark.parametrize(
     ("plan_path", "filled"),
     [
-        ("plans/reference-second-wave.yaml", {"contribs", "pending", "deal_links"}),
+        (
+            "plans/reference-second-wave.yaml",
+            {"contribs", "pending", "deal_links", "folded", "statics", "standby", "members"},
+        ),
         ("plans/examples/activecampaign-deal-inactivity.yaml", {"contribs", "active"}),
     ],
 )
-def test_the_shared_empty_lists_stay_empty(plan_path: str, filled: set[str]) -> None:
+def test_the_shared_empties_stay_empty(plan_path: str, filled: set[str]) -> None:
     assert _score(plan_path) >= filled
-    assert (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS) == ([], [], [], [])
+    assert SHARED_LISTS == ([], [], [], [], [])
+    assert SHARED_DICTS == ({}, {}, {}, {}, {})
 
 
 def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     first, second = Ledger(), Ledger()
     assert first.contribs is NO_CONTRIBS and first.pending is NO_PENDING
     assert first.active is NO_TIMES and EntityState().deal_links is NO_LINKS
-    second.contribs = []
+    assert EntityState().segs is NO_SEGS
+    assert (first.folded, first.statics, first.standby) == (NO_FOLDED, NO_STATICS, NO_STANDBY)
+    assert first.anchors is NO_ANCHORS and first.members is NO_MEMBERS
+    assert first.folded is NO_FOLDED and first.statics is NO_STATICS
+    second.contribs, second.statics = [], {}
     assert first == second
 
 
