@@ -14,7 +14,7 @@ from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan.spec import Rule
 from streams.scoring.points import award_points
-from streams.scoring.state import NO_STATICS, Contribution, Ledger
+from streams.scoring.state import NO_CAPS, NO_STATICS, Contribution, Ledger
 
 #: (rule id, points) per award, negative for points taken back.
 Awards = list[tuple[str, int]]
@@ -67,6 +67,8 @@ def event_rules(
         cap = rule.cap
         if cap is not None:
             caps = ledger.caps
+            if caps is NO_CAPS:  # (never added to: shared, ``state.NO_CAPS``)
+                caps = ledger.caps = {}
             times = caps.get(rule.id, NO_AWARDS)
             freed = None if displaced is None else without_award(times, displaced)
             if freed is not None:

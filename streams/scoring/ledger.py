@@ -12,6 +12,7 @@ from streams.scoring.state import (
     C_POINTS,
     C_RULE,
     NO_FOLDED,
+    NO_HOLDS,
     NO_PENDING,
     Contribution,
     Ledger,
@@ -40,6 +41,8 @@ def record(ledger: Ledger, contrib: Contribution) -> None:
 def hold(ledger: Ledger, rule_id: str, contrib: Contribution | None) -> None:
     """Set (or with None: suppress) the points a state rule holds while it matches."""
     _unhold(ledger, ledger.holds.get(rule_id))
+    if ledger.holds is NO_HOLDS:  # (never added to: shared, ``state.NO_HOLDS``)
+        ledger.holds = {}
     ledger.holds[rule_id] = contrib
     if contrib is not None:
         category = contrib[C_CATEGORY]

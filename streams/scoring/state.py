@@ -61,12 +61,15 @@ NO_TIMES: Final[list[int]] = []
 NO_LINKS: Final[list[str]] = []
 NO_SEGS: Final[list[int]] = []
 #: Shared empty dicts, likewise, for the ledger's maps that most ledgers never fill (folded
-#: totals, repeat-once flags, stand-by matches, state-rule anchors, roll-up members): an empty
-#: dict is no object the collector scans, but each one allocated counts toward its next young
-#: collection, and a ledger allocated nine containers. Never changed in place: the one place
-#: that adds to each (``compaction``, ``evaluate`` and ``once``, ``once``, -, ``rollup``)
-#: assigns a new dict when it has the shared one (``tests/scoring/test_state.py``).
+#: totals, repeat-once flags, stand-by matches, cap history, state-rule holds and anchors,
+#: roll-up members): an empty dict is no object the collector scans, but each one allocated
+#: counts toward its next young collection, and a ledger allocated nine containers. Never
+#: changed in place: what adds to each (``compaction``; ``evaluate`` and ``once``; ``once``;
+#: ``evaluate`` and ``once``; ``ledger.hold``; none; ``rollup``) assigns a new dict when it has
+#: the shared one (``tests/scoring/test_state.py``).
 NO_FOLDED: Final[dict[tuple[str, str | None], int]] = {}
+NO_CAPS: Final[dict[str, tuple[int, ...]]] = {}
+NO_HOLDS: Final[dict[str, Contribution | None]] = {}
 NO_STATICS: Final[dict[str, int]] = {}
 NO_STANDBY: Final[dict[str, Contribution]] = {}
 NO_ANCHORS: Final[dict[str, int]] = {}
@@ -128,10 +131,10 @@ class Ledger:
         #: repeat-once rule -> its latest match refused only because the rule had awarded
         #: (awarded instead if a late set/reset drops that award; see ``once``)
         self.standby: dict[str, Contribution] = NO_STANDBY
-        self.caps: dict[str, tuple[int, ...]] = {}  # capped rule -> sorted award times
+        self.caps: dict[str, tuple[int, ...]] = NO_CAPS  # capped rule -> sorted award times
         #: matching state rule -> its points, occurred_at = when the match began;
         #: None = suppressed by a set/reset until the rule stops matching (see ``holds``)
-        self.holds: dict[str, Contribution | None] = {}
+        self.holds: dict[str, Contribution | None] = NO_HOLDS
         #: state rule -> when the match in progress at the entity's ``floor_ms`` began
         self.anchors: dict[str, int] = NO_ANCHORS
         self.pending: list[Pending] = NO_PENDING  # deferred awards

@@ -1,11 +1,11 @@
 """A new state's lists start as shared empty lists (``state.NO_CONTRIBS``, ``NO_PENDING``,
 ``NO_TIMES``, ``NO_LINKS``, ``NO_SEGS``), and a ledger's seldom-filled maps as shared empty
-dicts (``NO_FOLDED``, ``NO_STATICS``, ``NO_STANDBY``, ``NO_ANCHORS``, ``NO_MEMBERS``): nothing
-may ever add to them in place, or every other state would see it. Traffic over weeks of event
-time, on plans that defer awards (quiet hours), expire and decay contributions, fold old ones,
-award once, deduct for inactivity and roll contacts up into deals and accounts, must leave them
-empty, and must have filled each kind somewhere. And a change's id, built without a ``UUID``
-object, is the ``uuid5`` it always was."""
+dicts (``NO_FOLDED``, ``NO_STATICS``, ``NO_STANDBY``, ``NO_CAPS``, ``NO_HOLDS``, ``NO_ANCHORS``,
+``NO_MEMBERS``): nothing may ever add to them in place, or every other state would see it.
+Traffic over weeks of event time, on plans that defer awards (quiet hours), expire and decay
+contributions, fold old ones, award once, cap, hold, deduct for inactivity and roll contacts up
+into deals and accounts, must leave them empty, and must have filled each kind somewhere. And a
+change's id, built without a ``UUID`` object, is the ``uuid5`` it always was."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from streams.scoring import EntityState, Invalid, load_plan, parse_input, route
 from streams.scoring.outcomes import CHANGE_NAMESPACE, uuid5_text
 from streams.scoring.state import (
     NO_ANCHORS,
+    NO_CAPS,
     NO_CONTRIBS,
     NO_FOLDED,
+    NO_HOLDS,
     NO_LINKS,
     NO_MEMBERS,
     NO_PENDING,
@@ -33,10 +35,10 @@ from streams.scoring.state import (
 )
 
 SHARED_LISTS = (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
-SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_ANCHORS, NO_MEMBERS)
+SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_CAPS, NO_HOLDS, NO_ANCHORS, NO_MEMBERS)
 #: A ledger's fields that start as one of the shared empties.
-SHARED_FIELDS = ("contribs", "pending", "active", "folded", "statics", "standby", "anchors",
-                 "members")  # fmt: skip
+SHARED_FIELDS = ("contribs", "pending", "active", "folded", "statics", "standby", "caps",
+                 "holds", "anchors", "members")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +67,17 @@ def _score(plan_path: str) -> set[str]:
     [
         (
             "plans/reference-second-wave.yaml",
-            {"contribs", "pending", "deal_links", "folded", "statics", "standby", "members"},
+            {
+                "contribs",
+                "pending",
+                "deal_links",
+                "folded",
+                "statics",
+                "standby",
+                "caps",
+                "holds",
+                "members",
+            },
         ),
         ("plans/examples/activecampaign-deal-inactivity.yaml", {"contribs", "active"}),
     ],
@@ -73,7 +85,7 @@ def _score(plan_path: str) -> set[str]:
 def test_the_shared_empties_stay_empty(plan_path: str, filled: set[str]) -> None:
     assert _score(plan_path) >= filled
     assert SHARED_LISTS == ([], [], [], [], [])
-    assert SHARED_DICTS == ({}, {}, {}, {}, {})
+    assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {})
 
 
 def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
@@ -83,6 +95,7 @@ def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     assert EntityState().segs is NO_SEGS
     assert (first.folded, first.statics, first.standby) == (NO_FOLDED, NO_STATICS, NO_STANDBY)
     assert first.anchors is NO_ANCHORS and first.members is NO_MEMBERS
+    assert first.caps is NO_CAPS and first.holds is NO_HOLDS
     assert first.folded is NO_FOLDED and first.statics is NO_STATICS
     second.contribs, second.statics = [], {}
     assert first == second
