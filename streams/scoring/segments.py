@@ -37,7 +37,7 @@ from collections.abc import Callable
 from itertools import islice
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import NO_SEGS, EntityState, Prop
+from streams.scoring.state import NO_SEALED, NO_SEGS, EntityState, Prop
 
 #: Ids (or earlier property values) added since the last seal that make a segment.
 SEAL = 64
@@ -53,7 +53,7 @@ def unseal(state: EntityState) -> None:
     """Sealed entries were removed or reordered: every entry goes to the blob again (or to new
     segments), and the next :func:`split` drops the old segments."""
     state.seen_tail = len(state.seen)
-    state.past_sealed = {}
+    state.past_sealed = NO_SEALED
 
 
 def tail(state: EntityState) -> list[tuple[int, int]]:

@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import C_OCCURRED, NO_EPOCH, NO_SEGS, EntityState, Ledger
+from streams.scoring.state import C_OCCURRED, NO_EPOCH, NO_SEALED, NO_SEGS, EntityState, Ledger
 
 DECIMAL_EXT = 1
 
@@ -41,7 +41,7 @@ def entity_of(
     base = watermark if watermark is not None else 0
     state.seen = {h: base - age for h, age in seen_ages.items()}
     state.seen_tail, state.segs, state.seg_bytes, state.seg_next = len(state.seen), NO_SEGS, 0, 0
-    state.past_sealed = {}
+    state.past_sealed = NO_SEALED
     state.props = props
     state.next_due_ms = next_due
     return state

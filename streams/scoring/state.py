@@ -70,6 +70,7 @@ NO_SEGS: Final[list[int]] = []
 NO_FOLDED: Final[dict[tuple[str, str | None], int]] = {}
 NO_CAPS: Final[dict[str, tuple[int, ...]]] = {}
 NO_HOLDS: Final[dict[str, Contribution | None]] = {}
+NO_SEALED: Final[dict[str, int]] = {}  # an entity's ``past_sealed`` (only ever replaced whole)
 NO_STATICS: Final[dict[str, int]] = {}
 NO_STANDBY: Final[dict[str, Contribution]] = {}
 NO_ANCHORS: Final[dict[str, int]] = {}
@@ -243,7 +244,7 @@ class EntityState:
         #: sealed segments holding the others, ``seg_bytes`` their size, ``seg_next`` the next
         #: seq (see ``segments``)
         self.seen_tail = 0
-        self.past_sealed: dict[str, int] = {}
+        self.past_sealed: dict[str, int] = NO_SEALED
         self.segs: list[int] = NO_SEGS
         self.seg_bytes = 0
         self.seg_next = 0

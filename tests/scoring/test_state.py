@@ -27,6 +27,7 @@ from streams.scoring.state import (
     NO_LINKS,
     NO_MEMBERS,
     NO_PENDING,
+    NO_SEALED,
     NO_SEGS,
     NO_STANDBY,
     NO_STATICS,
@@ -35,7 +36,8 @@ from streams.scoring.state import (
 )
 
 SHARED_LISTS = (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
-SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_CAPS, NO_HOLDS, NO_ANCHORS, NO_MEMBERS)
+SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_CAPS, NO_HOLDS, NO_ANCHORS, NO_MEMBERS,
+                NO_SEALED)  # fmt: skip
 #: A ledger's fields that start as one of the shared empties.
 SHARED_FIELDS = ("contribs", "pending", "active", "folded", "statics", "standby", "caps",
                  "holds", "anchors", "members")  # fmt: skip
@@ -85,14 +87,14 @@ def _score(plan_path: str) -> set[str]:
 def test_the_shared_empties_stay_empty(plan_path: str, filled: set[str]) -> None:
     assert _score(plan_path) >= filled
     assert SHARED_LISTS == ([], [], [], [], [])
-    assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {})
+    assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {}, {})
 
 
 def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     first, second = Ledger(), Ledger()
     assert first.contribs is NO_CONTRIBS and first.pending is NO_PENDING
     assert first.active is NO_TIMES and EntityState().deal_links is NO_LINKS
-    assert EntityState().segs is NO_SEGS
+    assert EntityState().segs is NO_SEGS and EntityState().past_sealed is NO_SEALED
     assert (first.folded, first.statics, first.standby) == (NO_FOLDED, NO_STATICS, NO_STANDBY)
     assert first.anchors is NO_ANCHORS and first.members is NO_MEMBERS
     assert first.caps is NO_CAPS and first.holds is NO_HOLDS
