@@ -568,6 +568,51 @@ def test_restore_start_waits_out_a_leader_election(tmp_path: Path) -> None:
     store.close()
 
 
+class AnsweringConsumer:
+    """Watermarks from a list of answers (the last one repeats), and what was assigned."""
+
+    def __init__(self, answers: list[tuple[int, int]]) -> None:
+        self.answers, self.calls, self.assigned = answers, 0, []
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+    def incremental_assign(self, tps: list[Any]) -> None:
+        self.assigned.extend((tp.partition, tp.offset) for tp in tps)
+
+
+def test_restore_does_not_wipe_a_store_on_one_answer_that_contradicts_it(tmp_path: Path) -> None:
+    # Seen in the cluster test: just after all three nodes came back, the watermarks of a
+    # changelog holding 593 records read 0..0; the store was wiped, its states lost, and the
+    # scores' seqs started again (changes published twice). A contradiction must hold.
+    from streams.state.restore import Restorer
+    from streams.state.store import pack_value
+
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
+    consumer = AnsweringConsumer([(0, 0), (0, 0), (0, 600)])
+    assert Restorer(consumer, "changelog", 5.0).start(0, store) is False  # type: ignore[arg-type]
+    assert consumer.calls == 3
+    assert store.changelog_offset == 593 and store.get(b"k") == pack_value(None, b"v")
+    assert consumer.assigned == [(0, 593)]  # it goes on from where it was
+    store.close()
+
+
+def test_restore_wipes_a_store_the_changelog_no_longer_holds(tmp_path: Path) -> None:
+    from streams.state.restore import Restorer
+    from streams.state.store import pack_value
+
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
+    consumer = AnsweringConsumer([(0, 10)])  # the topic was recreated: it says so all along
+    assert Restorer(consumer, "changelog", 1.0).start(0, store) is False  # type: ignore[arg-type]
+    assert consumer.calls >= 2  # read again before it was believed
+    assert store.changelog_offset is None and store.get(b"k") is None
+    assert consumer.assigned == [(0, -2)]  # rebuilt from the beginning
+    store.close()
+
+
 @pytest.mark.parametrize("code", ["_DESTROY_BROKER", "_UNKNOWN_PARTITION",
                                   "NOT_LEADER_FOR_PARTITION", "_TRANSPORT"])  # fmt: skip
 def test_until_settled_waits_out_a_node_that_was_killed(code: str) -> None:
