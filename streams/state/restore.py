@@ -8,10 +8,10 @@ restore consumer reports the end of the partition (``enable.partition.eof``): wi
 
 The store keeps the next changelog offset to read; if the log no longer holds it (retention or
 compaction moved the start past it), or the store claims more than the log holds (the topic was
-recreated), the store is wiped and rebuilt from the start. Only when the watermarks say so for
-``timeout_s`` on end: a cluster that had all its nodes down answered 0..0 for a changelog that
-held 593 records just after it came back, and wiping the store on that one answer lost its
-states (and their scores' seqs started again: changes published twice; seen in
+recreated), the store is wiped and rebuilt from the start; but only when every read of the
+watermarks for ``timeout_s`` says so: a cluster that had all its nodes down answered 0..0 for
+a changelog that held 593 records just after it came back, and wiping the store on that one
+answer lost its states (and their scores' seqs started again: changes published twice; seen in
 ``tests/integration/test_cluster.py``).
 """
 
