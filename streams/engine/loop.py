@@ -164,7 +164,7 @@ class Loop:
     def _turn(self) -> None:
         if self.restorer.active:
             self.rebalance.restore_step()
-        timeout = 0.0 if self.restorer.active else POLL_S
+        timeout = 0.0 if self.restorer.reading else POLL_S
         batch = self.consumer.consume(self.settings.batch_size, timeout)
         if self.rebalance.lost is not None:  # in a rebalance callback of that consume
             lost, self.rebalance.lost = self.rebalance.lost, None

@@ -12,13 +12,16 @@ recreated), the store is wiped and rebuilt from the start; but only when every r
 watermarks for ``timeout_s`` says so: a cluster that had all its nodes down answered 0..0 for
 a changelog that held 593 records just after it came back, and wiping the store on that one
 answer lost its states (and their scores' seqs started again: changes published twice; seen in
-``tests/integration/test_cluster.py``).
+``tests/integration/test_cluster.py``). While a contradiction is being confirmed the partition
+stays paused and is read again every ``CONFIRM_PAUSE_S`` from ``step``, between the loop's
+polls: the other partitions are processed meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +43,10 @@ class Restoring:
     records: int = 0
     pending: list[tuple[bytes, bytes | None]] = field(default_factory=list)
     next_offset: int = 0
+    #: While the watermarks contradict the store: when to read them again, and when to believe
+    #: them (None once the partition is being read from the changelog).
+    check_at: float | None = None
+    doubt_until: float = 0.0
 
 
 class RestoreError(Exception):
@@ -47,34 +54,66 @@ class RestoreError(Exception):
 
 
 class Restorer:
-    def __init__(self, consumer: Consumer, topic: str, timeout_s: float) -> None:
+    def __init__(self, consumer: Consumer, topic: str, timeout_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.consumer = consumer
         self.topic = topic
         self.timeout_s = timeout_s
+        self.clock = clock
         self.active: dict[int, Restoring] = {}
         self.restored_records = 0
 
     def start(self, partition: int, store: PartitionStore) -> bool:
         """Begin restoring; True when there is nothing to read (the store is at the log's end)."""
+        now = self.clock()
+        job = Restoring(store, now)
         low, high = self._watermarks(partition)
         start = store.changelog_offset
-        deadline = time.monotonic() + self.timeout_s
-        while start is not None and (start < low or start > high) and time.monotonic() < deadline:
-            time.sleep(CONFIRM_PAUSE_S)  # (believed only if it holds: see the module's docstring)
-            low, high = self._watermarks(partition)
+        if start is not None and (start < low or start > high):
+            # (believed only if it holds: see the module's docstring)
+            log.info("changelog %s[%d] holds offsets %d..%d but the store is at %d: reading "
+                     "them again for %.0fs before rebuilding it", self.topic, partition, low, high,
+                     start, self.timeout_s)  # fmt: skip
+            job.check_at, job.doubt_until = now + CONFIRM_PAUSE_S, now + self.timeout_s
+            self.active[partition] = job
+            return False
+        return self._begin(partition, job, low, high)
+
+    def _begin(self, partition: int, job: Restoring, low: int, high: int) -> bool:
+        """Read the changelog from where the store is (from the start if it is wiped or new);
+        True when there is nothing to read, and the partition is not kept."""
+        start = job.store.changelog_offset
         if start is not None and (start < low or start > high):
             log.warning(
                 "changelog %s[%d] holds offsets %d..%d but the store is at %d: rebuilding it",
                 self.topic, partition, low, high, start,
             )  # fmt: skip
-            store.wipe()
+            job.store.wipe()
             start = None
+        job.check_at = None
         if high == low or start == high:  # an empty log, or the store already has all of it
+            self.active.pop(partition, None)
             return True
+        job.next_offset = start or 0
+        self.active[partition] = job
         begin = OFFSET_BEGINNING if start is None else start
-        self.active[partition] = Restoring(store, time.monotonic(), next_offset=start or 0)
         self.consumer.incremental_assign([TopicPartition(self.topic, partition, begin)])
         return False
+
+    def _recheck(self, done: list[tuple[int, Restoring]]) -> None:
+        """Read the watermarks again of the partitions whose store they contradicted; begin
+        those they no longer contradict, and those they contradicted for ``timeout_s``."""
+        now = self.clock()
+        for p, job in list(self.active.items()):
+            if job.check_at is None or job.check_at > now:
+                continue
+            low, high = self._watermarks(p)
+            start = job.store.changelog_offset
+            if start is not None and (start < low or start > high) and now < job.doubt_until:
+                job.check_at = now + CONFIRM_PAUSE_S
+                continue
+            if self._begin(p, job, low, high):
+                done.append((p, job))
 
     def _watermarks(self, partition: int) -> tuple[int, int]:
         tp = TopicPartition(self.topic, partition)
@@ -87,22 +126,26 @@ class Restorer:
 
     def cancel(self, partitions: set[int]) -> None:
         gone = [p for p in partitions if p in self.active]
-        if gone:
-            self.consumer.incremental_unassign([TopicPartition(self.topic, p) for p in gone])
-            for p in gone:
-                del self.active[p]
+        reading = [TopicPartition(self.topic, p) for p in gone if self.active[p].check_at is None]
+        if reading:
+            self.consumer.incremental_unassign(reading)
+        for p in gone:
+            del self.active[p]
 
     def step(self, max_records: int, timeout_s: float) -> list[tuple[int, Restoring]]:
         """Read one batch; returns the partitions that reached the end of the changelog."""
         if not self.active:
             return []
         done: list[tuple[int, Restoring]] = []
+        self._recheck(done)
+        if all(job.check_at is not None for job in self.active.values()):
+            return done  # nothing assigned to read (yet)
         messages: list[Any] = self.consumer.consume(max_records, timeout_s)
         ended: set[int] = set()
         for msg in messages:
             p = msg.partition()
             job = self.active.get(p)
-            if job is None:
+            if job is None or job.check_at is not None:
                 continue
             err = msg.error()
             if err is not None:
@@ -127,3 +170,8 @@ class Restorer:
     @property
     def partitions(self) -> set[int]:
         return set(self.active)
+
+    @property
+    def reading(self) -> bool:
+        """Whether a partition is being read from the changelog (not only confirmed)."""
+        return any(job.check_at is None for job in self.active.values())

@@ -581,35 +581,93 @@ class AnsweringConsumer:
     def incremental_assign(self, tps: list[Any]) -> None:
         self.assigned.extend((tp.partition, tp.offset) for tp in tps)
 
+    def consume(self, n: int, timeout: float) -> list[Any]:
+        return []
+
+
+class Ticks:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
 
 def test_restore_does_not_wipe_a_store_on_one_answer_that_contradicts_it(tmp_path: Path) -> None:
     # Seen in the cluster test: just after all three nodes came back, the watermarks of a
     # changelog holding 593 records read 0..0; the store was wiped, its states lost, and the
     # scores' seqs started again (changes published twice). A contradiction must hold.
-    from streams.state.restore import Restorer
+    from streams.state.restore import CONFIRM_PAUSE_S, Restorer
     from streams.state.store import pack_value
 
     store = PartitionStore(tmp_path / "p0", StoreOptions())
     store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
     consumer = AnsweringConsumer([(0, 0), (0, 0), (0, 600)])
-    assert Restorer(consumer, "changelog", 5.0).start(0, store) is False  # type: ignore[arg-type]
-    assert consumer.calls == 3
+    clock = Ticks()
+    restorer = Restorer(consumer, "changelog", 5.0, clock=clock)  # type: ignore[arg-type]
+    assert restorer.start(0, store) is False
+    assert consumer.calls == 1 and consumer.assigned == [] and restorer.partitions == {0}
+    assert not restorer.reading  # the loop polls the other partitions meanwhile: no sleep
+    assert restorer.step(100, 0.0) == [] and consumer.calls == 1  # not yet time to look again
+    clock.now += CONFIRM_PAUSE_S
+    assert restorer.step(100, 0.0) == [] and consumer.calls == 2  # 0..0 again: still doubted
+    clock.now += CONFIRM_PAUSE_S
+    assert restorer.step(100, 0.0) == [] and consumer.calls == 3  # 0..600: it holds 593
     assert store.changelog_offset == 593 and store.get(b"k") == pack_value(None, b"v")
-    assert consumer.assigned == [(0, 593)]  # it goes on from where it was
+    assert consumer.assigned == [(0, 593)] and restorer.reading  # it goes on from where it was
     store.close()
 
 
 def test_restore_wipes_a_store_the_changelog_no_longer_holds(tmp_path: Path) -> None:
-    from streams.state.restore import Restorer
+    from streams.state.restore import CONFIRM_PAUSE_S, Restorer
     from streams.state.store import pack_value
 
     store = PartitionStore(tmp_path / "p0", StoreOptions())
     store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
     consumer = AnsweringConsumer([(0, 10)])  # the topic was recreated: it says so all along
-    assert Restorer(consumer, "changelog", 1.0).start(0, store) is False  # type: ignore[arg-type]
-    assert consumer.calls >= 2  # read again before it was believed
-    assert store.changelog_offset is None and store.get(b"k") is None
+    clock = Ticks()
+    restorer = Restorer(consumer, "changelog", 1.0, clock=clock)  # type: ignore[arg-type]
+    assert restorer.start(0, store) is False
+    for _ in range(2):  # read again before it was believed, and not wiped meanwhile
+        clock.now += CONFIRM_PAUSE_S
+        assert restorer.step(100, 0.0) == []
+    assert consumer.calls == 3 and store.changelog_offset is None and store.get(b"k") is None
     assert consumer.assigned == [(0, -2)]  # rebuilt from the beginning
+    store.close()
+
+
+def test_a_doubted_partition_whose_store_turns_out_complete_is_done_without_reading(
+    tmp_path: Path,
+) -> None:
+    from streams.state.restore import CONFIRM_PAUSE_S, Restorer
+    from streams.state.store import pack_value
+
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
+    consumer = AnsweringConsumer([(0, 0), (0, 593)])
+    clock = Ticks()
+    restorer = Restorer(consumer, "changelog", 5.0, clock=clock)  # type: ignore[arg-type]
+    assert restorer.start(0, store) is False
+    clock.now += CONFIRM_PAUSE_S
+    done = restorer.step(100, 0.0)
+    assert [p for p, _ in done] == [0] and restorer.partitions == set()
+    assert consumer.assigned == [] and store.get(b"k") == pack_value(None, b"v")
+    restorer.cancel({0})  # a revoke after it is done unassigns nothing
+    store.close()
+
+
+def test_a_revoke_while_doubting_unassigns_nothing_it_never_assigned(tmp_path: Path) -> None:
+    from streams.state.restore import Restorer
+    from streams.state.store import pack_value
+
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    store.apply_changelog([(b"k", pack_value(None, b"v"))], next_offset=593)
+    restorer = Restorer(AnsweringConsumer([(0, 0)]), "changelog", 5.0)  # type: ignore[arg-type]
+    assert restorer.start(0, store) is False
+    restorer.cancel({0})  # the fake has no incremental_unassign: calling it would fail here
+    assert restorer.partitions == set() and store.changelog_offset == 593
     store.close()
 
 
