@@ -57,13 +57,25 @@ def _div_half_even(numerator: int, denominator: int) -> int:
     return quotient
 
 
+def round_half_even(x: float) -> int:
+    """``round(x)`` (half to even), in native operations when compiled: there ``round`` is a
+    call by name, its float boxed. ``x - floor(x)`` is exact for ``x >= 0`` and ``x <= -0.5``;
+    for ``-0.5 < x < 0`` it may round, but only within [0.5, 1), where the answer is 0 either
+    way."""
+    low = math.floor(x)
+    rest = x - low
+    if rest > 0.5 or (rest == 0.5 and low % 2 == 1):
+        return low + 1
+    return low
+
+
 def micro_value(points: int, decay: Decay, age_ms: int) -> int:
     """The value of ``points`` after ``age_ms`` of ``decay``, in millionths of a point."""
     if age_ms <= 0:
         return points * MICRO
     kind = decay.kind
     if kind == "half_life":
-        return round(points * MICRO * math.pow(2.0, -age_ms / decay.length_ms))
+        return round_half_even(points * MICRO * math.pow(2.0, -age_ms / decay.length_ms))
     if kind == "linear_to_zero":
         if age_ms >= decay.length_ms:
             return 0
@@ -88,7 +100,7 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
             age_ms = at_ms - cast(int, contrib[C_OCCURRED])
             # micro_value, its commonest case inline (the same expression: the same value)
             if age_ms > 0 and decay.kind == "half_life":
-                value = round(full * math.pow(2.0, -age_ms / decay.length_ms))
+                value = round_half_even(full * math.pow(2.0, -age_ms / decay.length_ms))
             else:
                 value = micro_value(points, decay, age_ms)
             sums[cast("str | None", contrib[C_CATEGORY])] -= full - value
@@ -132,7 +144,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         half_life = decay.kind == "half_life"
         # micro_value, its commonest case inline (the same expression: the same value)
         if age_ms > 0 and half_life:
-            value = round(full * math.pow(2.0, -age_ms / decay.length_ms))
+            value = round_half_even(full * math.pow(2.0, -age_ms / decay.length_ms))
         else:
             value = micro_value(points, decay, age_ms)
         if value == 0:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)

@@ -13,7 +13,7 @@ from scoring_helpers import T0, D, H, M, Runner, adj, ev, make_plan, one_score, 
 
 from streams.scoring import EntityKey, PlanError, dumps, explain, loads
 from streams.scoring.compaction import compact
-from streams.scoring.decay import MICRO, decayed_total, micro_value
+from streams.scoring.decay import MICRO, decayed_total, micro_value, round_half_even
 from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import C_CATEGORY, C_OCCURRED, C_POINTS, C_RULE, Ledger
 
@@ -48,6 +48,24 @@ STEPS = Decay("steps", 90 * D, ((30 * D, 1, 2), (60 * D, 1, 4), (90 * D, 0, 1)))
 )
 def test_micro_value(points: int, decay: Decay, age: int, micro: int) -> None:
     assert micro_value(points, decay, age) == micro
+
+
+@pytest.mark.parametrize(
+    "x",
+    [0.0, -0.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 0.49999999999999994, -0.49999999999999994,
+     -0.5000000000000001, -0.25, -0.3, -0.7, -0.9999999999999999, 2.0**52 + 1, -(2.0**53),
+     4503599627370495.5, -4503599627370495.5, 123456789.5, 123456790.5, 1e15 + 0.5],
+)  # fmt: skip
+def test_round_half_even_is_round_at_the_edges(x: float) -> None:
+    assert round_half_even(x) == round(x)
+
+
+@given(st.one_of(st.floats(min_value=-1e15, max_value=1e15, allow_nan=False),
+                 st.floats(min_value=-1.0, max_value=1.0)))  # fmt: skip
+@settings(max_examples=3000, deadline=None)
+def test_round_half_even_is_round(x: float) -> None:
+    assert round_half_even(x) == round(x)
+    assert round_half_even(math.floor(x) + 0.5) == round(math.floor(x) + 0.5)  # its ties
 
 
 DECAYING = """
