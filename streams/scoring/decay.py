@@ -92,18 +92,21 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
     """Each category's (None: uncategorised) unclamped sum at ``at_ms``, in millionths."""
     sums = {category: points * MICRO for category, points in ledger.sums.items()}
     decays = score.decays
+    run: str | None = None  # (a run of one category, as in ``evaluate``)
+    run_loss = 0
     for contrib in raw(ledger.contribs):
         decay = decays.get(cast(str, contrib[C_RULE]))
         if decay is not None:
+            category = cast("str | None", contrib[C_CATEGORY])
+            if category is not run:
+                if run_loss:
+                    sums[run] -= run_loss
+                run, run_loss = category, 0
             points = cast(int, contrib[C_POINTS])
-            full = points * MICRO
             age_ms = at_ms - cast(int, contrib[C_OCCURRED])
-            # micro_value, its commonest case inline (the same expression: the same value)
-            if age_ms > 0 and decay.kind == "half_life":
-                value = round_half_even(full * math.pow(2.0, -age_ms / decay.length_ms))
-            else:
-                value = micro_value(points, decay, age_ms)
-            sums[cast("str | None", contrib[C_CATEGORY])] -= full - value
+            run_loss += points * MICRO - micro_value(points, decay, age_ms)
+    if run_loss:
+        sums[run] -= run_loss
     return sums
 
 
@@ -128,6 +131,10 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
     down = up = 0
     soonest: int | None = None
+    # what decay took, summed over a run of contributions of one category before it goes into
+    # ``micro``: one dict update per run, not per contribution (``is``: a new run at worst)
+    run: str | None = None
+    run_loss = 0
     for i, contrib in enumerate(contribs):
         decay = decays.get(cast(str, contrib[C_RULE]))
         expires = contrib[C_EXPIRES]
@@ -139,6 +146,10 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
             continue
         points = cast(int, contrib[C_POINTS])
         category = cast("str | None", contrib[C_CATEGORY])
+        if category is not run:
+            if run_loss:
+                micro[run] -= run_loss
+            run, run_loss = category, 0
         full = points * MICRO
         age_ms = at_ms - cast(int, contrib[C_OCCURRED])
         half_life = decay.kind == "half_life"
@@ -147,18 +158,17 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
             value = round_half_even(full * math.pow(2.0, -age_ms / decay.length_ms))
         else:
             value = micro_value(points, decay, age_ms)
+        run_loss += full - value
         if value == 0:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
             if drop:
                 if kept is None:
                     kept = contribs[:i]
                 sums[category] -= points
-            micro[category] -= full
             continue
         if kept is not None:
             kept.append(contrib)
         if expires is not None and (soonest is None or cast(int, expires) < soonest):
             soonest = cast(int, expires)
-        micro[category] -= full - value
         # the most this value can lose in ``delta`` (it only moves toward 0, keeping its sign):
         # half-life loses a share 1 - 2^(-delta/L) <= delta * ln 2 / L, linear |points| per L;
         # 3 millionths for the roundings; steps: all of it
@@ -175,6 +185,8 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
             down += loss
         else:
             up += loss
+    if run_loss:
+        micro[run] -= run_loss
     if kept is not None:
         ledger.contribs = cooked(kept)
     value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
