@@ -188,15 +188,24 @@ def admit(ledger: Ledger, rollup: Rollup, update: MemberUpdate) -> bool:
 
 def aggregate(rollup: Rollup, members: dict[str, tuple[int, int | None]]) -> int:
     """The roll-up's part: sum, max or top-k sum of the live members' values (0 if none)."""
+    if rollup.aggregate == "top":  # the k highest, in one pass without a list of them all
+        k = rollup.k
+        top: list[int] = []  # highest first
+        for _, value in members.values():
+            if value is not None and (len(top) < k or value > top[-1]):
+                if len(top) == k:
+                    top.pop()
+                i = len(top)
+                while i > 0 and top[i - 1] < value:
+                    i -= 1
+                top.insert(i, value)
+        return sum(top)
     live = [value for _, value in members.values() if value is not None]
     if not live:
         return 0
     if rollup.aggregate == "sum":
         return sum(live)
-    if rollup.aggregate == "max":
-        return max(live)
-    live.sort(reverse=True)  # (the k highest: heapq.nlargest is Python code, slower here)
-    return sum(live[: rollup.k])
+    return max(live)
 
 
 def counted(

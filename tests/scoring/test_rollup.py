@@ -108,6 +108,16 @@ def test_aggregates(members: dict[str, tuple[int, int | None]], sums: tuple[int,
     assert tuple(aggregate(r, members) for r in (R_SUM, R_MAX, R_TOP)) == sums
 
 
+@given(st.dictionaries(st.text(max_size=3), st.tuples(st.integers(0, 9), st.one_of(
+    st.none(), st.integers(-50, 50))), max_size=30), st.integers(1, 6))  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_top_is_the_sum_of_the_k_highest_live_values(
+    members: dict[str, tuple[int, int | None]], k: int
+) -> None:
+    live = sorted((v for _, v in members.values() if v is not None), reverse=True)
+    assert aggregate(Rollup("engagement", "top", k), members) == sum(live[:k])
+
+
 def update(contact: str, version: int, value: int | None) -> MemberUpdate:
     values = None if value is None else (("e", value),)
     return MemberUpdate(contact, version, values, f"src-{version}", T0 + version)
