@@ -21,7 +21,7 @@ from confluent_kafka import TopicPartition
 
 from streams.engine.clients import ConsumerLike
 from streams.engine.entities import EntityStage
-from streams.engine.kafka import Fatal, ProducerLost, until_settled
+from streams.engine.kafka import ProducerLost, until_settled
 from streams.engine.partitions import Held, PartitionPhase, Partitions
 from streams.engine.plans import PlanSwitch
 from streams.metrics import Metrics
@@ -101,7 +101,7 @@ class Rebalance:
             for p in entity:
                 held = self.partitions.held[p]
                 held.phase = PartitionPhase.RESTORING
-                if self._start_restore(p, held.store):  # nothing to restore
+                if self.restorer.start(p, held.store):  # nothing to restore
                     held.phase = PartitionPhase.ACTIVE
                     self.load_plans(p, held.store)
                     ready.append(TopicPartition(self.entity_topic, p))
@@ -109,20 +109,6 @@ class Rebalance:
         if ready:
             self.consumer.resume(ready)
             self.plans.gauges()
-
-    def _start_restore(self, partition: int, store: PartitionStore) -> bool:
-        """``Restorer.start``, once more after a metadata refresh when its watermarks cannot
-        be read: after a broker was killed, the restore consumer (which never subscribes) kept
-        answering ``_UNKNOWN_PARTITION`` for its whole call timeout (``make test``,
-        test_cluster.py), and the worker exited 70."""
-        try:
-            return self.restorer.start(partition, store)
-        except Fatal as exc:
-            log.warning("partition %d: %s: refreshing the restore consumer's metadata and "
-                        "trying again", partition, exc)  # fmt: skip
-            with contextlib.suppress(Exception):
-                self.restorer.consumer.list_topics(self.restorer.topic, timeout=self.timeout_s)
-            return self.restorer.start(partition, store)
 
     def restore_held(self) -> None:
         """After a commit of unknown outcome: the stores may be behind the changelog. Every held

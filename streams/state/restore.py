@@ -19,6 +19,7 @@ polls: the other partitions are processed meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams.engine.kafka import until_settled
+from streams.engine.kafka import Fatal, until_settled
 from streams.state.store import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,28 @@ class Restorer:
                 done.append((p, job))
 
     def _watermarks(self, partition: int) -> tuple[int, int]:
+        """The changelog partition's low and high watermarks; once more after a metadata
+        refresh when they cannot be read: after a broker was killed, the restore consumer
+        (which never subscribes) kept answering ``_UNKNOWN_PARTITION`` for its whole call
+        timeout (``make test``, test_cluster.py), and the worker exited 70."""
         tp = TopicPartition(self.topic, partition)
-        low, high = until_settled(
-            f"reading the watermarks of {self.topic}[{partition}]",
+        what = f"reading the watermarks of {self.topic}[{partition}]"
+        try:
+            return until_settled(
+                what,
+                lambda: self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s),
+                timeout_s=self.timeout_s,
+            )
+        except Fatal as exc:
+            log.warning("partition %d: %s: refreshing the restore consumer's metadata and "
+                        "trying again", partition, exc)  # fmt: skip
+            with contextlib.suppress(Exception):
+                self.consumer.list_topics(self.topic, timeout=self.timeout_s)
+        return until_settled(
+            what,
             lambda: self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s),
             timeout_s=self.timeout_s,
         )
-        return low, high
 
     def cancel(self, partitions: set[int]) -> None:
         gone = [p for p in partitions if p in self.active]

@@ -671,6 +671,33 @@ def test_a_revoke_while_doubting_unassigns_nothing_it_never_assigned(tmp_path: P
     store.close()
 
 
+class StaleMetadataConsumer(AnsweringConsumer):
+    """Watermarks unknown until the metadata is refreshed, as after a broker was killed."""
+
+    def __init__(self) -> None:
+        super().__init__([(0, 10)])
+        self.refreshed = 0
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        if not self.refreshed:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_PARTITION))
+        return super().get_watermark_offsets(tp, timeout)
+
+    def list_topics(self, topic: str, timeout: float) -> None:
+        self.refreshed += 1
+
+
+def test_restore_refreshes_metadata_once_when_watermarks_cannot_be_read(tmp_path: Path) -> None:
+    from streams.state.restore import Restorer
+
+    store = PartitionStore(tmp_path / "p0", StoreOptions())
+    consumer = StaleMetadataConsumer()
+    restorer = Restorer(consumer, "changelog", 0.3)  # type: ignore[arg-type]
+    assert restorer.start(0, store) is False
+    assert consumer.refreshed == 1 and consumer.assigned == [(0, -2)]  # read from the start
+    store.close()
+
+
 @pytest.mark.parametrize("code", ["_DESTROY_BROKER", "_UNKNOWN_PARTITION",
                                   "NOT_LEADER_FOR_PARTITION", "_TRANSPORT"])  # fmt: skip
 def test_until_settled_waits_out_a_node_that_was_killed(code: str) -> None:
