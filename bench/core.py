@@ -347,6 +347,46 @@ class CollectorClock:
             self.young_s += took
 
 
+#: Ledger sizes of the decay figures: a usual one, and one of the busiest entities' (the
+#: second-wave pass at 200,000 events reaches a few hundred contributions).
+DECAY_SIZES = (5, 200)
+
+
+def decay_figures(plan: Plan) -> dict[str, float]:
+    """``decay.evaluate`` alone, on ledgers of ``DECAY_SIZES`` contributions of the plan's first
+    half-life rule an hour apart, evaluated days later: microseconds per call, and nanoseconds
+    per contribution of the larger. None for a plan without such a rule, or a tree whose
+    ``evaluate`` or contributions differ."""
+    try:
+        from streams.scoring.decay import evaluate
+        from streams.scoring.state import Ledger
+
+        score, rule = next((s, r) for s in plan.scores for r, d in s.decays.items()
+                           if d.kind == "half_life")  # fmt: skip
+    except (ImportError, AttributeError, StopIteration):
+        return {}
+    out: dict[str, float] = {}
+    start, hour, day = 1_700_000_000_000, 3_600_000, 86_400_000
+    for n in DECAY_SIZES:
+        ledger = Ledger()
+        ledger.contribs = [(rule, 30, None, start + i * hour, None, f"e{i}") for i in range(n)]
+        ledger.sums = {None: 30 * n}
+        at = start + n * hour + 5 * day
+        calls = max(1000, 200_000 // n)
+        took = float("inf")
+        for _ in range(3):  # the best of three
+            began = time.perf_counter()
+            for k in range(calls):
+                try:
+                    evaluate(score, ledger, at + k, drop=False)
+                except TypeError:  # another signature
+                    return {}
+            took = min(took, (time.perf_counter() - began) / calls)
+        out[f"decay_evaluate_us_per_call_{n}"] = took * 1e6
+    out["decay_evaluate_ns_per_contribution"] = out[f"decay_evaluate_us_per_call_{n}"] * 1e3 / n
+    return out
+
+
 def child(args: argparse.Namespace) -> int:
     import streams.scoring as core
 
@@ -405,6 +445,7 @@ def child(args: argparse.Namespace) -> int:
     out.update(serialized_s=took, decode_s=decode, encode_s=encode, sizes=sorted(sizes))
     for policy in () if args.quick else GC_POLICIES:
         out[f"batches_{policy}_s"] = run_batches(items, plan, policy)
+    out.update(decay_figures(plan))
     out["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(out))
     return 0
@@ -575,6 +616,8 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         )
         out["memory_gc_full_collections"] = fastest["memory_gc_full"]
         out["tracked_objects"] = first["tracked_objects"]
+    for name in (k for k in first if k.startswith("decay_evaluate_")):  # (second-wave plans)
+        out[name] = round(min(r[name] for r in rounds), 3 if "_us_" in name else 1)
     for policy in GC_POLICIES:
         if f"batches_{policy}_s" in first:  # (not with --quick)
             out[f"batches_{policy}_events_per_s"] = round(n / best(rounds, f"batches_{policy}_s"))
@@ -601,9 +644,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"{', '.join(str(x) for x in result.get('load_average_1min', []))}.", "",
             "| figure | " + " | ".join(variants) + " |",
             "|---|" + "---:|" * len(variants)]  # fmt: skip
-    names = list(next(iter(result["variants"].values()))["figures"])
-    for name in names:
-        cells = [f"{result['variants'][v]['figures'][name]:,}" for v in variants]
+    names = list(dict.fromkeys(n for v in result["variants"].values() for n in v["figures"]))
+    for name in names:  # (-: a figure the variant has not, as decay's on the reference plan)
+        cells = [
+            f"{result['variants'][v]['figures'][name]:,}"
+            if name in result["variants"][v]["figures"]
+            else "-"
+            for v in variants
+        ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     rows += ["", "| ratio to the baseline | " + " | ".join(variants) + " |",
              "|---|" + "---:|" * len(variants)]  # fmt: skip

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.bench import bench_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +45,19 @@ def test_a_tiny_run_writes_the_plain_and_predicted_figures(tmp_path: Path) -> No
     assert result["benchmark"] == "core"
     assert "name: conversion" in result["workload"]["predicted_scores"]
     assert "| figure | pure | pure-predicted |" in md_path.read_text()
+
+
+def test_the_second_wave_variant_times_decay_evaluate_alone(tmp_path: Path) -> None:
+    result = tiny_run(tmp_path, "pure,pure-wave2")
+    plain, wave2 = (result["variants"][v]["figures"] for v in ("pure", "pure-wave2"))
+    # the reference plan has no decay: no figure (a dash in the table); the second plan's
+    # half-life rules are timed on ledgers of 5 and 200 contributions
+    assert not any(name.startswith("decay_evaluate_") for name in plain)
+    small, large = wave2["decay_evaluate_us_per_call_5"], wave2["decay_evaluate_us_per_call_200"]
+    assert 0 < small < large
+    assert wave2["decay_evaluate_ns_per_contribution"] == pytest.approx(large * 1e3 / 200, rel=0.01)
+    [md_path] = tmp_path.glob("core-*.md")
+    assert "| decay_evaluate_ns_per_contribution | - | " in md_path.read_text()
 
 
 def test_the_shadow_variant_scores_a_second_plan_beside_the_first(tmp_path: Path) -> None:
