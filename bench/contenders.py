@@ -109,6 +109,17 @@ class Process:
         except OSError:
             return ""
 
+    def member_updates_pending(self) -> float:
+        """Roll-up member updates the worker sent and has not received back yet
+        (``leadscore_member_updates``; 0 without the metric: no roll-ups, or another worker)."""
+        counts = {"sent": 0.0, "received": 0.0}
+        for line in self.metrics().splitlines():
+            if line.startswith("leadscore_member_updates_total{"):
+                for direction in counts:
+                    if f'direction="{direction}"' in line:
+                        counts[direction] = float(line.rsplit(" ", 1)[1])
+        return counts["sent"] - counts["received"]
+
     def core_build(self) -> str | None:
         """The scoring-core build the worker reports (``leadscore_build_info``), if any."""
         for line in self.metrics().splitlines():

@@ -22,8 +22,8 @@ commit (``--base``), so a change's effect on the worker is measured in the same 
 ``ours-wave2`` is our worker on the second-wave plan (decay, tiers, account and deal roll-ups),
 so that plan's cost stands beside the reference plan's. Every contender reads the same inputs and
 the drain check is the same for every plan: each input committed, then no new score change for
-``--settle-s`` (a roll-up's member update goes through the worker's own entity-events topic, in
-the same process, within that time).
+``--settle-s``, and for our worker every roll-up member update it sent received back (they go
+through its own entity-events topic; its ``leadscore_member_updates`` metric counts both).
 
 Writes ``bench/results/<date>.json`` (``<date>b``... when taken), a Markdown table beside it,
 and the PNG chart (``bench/chart.py``); deletes every topic it made at the end.
@@ -169,7 +169,10 @@ async def wait_drained(
                 last, stable_since = out, now
             elif out > 0 and now - stable_since >= args.settle_s:
                 lag = await kafkaio.group_lag(args.bootstrap, group, topics.inputs, ends)
-                if lag == 0:
+                # and our worker's member updates applied: they go through its entity-events
+                # topic, whose lag a transactional topic's markers keep above 0 (smoke runs
+                # ended before them, with no roll-up changes, when they took over settle_s)
+                if lag == 0 and await asyncio.to_thread(proc.member_updates_pending) <= 0:
                     return cpu_first, lag
             if now - started > timeout_s:
                 raise RuntimeError(
