@@ -50,6 +50,11 @@ class Restoring:
     doubt_until: float = 0.0
 
 
+def _outside(offset: int | None, low: int, high: int) -> bool:
+    """Whether a store's changelog offset is one the log does not hold (None: a new store)."""
+    return offset is not None and (offset < low or offset > high)
+
+
 class RestoreError(Exception):
     """A changelog partition could not be read; the worker stops (exit 70) and is restarted."""
 
@@ -69,12 +74,11 @@ class Restorer:
         now = self.clock()
         job = Restoring(store, now)
         low, high = self._watermarks(partition)
-        start = store.changelog_offset
-        if start is not None and (start < low or start > high):
+        if _outside(store.changelog_offset, low, high):
             # (believed only if it holds: see the module's docstring)
             log.info("changelog %s[%d] holds offsets %d..%d but the store is at %d: reading "
                      "them again for %.0fs before rebuilding it", self.topic, partition, low, high,
-                     start, self.timeout_s)  # fmt: skip
+                     store.changelog_offset, self.timeout_s)  # fmt: skip
             job.check_at, job.doubt_until = now + CONFIRM_PAUSE_S, now + self.timeout_s
             self.active[partition] = job
             return False
@@ -84,7 +88,7 @@ class Restorer:
         """Read the changelog from where the store is (from the start if it is wiped or new);
         True when there is nothing to read, and the partition is not kept."""
         start = job.store.changelog_offset
-        if start is not None and (start < low or start > high):
+        if _outside(start, low, high):
             log.warning(
                 "changelog %s[%d] holds offsets %d..%d but the store is at %d: rebuilding it",
                 self.topic, partition, low, high, start,
@@ -109,8 +113,7 @@ class Restorer:
             if job.check_at is None or job.check_at > now:
                 continue
             low, high = self._watermarks(p)
-            start = job.store.changelog_offset
-            if start is not None and (start < low or start > high) and now < job.doubt_until:
+            if _outside(job.store.changelog_offset, low, high) and now < job.doubt_until:
                 job.check_at = now + CONFIRM_PAUSE_S
                 continue
             if self._begin(p, job, low, high):
@@ -122,23 +125,22 @@ class Restorer:
         (which never subscribes) kept answering ``_UNKNOWN_PARTITION`` for its whole call
         timeout (``make test``, test_cluster.py), and the worker exited 70."""
         tp = TopicPartition(self.topic, partition)
-        what = f"reading the watermarks of {self.topic}[{partition}]"
-        try:
+
+        def read() -> tuple[int, int]:
             return until_settled(
-                what,
+                f"reading the watermarks of {self.topic}[{partition}]",
                 lambda: self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s),
                 timeout_s=self.timeout_s,
             )
+
+        try:
+            return read()
         except Fatal as exc:
             log.warning("partition %d: %s: refreshing the restore consumer's metadata and "
                         "trying again", partition, exc)  # fmt: skip
             with contextlib.suppress(Exception):
                 self.consumer.list_topics(self.topic, timeout=self.timeout_s)
-        return until_settled(
-            what,
-            lambda: self.consumer.get_watermark_offsets(tp, timeout=self.timeout_s),
-            timeout_s=self.timeout_s,
-        )
+        return read()
 
     def cancel(self, partitions: set[int]) -> None:
         gone = [p for p in partitions if p in self.active]
