@@ -40,6 +40,7 @@ MODULES = (
     "compaction",
     "conditions",
     "decay",
+    "decay_memo",
     "durations",
     "emit",
     "evaluate",

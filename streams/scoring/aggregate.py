@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from streams.scoring.plan.spec import Score
 
 
@@ -87,3 +89,24 @@ def tier_of(score: Score, value: int) -> str | None:
 def reached(score: Score, value: int) -> tuple[str, ...]:
     """Names of the thresholds at or below ``value``, ascending."""
     return tuple(t.name for t in score.thresholds if t.at <= value)
+
+
+def div_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half to even (``denominator`` > 0)."""
+    quotient = numerator // denominator  # (not ``divmod``: compiled, these two stay native)
+    twice = 2 * (numerator - quotient * denominator)  # twice the remainder
+    if twice > denominator or (twice == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
+def round_half_even(x: float) -> int:
+    """``round(x)`` (half to even), in native operations when compiled: there ``round`` is a
+    call by name, its float boxed. ``x - floor(x)`` is exact for ``x >= 0`` and ``x <= -0.5``;
+    for ``-0.5 < x < 0`` it may round, but only within [0.5, 1), where the answer is 0 either
+    way."""
+    low = math.floor(x)
+    rest = x - low
+    if rest > 0.5 or (rest == 0.5 and low % 2 == 1):
+        return low + 1
+    return low

@@ -13,6 +13,7 @@ from typing import cast
 
 from streams.scoring import inactivity
 from streams.scoring.decay import Evaluation, drop_spent, evaluate, next_check
+from streams.scoring.decay_memo import current
 from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
@@ -42,8 +43,12 @@ def catch_up(
         check_ms, evaluation = last_check(score, ledger, upto_ms)
         if at_ms is None or at_ms <= check_ms:  # the change is at the check: what it found holds
             at_ms, known = check_ms, evaluation
-        spent = drop_spent(score, ledger, at_ms)
-        rule_ids += _decaying_rules(score, [*spent, *ledger.contribs])
+        memo = current(score, ledger)
+        if memo is not None and at_ms < memo.spent_from:  # nothing to drop: no pass
+            rule_ids += tuple(memo.rules)
+        else:
+            spent = drop_spent(score, ledger, at_ms)
+            rule_ids += _decaying_rules(score, [*spent, *ledger.contribs])
     if at_ms is not None:
         emit(changes, ledger, score, key, plan, cause, rule_ids, "", at_ms, known)
 

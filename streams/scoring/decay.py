@@ -27,9 +27,17 @@ from __future__ import annotations
 import math
 from typing import cast
 
-from streams.scoring.aggregate import clamp, scaled_clamp, tier_of, unlimited_total
+from streams.scoring.aggregate import (
+    clamp,
+    div_half_even,
+    round_half_even,
+    scaled_clamp,
+    tier_of,
+    unlimited_total,
+)
+from streams.scoring.decay_memo import MICRO, Memo, fast, micro_value
 from streams.scoring.ledger import forget
-from streams.scoring.plan.spec import Decay, Score
+from streams.scoring.plan.spec import Score
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -43,49 +51,8 @@ from streams.scoring.state import (
     raw,
 )
 
-MICRO = 1_000_000  # values are counted in millionths of a point
 #: ``evaluate``'s answer: (total, down, up, earliest expiry).
 Evaluation = tuple[int, int, int, int | None]
-
-
-def _div_half_even(numerator: int, denominator: int) -> int:
-    """``numerator / denominator`` rounded half to even (``denominator`` > 0)."""
-    quotient = numerator // denominator  # (not ``divmod``: compiled, these two stay native)
-    twice = 2 * (numerator - quotient * denominator)  # twice the remainder
-    if twice > denominator or (twice == denominator and quotient % 2 == 1):
-        quotient += 1
-    return quotient
-
-
-def round_half_even(x: float) -> int:
-    """``round(x)`` (half to even), in native operations when compiled: there ``round`` is a
-    call by name, its float boxed. ``x - floor(x)`` is exact for ``x >= 0`` and ``x <= -0.5``;
-    for ``-0.5 < x < 0`` it may round, but only within [0.5, 1), where the answer is 0 either
-    way."""
-    low = math.floor(x)
-    rest = x - low
-    if rest > 0.5 or (rest == 0.5 and low % 2 == 1):
-        return low + 1
-    return low
-
-
-def micro_value(points: int, decay: Decay, age_ms: int) -> int:
-    """The value of ``points`` after ``age_ms`` of ``decay``, in millionths of a point."""
-    if age_ms <= 0:
-        return points * MICRO
-    kind = decay.kind
-    if kind == "half_life":
-        return round_half_even(points * MICRO * math.pow(2.0, -age_ms / decay.length_ms))
-    if kind == "linear_to_zero":
-        if age_ms >= decay.length_ms:
-            return 0
-        return _div_half_even(points * MICRO * (decay.length_ms - age_ms), decay.length_ms)
-    numerator, denominator = 1, 1
-    for step_ms, num, den in decay.steps:
-        if age_ms < step_ms:
-            break
-        numerator, denominator = num, den
-    return _div_half_even(points * MICRO * numerator, denominator)
 
 
 def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int]:
@@ -113,7 +80,7 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
 def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
     """The score's integer value at ``at_ms`` (see the module's docstring)."""
     micro = unlimited_total(score, micro_sums(score, ledger, at_ms), MICRO)
-    return clamp(_div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
+    return clamp(div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 
 
 def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Evaluation:
@@ -121,7 +88,15 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
     the integer total; how far decay can move the sum until the next multiple of the
     granularity, down and up, in millionths (bounds, see ``_steady``; 0 when nothing decays);
     the earliest expiry of the live contributions (for ``Ledger.refresh_due_after``). ``drop``
-    False: the ledger is left as it is (a spent contribution is worth 0 either way)."""
+    False: the ledger is left as it is (a spent contribution is worth 0 either way).
+
+    From the ledger's memo when it decides the total (``decay_memo``); else one pass, which
+    builds the memo for the contributions it keeps."""
+    known = fast(score, ledger, at_ms)
+    if known is not None:
+        return known
+    memo = Memo(score.decays, at_ms)
+    spent_kept = False
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
@@ -159,11 +134,14 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         else:
             value = micro_value(points, decay, age_ms)
         run_loss += full - value
-        if value == 0:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
-            if drop:
-                if kept is None:
-                    kept = contribs[:i]
-                sums[category] -= points
+        if value == 0 and drop:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
+            if kept is None:
+                kept = contribs[:i]
+            sums[category] -= points
+            continue
+        memo.add(contrib, decay)
+        if value == 0:  # (kept spent: the memo would miss its expiry)
+            spent_kept = True
             continue
         if kept is not None:
             kept.append(contrib)
@@ -189,7 +167,10 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         micro[run] -= run_loss
     if kept is not None:
         ledger.contribs = cooked(kept)
-    value = _div_half_even(unlimited_total(score, micro, MICRO), MICRO)
+    memo.soonest = soonest
+    memo.seal(raw(ledger.contribs))
+    ledger.memo = None if spent_kept else memo
+    value = div_half_even(unlimited_total(score, micro, MICRO), MICRO)
     return clamp(value + ledger.rolled, score.min, score.max), down, up, soonest
 
 
@@ -197,7 +178,7 @@ def decayed_categories(score: Score, ledger: Ledger) -> dict[str, int]:
     """Each declared category's clamped value at the last evaluation, rounded half-even."""
     micro = micro_sums(score, ledger, ledger.decayed_ms)
     return {
-        name: _div_half_even(scaled_clamp(micro.get(name, 0), c.min, c.max, MICRO), MICRO)
+        name: div_half_even(scaled_clamp(micro.get(name, 0), c.min, c.max, MICRO), MICRO)
         for name, c in score.categories.items()
     }
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.scoring.aggregate import clamp, reached, scaled_clamp, total, unlimited_total
-from streams.scoring.decay import MICRO, decayed_total, micro_sums, micro_value
+from streams.scoring.decay import decayed_total, micro_sums
+from streams.scoring.decay_memo import MICRO, micro_value
 from streams.scoring.durations import format_duration
 from streams.scoring.inactivity import RULE as INACTIVITY
 from streams.scoring.inactivity import span

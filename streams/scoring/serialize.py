@@ -248,6 +248,7 @@ def _from_v6(body: _Body) -> EntityState:
     ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
         s = Ledger.__new__(Ledger)
+        s.memo = None  # (a cache: see ``state.Ledger``)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms, s.decay_due_ms, s.active,
          s.inactive_due_ms, s.members, s.rolled) = row  # fmt: skip
@@ -266,6 +267,7 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
     ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
         s = Ledger.__new__(Ledger)
+        s.memo = None  # (a cache: see ``state.Ledger``)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, *added) = row  # fmt: skip
         if added:

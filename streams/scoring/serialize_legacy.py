@@ -71,6 +71,7 @@ def _from_v2(body: Any) -> EntityState:
     ledgers: dict[str, Ledger] = {}
     for name, row in scores.items():
         s = Ledger.__new__(Ledger)
+        s.memo = None  # (a cache: see ``state.Ledger``)
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
          pending, s.next_due_ms, *added) = row  # fmt: skip
         s.contribs = list(contribs)

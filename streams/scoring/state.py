@@ -119,9 +119,11 @@ class Ledger:
     """The ledger of one score of one entity: its contributions, holds, deferred awards and
     the totals and due times derived from them (changed by ``streams.scoring.ledger``)."""
 
-    __slots__ = LEDGER_FIELDS
+    __slots__ = (*LEDGER_FIELDS, "memo")
 
     def __init__(self) -> None:
+        #: ``decay_memo.Memo``: a cache of sums, not state (not compared, copied or stored)
+        self.memo: object = None
         self.seq = 0  # seq of the last change emitted
         self.total = 0  # value after the last change (clamped)
         self.epoch_ms = NO_EPOCH  # start of the current epoch (last set/reset)

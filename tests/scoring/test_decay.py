@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 from scoring_helpers import T0, D, H, M, Runner, adj, ev, make_plan, one_score, summary, visit
 
 from streams.scoring import EntityKey, PlanError, dumps, explain, loads
+from streams.scoring.aggregate import round_half_even
 from streams.scoring.compaction import compact
-from streams.scoring.decay import MICRO, decayed_total, micro_value, round_half_even
+from streams.scoring.decay import decayed_total
+from streams.scoring.decay_memo import MICRO, micro_value
 from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import C_CATEGORY, C_OCCURRED, C_POINTS, C_RULE, Ledger
 

@@ -1,0 +1,146 @@
+"""``decay_memo``: ``decay.evaluate`` from the memo gives the full pass's answers.
+
+Two copies of a ledger go through the same history (contributions appended, taken back from
+the middle, expired, lists replaced, holds and roll-up parts changed); one keeps its memo, the
+other's is dropped before each evaluation, so it always makes the full pass. The totals,
+earliest expiries and the ledgers themselves must agree at every step, and the memo's spread
+bounds must be at least the full pass's (``next_check`` relies on them being bounds).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scoring_helpers import T0, D, H
+
+from streams.scoring import ledger as ledgers
+from streams.scoring.decay import evaluate
+from streams.scoring.decay_memo import fast
+from streams.scoring.plan.spec import Category, Decay, Score
+from streams.scoring.state import Contribution, Ledger
+
+DECAYS = {
+    "h14": Decay("half_life", 14 * D),
+    "h1": Decay("half_life", 1 * H),
+    "h14b": Decay("half_life", 14 * D),  # the same decay as h14: one group
+    "lin": Decay("linear_to_zero", 30 * D),
+    "lin3": Decay("linear_to_zero", 3 * D),
+    "steps": Decay("steps", 90 * D, ((30 * D, 1, 2), (90 * D, 0, 1))),
+}
+RULES = [*DECAYS, "plain"]
+CATEGORIES = (None, "interest", "email")
+
+
+def make_score(limits: tuple[int | None, int | None], cap: int | None) -> Score:
+    return Score(
+        name="engagement",
+        entity="contact",
+        timezone="UTC",
+        zone=ZoneInfo("UTC"),
+        rules=(),
+        min=limits[0],
+        max=limits[1],
+        categories={
+            "interest": Category("interest", 0, cap),
+            "email": Category("email", None, 40),
+        },
+        decays=DECAYS,
+    )
+
+
+def contribution(rule: str, points: int, category: str | None, at: int, expires: int | None,
+                 i: int) -> Contribution:  # fmt: skip
+    return (rule, points, category, at, expires, f"e{i}")
+
+
+STEPS = st.one_of(
+    st.tuples(
+        st.just("add"),
+        st.sampled_from(RULES),
+        st.integers(-60, 200),
+        st.sampled_from(CATEGORIES),
+        st.integers(-2 * D, D),
+        st.one_of(st.none(), st.integers(1, 40 * D)),
+    ),
+    st.tuples(st.just("evaluate"), st.integers(0, 3 * D), st.booleans()),
+    st.tuples(st.just("evaluate"), st.integers(0, 2 * H), st.booleans()),
+    st.tuples(st.just("take_back"), st.integers(0, 1000)),
+    st.tuples(st.just("expire"), st.integers(0, 10 * D)),
+    st.tuples(st.just("new_list")),
+    st.tuples(st.just("hold"), st.sampled_from(CATEGORIES), st.integers(-30, 30)),
+    st.tuples(st.just("rolled"), st.integers(-50, 50)),
+)
+
+
+def run(score: Score, steps: list[Any]) -> int:
+    """Apply ``steps`` to two ledgers; returns how many evaluations the memo decided."""
+    memo, full = Ledger(), Ledger()
+    now, decided = T0, 0
+    for i, step in enumerate(steps):
+        for ledger in (memo, full):
+            if step[0] == "add":
+                _, rule, points, category, back, life = step
+                at = now + back
+                expires = None if life is None else at + life
+                ledgers.record(ledger, contribution(rule, points, category, at, expires, i))
+            elif step[0] == "take_back" and ledger.contribs:
+                victim = ledger.contribs[step[1] % len(ledger.contribs)]
+                ledgers.take_back(ledger, victim[0], victim[3])
+            elif step[0] == "expire":
+                ledgers.expire(ledger, now + step[1])
+            elif step[0] == "new_list" and ledger.contribs:
+                ledger.contribs = list(ledger.contribs)
+            elif step[0] == "hold":
+                ledger.sums[step[1]] = ledger.sums.get(step[1], 0) + step[2]
+            elif step[0] == "rolled":
+                ledger.rolled = step[1]
+        if step[0] != "evaluate":
+            continue
+        now += step[1]
+        decided += fast(score, copy.copy(memo), now) is not None  # (a copy: no side effects)
+        answer = evaluate(score, memo, now, drop=step[2])
+        full.memo = None
+        expected = evaluate(score, full, now, drop=step[2])
+        assert (answer[0], answer[3]) == (expected[0], expected[3]), step
+        assert answer[1] >= expected[1] and answer[2] >= expected[2], step
+        assert memo == full
+    return decided
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([(None, None), (0, 100), (-20, 500)]),
+    st.sampled_from([None, 50, 300]),
+    st.lists(STEPS, min_size=8, max_size=60),
+)
+def test_the_memo_answers_as_the_full_pass(
+    limits: tuple[int | None, int | None], cap: int | None, steps: list[Any]
+) -> None:
+    run(make_score(limits, cap), steps)
+
+
+def test_the_memo_decides_after_appends_and_not_after_a_removal() -> None:
+    score = make_score((0, 1000), 300)
+    steps: list[Any] = [
+        ("add", "h14", 30, "interest", 0, None),
+        ("add", "lin", 5, "email", 0, 30 * D),
+        ("evaluate", 1 * H, True),  # the full pass: builds the memo
+        ("add", "h14b", 20, "interest", 0, 20 * D),
+        ("add", "steps", 60, None, 0, None),
+        ("evaluate", 2 * D, True),  # appended since: decided by the memo
+        ("evaluate", 5 * D, False),  # again
+    ]
+    assert run(score, steps) == 2
+    removed: list[Any] = [*steps[:3], ("take_back", 0), ("evaluate", 1 * H, True)]
+    assert run(score, removed) == 0
+    # one out of the middle and one appended: the same length, another list
+    swapped: list[Any] = [*steps[:3], ("take_back", 0), steps[3], ("evaluate", 1 * H, True)]
+    assert run(score, swapped) == 0
+    replaced: list[Any] = [*steps[:3], ("new_list",), ("evaluate", 1 * H, True)]
+    assert run(score, replaced) == 0
+    spent: list[Any] = [*steps[:3], ("evaluate", 31 * D, True)]  # the linear one is spent
+    assert run(score, spent) == 0
