@@ -78,7 +78,11 @@ def micro_sums(score: Score, ledger: Ledger, at_ms: int) -> dict[str | None, int
 
 
 def decayed_total(score: Score, ledger: Ledger, at_ms: int) -> int:
-    """The score's integer value at ``at_ms`` (see the module's docstring)."""
+    """The score's integer value at ``at_ms`` (see the module's docstring); from the memo
+    when it decides it (``decay_memo``: the search for a crossing asks at many instants)."""
+    known = fast(score, ledger, at_ms)
+    if known is not None:
+        return known[0]
     micro = unlimited_total(score, micro_sums(score, ledger, at_ms), MICRO)
     return clamp(div_half_even(micro, MICRO) + ledger.rolled, score.min, score.max)
 

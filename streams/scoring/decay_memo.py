@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from typing import Final, cast
 
+from streams.scoring import state
 from streams.scoring.aggregate import clamp, div_half_even, round_half_even, scaled_clamp
 from streams.scoring.plan.spec import Decay, Score
 from streams.scoring.state import (
@@ -50,7 +51,7 @@ RELATIVE: Final = 1e-9
 #: Half-lives between an anchor and a later contribution beyond which the full pass runs
 #: (``2^FAR`` is far inside a float's range).
 FAR: Final = 800
-NO_EXACT: Final[list[Raw]] = []  # shared, never changed in place
+NO_ITEMS: Final[list[Raw]] = []  # shared, never changed in place
 
 
 def micro_value(points: int, decay: Decay, age_ms: int) -> int:
@@ -72,12 +73,16 @@ def micro_value(points: int, decay: Decay, age_ms: int) -> int:
     return div_half_even(points * MICRO * numerator, denominator)
 
 
-class Group:
-    """The decaying contributions of one category with one kind and length of decay."""
+HALF, LINEAR, STEPS = 0, 1, 2  # a group's kind
 
-    def __init__(self, category: str | None, linear: bool, length: int, anchor: int) -> None:
+
+class Group:
+    """The decaying contributions of one category with one kind and length of decay (steps:
+    the contributions themselves, evaluated exactly)."""
+
+    def __init__(self, category: str | None, kind: int, length: int, anchor: int) -> None:
         self.category = category
-        self.linear = linear
+        self.kind = kind
         self.length = length
         self.anchor = anchor  # half-life: the terms are the values at this instant
         self.pos = self.neg = 0.0  # half-life: the positive and the negative terms' sums
@@ -86,10 +91,12 @@ class Group:
         self.npos = self.nneg = 0
         self.full = 0  # the sum of points * MICRO
         self.magnitude = 0  # the sum of |points * MICRO|
+        self.items: list[Raw] = NO_ITEMS  # steps
         self.low = self.high = 0  # ``fast``'s scratch: the decayed sum's bounds, less ``full``
 
-    def add(self, full: int, occurred: int) -> None:
-        if self.linear:
+    def add(self, contrib: Raw, full: int, occurred: int) -> None:
+        kind = self.kind
+        if kind == LINEAR:
             first = full * (self.length + occurred)
             if full > 0:
                 self.first_pos += first
@@ -97,12 +104,16 @@ class Group:
             else:
                 self.first_neg += first
                 self.second_neg += full
-        else:
+        elif kind == HALF:
             term = full * math.pow(2.0, (occurred - self.anchor) / self.length)
             if full > 0:
                 self.pos += term
             else:
                 self.neg += term
+        elif self.items is NO_ITEMS:
+            self.items = [contrib]
+        else:
+            self.items.append(contrib)
         if full > 0:
             self.npos += 1
         else:
@@ -117,11 +128,10 @@ class Memo:
     def __init__(self, decays: dict[str, Decay], anchor: int) -> None:
         self.decays = decays  # the plan's: a new plan builds the memo again
         self.anchor = anchor
-        self.contribs: list[Raw] = NO_EXACT  # the list described (``seal``)
+        self.contribs: list[Raw] = NO_ITEMS  # the list described (``seal``)
         self.count = 0
         self.last: object = None
         self.groups: list[Group] = []
-        self.exact: list[Raw] = NO_EXACT  # ``steps`` contributions
         self.rules: list[str] = []  # the decaying rules, in first-seen order
         self.newest = -(2**62)  # the latest ``occurred`` of a decaying contribution
         self.spent_from = 2**62  # no decaying contribution is worth 0 before this
@@ -135,36 +145,26 @@ class Memo:
         occurred = cast(int, contrib[C_OCCURRED])
         if occurred > self.newest:
             self.newest = occurred
-        kind = decay.kind
-        if kind == "steps":
-            if self.exact is NO_EXACT:
-                self.exact = []
-            self.exact.append(contrib)
-            return
-        points = cast(int, contrib[C_POINTS])
-        full = points * MICRO
+        full = cast(int, contrib[C_POINTS]) * MICRO
         length = decay.length_ms
-        linear = kind == "linear_to_zero"
-        magnitude = full if full > 0 else -full
-        if magnitude == 0 or (not linear and occurred - self.anchor > FAR * length):
-            spent = -(2**62)  # worth 0 already; or a term beyond floats: the full pass
-        elif linear:  # worth 0 once |full| * (L - age) <= L / 2
-            spent = occurred + length - length // (2 * magnitude) - 1
-        else:  # worth 0 once |full| * 2^(-age / L) <= 1/2; less a margin for the float
-            age = length * math.log2(2.0 * magnitude)
-            spent = occurred + int(age - age * RELATIVE) - 2
-        if spent < self.spent_from:
-            self.spent_from = spent
+        kind = HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
+        if full == 0 or (kind == HALF and occurred - self.anchor > FAR * length):
+            self.spent_from = -(2**62)  # worth 0 already; or a term beyond floats: full pass
+        elif kind == LINEAR:  # worth 0 once |full| * (L - age) <= L / 2
+            spent = occurred + length - length // (2 * (full if full > 0 else -full)) - 1
+            self.spent_from = min(self.spent_from, spent)
+        elif kind == HALF:  # worth 0 once |full| * 2^(-age / L) <= 1/2: not before 20 L,
+            self.spent_from = min(self.spent_from, occurred + 20 * length)  # |full| >= MICRO
         category = cast("str | None", contrib[C_CATEGORY])
         at = len(self.groups)
         for i, group in enumerate(self.groups):
             if group.category == category:
                 at = i + 1  # (a new group goes after its category's: they stay together)
-                if group.linear == linear and group.length == length:
-                    group.add(full, occurred)
+                if group.kind == kind and group.length == length:
+                    group.add(contrib, full, occurred)
                     return
-        group = Group(category, linear, length, self.anchor)
-        group.add(full, occurred)
+        group = Group(category, kind, length, self.anchor)
+        group.add(contrib, full, occurred)
         self.groups.insert(at, group)
 
     def expiry(self, expires: object) -> None:
@@ -202,6 +202,14 @@ def current(score: Score, ledger: Ledger) -> Memo | None:
     return memo
 
 
+def event_due(score: Score, ledger: Ledger) -> int | None:
+    """``state.event_due`` (the earliest expiry or deferred award), from the memo if current."""
+    memo = current(score, ledger)
+    if memo is None:
+        return state.event_due(ledger)
+    return state.pending_due(ledger, memo.soonest)
+
+
 def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int | None] | None:
     """``decay.evaluate``'s answer at ``at_ms`` from the memo, when it decides it (see the
     module): nothing is spent by then, so the ledger stays as it is. ``down`` and ``up`` are
@@ -214,9 +222,24 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
     down = up = 0
     for group in memo.groups:
-        length = group.length
+        length, kind = group.length, group.kind
         npos, nneg = group.npos, group.nneg
-        if group.linear:
+        if kind == STEPS:  # exactly
+            change = 0
+            for contrib in group.items:
+                points = cast(int, contrib[C_POINTS])
+                decay = score.decays[cast(str, contrib[C_RULE])]
+                value = micro_value(points, decay, at_ms - cast(int, contrib[C_OCCURRED]))
+                if value == 0:
+                    return None  # spent: the full pass drops it
+                change += value - points * MICRO
+                if value > 0:
+                    down += value
+                else:
+                    up -= value
+            group.low = group.high = change
+            continue
+        if kind == LINEAR:
             positive = (group.first_pos - at_ms * group.second_pos) / length
             negative = (group.first_neg - at_ms * group.second_neg) / length
             down += group.second_pos * delta // length + 3 * npos + 1
@@ -232,32 +255,14 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
         decayed = positive + negative
         group.low = math.floor(decayed - err) - group.full
         group.high = math.ceil(decayed + err) - group.full
-    exact: list[tuple[str | None, int]] = []
-    if memo.exact:
-        for contrib in memo.exact:
-            points = cast(int, contrib[C_POINTS])
-            decay = score.decays[cast(str, contrib[C_RULE])]
-            value = micro_value(points, decay, at_ms - cast(int, contrib[C_OCCURRED]))
-            if value == 0:
-                return None  # spent: the full pass drops it
-            exact.append((cast("str | None", contrib[C_CATEGORY]), value - points * MICRO))
-            if value > 0:
-                down += value
-            else:
-                up -= value
-    low, high = _bounds(score, ledger.sums, memo.groups, exact)
+    low, high = _bounds(score, ledger.sums, memo.groups)
     value = div_half_even(low, MICRO)
     if value != div_half_even(high, MICRO):
         return None
     return clamp(value + ledger.rolled, score.min, score.max), down, up, memo.soonest
 
 
-def _bounds(
-    score: Score,
-    sums: dict[str | None, int],
-    groups: list[Group],
-    exact: list[tuple[str | None, int]],
-) -> tuple[int, int]:
+def _bounds(score: Score, sums: dict[str | None, int], groups: list[Group]) -> tuple[int, int]:
     """The unlimited total's lowest and highest possible value in millionths
     (``aggregate.unlimited_total`` with each category's decayed sum in its interval)."""
     categories = score.categories
@@ -269,10 +274,6 @@ def _bounds(
             if group.category == name:
                 below += group.low
                 above += group.high
-        for category_name, change in exact:
-            if category_name == name:
-                below += change
-                above += change
         category = categories.get(name) if name is not None else None
         if category is not None:
             below = scaled_clamp(below, category.min, category.max, MICRO)

@@ -8,7 +8,7 @@ record -> aggregate -> emit. State ownership: the input state is consumed (see `
 
 from __future__ import annotations
 
-from streams.scoring import inactivity, matrix, predict, rollup
+from streams.scoring import decay_memo, inactivity, matrix, predict, rollup
 from streams.scoring import ledger as ledgers
 from streams.scoring.aggregate import total
 from streams.scoring.catchup import catch_up
@@ -36,7 +36,6 @@ from streams.scoring.state import (
     Contribution,
     EntityState,
     Ledger,
-    event_due,
     id_hash,
 )
 
@@ -125,7 +124,7 @@ def settle(
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
             if score.decays or score.inactivity is not None:
                 when_ms = ledger.next_due_ms
-                other_ms = event_due(ledger)
+                other_ms = decay_memo.event_due(score, ledger)
                 if other_ms is not None and other_ms <= when_ms:  # an expiry or deferred award
                     _settle(ledger, score, key, plan, when_ms, changes)
                 else:  # decay and inactivity up to the next of those, in one evaluation
