@@ -40,6 +40,7 @@ MODULES = (
     "compaction",
     "conditions",
     "decay",
+    "decay_fast",
     "decay_memo",
     "durations",
     "emit",

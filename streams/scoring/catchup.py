@@ -13,7 +13,7 @@ from typing import cast
 
 from streams.scoring import inactivity
 from streams.scoring.decay import Evaluation, drop_spent, evaluate, next_check
-from streams.scoring.decay_memo import current
+from streams.scoring.decay_fast import current
 from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
@@ -44,7 +44,7 @@ def catch_up(
         if at_ms is None or at_ms <= check_ms:  # the change is at the check: what it found holds
             at_ms, known = check_ms, evaluation
         memo = current(score, ledger)
-        if memo is not None and at_ms < memo.spent_from:  # nothing to drop: no pass
+        if memo is not None and memo.rules_known and at_ms < memo.spent_from:  # no pass
             rule_ids += tuple(memo.rules)
         else:
             spent = drop_spent(score, ledger, at_ms)

@@ -35,7 +35,8 @@ from streams.scoring.aggregate import (
     tier_of,
     unlimited_total,
 )
-from streams.scoring.decay_memo import MICRO, Memo, fast, micro_value
+from streams.scoring.decay_fast import fast
+from streams.scoring.decay_memo import MICRO, Memo, micro_value
 from streams.scoring.ledger import forget
 from streams.scoring.plan.spec import Score
 from streams.scoring.state import (

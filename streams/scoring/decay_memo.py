@@ -19,9 +19,10 @@ makes its full pass, which builds the memo again. ``steps`` contributions are ev
 
 A cache, not state: not serialized, compared or copied. It describes one list object, valid
 while the ledger holds that list with its first ``count`` items unchanged (it holds the last of
-them, so that identity cannot be reused); items appended since are added to it. Every other
-change assigns a new list or removes an item, which the check sees
-(``tests/scoring/test_decay_memo.py`` compares answers with the full pass's).
+them, so that identity cannot be reused); items appended since are added to it, and an
+expiry takes its contributions out of it (``decay_fast.expire``). Every other change assigns
+a new list or removes an item, which the check sees (``tests/scoring/test_decay_memo.py``
+compares the answers with the full pass's). ``decay_fast`` reads it.
 """
 
 from __future__ import annotations
@@ -29,18 +30,15 @@ from __future__ import annotations
 import math
 from typing import Final, cast
 
-from streams.scoring import state
-from streams.scoring.aggregate import clamp, div_half_even, round_half_even, scaled_clamp
-from streams.scoring.plan.spec import Decay, Score
+from streams.scoring.aggregate import div_half_even, round_half_even
+from streams.scoring.plan.spec import Decay
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
     C_OCCURRED,
     C_POINTS,
     C_RULE,
-    Ledger,
     Raw,
-    raw,
 )
 
 MICRO: Final = 1_000_000  # values are counted in millionths of a point
@@ -121,6 +119,31 @@ class Group:
         self.full += full
         self.magnitude += full if full > 0 else -full
 
+    def remove(self, contrib: Raw, full: int, occurred: int) -> None:
+        """Take out a contribution ``add`` added (``magnitude`` keeps it: the float error's
+        bound still covers what the subtraction leaves)."""
+        kind = self.kind
+        if kind == LINEAR:
+            if full > 0:
+                self.first_pos -= full * (self.length + occurred)
+                self.second_pos -= full
+            else:
+                self.first_neg -= full * (self.length + occurred)
+                self.second_neg -= full
+        elif kind == HALF:
+            term = full * math.pow(2.0, (occurred - self.anchor) / self.length)
+            if full > 0:
+                self.pos -= term
+            else:
+                self.neg -= term
+        else:
+            self.items = [item for item in self.items if item is not contrib]
+        if full > 0:
+            self.npos -= 1
+        else:
+            self.nneg -= 1
+        self.full -= full
+
 
 class Memo:
     """What ``decay.evaluate`` needs of one contributions list, summed (see the module)."""
@@ -133,6 +156,7 @@ class Memo:
         self.last: object = None
         self.groups: list[Group] = []
         self.rules: list[str] = []  # the decaying rules, in first-seen order
+        self.rules_known = True  # (not after ``expired``: the order may have changed)
         self.newest = -(2**62)  # the latest ``occurred`` of a decaying contribution
         self.spent_from = 2**62  # no decaying contribution is worth 0 before this
         self.soonest: int | None = None  # the earliest expiry of any contribution
@@ -152,9 +176,10 @@ class Memo:
             self.spent_from = -(2**62)  # worth 0 already; or a term beyond floats: full pass
         elif kind == LINEAR:  # worth 0 once |full| * (L - age) <= L / 2
             spent = occurred + length - length // (2 * (full if full > 0 else -full)) - 1
-            self.spent_from = min(self.spent_from, spent)
+            self.spent_from = spent if spent < self.spent_from else self.spent_from
         elif kind == HALF:  # worth 0 once |full| * 2^(-age / L) <= 1/2: not before 20 L,
-            self.spent_from = min(self.spent_from, occurred + 20 * length)  # |full| >= MICRO
+            spent = occurred + 20 * length  # (|full| >= MICRO)
+            self.spent_from = spent if spent < self.spent_from else self.spent_from
         category = cast("str | None", contrib[C_CATEGORY])
         at = len(self.groups)
         for i, group in enumerate(self.groups):
@@ -167,6 +192,26 @@ class Memo:
         group.add(contrib, full, occurred)
         self.groups.insert(at, group)
 
+    def expired(self, gone: list[Raw], contribs: list[Raw]) -> None:
+        """``gone`` (expired) left the list the memo describes, which is now ``contribs``."""
+        for contrib in gone:
+            decay = self.decays.get(cast(str, contrib[C_RULE]))
+            if decay is None:
+                continue
+            full = cast(int, contrib[C_POINTS]) * MICRO
+            kind = HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
+            category = cast("str | None", contrib[C_CATEGORY])
+            for group in self.groups:
+                same = group.kind == kind and group.length == decay.length_ms
+                if same and group.category == category:
+                    group.remove(contrib, full, cast(int, contrib[C_OCCURRED]))
+                    break
+        self.soonest = None
+        for contrib in contribs:  # (only the expiries: no value is computed)
+            self.expiry(contrib[C_EXPIRES])
+        self.rules_known = False
+        self.seal(contribs)
+
     def expiry(self, expires: object) -> None:
         if expires is not None and (self.soonest is None or cast(int, expires) < self.soonest):
             self.soonest = cast(int, expires)
@@ -176,113 +221,3 @@ class Memo:
         self.contribs = contribs
         self.count = len(contribs)
         self.last = contribs[-1] if contribs else None
-
-
-def current(score: Score, ledger: Ledger) -> Memo | None:
-    """The ledger's memo if it still describes its contributions (those appended since are
-    added to it), else None."""
-    if ledger.memo is None:
-        return None
-    memo = cast(Memo, ledger.memo)
-    contribs = raw(ledger.contribs)
-    if memo.decays is not score.decays or contribs is not memo.contribs:
-        return None
-    count, size = memo.count, len(contribs)
-    if size < count or (count and contribs[count - 1] is not memo.last):
-        return None
-    if size > count:
-        decays = score.decays
-        for i in range(count, size):
-            contrib = contribs[i]
-            decay = decays.get(cast(str, contrib[C_RULE]))
-            if decay is not None:
-                memo.add(contrib, decay)
-            memo.expiry(contrib[C_EXPIRES])
-        memo.seal(contribs)
-    return memo
-
-
-def event_due(score: Score, ledger: Ledger) -> int | None:
-    """``state.event_due`` (the earliest expiry or deferred award), from the memo if current."""
-    memo = current(score, ledger)
-    if memo is None:
-        return state.event_due(ledger)
-    return state.pending_due(ledger, memo.soonest)
-
-
-def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int | None] | None:
-    """``decay.evaluate``'s answer at ``at_ms`` from the memo, when it decides it (see the
-    module): nothing is spent by then, so the ledger stays as it is. ``down`` and ``up`` are
-    bounds at least as wide as the full pass's (``next_check`` finds the same instant with
-    either). None: make the full pass."""
-    memo = current(score, ledger)
-    if memo is None or at_ms < memo.newest or at_ms >= memo.spent_from:
-        return None
-    step = score.decay_granularity_ms
-    delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
-    down = up = 0
-    for group in memo.groups:
-        length, kind = group.length, group.kind
-        npos, nneg = group.npos, group.nneg
-        if kind == STEPS:  # exactly
-            change = 0
-            for contrib in group.items:
-                points = cast(int, contrib[C_POINTS])
-                decay = score.decays[cast(str, contrib[C_RULE])]
-                value = micro_value(points, decay, at_ms - cast(int, contrib[C_OCCURRED]))
-                if value == 0:
-                    return None  # spent: the full pass drops it
-                change += value - points * MICRO
-                if value > 0:
-                    down += value
-                else:
-                    up -= value
-            group.low = group.high = change
-            continue
-        if kind == LINEAR:
-            positive = (group.first_pos - at_ms * group.second_pos) / length
-            negative = (group.first_neg - at_ms * group.second_neg) / length
-            down += group.second_pos * delta // length + 3 * npos + 1
-            up += -group.second_neg * delta // length + 3 * nneg + 1
-        else:
-            factor = math.pow(2.0, (group.anchor - at_ms) / length)
-            positive, negative = group.pos * factor, group.neg * factor
-            share = delta * LN2_UP / length
-            slack = 1.5 + group.magnitude * RELATIVE
-            down += int((positive + (slack * npos + 1)) * share) + 3 * npos + 1
-            up += int((-negative + (slack * nneg + 1)) * share) + 3 * nneg + 1
-        err = 0.5 * (npos + nneg) + group.magnitude * RELATIVE + 2
-        decayed = positive + negative
-        group.low = math.floor(decayed - err) - group.full
-        group.high = math.ceil(decayed + err) - group.full
-    low, high = _bounds(score, ledger.sums, memo.groups)
-    value = div_half_even(low, MICRO)
-    if value != div_half_even(high, MICRO):
-        return None
-    return clamp(value + ledger.rolled, score.min, score.max), down, up, memo.soonest
-
-
-def _bounds(score: Score, sums: dict[str | None, int], groups: list[Group]) -> tuple[int, int]:
-    """The unlimited total's lowest and highest possible value in millionths
-    (``aggregate.unlimited_total`` with each category's decayed sum in its interval)."""
-    categories = score.categories
-    low = high = 0
-    for name, points in sums.items():
-        base = points * MICRO
-        below = above = base
-        for group in groups:
-            if group.category == name:
-                below += group.low
-                above += group.high
-        category = categories.get(name) if name is not None else None
-        if category is not None:
-            below = scaled_clamp(below, category.min, category.max, MICRO)
-            above = scaled_clamp(above, category.min, category.max, MICRO)
-        low += below
-        high += above
-    for name, category in categories.items():
-        if name not in sums:
-            empty = scaled_clamp(0, category.min, category.max, MICRO)
-            low += empty
-            high += empty
-    return low, high

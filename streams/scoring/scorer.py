@@ -8,7 +8,7 @@ record -> aggregate -> emit. State ownership: the input state is consumed (see `
 
 from __future__ import annotations
 
-from streams.scoring import decay_memo, inactivity, matrix, predict, rollup
+from streams.scoring import decay_fast, inactivity, matrix, predict, rollup
 from streams.scoring import ledger as ledgers
 from streams.scoring.aggregate import total
 from streams.scoring.catchup import catch_up
@@ -124,7 +124,7 @@ def settle(
         while ledger.next_due_ms is not None and ledger.next_due_ms <= now_ms:
             if score.decays or score.inactivity is not None:
                 when_ms = ledger.next_due_ms
-                other_ms = decay_memo.event_due(score, ledger)
+                other_ms = decay_fast.event_due(score, ledger)
                 if other_ms is not None and other_ms <= when_ms:  # an expiry or deferred award
                     _settle(ledger, score, key, plan, when_ms, changes)
                 else:  # decay and inactivity up to the next of those, in one evaluation
@@ -156,7 +156,7 @@ def _settle(
     changes: list[ScoreChange],
 ) -> None:
     """Everything due at exactly ``due_ms`` (the ledger's earliest due time)."""
-    gone = ledgers.expire(ledger, due_ms)
+    gone = decay_fast.expire(score, ledger, due_ms)
     if gone:
         rules = _unique([c[C_RULE] for c in gone])
         emit(changes, ledger, score, key, plan, Cause.EXPIRY, rules, gone[0][C_SOURCE], due_ms)

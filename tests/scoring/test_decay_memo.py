@@ -19,7 +19,7 @@ from scoring_helpers import T0, D, H
 
 from streams.scoring import ledger as ledgers
 from streams.scoring.decay import evaluate
-from streams.scoring.decay_memo import fast
+from streams.scoring.decay_fast import expire, fast
 from streams.scoring.plan.spec import Category, Decay, Score
 from streams.scoring.state import Contribution, Ledger
 
@@ -90,6 +90,8 @@ def run(score: Score, steps: list[Any]) -> int:
             elif step[0] == "take_back" and ledger.contribs:
                 victim = ledger.contribs[step[1] % len(ledger.contribs)]
                 ledgers.take_back(ledger, victim[0], victim[3])
+            elif step[0] == "expire" and ledger is memo:
+                expire(score, ledger, now + step[1])  # (the memo kept current)
             elif step[0] == "expire":
                 ledgers.expire(ledger, now + step[1])
             elif step[0] == "new_list" and ledger.contribs:
@@ -144,3 +146,14 @@ def test_the_memo_decides_after_appends_and_not_after_a_removal() -> None:
     assert run(score, replaced) == 0
     spent: list[Any] = [*steps[:3], ("evaluate", 31 * D, True)]  # the linear one is spent
     assert run(score, spent) == 0
+    expiring: list[Any] = [
+        ("add", "h14", 30, "interest", 0, None),
+        ("add", "plain", 3, None, 0, 5 * H),  # (the earliest expiry after the others')
+        ("add", "h1", 7, "interest", 0, 2 * H),
+        ("add", "steps", 9, "interest", -31 * D, 31 * D + 2 * H),  # (past its first step)
+        ("add", "lin", -4, "email", 0, 2 * H),
+        ("evaluate", 1 * H, True),
+        ("expire", 1 * H),  # (at 2 hours: all but the first leave)
+        ("evaluate", 2 * H, True),  # decided by the memo, which the expiry kept current
+    ]
+    assert run(score, expiring) == 1
