@@ -39,25 +39,28 @@ def catch_up(
         at_ms = inactivity.due(idle, ledger, upto_ms)
         rule_ids, cause = (inactivity.RULE,), Cause.INACTIVITY
     known: Evaluation | None = None
+    following: int | None = None
     if ledger.decay_due_ms is not None and ledger.decay_due_ms <= upto_ms:
-        check_ms, evaluation = last_check(score, ledger, upto_ms)
+        check_ms, evaluation, after = last_check(score, ledger, upto_ms)
         if at_ms is None or at_ms <= check_ms:  # the change is at the check: what it found holds
-            at_ms, known = check_ms, evaluation
+            at_ms, known, following = check_ms, evaluation, after
         memo = current(score, ledger)
-        if memo is not None and memo.rules_known and at_ms < memo.spent_from:  # no pass
+        if memo is not None and at_ms < memo.spent_from:  # nothing to drop: no pass
             rule_ids += tuple(memo.rules)
         else:
             spent = drop_spent(score, ledger, at_ms)
             rule_ids += _decaying_rules(score, [*spent, *ledger.contribs])
     if at_ms is not None:
-        emit(changes, ledger, score, key, plan, cause, rule_ids, "", at_ms, known)
+        emit(changes, ledger, score, key, plan, cause, rule_ids, "", at_ms, known, following)
 
 
-def last_check(score: Score, ledger: Ledger, upto_ms: int) -> tuple[int, Evaluation | None]:
+def last_check(
+    score: Score, ledger: Ledger, upto_ms: int
+) -> tuple[int, Evaluation | None, int | None]:
     """The last decay check at or before ``upto_ms`` (``decay_due_ms`` is at or before it):
     where an evaluation catching up to ``upto_ms`` looks, in bounded work whatever the gap; and
-    ``decay.evaluate``'s answer there if this evaluated it (None: not evaluated). That answer
-    is also the one after ``drop_spent`` there: a spent contribution is worth 0 either way.
+    ``decay.evaluate``'s answer there and the next check after it if this evaluated it (None:
+    not evaluated). Both hold after ``drop_spent`` there: a spent contribution is worth 0.
 
     The checks a walk would make are the multiples of the granularity and the first instants
     of band changes; after the last multiple only band changes remain, and there are at most
@@ -68,15 +71,15 @@ def last_check(score: Score, ledger: Ledger, upto_ms: int) -> tuple[int, Evaluat
     step = score.decay_granularity_ms
     at = max(due, upto_ms // step * step)
     if not (score.thresholds or score.tiers):
-        return at, None
+        return at, None, None
     for _ in range(len(score.thresholds) + len(score.tiers) + 1):
         # the total and its spread at ``at``, as ``schedule`` has them after an evaluation
         evaluation = evaluate(score, ledger, at, drop=False)
         following = next_check(score, ledger, at, evaluation[0], (evaluation[1], evaluation[2]))
         if following > upto_ms:
-            return at, evaluation
+            return at, evaluation, following
         at = following
-    return at, None
+    return at, None, None
 
 
 def _decaying_rules(score: Score, contribs: list[Contribution]) -> tuple[str, ...]:

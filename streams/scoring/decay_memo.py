@@ -156,7 +156,6 @@ class Memo:
         self.last: object = None
         self.groups: list[Group] = []
         self.rules: list[str] = []  # the decaying rules, in first-seen order
-        self.rules_known = True  # (not after ``expired``: the order may have changed)
         self.newest = -(2**62)  # the latest ``occurred`` of a decaying contribution
         self.spent_from = 2**62  # no decaying contribution is worth 0 before this
         self.soonest: int | None = None  # the earliest expiry of any contribution
@@ -207,9 +206,12 @@ class Memo:
                     group.remove(contrib, full, cast(int, contrib[C_OCCURRED]))
                     break
         self.soonest = None
-        for contrib in contribs:  # (only the expiries: no value is computed)
+        self.rules = []
+        for contrib in contribs:  # (no value is computed)
             self.expiry(contrib[C_EXPIRES])
-        self.rules_known = False
+            rule = cast(str, contrib[C_RULE])
+            if rule in self.decays and rule not in self.rules:
+                self.rules.append(rule)
         self.seal(contribs)
 
     def expiry(self, expires: object) -> None:

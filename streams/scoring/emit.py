@@ -26,6 +26,7 @@ def emit(
     source_id: str,
     occurred_at_ms: int,
     known: Evaluation | None = None,
+    following: int | None = None,
 ) -> None:
     """Append a change (next seq) if the score's total differs from the last emitted one; if it
     moved the score into another tier, append the tier change as a record of its own (next seq,
@@ -33,7 +34,8 @@ def emit(
 
     A decaying score is evaluated at the later of ``occurred_at_ms`` and its last evaluation,
     and its next decay check is scheduled (``decay``); ``known``: ``decay.evaluate``'s answer
-    at ``occurred_at_ms``, already found (``catchup``), used if that is where it evaluates.
+    at ``occurred_at_ms``, already found (``catchup``), used if that is where it evaluates;
+    ``following``: the next check after it, if found (``decay.schedule``'s answer then).
     """
     old = ledger.total
     decays = bool(score.decays)
@@ -43,6 +45,8 @@ def emit(
     if decays:
         if ledger.decayed_ms > at_ms:
             at_ms, known = ledger.decayed_ms, None
+        if known is None:
+            following = None
         ledger.decayed_ms = at_ms
         # drop_spent, then decayed_total
         new, down, up, soonest = evaluate(score, ledger, at_ms) if known is None else known
@@ -95,5 +99,8 @@ def emit(
                 )
             )
     if decays:
-        schedule(score, ledger, at_ms, (down, up))
+        if following is None:
+            schedule(score, ledger, at_ms, (down, up))
+        else:
+            ledger.decay_due_ms = following if down or up else None
         ledger.refresh_due_after(soonest)  # (the expiries: found by ``evaluate``)
