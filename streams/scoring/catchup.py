@@ -46,7 +46,7 @@ def catch_up(
             at_ms, known, following = check_ms, evaluation, after
         memo = current(score, ledger)
         if memo is not None and at_ms < memo.spent_from:  # nothing to drop: no pass
-            rule_ids += tuple(memo.rules)
+            rule_ids += memo.rules
         else:
             spent = drop_spent(score, ledger, at_ms)
             rule_ids += _decaying_rules(score, [*spent, *ledger.contribs])

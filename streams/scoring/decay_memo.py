@@ -155,7 +155,8 @@ class Memo:
         self.count = 0
         self.last: object = None
         self.groups: list[Group] = []
-        self.rules: list[str] = []  # the decaying rules, in first-seen order
+        #: the decaying rules, in first-seen order (a tuple of strings: the collector drops it)
+        self.rules: tuple[str, ...] = ()
         self.newest = -(2**62)  # the latest ``occurred`` of a decaying contribution
         self.spent_from = 2**62  # no decaying contribution is worth 0 before this
         self.soonest: int | None = None  # the earliest expiry of any contribution
@@ -164,7 +165,7 @@ class Memo:
         """A decaying contribution (one ``decay.evaluate`` keeps, or one appended since)."""
         rule = cast(str, contrib[C_RULE])
         if rule not in self.rules:
-            self.rules.append(rule)
+            self.rules += (rule,)
         occurred = cast(int, contrib[C_OCCURRED])
         if occurred > self.newest:
             self.newest = occurred
@@ -206,12 +207,12 @@ class Memo:
                     group.remove(contrib, full, cast(int, contrib[C_OCCURRED]))
                     break
         self.soonest = None
-        self.rules = []
+        self.rules = ()
         for contrib in contribs:  # (no value is computed)
             self.expiry(contrib[C_EXPIRES])
             rule = cast(str, contrib[C_RULE])
             if rule in self.decays and rule not in self.rules:
-                self.rules.append(rule)
+                self.rules += (rule,)
         self.seal(contribs)
 
     def expiry(self, expires: object) -> None:
