@@ -354,9 +354,11 @@ DECAY_SIZES = (5, 200)
 
 def decay_figures(plan: Plan) -> dict[str, float]:
     """``decay.evaluate`` alone, on ledgers of ``DECAY_SIZES`` contributions of the plan's first
-    half-life rule an hour apart, evaluated days later: microseconds per call, and nanoseconds
-    per contribution of the larger. None for a plan without such a rule, or a tree whose
-    ``evaluate`` or contributions differ."""
+    half-life rule an hour apart, evaluated days later: microseconds per call of the full pass
+    (a tree with the decay memo drops it before each call), and nanoseconds per contribution
+    of the larger; ``..._memo_...``: the same calls answered from the memo (trees that have
+    one). None for a plan without such a rule, or a tree whose ``evaluate`` or contributions
+    differ."""
     try:
         from streams.scoring.decay import evaluate
         from streams.scoring.state import Ledger
@@ -367,22 +369,26 @@ def decay_figures(plan: Plan) -> dict[str, float]:
         return {}
     out: dict[str, float] = {}
     start, hour, day = 1_700_000_000_000, 3_600_000, 86_400_000
+    memo = hasattr(Ledger(), "memo")
     for n in DECAY_SIZES:
         ledger = Ledger()
         ledger.contribs = [(rule, 30, None, start + i * hour, None, f"e{i}") for i in range(n)]
         ledger.sums = {None: 30 * n}
         at = start + n * hour + 5 * day
         calls = max(1000, 200_000 // n)
-        took = float("inf")
-        for _ in range(3):  # the best of three
-            began = time.perf_counter()
-            for k in range(calls):
-                try:
-                    evaluate(score, ledger, at + k, drop=False)
-                except TypeError:  # another signature
-                    return {}
-            took = min(took, (time.perf_counter() - began) / calls)
-        out[f"decay_evaluate_us_per_call_{n}"] = took * 1e6
+        for kept in (False, True) if memo else (False,):
+            took = float("inf")
+            for _ in range(3):  # the best of three
+                began = time.perf_counter()
+                for k in range(calls):
+                    if memo and not kept:
+                        ledger.memo = None
+                    try:
+                        evaluate(score, ledger, at + k, drop=False)
+                    except TypeError:  # another signature
+                        return {}
+                took = min(took, (time.perf_counter() - began) / calls)
+            out[f"decay_evaluate_{'memo_' if kept else ''}us_per_call_{n}"] = took * 1e6
     out["decay_evaluate_ns_per_contribution"] = out[f"decay_evaluate_us_per_call_{n}"] * 1e3 / n
     return out
 

@@ -56,6 +56,9 @@ def test_the_second_wave_variant_times_decay_evaluate_alone(tmp_path: Path) -> N
     small, large = wave2["decay_evaluate_us_per_call_5"], wave2["decay_evaluate_us_per_call_200"]
     assert 0 < small < large
     assert wave2["decay_evaluate_ns_per_contribution"] == pytest.approx(large * 1e3 / 200, rel=0.01)
+    # and the same calls answered from the ledger's memo (``decay_memo``)
+    assert wave2["decay_evaluate_memo_us_per_call_5"] > 0
+    assert wave2["decay_evaluate_memo_us_per_call_200"] > 0
     [md_path] = tmp_path.glob("core-*.md")
     assert "| decay_evaluate_ns_per_contribution | - | " in md_path.read_text()
 
