@@ -134,8 +134,10 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         age_ms = at_ms - cast(int, contrib[C_OCCURRED])
         half_life = decay.kind == "half_life"
         # micro_value, its commonest case inline (the same expression: the same value)
+        term = 0.0  # (the value before rounding, for the memo)
         if age_ms > 0 and half_life:
-            value = round_half_even(full * math.pow(2.0, -age_ms / decay.length_ms))
+            term = full * math.pow(2.0, -age_ms / decay.length_ms)
+            value = round_half_even(term)
         else:
             value = micro_value(points, decay, age_ms)
         run_loss += full - value
@@ -144,7 +146,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
                 kept = contribs[:i]
             sums[category] -= points
             continue
-        memo.add(contrib, decay)
+        memo.add(contrib, decay, term)
         if value == 0:  # (kept spent: the memo would miss its expiry)
             spent_kept = True
             continue

@@ -99,10 +99,11 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
             group.low = group.high = change
             continue
         if kind == LINEAR:
-            positive = (group.first_pos - at_ms * group.second_pos) / length
-            negative = (group.first_neg - at_ms * group.second_neg) / length
-            down += group.second_pos * delta // length + 3 * npos + 1
-            up += -group.second_neg * delta // length + 3 * nneg + 1
+            elapsed = float(at_ms - group.anchor)
+            positive = (group.first_pos - elapsed * group.second_pos) / length
+            negative = (group.first_neg - elapsed * group.second_neg) / length
+            down += int(group.second_pos * delta / length) + 3 * npos + 2  # (+2: the floats)
+            up += int(-group.second_neg * delta / length) + 3 * nneg + 2
         else:
             factor = math.pow(2.0, (group.anchor - at_ms) / length)
             positive, negative = group.pos * factor, group.neg * factor

@@ -7,8 +7,8 @@ that give the values *before* rounding at any instant:
 
 - half-life ``L``: ``sum(points * 2^((occurred - anchor) / L))``, positive and negative terms
   apart; at ``t`` the values sum to that times ``2^((anchor - t) / L)``;
-- linear to zero over ``L``: ``sum(points * (L + occurred))`` and ``sum(points)`` (exact
-  integers); at ``t`` the values sum to ``(first - t * second) / L``.
+- linear to zero over ``L``: ``sum(points * (L + occurred - anchor))`` and ``sum(points)``;
+  at ``t`` the values sum to ``(first - (t - anchor) * second) / L``.
 
 Each rounded value is within half a millionth of its unrounded one and the float arithmetic
 within a billionth of the magnitudes, so each category's decayed sum lies in a known interval;
@@ -46,9 +46,11 @@ MICRO: Final = 1_000_000  # values are counted in millionths of a point
 LN2_UP: Final = 0.6932
 #: The float arithmetic's error, relative to the magnitudes summed (far above what it is).
 RELATIVE: Final = 1e-9
-#: Half-lives between an anchor and a later contribution beyond which the full pass runs
-#: (``2^FAR`` is far inside a float's range).
+#: Lengths of decay between an anchor and a later contribution beyond which the full pass runs
+#: (``2^FAR`` is far inside a float's range, and the linear sums' float error stays tiny).
 FAR: Final = 800
+NEVER_BEFORE: Final = -(2**62)  # (the extremes of a compiled int that is not boxed)
+NEVER_AFTER: Final = 2**62 - 1
 NO_ITEMS: Final[list[Raw]] = []  # shared, never changed in place
 
 
@@ -71,7 +73,9 @@ def micro_value(points: int, decay: Decay, age_ms: int) -> int:
     return div_half_even(points * MICRO * numerator, denominator)
 
 
-HALF, LINEAR, STEPS = 0, 1, 2  # a group's kind
+HALF: Final = 0  # a group's kind
+LINEAR: Final = 1
+STEPS: Final = 2
 
 
 class Group:
@@ -84,18 +88,19 @@ class Group:
         self.length = length
         self.anchor = anchor  # half-life: the terms are the values at this instant
         self.pos = self.neg = 0.0  # half-life: the positive and the negative terms' sums
-        self.first_pos = self.first_neg = 0  # linear: points * MICRO * (length + occurred)
-        self.second_pos = self.second_neg = 0  # linear: points * MICRO (sums, by sign)
+        #: linear: sums of points * MICRO * (length + occurred - anchor), and of points * MICRO,
+        #: by sign (floats: compiled, a product of ints past 2^30 is a call on boxed ints)
+        self.first_pos = self.first_neg = self.second_pos = self.second_neg = 0.0
         self.npos = self.nneg = 0
         self.full = 0  # the sum of points * MICRO
         self.magnitude = 0  # the sum of |points * MICRO|
         self.items: list[Raw] = NO_ITEMS  # steps
         self.low = self.high = 0  # ``fast``'s scratch: the decayed sum's bounds, less ``full``
 
-    def add(self, contrib: Raw, full: int, occurred: int) -> None:
+    def add(self, contrib: Raw, full: int, occurred: int, term: float) -> None:
         kind = self.kind
         if kind == LINEAR:
-            first = full * (self.length + occurred)
+            first = full * float(self.length + occurred - self.anchor)
             if full > 0:
                 self.first_pos += first
                 self.second_pos += full
@@ -103,7 +108,6 @@ class Group:
                 self.first_neg += first
                 self.second_neg += full
         elif kind == HALF:
-            term = full * math.pow(2.0, (occurred - self.anchor) / self.length)
             if full > 0:
                 self.pos += term
             else:
@@ -125,10 +129,10 @@ class Group:
         kind = self.kind
         if kind == LINEAR:
             if full > 0:
-                self.first_pos -= full * (self.length + occurred)
+                self.first_pos -= full * float(self.length + occurred - self.anchor)
                 self.second_pos -= full
             else:
-                self.first_neg -= full * (self.length + occurred)
+                self.first_neg -= full * float(self.length + occurred - self.anchor)
                 self.second_neg -= full
         elif kind == HALF:
             term = full * math.pow(2.0, (occurred - self.anchor) / self.length)
@@ -157,40 +161,54 @@ class Memo:
         self.groups: list[Group] = []
         #: the decaying rules, in first-seen order (a tuple of strings: the collector drops it)
         self.rules: tuple[str, ...] = ()
-        self.newest = -(2**62)  # the latest ``occurred`` of a decaying contribution
-        self.spent_from = 2**62  # no decaying contribution is worth 0 before this
+        self.newest = NEVER_BEFORE  # the latest ``occurred`` of a decaying contribution
+        self.spent_from = NEVER_AFTER  # no decaying contribution is worth 0 before this
+        self.rule = ""  # the last rule added, and its group
+        self.recent: Group | None = None
         self.soonest: int | None = None  # the earliest expiry of any contribution
 
-    def add(self, contrib: Raw, decay: Decay) -> None:
-        """A decaying contribution (one ``decay.evaluate`` keeps, or one appended since)."""
+    def add(self, contrib: Raw, decay: Decay, term: float = 0.0) -> None:
+        """A decaying contribution (one ``decay.evaluate`` keeps, or one appended since);
+        ``term``: a half-life contribution's value at the anchor before rounding, if known."""
         rule = cast(str, contrib[C_RULE])
-        if rule not in self.rules:
+        if rule is not self.rule and rule not in self.rules:
             self.rules += (rule,)
+        self.rule = rule
         occurred = cast(int, contrib[C_OCCURRED])
         if occurred > self.newest:
             self.newest = occurred
         full = cast(int, contrib[C_POINTS]) * MICRO
         length = decay.length_ms
         kind = HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
-        if full == 0 or (kind == HALF and occurred - self.anchor > FAR * length):
-            self.spent_from = -(2**62)  # worth 0 already; or a term beyond floats: full pass
+        if full == 0 or (kind != STEPS and (occurred - self.anchor) / length > FAR):
+            self.spent_from = NEVER_BEFORE  # worth 0 already; or a term beyond floats
         elif kind == LINEAR:  # worth 0 once |full| * (L - age) <= L / 2
             spent = occurred + length - length // (2 * (full if full > 0 else -full)) - 1
             self.spent_from = spent if spent < self.spent_from else self.spent_from
         elif kind == HALF:  # worth 0 once |full| * 2^(-age / L) <= 1/2: not before 20 L,
-            spent = occurred + 20 * length  # (|full| >= MICRO)
+            spent = occurred + int(length * 20.0)  # (|full| >= MICRO; exact: below 2^53)
             self.spent_from = spent if spent < self.spent_from else self.spent_from
+            if term == 0.0:
+                term = full * math.pow(2.0, (occurred - self.anchor) / length)
         category = cast("str | None", contrib[C_CATEGORY])
+        group = self.recent  # (runs of one category and decay are common)
+        same = group is not None and group.kind == kind and group.length == length
+        if group is None or not same or group.category is not category:
+            group = self._group(category, kind, length)
+        group.add(contrib, full, occurred, term)
+        self.recent = group
+
+    def _group(self, category: str | None, kind: int, length: int) -> Group:
         at = len(self.groups)
-        for i, group in enumerate(self.groups):
+        for i in range(len(self.groups)):
+            group = self.groups[i]
             if group.category == category:
                 at = i + 1  # (a new group goes after its category's: they stay together)
                 if group.kind == kind and group.length == length:
-                    group.add(contrib, full, occurred)
-                    return
+                    return group
         group = Group(category, kind, length, self.anchor)
-        group.add(contrib, full, occurred)
         self.groups.insert(at, group)
+        return group
 
     def expired(self, gone: list[Raw], contribs: list[Raw]) -> None:
         """``gone`` (expired) left the list the memo describes, which is now ``contribs``."""
