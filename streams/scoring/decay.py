@@ -36,7 +36,7 @@ from streams.scoring.aggregate import (
     unlimited_total,
 )
 from streams.scoring.decay_fast import fast
-from streams.scoring.decay_memo import MICRO, Memo, micro_value
+from streams.scoring.decay_memo import MICRO, NO_MEMO, Memo, micro_value
 from streams.scoring.ledger import forget
 from streams.scoring.plan.spec import Score
 from streams.scoring.state import (
@@ -100,12 +100,13 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
     known = fast(score, ledger, at_ms)
     if known is not None:
         return known
-    memo = Memo(score.decays, at_ms)
+    contribs = raw(ledger.contribs)  # (read item by item: see ``state.Raw``)
+    # (none for an empty ledger: its pass is as short, and the collector has one less object)
+    memo = Memo(score.decays, at_ms) if contribs else NO_MEMO
     spent_kept = False
     decays = score.decays
     sums = ledger.sums
     micro = {category: points * MICRO for category, points in sums.items()}
-    contribs = raw(ledger.contribs)  # (read item by item: see ``state.Raw``)
     kept: list[Raw] | None = None
     step = score.decay_granularity_ms
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
@@ -146,7 +147,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
                 kept = contribs[:i]
             sums[category] -= points
             continue
-        memo.add(contrib, decay, term)
+        memo.put(contrib, decay, term)
         if value == 0:  # (kept spent: the memo would miss its expiry)
             spent_kept = True
             continue
@@ -174,9 +175,12 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         micro[run] -= run_loss
     if kept is not None:
         ledger.contribs = cooked(kept)
-    memo.soonest = soonest
-    memo.seal(raw(ledger.contribs))
-    ledger.memo = None if spent_kept else memo
+    if memo is NO_MEMO or spent_kept:
+        ledger.memo = None
+    else:
+        memo.soonest = soonest
+        memo.seal(raw(ledger.contribs))
+        ledger.memo = memo
     value = div_half_even(unlimited_total(score, micro, MICRO), MICRO)
     return clamp(value + ledger.rolled, score.min, score.max), down, up, soonest
 

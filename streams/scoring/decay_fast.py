@@ -46,7 +46,7 @@ def current(score: Score, ledger: Ledger) -> Memo | None:
             contrib = contribs[i]
             decay = decays.get(cast(str, contrib[C_RULE]))
             if decay is not None:
-                memo.add(contrib, decay)
+                memo.put(contrib, decay)
             memo.expiry(contrib[C_EXPIRES])
         memo.seal(contribs)
     return memo
@@ -80,7 +80,8 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
     step = score.decay_granularity_ms
     delta = (at_ms // step + 1) * step - at_ms  # until the next check of the granularity
     down = up = 0
-    for group in memo.groups:
+    group = memo.first()
+    while group is not None:
         length, kind = group.length, group.kind
         npos, nneg = group.npos, group.nneg
         if kind == STEPS:  # exactly
@@ -97,6 +98,7 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
                 else:
                     up -= value
             group.low = group.high = change
+            group = group.next
             continue
         if kind == LINEAR:
             elapsed = float(at_ms - group.anchor)
@@ -115,24 +117,27 @@ def fast(score: Score, ledger: Ledger, at_ms: int) -> tuple[int, int, int, int |
         decayed = positive + negative
         group.low = math.floor(decayed - err) - group.full
         group.high = math.ceil(decayed + err) - group.full
-    low, high = _bounds(score, ledger.sums, memo.groups)
+        group = group.next
+    low, high = _bounds(score, ledger.sums, memo.first())
     value = div_half_even(low, MICRO)
     if value != div_half_even(high, MICRO):
         return None
     return clamp(value + ledger.rolled, score.min, score.max), down, up, memo.soonest
 
 
-def _bounds(score: Score, sums: dict[str | None, int], groups: list[Group]) -> tuple[int, int]:
+def _bounds(score: Score, sums: dict[str | None, int], first: Group | None) -> tuple[int, int]:
     """The unlimited total's lowest and highest possible value in millionths
     (``aggregate.unlimited_total`` with each category's decayed sum in its interval)."""
     categories = score.categories
     low = high = 0
     for name, points in sums.items():
         below = above = points * MICRO
-        for group in groups:
+        group = first
+        while group is not None:
             if group.category is name or group.category == name:
                 below += group.low
                 above += group.high
+            group = group.next
         category = categories.get(name) if name is not None else None
         if category is not None:  # (``scaled_clamp`` of both, inline)
             if category.min is not None:

@@ -76,11 +76,16 @@ def micro_value(points: int, decay: Decay, age_ms: int) -> int:
 HALF: Final = 0  # a group's kind
 LINEAR: Final = 1
 STEPS: Final = 2
+EMPTY: Final = -1  # a memo's kind while it holds no group
+
+
+def kind_of(decay: Decay) -> int:
+    return HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
 
 
 class Group:
     """The decaying contributions of one category with one kind and length of decay (steps:
-    the contributions themselves, evaluated exactly)."""
+    the contributions themselves, evaluated exactly); ``next``: the memo's next group."""
 
     def __init__(self, category: str | None, kind: int, length: int, anchor: int) -> None:
         self.category = category
@@ -96,6 +101,7 @@ class Group:
         self.magnitude = 0  # the sum of |points * MICRO|
         self.items: list[Raw] = NO_ITEMS  # steps
         self.low = self.high = 0  # ``fast``'s scratch: the decayed sum's bounds, less ``full``
+        self.next: Group | None = None
 
     def add(self, contrib: Raw, full: int, occurred: int, term: float) -> None:
         kind = self.kind
@@ -149,25 +155,30 @@ class Group:
         self.full -= full
 
 
-class Memo:
-    """What ``decay.evaluate`` needs of one contributions list, summed (see the module)."""
+class Memo(Group):
+    """What ``decay.evaluate`` needs of one contributions list, summed (see the module).
+
+    The memo is its own first group (kind ``EMPTY`` until one is added) and chains the others
+    by ``next``: one object for most ledgers, for the collector to scan (and no cycle)."""
 
     def __init__(self, decays: dict[str, Decay], anchor: int) -> None:
+        super().__init__(None, EMPTY, 1, anchor)
         self.decays = decays  # the plan's: a new plan builds the memo again
-        self.anchor = anchor
         self.contribs: list[Raw] = NO_ITEMS  # the list described (``seal``)
         self.count = 0
         self.last: object = None
-        self.groups: list[Group] = []
         #: the decaying rules, in first-seen order (a tuple of strings: the collector drops it)
         self.rules: tuple[str, ...] = ()
         self.newest = NEVER_BEFORE  # the latest ``occurred`` of a decaying contribution
         self.spent_from = NEVER_AFTER  # no decaying contribution is worth 0 before this
-        self.rule = ""  # the last rule added, and its group
-        self.recent: Group | None = None
+        self.rule = ""  # the last rule added
         self.soonest: int | None = None  # the earliest expiry of any contribution
 
-    def add(self, contrib: Raw, decay: Decay, term: float = 0.0) -> None:
+    def first(self) -> Group | None:
+        """The first group (then each group's ``next``); None: the memo holds none."""
+        return self if self.kind != EMPTY else None
+
+    def put(self, contrib: Raw, decay: Decay, term: float = 0.0) -> None:
         """A decaying contribution (one ``decay.evaluate`` keeps, or one appended since);
         ``term``: a half-life contribution's value at the anchor before rounding, if known."""
         rule = cast(str, contrib[C_RULE])
@@ -179,7 +190,7 @@ class Memo:
             self.newest = occurred
         full = cast(int, contrib[C_POINTS]) * MICRO
         length = decay.length_ms
-        kind = HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
+        kind = kind_of(decay)
         if full == 0 or (kind != STEPS and (occurred - self.anchor) / length > FAR):
             self.spent_from = NEVER_BEFORE  # worth 0 already; or a term beyond floats
         elif kind == LINEAR:  # worth 0 once |full| * (L - age) <= L / 2
@@ -191,24 +202,24 @@ class Memo:
             if term == 0.0:
                 term = full * math.pow(2.0, (occurred - self.anchor) / length)
         category = cast("str | None", contrib[C_CATEGORY])
-        group = self.recent  # (runs of one category and decay are common)
-        same = group is not None and group.kind == kind and group.length == length
-        if group is None or not same or group.category is not category:
-            group = self._group(category, kind, length)
+        group = self.group(category, kind, length)
+        if group is None:
+            if self.kind == EMPTY:
+                self.category, self.kind, self.length = category, kind, length
+                group = self
+            else:
+                group = Group(category, kind, length, self.anchor)
+                group.next, self.next = self.next, group
         group.add(contrib, full, occurred, term)
-        self.recent = group
 
-    def _group(self, category: str | None, kind: int, length: int) -> Group:
-        at = len(self.groups)
-        for i in range(len(self.groups)):
-            group = self.groups[i]
-            if group.category == category:
-                at = i + 1  # (a new group goes after its category's: they stay together)
-                if group.kind == kind and group.length == length:
-                    return group
-        group = Group(category, kind, length, self.anchor)
-        self.groups.insert(at, group)
-        return group
+    def group(self, category: str | None, kind: int, length: int) -> Group | None:
+        """The group of a category and decay (None: there is none)."""
+        group = self.first()
+        while group is not None:
+            if group.kind == kind and group.length == length and group.category == category:
+                return group
+            group = group.next
+        return None
 
     def expired(self, gone: list[Raw], contribs: list[Raw]) -> None:
         """``gone`` (expired) left the list the memo describes, which is now ``contribs``."""
@@ -216,14 +227,11 @@ class Memo:
             decay = self.decays.get(cast(str, contrib[C_RULE]))
             if decay is None:
                 continue
-            full = cast(int, contrib[C_POINTS]) * MICRO
-            kind = HALF if decay.kind == "half_life" else LINEAR if decay.kind != "steps" else STEPS
             category = cast("str | None", contrib[C_CATEGORY])
-            for group in self.groups:
-                same = group.kind == kind and group.length == decay.length_ms
-                if same and group.category == category:
-                    group.remove(contrib, full, cast(int, contrib[C_OCCURRED]))
-                    break
+            group = self.group(category, kind_of(decay), decay.length_ms)
+            if group is not None:
+                full = cast(int, contrib[C_POINTS]) * MICRO
+                group.remove(contrib, full, cast(int, contrib[C_OCCURRED]))
         self.soonest = None
         self.rules = ()
         for contrib in contribs:  # (no value is computed)
@@ -242,3 +250,6 @@ class Memo:
         self.contribs = contribs
         self.count = len(contribs)
         self.last = contribs[-1] if contribs else None
+
+
+NO_MEMO: Final = Memo({}, 0)  # ``decay.evaluate``'s for an empty ledger: never added to or kept
