@@ -80,6 +80,7 @@ def _carry(published: Ledger, ledger: Ledger, score: Score) -> None:
     never published), and roll-up members."""
     ledger.seq = published.seq
     ledger.total = published.total  # ``emit`` compares the rebuilt value with this one
-    if published.members and score.rollup is not None:  # aggregated again: the new plan's way
+    if published.versions and score.rollup is not None:  # aggregated again: the new plan's way
+        ledger.versions = dict(published.versions)
         ledger.members = dict(published.members)
         ledger.rolled = rollup.aggregate(score.rollup, ledger.members)

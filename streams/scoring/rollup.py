@@ -15,10 +15,11 @@ account: it sends them *member updates*, which the stream shell routes through t
 entity-events topic to the target's partition (in the same transaction as the contact's own
 state). An update carries the contact's version (``EntityState.rv``, one more per update the
 contact sends) and its values, or ``None`` when it leaves. A target applies an update only if
-its version is newer than the member's last one, and keeps a left member as a tombstone, so a
-duplicate or a stale update changes nothing: the roll-up is the aggregate of the members'
-latest values whatever order updates arrive in. The contact's own value is exact under any
-arrival order of its events (docs/plans.md, Arrival order), so the roll-up is too.
+its version is newer than the member's last one, and keeps the version of a left member (a
+tombstone: ``Ledger.versions`` has it, ``Ledger.members`` no longer), so a duplicate or a stale
+update changes nothing: the roll-up is the aggregate of the members' latest values whatever
+order updates arrive in. The contact's own value is exact under any arrival order of its events
+(docs/plans.md, Arrival order), so the roll-up is too.
 
 A change of a roll-up score has cause ``rollup``, rule id ``rollup``, and the source event and
 time of the contact change (or profile update) that caused it.
@@ -33,7 +34,7 @@ from streams.scoring.aggregate import total
 from streams.scoring.events import Adjustment, EntityKey, Event, Item
 from streams.scoring.outcomes import ScoreChange
 from streams.scoring.plan.spec import Plan, Rollup
-from streams.scoring.state import NO_MEMBERS, EntityState, Ledger
+from streams.scoring.state import NO_MEMBERS, NO_VERSIONS, EntityState, Ledger
 
 RULE = "rollup"
 #: The contact attribute naming the account the contact belongs to.
@@ -165,34 +166,43 @@ def _send(
 
 def admit(ledger: Ledger, rollup: Rollup, update: MemberUpdate) -> bool:
     """Record a member update in a roll-up's ledger; False if it is not newer than the last."""
-    members = ledger.members
-    previous = members.get(update.contact_id)
-    if previous is not None and previous[0] >= update.version:
+    versions = ledger.versions
+    contact = update.contact_id
+    previous = versions.get(contact)
+    if previous is not None and previous >= update.version:
         return False
-    if members is NO_MEMBERS:  # (never added to: shared, ``state.NO_MEMBERS``)
-        members = ledger.members = {}
-    value: int | None = None
-    if update.values is not None:
-        value = 0
+    if versions is NO_VERSIONS:  # (never added to: shared, ``state.NO_VERSIONS``)
+        versions = ledger.versions = {}
+    versions[contact] = update.version
+    members = ledger.members
+    old = members.get(contact)
+    value = 0
+    if update.values is None:  # left: no longer counted
+        if old is not None:
+            del members[contact]
+    else:
         for name, points in update.values:
             if name == rollup.source:
                 value = points
-    members[update.contact_id] = (update.version, value)
+        if members is NO_MEMBERS:  # (never added to: shared, ``state.NO_MEMBERS``)
+            members = ledger.members = {}
+        members[contact] = value
     if rollup.aggregate == "sum":
-        old = previous[1] if previous is not None else None
-        ledger.rolled += (value or 0) - (old or 0)
+        ledger.rolled += value - (old or 0)
     else:
         ledger.rolled = aggregate(rollup, members)
     return True
 
 
-def aggregate(rollup: Rollup, members: dict[str, tuple[int, int | None]]) -> int:
-    """The roll-up's part: sum, max or top-k sum of the live members' values (0 if none)."""
+def aggregate(rollup: Rollup, members: dict[str, int]) -> int:
+    """The roll-up's part: sum, max or top-k sum of the members' values (0 if none)."""
+    if not members:
+        return 0
     if rollup.aggregate == "top":  # the k highest, in one pass without a list of them all
         k = rollup.k
         top: list[int] = []  # highest first
-        for _, value in members.values():
-            if value is not None and (len(top) < k or value > top[-1]):
+        for value in members.values():
+            if len(top) < k or value > top[-1]:
                 if len(top) == k:
                     top.pop()
                 i = len(top)
@@ -200,21 +210,30 @@ def aggregate(rollup: Rollup, members: dict[str, tuple[int, int | None]]) -> int
                     i -= 1
                 top.insert(i, value)
         return sum(top)
-    live = [value for _, value in members.values() if value is not None]
-    if not live:
-        return 0
     if rollup.aggregate == "sum":
-        return sum(live)
-    return max(live)
+        return sum(members.values())
+    return max(members.values())
 
 
-def counted(
-    rollup: Rollup, members: dict[str, tuple[int, int | None]]
-) -> list[tuple[str, int, bool]]:
-    """The live members as (contact id, value, counted by the aggregate), highest first."""
-    live = sorted(
-        ((contact, value) for contact, (_, value) in members.items() if value is not None),
-        key=lambda item: (-item[1], item[0]),
-    )
+def counted(rollup: Rollup, members: dict[str, int]) -> list[tuple[str, int, bool]]:
+    """The members as (contact id, value, counted by the aggregate), highest first."""
+    live = sorted(members.items(), key=lambda item: (-item[1], item[0]))
     limit = len(live) if rollup.aggregate == "sum" else 1 if rollup.aggregate == "max" else rollup.k
     return [(contact, value, i < limit) for i, (contact, value) in enumerate(live)]
+
+
+def stored_members(ledger: Ledger) -> dict[str, tuple[int, int | None]]:
+    """A roll-up's members as stored: contact id -> (the version of its last update, its value;
+    None once it left)."""
+    members = ledger.members
+    versions = ledger.versions
+    return {contact: (version, members.get(contact)) for contact, version in versions.items()}
+
+
+def restore_members(ledger: Ledger, wire: dict[str, tuple[int, int | None]]) -> None:
+    """Set a ledger's members and versions from their stored form (``stored_members``)."""
+    if not wire:
+        ledger.members, ledger.versions = NO_MEMBERS, NO_VERSIONS
+        return
+    ledger.versions = {contact: version for contact, (version, _) in wire.items()}
+    ledger.members = {contact: value for contact, (_, value) in wire.items() if value is not None}

@@ -42,6 +42,7 @@ from typing import Any, cast
 import msgspec
 
 from streams.scoring.errors import StateFormatError
+from streams.scoring.rollup import restore_members, stored_members
 from streams.scoring.segments import Sealed, join, past_tail, split, tail
 from streams.scoring.serialize_legacy import (
     DECIMAL_EXT,
@@ -52,7 +53,9 @@ from streams.scoring.serialize_legacy import (
 )
 from streams.scoring.state import (
     NO_EPOCH,
+    NO_MEMBERS,
     NO_SEGS,
+    NO_VERSIONS,
     Contribution,
     EntityState,
     Ledger,
@@ -178,7 +181,8 @@ def body(
             name: (
                 s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps,
                 s.holds, s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms,
-                s.decay_due_ms, s.active, s.inactive_due_ms, s.members, s.rolled,
+                s.decay_due_ms, s.active, s.inactive_due_ms,
+                stored_members(s) if s.versions else s.versions, s.rolled,
             )
             for name, s in state.scores.items()
         },
@@ -251,7 +255,8 @@ def _from_v6(body: _Body) -> EntityState:
         s.memo = None  # (a cache: see ``state.Ledger``)
         (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms, s.decay_due_ms, s.active,
-         s.inactive_due_ms, s.members, s.rolled) = row  # fmt: skip
+         s.inactive_due_ms, members, s.rolled) = row  # fmt: skip
+        restore_members(s, members)
         ledgers[name] = s
     state.scores = ledgers
     state.past = past
@@ -275,7 +280,7 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
             s.active, s.inactive_due_ms = cast("list[int]", added[2]), cast("int | None", added[3])
         else:
             s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
-        s.members, s.rolled = {}, 0
+        s.members, s.versions, s.rolled = NO_MEMBERS, NO_VERSIONS, 0
         ledgers[name] = s
     state.scores = ledgers
     state.past = past

@@ -79,7 +79,7 @@ def _from_v2(body: Any) -> EntityState:
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
         s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
-        s.members, s.rolled = {}, 0
+        s.members, s.versions, s.rolled = {}, {}, 0
         ledgers[name] = s
     state.scores = ledgers
     no_links(state)

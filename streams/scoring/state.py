@@ -62,11 +62,11 @@ NO_LINKS: Final[list[str]] = []
 NO_SEGS: Final[list[int]] = []
 #: Shared empty dicts, likewise, for the ledger's maps that most ledgers never fill (folded
 #: totals, repeat-once flags, stand-by matches, cap history, state-rule holds and anchors,
-#: roll-up members): an empty dict is no object the collector scans, but each one allocated
-#: counts toward its next young collection, and a ledger allocated nine containers. Never
-#: changed in place: what adds to each (``compaction``; ``evaluate`` and ``once``; ``once``;
-#: ``evaluate`` and ``once``; ``ledger.hold``; none; ``rollup``) assigns a new dict when it has
-#: the shared one (``tests/scoring/test_state.py``).
+#: roll-up members, their versions): an empty dict is no object the collector scans, but each
+#: one allocated counts toward its next young collection, and a ledger allocated nine
+#: containers. Never changed in place: what adds to each (``compaction``; ``evaluate`` and
+#: ``once``; ``once``; ``evaluate`` and ``once``; ``ledger.hold``; none; ``rollup``, twice)
+#: assigns a new dict when it has the shared one (``tests/scoring/test_state.py``).
 NO_FOLDED: Final[dict[tuple[str, str | None], int]] = {}
 NO_CAPS: Final[dict[str, tuple[int, ...]]] = {}
 NO_HOLDS: Final[dict[str, Contribution | None]] = {}
@@ -74,7 +74,8 @@ NO_SEALED: Final[dict[str, int]] = {}  # an entity's ``past_sealed`` (only ever 
 NO_STATICS: Final[dict[str, int]] = {}
 NO_STANDBY: Final[dict[str, Contribution]] = {}
 NO_ANCHORS: Final[dict[str, int]] = {}
-NO_MEMBERS: Final[dict[str, tuple[int, int | None]]] = {}
+NO_MEMBERS: Final[dict[str, int]] = {}
+NO_VERSIONS: Final[dict[str, int]] = {}
 
 #: Field names (also read by ``__eq__``: compiled classes have no ``__slots__`` to read).
 LEDGER_FIELDS: Final = (
@@ -97,6 +98,7 @@ LEDGER_FIELDS: Final = (
     "statics",
     "sums",
     "total",
+    "versions",
 )
 ENTITY_FIELDS: Final = (
     "account_link",
@@ -149,9 +151,10 @@ class Ledger:
         #: (and the newest before it), ascending, and when the next deduction falls due
         self.active: list[int] = NO_TIMES
         self.inactive_due_ms: int | None = None
-        #: roll-up scores only (see ``rollup``): contact id -> (the version of its last
-        #: update, its value; None once it left), and the aggregate of the live values
-        self.members: dict[str, tuple[int, int | None]] = NO_MEMBERS
+        #: roll-ups only (``rollup``): counted contacts' values, each contact's last update
+        #: version (left ones too), the aggregate. Ints: the collector never tracks these maps
+        self.members: dict[str, int] = NO_MEMBERS
+        self.versions: dict[str, int] = NO_VERSIONS
         self.rolled = 0
         self.next_due_ms: int | None = None  # earliest expiry, deferred award or decay
 

@@ -32,15 +32,16 @@ from streams.scoring.state import (
     NO_STANDBY,
     NO_STATICS,
     NO_TIMES,
+    NO_VERSIONS,
     Ledger,
 )
 
 SHARED_LISTS = (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
 SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_CAPS, NO_HOLDS, NO_ANCHORS, NO_MEMBERS,
-                NO_SEALED)  # fmt: skip
+                NO_VERSIONS, NO_SEALED)  # fmt: skip
 #: A ledger's fields that start as one of the shared empties.
 SHARED_FIELDS = ("contribs", "pending", "active", "folded", "statics", "standby", "caps",
-                 "holds", "anchors", "members")  # fmt: skip
+                 "holds", "anchors", "members", "versions")  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +80,7 @@ def _score(plan_path: str) -> set[str]:
                 "caps",
                 "holds",
                 "members",
+                "versions",
             },
         ),
         ("plans/examples/activecampaign-deal-inactivity.yaml", {"contribs", "active"}),
@@ -87,7 +89,7 @@ def _score(plan_path: str) -> set[str]:
 def test_the_shared_empties_stay_empty(plan_path: str, filled: set[str]) -> None:
     assert _score(plan_path) >= filled
     assert SHARED_LISTS == ([], [], [], [], [])
-    assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {}, {})
+    assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {}, {}, {})
 
 
 def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
@@ -97,6 +99,7 @@ def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     assert EntityState().segs is NO_SEGS and EntityState().past_sealed is NO_SEALED
     assert (first.folded, first.statics, first.standby) == (NO_FOLDED, NO_STATICS, NO_STANDBY)
     assert first.anchors is NO_ANCHORS and first.members is NO_MEMBERS
+    assert first.versions is NO_VERSIONS
     assert first.caps is NO_CAPS and first.holds is NO_HOLDS
     assert first.folded is NO_FOLDED and first.statics is NO_STATICS
     second.contribs, second.statics = [], {}
