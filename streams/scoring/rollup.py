@@ -59,6 +59,7 @@ class Forward(NamedTuple):
 
 
 _new = tuple.__new__
+_NONE_STORED: dict[str, tuple[int, int | None]] = {}  # (``stored_members``: never changed)
 
 
 def account_of(entity: EntityState) -> str | None:
@@ -224,9 +225,11 @@ def counted(rollup: Rollup, members: dict[str, int]) -> list[tuple[str, int, boo
 
 def stored_members(ledger: Ledger) -> dict[str, tuple[int, int | None]]:
     """A roll-up's members as stored: contact id -> (the version of its last update, its value;
-    None once it left)."""
+    None once it left). A ledger with none stores its shared empty map (no dict per store)."""
     members = ledger.members
     versions = ledger.versions
+    if not versions:
+        return _NONE_STORED
     return {contact: (version, members.get(contact)) for contact, version in versions.items()}
 
 

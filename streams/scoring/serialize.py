@@ -182,7 +182,7 @@ def body(
                 s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps,
                 s.holds, s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms,
                 s.decay_due_ms, s.active, s.inactive_due_ms,
-                stored_members(s) if s.versions else s.versions, s.rolled,
+                stored_members(s), s.rolled,
             )
             for name, s in state.scores.items()
         },

@@ -9,7 +9,16 @@ from typing import Any
 import msgpack
 
 from streams.scoring.errors import StateFormatError
-from streams.scoring.state import C_OCCURRED, NO_EPOCH, NO_SEALED, NO_SEGS, EntityState, Ledger
+from streams.scoring.state import (
+    C_OCCURRED,
+    NO_EPOCH,
+    NO_MEMBERS,
+    NO_SEALED,
+    NO_SEGS,
+    NO_VERSIONS,
+    EntityState,
+    Ledger,
+)
 
 DECIMAL_EXT = 1
 
@@ -79,7 +88,7 @@ def _from_v2(body: Any) -> EntityState:
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
         s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
-        s.members, s.versions, s.rolled = {}, {}, 0
+        s.members, s.versions, s.rolled = NO_MEMBERS, NO_VERSIONS, 0
         ledgers[name] = s
     state.scores = ledgers
     no_links(state)
