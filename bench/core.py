@@ -372,7 +372,8 @@ def decay_figures(plan: Plan) -> dict[str, float]:
     memo = hasattr(Ledger(), "memo")
     for n in DECAY_SIZES:
         ledger = Ledger()
-        ledger.contribs = [(rule, 30, None, start + i * hour, None, f"e{i}") for i in range(n)]
+        made = [(rule, 30, None, start + i * hour, None, f"e{i}") for i in range(n)]
+        ledger.contribs = type(ledger.contribs)(made)  # a list in older trees, else a tuple
         ledger.sums = {None: 30 * n}
         at = start + n * hour + 5 * day
         calls = max(1000, 200_000 // n)

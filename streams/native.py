@@ -39,6 +39,7 @@ MODULES = (
     "catalog",
     "compaction",
     "conditions",
+    "contribs",
     "decay",
     "decay_fast",
     "decay_memo",

@@ -18,7 +18,7 @@ from streams.scoring.emit import emit
 from streams.scoring.events import EntityKey
 from streams.scoring.outcomes import Cause, ScoreChange
 from streams.scoring.plan.spec import Plan, Score
-from streams.scoring.state import C_RULE, Contribution, Ledger, raw
+from streams.scoring.state import C_RULE, Contribution, Ledger, Raw
 
 
 def catch_up(
@@ -86,7 +86,7 @@ def _decaying_rules(score: Score, contribs: list[Contribution]) -> tuple[str, ..
     """The decaying rules among the contributions, in first-seen order, each once."""
     decays = score.decays
     seen: list[str] = []
-    for contrib in raw(contribs):  # (read item by item: see ``state.Raw``)
+    for contrib in cast("list[Raw]", contribs):  # (read item by item: see ``state.Raw``)
         rule_id = cast(str, contrib[C_RULE])
         if rule_id in decays and rule_id not in seen:
             seen.append(rule_id)

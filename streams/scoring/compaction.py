@@ -26,6 +26,7 @@ from typing import cast
 
 from streams.scoring.capping import prune
 from streams.scoring.catalog import EntityKind
+from streams.scoring.contribs import cooked, raw
 from streams.scoring.holds import settle_anchors
 from streams.scoring.inactivity import prune as prune_activity
 from streams.scoring.plan.spec import Plan, Rule
@@ -41,8 +42,6 @@ from streams.scoring.state import (
     NO_FOLDED,
     EntityState,
     Raw,
-    cooked,
-    raw,
 )
 
 
@@ -93,7 +92,7 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
                 and rule_id not in decays
             ):
                 if keep is None:
-                    keep = contribs[:i]
+                    keep = list(contribs[:i])
                     if folded is NO_FOLDED:  # (never added to: shared, ``state.NO_FOLDED``)
                         folded = ledger.folded = {}
                 key = (rule_id, cast("str | None", contrib[C_CATEGORY]))

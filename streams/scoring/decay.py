@@ -35,6 +35,7 @@ from streams.scoring.aggregate import (
     tier_of,
     unlimited_total,
 )
+from streams.scoring.contribs import cooked, cooked_list, raw
 from streams.scoring.decay_fast import fast
 from streams.scoring.decay_memo import MICRO, NO_MEMO, Memo, micro_value
 from streams.scoring.ledger import forget
@@ -48,8 +49,6 @@ from streams.scoring.state import (
     Contribution,
     Ledger,
     Raw,
-    cooked,
-    raw,
 )
 
 #: ``evaluate``'s answer: (total, down, up, earliest expiry).
@@ -144,7 +143,7 @@ def evaluate(score: Score, ledger: Ledger, at_ms: int, drop: bool = True) -> Eva
         run_loss += full - value
         if value == 0 and drop:  # spent: it leaves the ledger (decay only shrinks, so it stays 0)
             if kept is None:
-                kept = contribs[:i]
+                kept = list(contribs[:i])
             sums[category] -= points
             continue
         memo.put(contrib, decay, term)
@@ -214,7 +213,7 @@ def drop_spent(score: Score, ledger: Ledger, at_ms: int) -> list[Contribution]:
     if not spent:
         return []
     ledger.contribs = cooked(kept)
-    gone = cooked(spent)
+    gone = cooked_list(spent)
     forget(ledger, gone)
     return gone
 

@@ -14,6 +14,7 @@ from typing import cast
 from streams.scoring import ledger as ledgers
 from streams.scoring import state
 from streams.scoring.aggregate import clamp, div_half_even, scaled_clamp
+from streams.scoring.contribs import raw, raw_list
 from streams.scoring.decay_memo import (
     LINEAR,
     LN2_UP,
@@ -25,7 +26,7 @@ from streams.scoring.decay_memo import (
     micro_value,
 )
 from streams.scoring.plan.spec import Score
-from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_RULE, Contribution, Ledger, raw
+from streams.scoring.state import C_EXPIRES, C_OCCURRED, C_POINTS, C_RULE, Contribution, Ledger
 
 
 def current(score: Score, ledger: Ledger) -> Memo | None:
@@ -35,8 +36,11 @@ def current(score: Score, ledger: Ledger) -> Memo | None:
         return None
     memo = cast(Memo, ledger.memo)
     contribs = raw(ledger.contribs)
-    if memo.decays is not score.decays or contribs is not memo.contribs:
+    if memo.decays is not score.decays:
         return None
+    # contributions are only ever appended or taken out (never re-ordered, and never the same
+    # object twice), each change a new tuple: while the one the memo saw last is still at its
+    # place, everything before it is too, and only appended ones are new
     count, size = memo.count, len(contribs)
     if size < count or (count and contribs[count - 1] is not memo.last):
         return None
@@ -57,7 +61,7 @@ def expire(score: Score, ledger: Ledger, due_ms: int) -> list[Contribution]:
     memo = current(score, ledger) if score.decays else None
     gone = ledgers.expire(ledger, due_ms)
     if gone and memo is not None:
-        memo.expired(raw(gone), raw(ledger.contribs))
+        memo.expired(raw_list(gone), raw(ledger.contribs))
     return gone
 
 

@@ -17,11 +17,12 @@ number (unless the total is within a few millionths of half a point). Otherwise,
 contribution may be worth 0 (it would leave the ledger) or is younger than ``t``, ``evaluate``
 makes its full pass, which builds the memo again. ``steps`` contributions are evaluated exactly.
 
-A cache, not state: not serialized, compared or copied. It describes one list object, valid
-while the ledger holds that list with its first ``count`` items unchanged (it holds the last of
-them, so that identity cannot be reused); items appended since are added to it, and an
-expiry takes its contributions out of it (``decay_fast.expire``). Every other change assigns
-a new list or removes an item, which the check sees (``tests/scoring/test_decay_memo.py``
+A cache, not state: not serialized, compared or copied. It describes the ledger's first
+``count`` contributions, valid while the last of them is still at its place (the memo holds it,
+so that identity cannot be reused): contributions are only appended or taken out, never
+re-ordered, so the ones before it are unchanged too. Those appended since are added to it, and
+an expiry takes its contributions out of it (``decay_fast.expire``). Taking out any other one
+moves the last out of its place, which the check sees (``tests/scoring/test_decay_memo.py``
 compares the answers with the full pass's). ``decay_fast`` reads it.
 """
 
@@ -164,8 +165,7 @@ class Memo(Group):
     def __init__(self, decays: dict[str, Decay], anchor: int) -> None:
         super().__init__(None, EMPTY, 1, anchor)
         self.decays = decays  # the plan's: a new plan builds the memo again
-        self.contribs: list[Raw] = NO_ITEMS  # the list described (``seal``)
-        self.count = 0
+        self.count = 0  # how many contributions it describes (``seal``), the last of them:
         self.last: object = None
         #: the decaying rules, in first-seen order (a tuple of strings: the collector drops it)
         self.rules: tuple[str, ...] = ()
@@ -221,8 +221,8 @@ class Memo(Group):
             group = group.next
         return None
 
-    def expired(self, gone: list[Raw], contribs: list[Raw]) -> None:
-        """``gone`` (expired) left the list the memo describes, which is now ``contribs``."""
+    def expired(self, gone: list[Raw], contribs: tuple[Raw, ...]) -> None:
+        """``gone`` (expired) left the contributions the memo describes, now ``contribs``."""
         for contrib in gone:
             decay = self.decays.get(cast(str, contrib[C_RULE]))
             if decay is None:
@@ -245,9 +245,8 @@ class Memo(Group):
         if expires is not None and (self.soonest is None or cast(int, expires) < self.soonest):
             self.soonest = cast(int, expires)
 
-    def seal(self, contribs: list[Raw]) -> None:
+    def seal(self, contribs: tuple[Raw, ...]) -> None:
         """The memo describes ``contribs`` as it is now."""
-        self.contribs = contribs
         self.count = len(contribs)
         self.last = contribs[-1] if contribs else None
 

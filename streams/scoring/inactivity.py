@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
+from streams.scoring.contribs import appended, without
 from streams.scoring.plan.spec import Inactivity
 from streams.scoring.state import (
     C_CATEGORY,
@@ -127,7 +128,7 @@ def touch(idle: Inactivity, ledger: Ledger, at_ms: int) -> bool:
         else:
             kept.append(contrib)
     if changed:
-        ledger.contribs = kept
+        ledger.contribs = tuple(kept)
     if following is not None:  # a late event: its silence until the next event is over
         periods = count(idle, at_ms, following)
         if periods:
@@ -139,10 +140,7 @@ def touch(idle: Inactivity, ledger: Ledger, at_ms: int) -> bool:
 
 def _add(ledger: Ledger, contrib: Contribution) -> None:
     """A deduction: no source event (it is the absence of one)."""
-    if ledger.contribs:
-        ledger.contribs.append(contrib)
-    else:  # (a new list: the empty one may be shared, ``state.NO_CONTRIBS``)
-        ledger.contribs = [contrib]
+    ledger.contribs = appended(ledger.contribs, contrib)
     ledger.sums[contrib[C_CATEGORY]] = ledger.sums.get(contrib[C_CATEGORY], 0) + contrib[C_POINTS]
 
 
@@ -162,7 +160,7 @@ def due(idle: Inactivity, ledger: Ledger, upto_ms: int) -> int:
             continue
         had, period, points = span(contrib)
         if period == idle.after_ms and points == idle.points and previous > ledger.active[-1]:
-            del contribs[index]  # the same silence, same plan: extend its contribution
+            ledger.contribs = without(contribs, index)  # the same silence, same plan: extend it
             ledger.sums[contrib[C_CATEGORY]] -= contrib[C_POINTS]
             periods += had
         break

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from streams.scoring import inactivity
+from streams.scoring.contribs import appended, cooked, cooked_list, raw, without
 from streams.scoring.state import (
     C_CATEGORY,
     C_EXPIRES,
@@ -18,8 +19,6 @@ from streams.scoring.state import (
     Ledger,
     Pending,
     Raw,
-    cooked,
-    raw,
 )
 
 SET_RULE = "adjustment:set"
@@ -27,10 +26,7 @@ SET_RULE = "adjustment:set"
 
 def record(ledger: Ledger, contrib: Contribution) -> None:
     """Add a live contribution (O(1): the category sum is kept incrementally)."""
-    if ledger.contribs:
-        ledger.contribs.append(contrib)
-    else:  # (a new list: the empty one may be shared, ``state.NO_CONTRIBS``)
-        ledger.contribs = [contrib]
+    ledger.contribs = appended(ledger.contribs, contrib)
     category = contrib[C_CATEGORY]
     ledger.sums[category] = ledger.sums.get(category, 0) + contrib[C_POINTS]
     expires = contrib[C_EXPIRES]
@@ -104,7 +100,7 @@ def _take_expired(ledger: Ledger, due_ms: int) -> list[Contribution]:
         else:
             kept.append(contrib)
     ledger.contribs = cooked(kept)
-    return cooked(gone)
+    return cooked_list(gone)
 
 
 def expire_through(ledger: Ledger, now_ms: int) -> list[list[Contribution]]:
@@ -147,7 +143,7 @@ def take_back(ledger: Ledger, rule_id: str, occurred_ms: int) -> Contribution | 
     returns it (None if there is none, e.g. a 0-point award)."""
     for i, c in enumerate(ledger.contribs):
         if c[C_RULE] == rule_id and c[C_OCCURRED] == occurred_ms:
-            del ledger.contribs[i]
+            ledger.contribs = without(ledger.contribs, i)
             forget(ledger, [c])
             ledger.refresh_due()
             return c
@@ -185,7 +181,7 @@ def start_epoch(ledger: Ledger, epoch_ms: int) -> None:
                 live.append(part)
         elif c[C_OCCURRED] >= epoch_ms and c[C_RULE] != SET_RULE:
             live.append(c)
-    ledger.contribs = live
+    ledger.contribs = tuple(live)
     ledger.folded = NO_FOLDED
     ledger.statics = {rule: at for rule, at in ledger.statics.items() if at >= epoch_ms}
     ledger.standby = {

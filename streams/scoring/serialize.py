@@ -56,6 +56,7 @@ from streams.scoring.state import (
     NO_MEMBERS,
     NO_SEGS,
     NO_VERSIONS,
+    Contribs,
     Contribution,
     EntityState,
     Ledger,
@@ -74,18 +75,18 @@ _V7 = b"\x07"
 #: decayed at, decay due, active, inactive due, members, rolled). v5 lacks the last three
 #: fields of the body and the last two of a row; v4's rows lack four more.
 _Row = tuple[
-    int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
+    int, int, int, Contribs, dict[str | None, int], dict[tuple[str, str | None], int],
     dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int], int, int | None, list[int], int | None,
     dict[str, tuple[int, int | None]], int,
 ]  # fmt: skip
 _Row5 = tuple[
-    int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
+    int, int, int, Contribs, dict[str | None, int], dict[tuple[str, str | None], int],
     dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int], int, int | None, list[int], int | None,
 ]  # fmt: skip
 _Row4 = tuple[
-    int, int, int, list[Contribution], dict[str | None, int], dict[tuple[str, str | None], int],
+    int, int, int, Contribs, dict[str | None, int], dict[tuple[str, str | None], int],
     dict[str, int], dict[str, tuple[int, ...]], dict[str, Contribution | None], list[Pending],
     int | None, dict[str, Contribution], dict[str, int],
 ]  # fmt: skip

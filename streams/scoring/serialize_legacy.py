@@ -83,7 +83,7 @@ def _from_v2(body: Any) -> EntityState:
         s.memo = None  # (a cache: see ``state.Ledger``)
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
          pending, s.next_due_ms, *added) = row  # fmt: skip
-        s.contribs = list(contribs)
+        s.contribs = tuple(contribs)
         s.caps = {rule: tuple(times) for rule, times in caps.items()}
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
@@ -147,7 +147,7 @@ def _from_v1(body: Any) -> EntityState:
         s = state.score(name)
         s.seq, s.total = raw["seq"], raw["total"]
         s.epoch_ms = NO_EPOCH if raw["epoch_ms"] is None else raw["epoch_ms"]
-        s.contribs = [tuple(c) for c in raw["contributions"]]
+        s.contribs = tuple(tuple(c) for c in raw["contributions"])
         s.folded = {(rule, cat): pts for rule, cat, pts in raw["folded"]}
         s.statics = dict(raw["statics"])
         s.caps = {rule: tuple(times) for rule, times in raw["caps"].items()}

@@ -36,26 +36,20 @@ NO_EPOCH = -(2**62)
 #: objects of its own in memory) and putting one back into a list builds a new tuple; a ``Raw``
 #: one is read item by item (``cast`` each to its type) and stays the tuple it was.
 Raw = tuple[object, ...]
+#: A ledger's live contributions, in the order they were recorded: a tuple, not a list, so that
+#: the collector stops tracking it (a tuple of tuples of atomic values leaves its scans at the
+#: first collection that sees it) where a list would stay tracked for the entity's life; adding
+#: one makes a new tuple (``contribs.appended``).
+Contribs = tuple[Contribution, ...]
 
 
-def raw(contribs: list[Contribution]) -> list[Raw]:
-    """The same list, for reading without unboxing (see ``Raw``)."""
-    return cast("list[Raw]", contribs)
-
-
-def cooked(contribs: list[Raw]) -> list[Contribution]:
-    """A list made of ``Raw`` contributions, as the state holds it."""
-    return cast("list[Contribution]", contribs)
-
-
-#: Shared empty lists a new ledger or entity starts with, instead of five new lists each: most
+#: Shared empty lists a new ledger or entity starts with, instead of four new lists each: most
 #: stay empty for good (no deferred award, no inactivity, no deal, no sealed segment), and an
 #: empty list is one more object for the garbage collector to track and scan with the rest of
 #: the states. Never changed in place: each in-place addition (``ledger.record``,
 #: ``ledger.defer``, ``inactivity``, ``rollup``) assigns a new list when the one it has is empty,
 #: ``segments`` always assigns a new list, and a list that empties goes back to the shared one
 #: (``ledger.release``; ``tests/scoring/test_state.py``).
-NO_CONTRIBS: Final[list[Contribution]] = []
 NO_PENDING: Final[list[Pending]] = []
 NO_TIMES: Final[list[int]] = []
 NO_LINKS: Final[list[str]] = []
@@ -129,7 +123,7 @@ class Ledger:
         self.seq = 0  # seq of the last change emitted
         self.total = 0  # value after the last change (clamped)
         self.epoch_ms = NO_EPOCH  # start of the current epoch (last set/reset)
-        self.contribs: list[Contribution] = NO_CONTRIBS  # live event/adjustment contributions
+        self.contribs: Contribs = ()  # live event/adjustment contributions (see ``Contribs``)
         self.sums: dict[str | None, int] = {}  # unclamped per-category sums (None = uncategorised)
         self.folded: dict[tuple[str, str | None], int] = NO_FOLDED  # (rule, category) -> points
         self.statics: dict[str, int] = NO_STATICS  # repeat-once rule -> occurred_at of its award
@@ -170,7 +164,7 @@ class Ledger:
         """Rebuild ``sums`` from the contributions, folded points and holds (after bulk
         removals), then ``next_due_ms`` (``refresh_due``)."""
         sums: dict[str | None, int] = {}
-        for contrib in raw(self.contribs):
+        for contrib in cast("tuple[Raw, ...]", self.contribs):  # (see ``Raw``)
             category = cast("str | None", contrib[C_CATEGORY])
             sums[category] = sums.get(category, 0) + cast(int, contrib[C_POINTS])
         for (_, category), points in self.folded.items():
@@ -206,7 +200,7 @@ class Ledger:
 def event_due(ledger: Ledger, due: int | None = None) -> int | None:
     """The earliest of ``due`` and the ledger's expiries and deferred awards (the dues that are
     not decay or inactivity), in one pass."""
-    for contrib in raw(ledger.contribs):
+    for contrib in cast("tuple[Raw, ...]", ledger.contribs):  # (see ``Raw``)
         expires = contrib[C_EXPIRES]
         if expires is not None:
             at = cast(int, expires)

@@ -195,7 +195,7 @@ def test_spent_contributions_leave_the_state() -> None:
     ledger = runner.states[KEY].scores["s"]
     assert len(ledger.contribs) == 2 and runner.value() == 0  # worth less than half a point
     runner.advance(T0 + 400 * D)  # 100 * 2^-40: below half a millionth
-    assert ledger.contribs == [] and ledger.sums == {None: 0}
+    assert ledger.contribs == () and ledger.sums == {None: 0}
     assert ledger.decay_due_ms is None and runner.states[KEY].next_due_ms is None
 
 

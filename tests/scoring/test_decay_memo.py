@@ -70,7 +70,7 @@ STEPS = st.one_of(
     st.tuples(st.just("evaluate"), st.integers(0, 2 * H), st.booleans()),
     st.tuples(st.just("take_back"), st.integers(0, 1000)),
     st.tuples(st.just("expire"), st.integers(0, 10 * D)),
-    st.tuples(st.just("new_list")),
+    st.tuples(st.just("new_tuple"), st.booleans()),
     st.tuples(st.just("hold"), st.sampled_from(CATEGORIES), st.integers(-30, 30)),
     st.tuples(st.just("rolled"), st.integers(-50, 50)),
 )
@@ -94,8 +94,11 @@ def run(score: Score, steps: list[Any]) -> int:
                 expire(score, ledger, now + step[1])  # (the memo kept current)
             elif step[0] == "expire":
                 ledgers.expire(ledger, now + step[1])
-            elif step[0] == "new_list" and ledger.contribs:
-                ledger.contribs = list(ledger.contribs)
+            elif step[0] == "new_tuple" and ledger.contribs:
+                # a new tuple of the same contributions (the memo stays valid), or of copies
+                # (equal, other objects: the memo must see them as new)
+                items = [(*c,) for c in ledger.contribs] if step[1] else [*ledger.contribs]
+                ledger.contribs = tuple(items)
             elif step[0] == "hold":
                 ledger.sums[step[1]] = ledger.sums.get(step[1], 0) + step[2]
             elif step[0] == "rolled":
@@ -142,8 +145,10 @@ def test_the_memo_decides_after_appends_and_not_after_a_removal() -> None:
     # one out of the middle and one appended: the same length, another list
     swapped: list[Any] = [*steps[:3], ("take_back", 0), steps[3], ("evaluate", 1 * H, True)]
     assert run(score, swapped) == 0
-    replaced: list[Any] = [*steps[:3], ("new_list",), ("evaluate", 1 * H, True)]
-    assert run(score, replaced) == 0
+    copied: list[Any] = [*steps[:3], ("new_tuple", True), ("evaluate", 1 * H, True)]
+    assert run(score, copied) == 0  # equal contributions, other objects
+    same: list[Any] = [*steps[:3], ("new_tuple", False), ("evaluate", 1 * H, True)]
+    assert run(score, same) == 1  # a new tuple of the same contributions
     spent: list[Any] = [*steps[:3], ("evaluate", 31 * D, True)]  # the linear one is spent
     assert run(score, spent) == 0
     expiring: list[Any] = [

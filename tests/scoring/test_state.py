@@ -9,6 +9,7 @@ change's id, built without a ``UUID`` object, is the ``uuid5`` it always was."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from pathlib import Path
 
@@ -17,11 +18,11 @@ import pytest
 from streams.commands.offline import OfflineScorer
 from streams.commands.traffic import TrafficShape, as_offline_line, generate
 from streams.scoring import EntityState, Invalid, load_plan, parse_input, route
+from streams.scoring import ledger as ledgers
 from streams.scoring.outcomes import CHANGE_NAMESPACE, uuid5_text
 from streams.scoring.state import (
     NO_ANCHORS,
     NO_CAPS,
-    NO_CONTRIBS,
     NO_FOLDED,
     NO_HOLDS,
     NO_LINKS,
@@ -36,7 +37,7 @@ from streams.scoring.state import (
     Ledger,
 )
 
-SHARED_LISTS = (NO_CONTRIBS, NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
+SHARED_LISTS = (NO_PENDING, NO_TIMES, NO_LINKS, NO_SEGS)
 SHARED_DICTS = (NO_FOLDED, NO_STATICS, NO_STANDBY, NO_CAPS, NO_HOLDS, NO_ANCHORS, NO_MEMBERS,
                 NO_VERSIONS, NO_SEALED)  # fmt: skip
 #: A ledger's fields that start as one of the shared empties.
@@ -88,13 +89,13 @@ def _score(plan_path: str) -> set[str]:
 )
 def test_the_shared_empties_stay_empty(plan_path: str, filled: set[str]) -> None:
     assert _score(plan_path) >= filled
-    assert SHARED_LISTS == ([], [], [], [], [])
+    assert SHARED_LISTS == ([], [], [], [])
     assert SHARED_DICTS == ({}, {}, {}, {}, {}, {}, {}, {}, {})
 
 
 def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     first, second = Ledger(), Ledger()
-    assert first.contribs is NO_CONTRIBS and first.pending is NO_PENDING
+    assert first.contribs == () and first.pending is NO_PENDING
     assert first.active is NO_TIMES and EntityState().deal_links is NO_LINKS
     assert EntityState().segs is NO_SEGS and EntityState().past_sealed is NO_SEALED
     assert (first.folded, first.statics, first.standby) == (NO_FOLDED, NO_STATICS, NO_STANDBY)
@@ -102,8 +103,29 @@ def test_new_states_share_their_empty_lists_and_compare_by_value() -> None:
     assert first.versions is NO_VERSIONS
     assert first.caps is NO_CAPS and first.holds is NO_HOLDS
     assert first.folded is NO_FOLDED and first.statics is NO_STATICS
-    second.contribs, second.statics = [], {}
+    second.pending, second.statics = [], {}
     assert first == second
+
+
+def test_contributions_are_a_tuple_the_collector_stops_tracking_and_never_changed() -> None:
+    ledger = Ledger()
+    first = ("r1", 5, "interest", 1_000, 9_000, "e1")
+    ledgers.record(ledger, first)
+    before = ledger.contribs
+    ledgers.record(ledger, ("r2", 3, None, 2_000, None, "e2"))
+    assert before == (first,)  # a new tuple: the one a reader (a decay memo) saw is as it was
+    assert ledger.contribs == (first, ("r2", 3, None, 2_000, None, "e2"))
+    assert ledger.sums == {"interest": 5, None: 3} and ledger.next_due_ms == 9_000
+    # (a list would stay tracked for good; a tuple is untracked by a collection that finds its
+    # items untracked, the contributions by the first, so at the latest by the second)
+    gc.collect()
+    gc.collect()
+    assert not gc.is_tracked(ledger.contribs)
+    held = ledger.contribs
+    assert ledgers.take_back(ledger, "r1", 1_000) == first
+    assert held == (first, ("r2", 3, None, 2_000, None, "e2"))
+    assert ledger.contribs == (("r2", 3, None, 2_000, None, "e2"),) and ledger.sums["interest"] == 0
+    assert ledgers.expire(ledger, 10_000) == [] and ledger.next_due_ms is None
 
 
 @pytest.mark.parametrize(
