@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import cast
 
-from streams.scoring.capping import prune
+from streams.scoring.capping import histories, prune
 from streams.scoring.catalog import EntityKind
 from streams.scoring.contribs import cooked, raw
 from streams.scoring.holds import settle_anchors
@@ -40,6 +40,7 @@ from streams.scoring.state import (
     C_RULE,
     NO_EPOCH,
     NO_FOLDED,
+    CapHistory,
     EntityState,
     Raw,
 )
@@ -104,14 +105,14 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
         if score is not None and score.inactivity is not None:
             prune_activity(ledger, horizon)
         if _caps_to_prune(ledger.caps, rules, horizon):
-            caps: dict[str, tuple[int, ...]] = {}
-            for rule_id, times in ledger.caps.items():
+            caps: list[object] = []  # (in rule id order, as it was: ``capping``)
+            for rule_id, times in histories(ledger.caps):
                 rule = rules.get(rule_id)
                 if rule is not None and rule.cap is not None:
                     kept = prune(times, horizon - rule.cap.per_ms)
                     if kept:
-                        caps[rule_id] = kept
-            ledger.caps = caps
+                        caps += (rule_id, len(kept), *kept)
+            ledger.caps = tuple(caps)
         if ledger.statics and _statics_to_drop(ledger.statics, rules):
             ledger.statics = {
                 rule_id: at
@@ -126,10 +127,10 @@ def compact(state: EntityState, kind: EntityKind, plan: Plan) -> None:
             }
 
 
-def _caps_to_prune(caps: dict[str, tuple[int, ...]], rules: dict[str, Rule], horizon: int) -> bool:
-    """Whether pruning would change the cap history: a rule gone or no longer capped, an empty
-    tuple, or an award time older than its window before the horizon (``capping.prune``)."""
-    for rule_id, times in caps.items():
+def _caps_to_prune(caps: CapHistory, rules: dict[str, Rule], horizon: int) -> bool:
+    """Whether pruning would change the cap history: a rule gone or no longer capped, no
+    times, or an award time older than its window before the horizon (``capping.prune``)."""
+    for rule_id, times in histories(caps):
         rule = rules.get(rule_id)
         if rule is None or rule.cap is None or not times or times[0] < horizon - rule.cap.per_ms:
             return True

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.scoring.capping import NO_AWARDS, take_slot, without_award
+from streams.scoring.capping import cap_allows, times_of, with_award, with_times, without_award
 from streams.scoring.once import stand_by, take_over
 from streams.scoring.outcomes import Verdict
 from streams.scoring.plan.spec import Rule
 from streams.scoring.points import award_points
-from streams.scoring.state import NO_CAPS, NO_STATICS, Contribution, Ledger
+from streams.scoring.state import NO_STATICS, Contribution, Ledger
 
 #: (rule id, points) per award, negative for points taken back.
 Awards = list[tuple[str, int]]
@@ -66,18 +66,15 @@ def event_rules(
             continue
         cap = rule.cap
         if cap is not None:
-            caps = ledger.caps
-            if caps is NO_CAPS:  # (never added to: shared, ``state.NO_CAPS``)
-                caps = ledger.caps = {}
-            times = caps.get(rule.id, NO_AWARDS)
+            times = times_of(ledger.caps, rule.id)
+            # a take-over frees the displaced award's slot (kept if this one is capped anyway)
             freed = None if displaced is None else without_award(times, displaced)
             if freed is not None:
-                caps[rule.id] = freed
-            if not take_slot(caps, rule.id, cap, at_ms):
-                if freed is not None:
-                    caps[rule.id] = times  # no take-over: the award keeps its slot
+                times = freed
+            if not cap_allows(times, at_ms, cap):
                 reason = _first(reason, Verdict.CAPPED)
                 continue
+            ledger.caps = with_times(ledger.caps, rule.id, with_award(times, at_ms))
         if at_ms < ledger.epoch_ms:
             reason = _first(reason, Verdict.BEFORE_RESET)
             continue

@@ -34,7 +34,6 @@ from streams.scoring.state import (
     C_OCCURRED,
     C_POINTS,
     C_SOURCE,
-    NO_CAPS,
     NO_STANDBY,
     NO_STATICS,
     Ledger,
@@ -106,10 +105,10 @@ def reopen(ledger: Ledger, score: Score, *, now_ms: int, awards: Awards) -> tupl
         if quiet is not None and quiet_end is not None and quiet.policy == "skip":
             continue
         if rule.cap is not None:
-            if ledger.caps is NO_CAPS:  # (never added to: shared, ``state.NO_CAPS``)
-                ledger.caps = {}
-            if not take_slot(ledger.caps, rule_id, rule.cap, at_ms):
+            caps = take_slot(ledger.caps, rule_id, rule.cap, at_ms)
+            if caps is None:
                 continue
+            ledger.caps = caps
         if ledger.statics is NO_STATICS:  # (never added to: shared, ``state.NO_STATICS``)
             ledger.statics = {}
         ledger.statics[rule_id] = at_ms

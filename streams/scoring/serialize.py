@@ -41,6 +41,7 @@ from typing import Any, cast
 
 import msgspec
 
+from streams.scoring.capping import flat, stored
 from streams.scoring.errors import StateFormatError
 from streams.scoring.rollup import restore_members, stored_members
 from streams.scoring.segments import Sealed, join, past_tail, split, tail
@@ -180,7 +181,7 @@ def body(
         _wire_props(state.props),
         {
             name: (
-                s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps,
+                s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, stored(s.caps),
                 s.holds, s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms,
                 s.decay_due_ms, s.active, s.inactive_due_ms,
                 stored_members(s), s.rolled,
@@ -254,10 +255,11 @@ def _from_v6(body: _Body) -> EntityState:
     for name, row in scores.items():
         s = Ledger.__new__(Ledger)
         s.memo = None  # (a cache: see ``state.Ledger``)
-        (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
+        (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, s.decayed_ms, s.decay_due_ms, s.active,
          s.inactive_due_ms, members, s.rolled) = row  # fmt: skip
         restore_members(s, members)
+        s.caps = flat(caps)
         ledgers[name] = s
     state.scores = ledgers
     state.past = past
@@ -274,7 +276,7 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
     for name, row in scores.items():
         s = Ledger.__new__(Ledger)
         s.memo = None  # (a cache: see ``state.Ledger``)
-        (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, s.caps, s.holds,
+        (s.seq, s.total, s.epoch_ms, s.contribs, s.sums, s.folded, s.statics, caps, s.holds,
          s.pending, s.next_due_ms, s.standby, s.anchors, *added) = row  # fmt: skip
         if added:
             s.decayed_ms, s.decay_due_ms = cast(int, added[0]), cast("int | None", added[1])
@@ -282,6 +284,7 @@ def _from_v4(body: _Body5 | _Body4) -> EntityState:
         else:
             s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
         s.members, s.versions, s.rolled = NO_MEMBERS, NO_VERSIONS, 0
+        s.caps = flat(caps)
         ledgers[name] = s
     state.scores = ledgers
     state.past = past

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgpack
 
+from streams.scoring.capping import flat, stored
 from streams.scoring.errors import StateFormatError
 from streams.scoring.state import (
     C_OCCURRED,
@@ -84,7 +85,7 @@ def _from_v2(body: Any) -> EntityState:
         (s.seq, s.total, s.epoch_ms, contribs, s.sums, s.folded, s.statics, caps, s.holds,
          pending, s.next_due_ms, *added) = row  # fmt: skip
         s.contribs = tuple(contribs)
-        s.caps = {rule: tuple(times) for rule, times in caps.items()}
+        s.caps = flat({rule: tuple(times) for rule, times in caps.items()})
         s.pending = list(pending)
         s.standby, s.anchors = added if added else ({}, {})
         s.decayed_ms, s.decay_due_ms, s.active, s.inactive_due_ms = NO_EPOCH, None, [], None
@@ -126,7 +127,7 @@ def dumps_v1(state: EntityState) -> bytes:
                 "contributions": [list(c) for c in s.contribs],
                 "folded": [[rule, cat, pts] for (rule, cat), pts in s.folded.items()],
                 "statics": s.statics,
-                "caps": s.caps,
+                "caps": stored(s.caps),
                 "holds": {rule: (list(h) if h else None) for rule, h in s.holds.items()},
                 "pending": [[due, src, [list(c) for c in cs]] for due, src, cs in s.pending],
             }
@@ -150,7 +151,7 @@ def _from_v1(body: Any) -> EntityState:
         s.contribs = tuple(tuple(c) for c in raw["contributions"])
         s.folded = {(rule, cat): pts for rule, cat, pts in raw["folded"]}
         s.statics = dict(raw["statics"])
-        s.caps = {rule: tuple(times) for rule, times in raw["caps"].items()}
+        s.caps = flat({rule: tuple(times) for rule, times in raw["caps"].items()})
         s.holds = {rule: (tuple(h) if h else None) for rule, h in raw["holds"].items()}
         s.pending = [(due, src, tuple(tuple(c) for c in cs)) for due, src, cs in raw["pending"]]
         s.rebuild_sums()

@@ -54,15 +54,17 @@ NO_PENDING: Final[list[Pending]] = []
 NO_TIMES: Final[list[int]] = []
 NO_LINKS: Final[list[str]] = []
 NO_SEGS: Final[list[int]] = []
+#: A ledger's cap histories: one flat tuple, (rule id, n, its n award times) per rule (``capping``).
+CapHistory = tuple[object, ...]
+NO_CAPS: Final[CapHistory] = ()
 #: Shared empty dicts, likewise, for the ledger's maps that most ledgers never fill (folded
-#: totals, repeat-once flags, stand-by matches, cap history, state-rule holds and anchors,
+#: totals, repeat-once flags, stand-by matches, state-rule holds and anchors,
 #: roll-up members, their versions): an empty dict is no object the collector scans, but each
 #: one allocated counts toward its next young collection, and a ledger allocated nine
 #: containers. Never changed in place: what adds to each (``compaction``; ``evaluate`` and
-#: ``once``; ``once``; ``evaluate`` and ``once``; ``ledger.hold``; none; ``rollup``, twice)
+#: ``once``; ``once``; ``ledger.hold``; none; ``rollup``, twice)
 #: assigns a new dict when it has the shared one (``tests/scoring/test_state.py``).
 NO_FOLDED: Final[dict[tuple[str, str | None], int]] = {}
-NO_CAPS: Final[dict[str, tuple[int, ...]]] = {}
 NO_HOLDS: Final[dict[str, Contribution | None]] = {}
 NO_SEALED: Final[dict[str, int]] = {}  # an entity's ``past_sealed`` (only ever replaced whole)
 NO_STATICS: Final[dict[str, int]] = {}
@@ -130,7 +132,7 @@ class Ledger:
         #: repeat-once rule -> its latest match refused only because the rule had awarded
         #: (awarded instead if a late set/reset drops that award; see ``once``)
         self.standby: dict[str, Contribution] = NO_STANDBY
-        self.caps: dict[str, tuple[int, ...]] = NO_CAPS  # capped rule -> sorted award times
+        self.caps: CapHistory = NO_CAPS  # capped rules' award times (``capping``)
         #: matching state rule -> its points, occurred_at = when the match began;
         #: None = suppressed by a set/reset until the rule stops matching (see ``holds``)
         self.holds: dict[str, Contribution | None] = NO_HOLDS

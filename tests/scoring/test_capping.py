@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scoring_helpers import T0, H, Runner, one_score, visit
 
 from streams.scoring import Verdict
-from streams.scoring.capping import cap_allows, prune, take_slot, with_award, without_award
+from streams.scoring.capping import (
+    cap_allows,
+    flat,
+    histories,
+    prune,
+    stored,
+    take_slot,
+    times_of,
+    with_award,
+    with_times,
+    without_award,
+)
 from streams.scoring.plan.spec import Cap
 
 
@@ -42,11 +55,26 @@ def test_award_times_stay_sorted_and_prune() -> None:
 
 
 def test_take_slot_records_only_what_the_cap_allows() -> None:
-    caps: dict[str, tuple[int, ...]] = {}
-    assert take_slot(caps, "r", Cap(1, 10), 5)
-    assert not take_slot(caps, "r", Cap(1, 10), 14)  # within 10 of 5
-    assert take_slot(caps, "r", Cap(1, 10), 15)
-    assert caps == {"r": (5, 15)}
+    caps = take_slot((), "r", Cap(1, 10), 5)
+    assert caps == ("r", 1, 5)
+    assert take_slot(caps, "r", Cap(1, 10), 14) is None  # within 10 of 5
+    caps = take_slot(caps, "r", Cap(1, 10), 15)
+    assert caps is not None and stored(caps) == {"r": (5, 15)}
+
+
+def test_cap_histories_are_one_flat_tuple_in_rule_order() -> None:
+    caps = with_times((), "m", (7,))
+    caps = with_times(caps, "b", (1, 2))
+    caps = with_times(caps, "z", ())
+    caps = with_times(caps, "m", (7, 9))
+    assert caps == ("b", 2, 1, 2, "m", 2, 7, 9, "z", 0)
+    assert times_of(caps, "m") == (7, 9) and times_of(caps, "x") == ()
+    assert list(histories(caps)) == [("b", (1, 2)), ("m", (7, 9)), ("z", ())]
+    assert stored(caps) == {"b": (1, 2), "m": (7, 9), "z": ()}
+    assert flat(stored(caps)) == caps and flat({}) == () and stored(()) == {}
+    assert flat({"z": (3,), "a": (1,)}) == ("a", 1, 1, "z", 1, 3)  # stored in any order
+    gc.collect()
+    assert not gc.is_tracked(caps)  # (strings and ints: the collector drops it at once)
 
 
 def window_ok(times: list[int], cap: Cap) -> bool:
