@@ -40,7 +40,9 @@ def current(score: Score, ledger: Ledger) -> Memo | None:
         return None
     # contributions are only ever appended or taken out (never re-ordered, and never the same
     # object twice), each change a new tuple: while the one the memo saw last is still at its
-    # place, everything before it is too, and only appended ones are new
+    # place, everything before it is too, and only appended ones are new. (An inactivity
+    # deduction may be replaced at its place by a part of itself, ``inactivity``: it never
+    # decays or expires, so nothing the memo sums changes.)
     count, size = memo.count, len(contribs)
     if size < count or (count and contribs[count - 1] is not memo.last):
         return None

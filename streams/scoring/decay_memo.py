@@ -20,10 +20,12 @@ makes its full pass, which builds the memo again. ``steps`` contributions are ev
 A cache, not state: not serialized, compared or copied. It describes the ledger's first
 ``count`` contributions, valid while the last of them is still at its place (the memo holds it,
 so that identity cannot be reused): contributions are only appended or taken out, never
-re-ordered, so the ones before it are unchanged too. Those appended since are added to it, and
-an expiry takes its contributions out of it (``decay_fast.expire``). Taking out any other one
-moves the last out of its place, which the check sees (``tests/scoring/test_decay_memo.py``
-compares the answers with the full pass's). ``decay_fast`` reads it.
+re-ordered, so the ones before it are unchanged too (inactivity deductions may be replaced at
+their place by a part of themselves, but they never decay or expire: the memo sums none of
+them). Those appended since are added to it, and an expiry takes its contributions out of it
+(``decay_fast.expire``). Taking out any other one moves the last out of its place, which the
+check sees (``tests/scoring/test_decay_memo.py`` compares the answers with the full pass's).
+``decay_fast`` reads it.
 """
 
 from __future__ import annotations
