@@ -10,12 +10,13 @@ bounds must be at least the full pass's (``next_check`` relies on them being bou
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scoring_helpers import T0, D, H
+from scoring_helpers import T0, D, H, Runner, one_score, visit
 
 from streams.scoring import ledger as ledgers
 from streams.scoring.decay import evaluate
@@ -162,3 +163,55 @@ def test_the_memo_decides_after_appends_and_not_after_a_removal() -> None:
         ("evaluate", 2 * H, True),  # decided by the memo, which the expiry kept current
     ]
     assert run(score, expiring) == 1
+
+
+class _NoMemo(Runner):
+    """The same feed with every memo dropped first: each evaluation is the full pass."""
+
+    def feed(self, *items: Any, now_ms: int | None = None) -> list[Any]:
+        self._drop()
+        return super().feed(*items, now_ms=now_ms)
+
+    def advance(self, now_ms: int) -> list[Any]:
+        self._drop()
+        return super().advance(now_ms)
+
+    def _drop(self) -> None:
+        for state in self.states.values():
+            for ledger in state.scores.values():
+                ledger.memo = None
+
+
+def test_the_memo_stays_valid_when_a_late_event_splits_an_inactivity_deduction() -> None:
+    """A late event replaces an inactivity deduction by its part before the event, at its
+    place among the contributions: the memo (which sums no deduction) must still answer as the
+    full pass, with decaying and expiring awards around it."""
+    plan = one_score(
+        """
+        - {id: v, on: page_visit, points: 20, decay: {half_life: 3d}}
+        - {id: w, on: page_visit, where: {url: {contains: pricing}}, points: 7,
+           expires_after: 4d}
+        """,
+        head="inactivity: {after: 1d, points: -2, repeat: every}\nlimits: {min: -1000, max: 1000}",
+        plan_head="lateness: 20d",
+    )
+    for seed in range(60):
+        rng = random.Random(seed)  # (deterministic: the same sequences every run)
+        with_memo, full = Runner(plan), _NoMemo(plan)
+        now = T0
+        for i in range(rng.randint(3, 25)):
+            if rng.random() < 0.3:
+                at = now - rng.randint(0, 6 * D)  # late: may fall inside a silence
+            else:
+                now += rng.randint(0, 3 * D)
+                at = now
+            url = "https://x/pricing" if rng.random() < 0.5 else "https://x/other"
+            if rng.random() < 0.5:
+                with_memo.walk(now)
+                full.walk(now)
+            with_memo.feed(visit(f"e{i}", at, url=url))
+            full.feed(visit(f"e{i}", at, url=url))
+        with_memo.walk(now + 30 * D)
+        full.walk(now + 30 * D)
+        got = [(c.seq, c.new_value, c.occurred_at_ms) for c in with_memo.changes]
+        assert got == [(c.seq, c.new_value, c.occurred_at_ms) for c in full.changes], seed
