@@ -251,3 +251,34 @@ def test_the_inputs_exercise_the_second_plans_rollups(run: Any) -> None:
     reference = changes(run.PLAN, inputs)
     assert reference == changes(run.PLAN, bare) and reference["contact", "rule"] > 0
     assert not [kind for kind, _ in reference if kind == "account"]
+
+
+def test_generated_traffic_keeps_out_of_the_plans_quiet_hours(run: Any) -> None:
+    """The benchmark's work must not depend on the hour it runs at: both plans defer awards in
+    quiet hours, so the traffic ends before the latest quiet window its span would touch."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from streams.scoring.quiet_hours import quiet_until
+
+    warsaw = ZoneInfo("Europe/Warsaw")
+    quiet = run.quiet_hours_of((run.PLAN, run.WAVE2_PLAN))
+    assert quiet, "the plans have quiet hours: this test would check nothing"
+
+    def ms(*at: int) -> int:
+        return int(datetime(*at, tzinfo=warsaw).timestamp() * 1000)
+
+    span = 50_000 * 20
+    # a Wednesday noon: nothing is quiet, the traffic ends a minute before now
+    assert run.traffic_end(ms(2026, 12, 9, 12, 0, 30), span) == ms(2026, 12, 9, 11, 59)
+    # a Tuesday just past midnight (weekday nights are quiet from 22:00): the evening before
+    assert run.traffic_end(ms(2026, 12, 8, 0, 5), span) == ms(2026, 12, 7, 21, 58)
+    # a Saturday (quiet all day, after Friday's night): Friday evening
+    assert run.traffic_end(ms(2026, 12, 5, 13, 0), span) == ms(2026, 12, 4, 21, 58)
+    # a few minutes into the quiet: the span would reach into it
+    assert run.traffic_end(ms(2026, 12, 9, 22, 3), span) == ms(2026, 12, 9, 21, 58)
+    for now in range(ms(2026, 12, 3, 0, 0), ms(2026, 12, 10, 0, 0), 37 * 60_000):
+        end = run.traffic_end(now, span)
+        assert end <= now - 60_000
+        for minute in range(end - span - 60_000, end + 120_000, 60_000):
+            assert all(quiet_until(q, zone, minute) is None for q, zone in quiet), (now, minute)
