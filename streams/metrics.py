@@ -5,10 +5,18 @@ A registry per app (not the process-global one) keeps two apps in one process, a
 
 from __future__ import annotations
 
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import accumulate
+from typing import Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from streams import __version__, native
 from streams.scoring import ScoreChange, ScoreResult, Verdict
@@ -22,20 +30,69 @@ _HEADLINE = (
 )  # fmt: skip
 
 
-_RANK = {verdict: rank for rank, verdict in enumerate(_HEADLINE)}
+#: Rank of each verdict in ``_HEADLINE``, keyed by the member's identity: an enum member's own
+#: hash is a Python call (``Enum.__hash__``), ``id`` is not, and the core's verdicts are members.
+_RANK = {id(verdict): rank for rank, verdict in enumerate(_HEADLINE)}
+_HEADLINE_VALUES = tuple(verdict.value for verdict in _HEADLINE)
 
 
 def headline(results: tuple[ScoreResult, ...]) -> Verdict:
     """The first verdict of ``_HEADLINE`` among the results' (``NO_MATCH`` if none is)."""
-    best = len(_HEADLINE)
-    for result in results:
-        rank = _RANK.get(result.verdict, best)
-        if rank < best:
-            best = rank
+    best = _rank(results)
     return _HEADLINE[best] if best < len(_HEADLINE) else Verdict.NO_MATCH
 
 
+def _rank(results: tuple[ScoreResult, ...]) -> int:
+    best = len(_HEADLINE)
+    for result in results:
+        rank = _RANK.get(id(result.verdict), best)
+        if rank < best:
+            best = rank
+    return best
+
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class BatchHistogram(Collector):
+    """A label-less histogram filled a batch at a time: the loop counts its observations in a
+    plain dict (value -> how many) and :meth:`add` puts them in the buckets once per batch, under
+    one lock. A ``Histogram.observe`` per item takes a lock and walks the buckets; for the
+    per-item latency that was about 0.7 µs of the worker's CPU per changed item. Scraped as a
+    ``Histogram`` is: the same ``_bucket`` (``le`` as ``floatToGoString``), ``_count``, ``_sum``
+    and ``_created`` samples."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...],
+                 registry: CollectorRegistry) -> None:  # fmt: skip
+        self.name, self.documentation = name, documentation
+        self.bounds = (*(float(b) for b in buckets), float("inf"))
+        go_string = cast(Callable[[float], str], floatToGoString)  # untyped in prometheus_client
+        self.les = [go_string(bound) for bound in self.bounds]  # the buckets' ``le`` labels
+        self.counts = [0] * len(self.bounds)  # per bucket, not cumulative
+        self.sum = 0.0
+        self.created = time.time()
+        self.lock = threading.Lock()
+        registry.register(self)
+
+    def add(self, observed: dict[float, int]) -> None:
+        """``observed``: how many times each value was observed (counted as ``observe`` would)."""
+        bounds, counts = self.bounds, self.counts
+        with self.lock:
+            for value, times in observed.items():
+                self.sum += value * times
+                counts[bisect_left(bounds, value)] += times
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            counts, total = list(self.counts), self.sum
+        cumulative = zip(self.les, accumulate(counts), strict=True)
+        buckets = [(le, float(count)) for le, count in cumulative]
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets,
+                                    sum_value=total)  # fmt: skip
+        yield GaugeMetricFamily(f"{self.name}_created", self.documentation, value=self.created)
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +110,7 @@ class Metrics:
     shadow_changes: Counter
     plan_updates: Counter
     processing_seconds: Histogram
-    event_to_emit_seconds: Histogram
+    event_to_emit_seconds: BatchHistogram
     consumer_lag: Gauge
     entities: Gauge
     expiry_backlog: Gauge
@@ -76,7 +133,9 @@ class Metrics:
     children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
     #: counts of the batch being processed, by counter and labels: :meth:`flush` adds each once
     #: (an ``inc`` takes a lock; a batch of 500 items touches a few dozen label sets)
-    pending: dict[tuple[int, tuple[str, ...]], list[Any]] = field(default_factory=dict)
+    pending: dict[tuple[Any, ...], float] = field(default_factory=dict)
+    #: event-to-emit latencies of the batch in seconds: how many items had each (:meth:`flush`)
+    latencies: dict[float, int] = field(default_factory=dict)
 
     def child(self, metric: Any, *values: str) -> Any:
         found = self.children.get((id(metric), values))
@@ -171,11 +230,11 @@ class Metrics:
                 buckets=_LATENCY_BUCKETS,
                 registry=r,
             ),
-            event_to_emit_seconds=Histogram(
+            event_to_emit_seconds=BatchHistogram(
                 "leadscore_event_to_emit_seconds",
                 "From the input record's append time to its score change being handed to Kafka",
-                buckets=_LATENCY_BUCKETS,
-                registry=r,
+                _LATENCY_BUCKETS,
+                r,
             ),
             consumer_lag=Gauge(
                 "leadscore_consumer_lag",
@@ -269,28 +328,32 @@ class Metrics:
 
     def add(self, metric: Counter, amount: float, *values: str) -> None:
         """``amount`` more for the child ``values`` of ``metric``, at the next :meth:`flush`."""
-        slot = self.pending.get((id(metric), values))
-        if slot is None:
-            self.pending[(id(metric), values)] = [metric, amount]
-        else:
-            slot[1] += amount
+        key = (metric, *values)
+        pending = self.pending
+        pending[key] = pending.get(key, 0) + amount
 
     def flush(self) -> None:
-        """Add the pending counts to their counters (the end of each stage's batch)."""
+        """Add the pending counts to their counters and the latencies to their histogram (the
+        end of each stage's batch)."""
         if self.pending:
             child = self.child
-            for (_, values), (metric, amount) in self.pending.items():
+            for (metric, *values), amount in self.pending.items():
                 child(metric, *values).inc(amount)
             self.pending.clear()
+        if self.latencies:
+            self.event_to_emit_seconds.add(self.latencies)
+            self.latencies.clear()
 
     def observe_changes(self, changes: tuple[ScoreChange, ...] | list[ScoreChange]) -> None:
         """Count changes by score and cause, and their threshold crossings (pending until
         :meth:`flush`)."""
-        add = self.add
+        pending, counter = self.pending, self.changes
         for change in changes:
-            add(self.changes, 1, change.score, change.cause.value)
-            for name, direction in change.thresholds:
-                add(self.thresholds, 1, change.score, name, direction)
+            key = (counter, change.score, change.cause.value)
+            pending[key] = pending.get(key, 0) + 1
+            if change.thresholds:
+                for name, direction in change.thresholds:
+                    self.add(self.thresholds, 1, change.score, name, direction)
 
     def observe_item(
         self,
@@ -301,13 +364,25 @@ class Metrics:
         now_ms: int,
     ) -> None:
         """Count what one item did to one entity (the counts pending until :meth:`flush`)."""
-        add = self.add
-        self.observe_changes(changes)
         if changes:
-            self.event_to_emit_seconds.observe(max(0, now_ms - appended_ms) / 1000)
-        if results:
-            add(self.events, 1, source_topic, headline(results).value)
+            self.observe_changes(changes)
+            latency = max(0, now_ms - appended_ms) / 1000
+            latencies = self.latencies
+            latencies[latency] = latencies.get(latency, 0) + 1
+        if not results:
+            return
+        pending = self.pending
+        best = _rank(results)
+        outcome = _HEADLINE_VALUES[best] if best < len(_HEADLINE) else Verdict.NO_MATCH.value
+        key = (self.events, source_topic, outcome)
+        pending[key] = pending.get(key, 0) + 1
+        counter = self.points
         for result in results:
-            for rule, points in result.awards:
-                add(self.points, abs(points), result.score, rule,
-                    "awarded" if points >= 0 else "deducted")  # fmt: skip
+            if result.awards:
+                score = result.score
+                for rule, points in result.awards:
+                    if points >= 0:
+                        slot = (counter, score, rule, "awarded")
+                    else:
+                        slot, points = (counter, score, rule, "deducted"), -points
+                    pending[slot] = pending.get(slot, 0) + points
