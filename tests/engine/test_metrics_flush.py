@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from streams import metrics
 from streams.metrics import Metrics
@@ -149,13 +150,16 @@ def test_the_batch_histogram_is_scraped_as_a_histogram() -> None:
     theirs.observe(0.3)
     theirs.observe(0.3)
 
-    def lines(registry: CollectorRegistry) -> list[str]:
-        text = generate_latest(registry).decode()
-        return [line for line in text.splitlines()
-                if not line.startswith(("h_seconds_created ", "h_seconds_sum "))]  # fmt: skip
+    for exposition in (generate_latest, openmetrics_latest):  # Prometheus text, OpenMetrics
 
-    assert lines(ours_registry) == lines(their_registry)
+        def lines(registry: CollectorRegistry, exposition: Any = exposition) -> list[str]:
+            text = exposition(registry).decode()
+            return [line for line in text.splitlines()
+                    if not line.startswith(("h_seconds_created ", "h_seconds_sum "))]  # fmt: skip
+
+        assert lines(ours_registry) == lines(their_registry)
+        created = [line for line in exposition(ours_registry).decode().splitlines()
+                   if line.startswith("h_seconds_created ")]  # fmt: skip
+        assert len(created) == 1
     total = ours_registry.get_sample_value("h_seconds_sum")
     assert total == pytest.approx(their_registry.get_sample_value("h_seconds_sum"), rel=1e-12)
-    assert any(line.startswith("h_seconds_created ") for line in
-               generate_latest(ours_registry).decode().splitlines())  # fmt: skip
